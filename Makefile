@@ -1,0 +1,35 @@
+# psdwatch: make demo (set up and play a microscope session), make test, make bench.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+# The Debian packages psdwatch needs: Tesseract for scale bars, DejaVu fonts for
+# the synthetic images' scale bar labels.
+APT_PACKAGES := tesseract-ocr fonts-dejavu-core
+
+.PHONY: setup system-deps demo test bench clean
+
+setup: system-deps $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+system-deps:
+	@if ! command -v tesseract >/dev/null || [ ! -d /usr/share/fonts/truetype/dejavu ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(APT_PACKAGES); \
+	  else echo "psdwatch needs: sudo apt-get install -y $(APT_PACKAGES)"; exit 1; fi; \
+	fi
+
+demo: setup
+	$(VENV)/bin/psdwatch demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

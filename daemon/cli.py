@@ -1,0 +1,144 @@
+"""The `psdwatch` command: a thin layer over the pipeline and the daemon.
+
+Every failure a user can cause (a bad file, a bad config) ends in one line on
+stderr and a non-zero exit, never a traceback: the command is also driven by
+scripts that read its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from daemon import demo
+from daemon.config import ConfigError, load_config, settings_from_config
+from daemon.live_model import load_live_model
+from daemon.samples import sample_of
+from pipeline import models, synth
+from pipeline.analyse import Analysis, analyse_image, analysis_record
+from pipeline.io import UnreadableImage
+
+
+def print_summary(record: dict) -> None:
+    psd = record["psd"]
+    unit = psd.get("unit", "nm")
+    scale = (f"{record['nm_per_px']:.5g} nm/px from {record['scale_source']} ({record['scale_text']})"
+             if record["nm_per_px"] else "unknown")
+    print(f"image   {record['image']}")
+    print(f"sample  {record['sample']}")
+    print(f"scale   {scale}")
+    print(f"model   {record['model']}")
+    if psd["n"]:
+        ci = psd.get("d50_ci95") or [psd["d50"], psd["d50"]]
+        print(f"PSD     n={psd['n']}  d10={psd['d10']:.3g}  d50={psd['d50']:.3g} "
+              f"[{ci[0]:.3g}, {ci[1]:.3g}]  d90={psd['d90']:.3g}  mean={psd['mean']:.3g} "
+              f"std={psd['std']:.3g} {unit}")
+    else:
+        print("PSD     no particles measured")
+    print(f"flags   {', '.join(record['flags']) or 'none'}")
+
+
+def write_mask(path: Path, analysis: Analysis) -> None:
+    if not cv2.imwrite(str(path), analysis.mask.astype(np.uint8) * 255):
+        raise OSError(f"cannot write mask to {path}")
+
+
+def cmd_process(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    settings = settings_from_config(config)
+    model = load_live_model(config, settings.engine)
+    analysis = analyse_image(args.image, settings, model)
+    record = analysis_record(analysis, sample_of(Path(args.image), config["watch"]["root"],
+                                                 config["watch"].get("sample_pattern")))
+    if args.mask_out:
+        write_mask(Path(args.mask_out), analysis)
+    if args.json:
+        print(json.dumps(record))
+    else:
+        print_summary(record)
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    paths = synth.synth_set(Path(args.outdir), args.count, args.size, args.seed,
+                            styles=tuple(args.style) if args.style else synth.STYLES,
+                            bits=tuple(args.bits) if args.bits else (8, 16))
+    for path in paths:
+        print(path)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    cards = models.list_models(config["models"]["dir"])
+    if not cards:
+        print(f"no models in {config['models']['dir']}: the classical engine is used")
+    for card in cards:
+        metrics = card.get("test_metrics", {})
+        print(f"{'*' if card['live'] else ' '} {card.get('name')}  {card.get('date', '')}  "
+              + "  ".join(f"{k}={v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    return demo.run_demo(Path(args.outdir) if args.outdir else None, args.images, args.size)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="psdwatch", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("process", help="measure the particles of one image file")
+    p.add_argument("image")
+    p.add_argument("--config", help="config file (default: the embedded config.toml)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--mask-out", help="write the final binary mask as a 0/255 PNG")
+    p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("synth", help="write synthetic HAADF images with ground truth")
+    p.add_argument("outdir")
+    p.add_argument("--count", type=int, default=8)
+    p.add_argument("--size", type=int, default=1024, help="edge in pixels (up to 2048 and more)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--style", action="append", choices=synth.STYLES,
+                   help="scale bar style (repeatable; default: all)")
+    p.add_argument("--bits", action="append", type=int, choices=(8, 16),
+                   help="bit depth (repeatable; default: 8 and 16)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("models", help="list the models and which one is live")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("demo", help="a simulated microscope session end to end")
+    p.add_argument("--outdir", help="where to keep the session (default: a new temporary folder)")
+    p.add_argument("--images", type=int, default=6)
+    p.add_argument("--size", type=int, default=1024)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UnreadableImage as error:
+        print(f"psdwatch: {getattr(args, 'image', '')}: {error}", file=sys.stderr)
+        return 2
+    except (ConfigError, ValueError, OSError) as error:
+        print(f"psdwatch: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # the contract: one line, never a traceback
+        print(f"psdwatch: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""One image through the whole method: read, scale, segment, measure, PSD.
+
+This is the single code path that `psdwatch process`, the daemon and the
+benchmarks share, so that what is measured and tested is what runs.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pipeline import measure, psd, scale, segment
+from pipeline.io import Calibration, load_image
+from pipeline.models import Model
+
+
+@dataclass
+class Settings:
+    """Every knob of the method, with the defaults of the embedded config.toml."""
+    engine: str = "auto"
+    tile: int = 512
+    overlap: int = 64
+    precision: str = "auto"
+    threshold: float = 0.5
+    fallback_nm_per_px: float | None = None
+    disagreement_pct: float = 2.0
+    ocr: bool = True
+    min_diameter_nm: float = 0.5
+    min_area_px: int = 6
+    watershed: bool = False
+    exclude_border: bool = True
+    min_particles: int = 100
+    bootstrap: int = 1000
+
+
+@dataclass
+class Analysis:
+    image: str
+    nm_per_px: float | None
+    scale_source: str | None
+    scale_text: str | None
+    engine: str
+    model: str
+    model_sha256: str | None
+    particles: list[dict]
+    psd: dict
+    flags: list[str]
+    mask: np.ndarray = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    data: np.ndarray = field(repr=False)
+    timings: dict = field(default_factory=dict)
+    scale_details: dict = field(default_factory=dict)
+
+
+@dataclass
+class ScaleDecision:
+    nm_per_px: float | None
+    source: str | None
+    text: str | None
+    flags: list[str]
+    details: dict
+
+
+def decide_scale(calibration: Calibration | None, bar: scale.ScaleBar | None,
+                 fallback: float | None, disagreement_pct: float) -> ScaleDecision:
+    """Pick the scale in DESIGN's order: file calibration, then a confident
+    scale-bar read, then the configured fallback; otherwise none at all.
+
+    Where both the file and the bar give a scale they are cross-checked: the
+    file wins (it is exact), but a disagreement is flagged for a person to see,
+    since it means either a wrong calibration or a wrong bar.
+    """
+    flags: list[str] = []
+    details: dict = {}
+    if bar is not None:
+        details["bar"] = {"text": bar.text, "nm": bar.nm, "length_px": round(bar.length_px, 2),
+                          "nm_per_px": bar.nm_per_px, "confident": bar.confident}
+        if not bar.confident:
+            flags.append("scale_bar_unsure")
+    if calibration is not None:
+        details["file"] = {"nm_per_px": calibration.nm_per_px, "source": calibration.source,
+                           "text": calibration.text}
+        if bar is not None and bar.confident:
+            diff = abs(bar.nm_per_px - calibration.nm_per_px) / calibration.nm_per_px * 100
+            details["disagreement_pct"] = round(diff, 2)
+            if diff > disagreement_pct:
+                flags.append("scale_disputed")
+        return ScaleDecision(calibration.nm_per_px, "metadata", calibration.text, flags, details)
+    if bar is not None and bar.confident:
+        return ScaleDecision(bar.nm_per_px, "ocr", bar.text, flags, details)
+    if fallback:
+        return ScaleDecision(float(fallback), "config", f"[scale] nm_per_px = {fallback}",
+                             flags + ["scale_from_config"], details)
+    return ScaleDecision(None, None, None, flags + ["scale_unknown"], details)
+
+
+def _bar_exclusion(shape: tuple[int, int], bar: scale.ScaleBar | None,
+                   exclude: np.ndarray | None) -> np.ndarray | None:
+    """The burned-in bar and its label are not sample: keep them out of segmentation."""
+    if bar is None:
+        return exclude
+    out = np.zeros(shape, bool) if exclude is None else exclude.copy()
+    x0, y0, x1, y1 = bar.exclude_bbox
+    out[max(0, y0):y1 + 1, max(0, x0):x1 + 1] = True
+    return out
+
+
+def resolve_engine(engine: str, model: Model | None) -> str:
+    """"auto" is the U-Net when a model is live, else the classical engine."""
+    if engine == "auto":
+        return "unet" if model is not None else "classical"
+    if engine not in segment.ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(segment.ENGINES)}")
+    return engine
+
+
+def analyse_image(path: str | Path, settings: Settings, model: Model | None = None) -> Analysis:
+    """Particles and PSD of one image file. Raises io.UnreadableImage (a one-line
+    reason) for files that cannot be read as an image."""
+    timings: dict = {}
+    t = time.perf_counter()
+    loaded = load_image(path)
+    timings["read_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    bar = scale.find_scale_bar(loaded.data) if settings.ocr else None
+    decision = decide_scale(loaded.calibration, bar, settings.fallback_nm_per_px,
+                            settings.disagreement_pct)
+    exclude = _bar_exclusion(loaded.data.shape, bar, loaded.exclude)
+    timings["scale_s"] = time.perf_counter() - t
+
+    engine = resolve_engine(settings.engine, model)
+    raw_mask, engine, seg_timing = segment.segment(
+        loaded.data, engine, model, exclude, decision.nm_per_px, settings.tile,
+        settings.overlap, segment.choose_precision(settings.precision), settings.threshold)
+    timings.update(seg_timing)
+
+    t = time.perf_counter()
+    min_area = measure.min_area_px(decision.nm_per_px, settings.min_diameter_nm, settings.min_area_px)
+    mask = measure.clean_mask(raw_mask, min_area)
+    labels = measure.label_particles(mask, exclude, settings.exclude_border, settings.watershed)
+    particles = measure.measure_particles(labels, loaded.data, decision.nm_per_px)
+    timings["measure_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    key, unit = ("ecd_nm", "nm") if decision.nm_per_px else ("ecd_px", "px")
+    summary = psd.summarise([p[key] for p in particles], unit, settings.bootstrap)
+    timings["psd_s"] = time.perf_counter() - t
+
+    flags = list(dict.fromkeys(loaded.flags + decision.flags + psd.psd_flags(summary, settings.min_particles)))
+    return Analysis(
+        image=str(path), nm_per_px=decision.nm_per_px, scale_source=decision.source,
+        scale_text=decision.text, engine=engine,
+        model=model.name if engine == "unet" and model else "classical",
+        model_sha256=model.sha256 if engine == "unet" and model else None,
+        particles=particles, psd=summary, flags=flags, mask=mask, labels=labels,
+        data=loaded.data, timings=timings, scale_details=decision.details)
+
+
+PARTICLE_ROUNDING = {"x": 2, "y": 2}
+
+
+def _round(value, digits: int = 4):
+    return None if value is None else round(float(value), digits)
+
+
+def analysis_record(analysis: Analysis, sample: str) -> dict:
+    """The JSON object of DESIGN's `process --json` contract."""
+    particles = [{k: (_round(v, PARTICLE_ROUNDING.get(k, 4)) if isinstance(v, float) else v)
+                  for k, v in p.items()} for p in analysis.particles]
+    return {
+        "image": analysis.image,
+        "sample": sample,
+        "nm_per_px": analysis.nm_per_px,
+        "scale_source": analysis.scale_source,
+        "scale_text": analysis.scale_text,
+        "model": analysis.model,
+        "engine": analysis.engine,
+        "model_sha256": analysis.model_sha256,
+        "particles": particles,
+        "psd": {k: (_round(v) if isinstance(v, float) else v) for k, v in analysis.psd.items()},
+        "flags": analysis.flags,
+        "scale": analysis.scale_details,
+        "timings_s": {k: round(v, 4) for k, v in analysis.timings.items()},
+    }

@@ -1,0 +1,174 @@
+"""Synthetic HAADF images with exact truth, for tests, benchmarks and training.
+
+The physics is kept simple but in the right direction: HAADF intensity grows
+with projected thickness (and Z), so a particle is a bright dome over a support
+whose own thickness varies at several length scales; the probe blurs; counting
+gives shot noise; the scan adds line-to-line jitter. Particles never overlap
+and stay clear of the border and of the scale bar, so every one is measurable
+and the truth PSD is the PSD a perfect measurement would give.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+from scipy import ndimage as ndi
+
+from pipeline.bars import STYLES, draw_scale_bar
+
+
+@dataclass
+class SynthSpec:
+    size: int = 1024
+    bits: int = 16
+    style: str = "band"
+    font: str | None = None
+    nm_per_px: float | None = None      # None: drawn at random
+    d_median_nm: float | None = None    # None: drawn at random
+    sigma_g: float = 1.3
+    coverage: float = 0.04              # particle area fraction, as in the study
+    seed: int = 0
+
+
+def support_texture(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Projected support thickness in [0, 1]: grains at several scales, with
+    thinner and thicker areas, like gamma-alumina on a carbon film."""
+    h, w = shape
+    out = np.zeros(shape, np.float32)
+    for sigma, weight in ((1.5, 0.15), (6, 0.35), (25, 0.35), (max(h, w) / 12, 0.4)):
+        field = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
+        out += weight * field / (field.std() + 1e-9)
+    out = (out - out.min()) / (np.ptp(out) + 1e-9)
+    return np.clip(out * 1.4 - 0.2, 0.0, 1.0)
+
+
+def place_particles(shape: tuple[int, int], diameters_px: np.ndarray, rng: np.random.Generator,
+                    keep_out: list[tuple[int, int, int, int]], margin: int = 4) -> list[dict]:
+    """Non-overlapping ellipses, clear of the border and the keep-out boxes."""
+    h, w = shape
+    occupied = np.zeros(shape, bool)
+    for x0, y0, x1, y1 in keep_out:
+        occupied[max(0, y0 - margin):y1 + margin + 1, max(0, x0 - margin):x1 + margin + 1] = True
+    placed = []
+    for d in sorted(diameters_px, reverse=True):
+        aspect = rng.uniform(1.0, 1.35)
+        a, b = d / 2 * math.sqrt(aspect), d / 2 / math.sqrt(aspect)
+        reach = int(math.ceil(a)) + margin
+        for _ in range(60):
+            cx, cy = rng.uniform(reach + 1, w - reach - 2), rng.uniform(reach + 1, h - reach - 2)
+            ys, xs = slice(int(cy) - reach, int(cy) + reach + 1), slice(int(cx) - reach, int(cx) + reach + 1)
+            if not occupied[ys, xs].any():
+                occupied[ys, xs] = True
+                placed.append({"cx": cx, "cy": cy, "a": a, "b": b, "angle": rng.uniform(0, math.pi)})
+                break
+    return placed
+
+
+def render_particles(shape: tuple[int, int], particles: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """Projected thickness of each particle (a dome: a sphere seen from above)
+    and the truth mask (pixel centres inside the ellipse)."""
+    thickness = np.zeros(shape, np.float32)
+    mask = np.zeros(shape, bool)
+    for p in particles:
+        r = int(math.ceil(p["a"])) + 1
+        x0, y0 = int(p["cx"]) - r, int(p["cy"]) - r
+        yy, xx = np.mgrid[y0:y0 + 2 * r + 2, x0:x0 + 2 * r + 2].astype(np.float32)
+        dx, dy = xx - p["cx"], yy - p["cy"]
+        c, s = math.cos(p["angle"]), math.sin(p["angle"])
+        u, v = (dx * c + dy * s) / p["a"], (-dx * s + dy * c) / p["b"]
+        rho2 = u * u + v * v
+        inside = rho2 <= 1.0
+        dome = np.sqrt(np.clip(1.0 - rho2, 0.0, 1.0)) * (2 * p["b"])
+        window = (slice(y0, y0 + 2 * r + 2), slice(x0, x0 + 2 * r + 2))
+        thickness[window] += dome
+        mask[window] |= inside
+    return thickness, mask
+
+
+def to_counts(signal: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
+    """Shot noise, scan-line jitter and the detector's gain/offset to an integer image."""
+    dose = rng.uniform(15, 60)
+    counts = rng.poisson(np.clip(signal, 0, None) * dose).astype(np.float32) / dose
+    counts += rng.normal(0, rng.uniform(0.005, 0.03), size=(signal.shape[0], 1)).astype(np.float32)
+    counts = ndi.gaussian_filter1d(counts, rng.uniform(0.3, 0.8), axis=1)
+    top = 255 if bits == 8 else 65535
+    lo, hi = np.percentile(counts, (0.05, 99.95))
+    gain = rng.uniform(0.75, 0.95) * top / (hi - lo + 1e-9)
+    offset = rng.uniform(0.02, 0.08) * top
+    out = np.clip((counts - lo) * gain + offset, 0, top)
+    return out.astype(np.uint8 if bits == 8 else np.uint16)
+
+
+def synth_image(spec: SynthSpec) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One image, its truth mask and truth dict (nm_per_px, each particle's ecd_nm)."""
+    rng = np.random.default_rng(spec.seed)
+    shape = (spec.size, spec.size)
+    nm_per_px = spec.nm_per_px or float(rng.uniform(0.08, 0.6))
+    d_median_nm = spec.d_median_nm or float(rng.uniform(12, 28) * nm_per_px)
+    # The bar is drawn twice from the same seed: once on a blank frame to learn
+    # where it goes (so particles avoid it), once on the finished image.
+    bar_seed = int(rng.integers(1 << 31))
+    blank = np.zeros(shape, np.uint8 if spec.bits == 8 else np.uint16)
+    _, bar_truth = draw_scale_bar(blank, nm_per_px, spec.style, np.random.default_rng(bar_seed), spec.font)
+    x0, y0, x1, y1 = bar_truth["annotation_bbox"]
+    keep_out = [(x0, y0, x1, y1)] if y0 < spec.size else []
+    mean_area_nm2 = math.pi / 4 * d_median_nm ** 2 * math.exp(2 * math.log(spec.sigma_g) ** 2)
+    n = int(spec.coverage * spec.size ** 2 * nm_per_px ** 2 / mean_area_nm2)
+    diameters_px = np.exp(rng.normal(math.log(d_median_nm), math.log(spec.sigma_g), n)) / nm_per_px
+    diameters_px = diameters_px[(diameters_px >= 4) & (diameters_px <= spec.size / 8)]
+    particles = place_particles(shape, diameters_px, rng, keep_out)
+    thickness, mask = render_particles(shape, particles)
+    support = support_texture(shape, rng)
+    z_contrast = rng.uniform(2.0, 4.0)  # Pt against alumina, per unit thickness
+    signal = 0.15 + 0.35 * support + z_contrast * thickness / max(d_median_nm / nm_per_px, 1.0) * 0.35
+    signal = ndi.gaussian_filter(signal, rng.uniform(0.5, 1.1))  # the probe
+    image = to_counts(signal, spec.bits, rng)
+    image, bar_truth = draw_scale_bar(image, nm_per_px, spec.style, np.random.default_rng(bar_seed), spec.font)
+    if image.shape != mask.shape:  # a databar added rows below the frame
+        mask = np.pad(mask, ((0, image.shape[0] - mask.shape[0]), (0, image.shape[1] - mask.shape[1])))
+    truth = {
+        "nm_per_px": nm_per_px,
+        "bits": spec.bits,
+        "style": spec.style,
+        "seed": spec.seed,
+        "scale_bar": bar_truth,
+        "particles": [{"x": round(p["cx"], 2), "y": round(p["cy"], 2),
+                       "ecd_nm": 2 * math.sqrt(p["a"] * p["b"]) * nm_per_px} for p in particles],
+    }
+    return image, mask, truth
+
+
+def write_example(outdir: Path, stem: str, image: np.ndarray, mask: np.ndarray, truth: dict) -> Path:
+    """The DESIGN truth format: <stem>.tif, <stem>_mask.png, <stem>.json."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    tifffile.imwrite(outdir / f"{stem}.tif", image)
+    cv2.imwrite(str(outdir / f"{stem}_mask.png"), mask.astype(np.uint8) * 255)
+    (outdir / f"{stem}.json").write_text(json.dumps(truth, indent=1, default=_jsonable))
+    return outdir / f"{stem}.tif"
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def synth_set(outdir: Path, count: int, size: int = 1024, seed: int = 0,
+              styles: tuple[str, ...] = STYLES, bits: tuple[int, ...] = (8, 16)) -> list[Path]:
+    """A set cycling through every bar style and bit depth, reproducible by seed."""
+    paths = []
+    for i in range(count):
+        spec = SynthSpec(size=size, bits=bits[i % len(bits)], style=styles[i % len(styles)],
+                         seed=seed * 100003 + i)
+        image, mask, truth = synth_image(spec)
+        paths.append(write_example(outdir, f"synth_{seed:03d}_{i:04d}", image, mask, truth))
+    return paths

@@ -1,0 +1,76 @@
+"""Measuring particles on masks whose true sizes are known exactly."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from skimage.draw import disk, rectangle
+
+from pipeline import measure
+
+
+def _disks(shape, specs):
+    mask = np.zeros(shape, bool)
+    for (r, c), radius in specs:
+        mask[disk((r, c), radius, shape=shape)] = True
+    return mask
+
+
+def test_ecd_of_disks_matches_their_area_in_nm():
+    mask = _disks((200, 200), [((50, 50), 10), ((120, 140), 20)])
+    labels = measure.label_particles(mask)
+    image = mask.astype(np.float32) * 100
+    particles = measure.measure_particles(labels, image, nm_per_px=0.5)
+    assert len(particles) == 2
+    for p in particles:
+        assert p["ecd_nm"] == math.sqrt(4 * p["area_px"] / math.pi) * 0.5
+        assert p["area_nm2"] == p["area_px"] * 0.25
+        assert p["mean_intensity"] == 100
+    ecds = sorted(p["ecd_nm"] for p in particles)
+    assert abs(ecds[0] - 10) / 10 < 0.03 and abs(ecds[1] - 20) / 20 < 0.02
+
+
+def test_border_and_excluded_particles_are_not_measured():
+    mask = _disks((100, 100), [((50, 50), 8), ((3, 50), 6), ((90, 20), 5)])
+    exclude = np.zeros_like(mask)
+    exclude[95:, :] = True  # a databar band the third particle touches
+    mask &= ~exclude
+    labels = measure.label_particles(mask, exclude)
+    assert len(np.unique(labels)) - 1 == 1
+    assert labels[50, 50] > 0
+
+
+def test_holes_are_filled_and_specks_removed():
+    mask = _disks((80, 80), [((40, 40), 12)])
+    mask[38:42, 38:42] = False  # a hole
+    mask[5, 5] = True  # a speck
+    cleaned = measure.clean_mask(mask, min_area=6)
+    assert cleaned[40, 40] and not cleaned[5, 5]
+
+
+def test_min_area_follows_nm_and_keeps_pixel_floor():
+    assert measure.min_area_px(0.1, 1.0, 6) == math.ceil(math.pi / 4 * 100)
+    assert measure.min_area_px(1.0, 0.5, 6) == 6
+    assert measure.min_area_px(None, 1.0, 6) == 6
+
+
+def test_feret_of_a_rectangle():
+    mask = np.zeros((60, 60), bool)
+    mask[rectangle((20, 10), extent=(10, 30))] = True
+    p = measure.measure_particles(measure.label_particles(mask), mask.astype(float), 1.0)[0]
+    assert abs(p["feret_min_nm"] - 10) < 0.01
+    assert abs(p["feret_max_nm"] - math.hypot(10, 30)) < 1.5
+    assert 0.99 <= p["solidity"] <= 1.0
+
+
+def test_watershed_splits_two_touching_disks():
+    mask = _disks((100, 120), [((50, 40), 15), ((50, 68), 15)])
+    assert len(np.unique(measure.label_particles(mask))) - 1 == 1
+    assert len(np.unique(measure.label_particles(mask, watershed=True, min_distance=8))) - 1 == 2
+
+
+def test_unknown_scale_gives_pixels_only():
+    mask = _disks((60, 60), [((30, 30), 8)])
+    p = measure.measure_particles(measure.label_particles(mask), mask.astype(float), None)[0]
+    assert p["ecd_nm"] is None and p["area_nm2"] is None and p["ecd_px"] > 15
