@@ -1,0 +1,137 @@
+"""`make bench`: speed and accuracy figures, written to bench/results.json and BENCHMARKS.md.
+
+Each figure is measured in this one process on this machine, and the machine is
+written beside it, because figures from different machines do not compare.
+
+    python bench/run.py [--synth N] [--size 2048] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from daemon.config import load_config, settings_from_config  # noqa: E402
+from daemon.live_model import load_live_model  # noqa: E402
+from pipeline import classical, metrics, psd, segment  # noqa: E402
+from pipeline.analyse import analyse_image  # noqa: E402
+from pipeline.synth import STYLES, SynthSpec, synth_image, write_example  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": torch.get_num_threads(), "python": platform.python_version(),
+            "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": segment.cpu_has_native_bf16()}
+
+
+def classical_on_real_patches() -> dict:
+    """The classical engine against the human masks of the real Pt/alumina patches."""
+    total = np.zeros(4, np.int64)
+    empty_fp = 0
+    patches = sorted((DATA / "pt-alumina-haadf").glob("ptal_[0-9][0-9][0-9].tif"))
+    for path in patches:
+        image = tifffile.imread(path)
+        truth = cv2.imread(str(path.with_name(path.stem + "_mask.png")), cv2.IMREAD_GRAYSCALE) > 0
+        pred = classical.segment_classical(image)
+        total += metrics.confusion(pred, truth)
+        if not truth.any():
+            empty_fp += int(pred.sum())
+    return {"patches": len(patches), **{f"classical_real_{k}": v for k, v in metrics.scores(total).items()},
+            "classical_real_fp_px_on_empty_patches": empty_fp}
+
+
+def synthetic_accuracy(outdir: Path, count: int, size: int, settings) -> dict:
+    """Scale right/flagged/wrong and PSD errors on synthetic images with truth."""
+    rows = []
+    for i in range(count):
+        spec = SynthSpec(size=size, bits=(8, 16)[i % 2], style=STYLES[i % len(STYLES)], seed=5000 + i)
+        image, mask, truth = synth_image(spec)
+        path = write_example(outdir, f"bench_{i:03d}", image, mask, truth)
+        analysis = analyse_image(path, settings, None)
+        true_psd = psd.summarise([p["ecd_nm"] for p in truth["particles"]])
+        rel = (abs(analysis.nm_per_px - truth["nm_per_px"]) / truth["nm_per_px"]
+               if analysis.nm_per_px else None)
+        verdict = ("flagged" if analysis.scale_source != "ocr"
+                   else "right" if rel is not None and rel <= 0.01 else "wrong")
+        row = {"style": spec.style, "bits": spec.bits, "scale": verdict, "scale_err": rel,
+               "timings": analysis.timings, "iou": metrics.scores(metrics.confusion(analysis.mask, mask))["iou"]}
+        if analysis.nm_per_px and analysis.psd["n"]:
+            # PSD error measured with the true scale, so it isolates segmentation.
+            factor = truth["nm_per_px"] / analysis.nm_per_px
+            for key in ("d10", "d50", "d90"):
+                row[f"{key}_err"] = analysis.psd[key] * factor / true_psd[key] - 1
+        rows.append(row)
+        print(f"  synth {i:3d} {spec.style:5s} {spec.bits:2d}-bit scale {verdict:7s} "
+              f"d50 err {row.get('d50_err', float('nan')):+.3f} iou {row['iou']:.3f}", flush=True)
+    out = {f"scale_{v}": sum(r["scale"] == v for r in rows) for v in ("right", "flagged", "wrong")}
+    out["scale_by_style"] = {s: {v: sum(r["scale"] == v for r in rows if r["style"] == s)
+                                 for v in ("right", "flagged", "wrong")} for s in STYLES}
+    for key in ("d10_err", "d50_err", "d90_err"):
+        errs = [abs(r[key]) for r in rows if key in r]
+        out[f"synth_{key}_median"] = statistics.median(errs) if errs else None
+        out[f"synth_{key}_max"] = max(errs) if errs else None
+    out["synth_classical_iou_median"] = statistics.median(r["iou"] for r in rows)
+    out["step_s_median"] = {k: statistics.median(r["timings"][k] for r in rows) for k in rows[0]["timings"]}
+    out["end_to_end_s_%d" % size] = statistics.median(sum(r["timings"].values()) for r in rows)
+    return out
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    lines = ["# Benchmarks", "", f"Measured {results['date']} on: {json.dumps(results['machine'])}", "",
+             "| figure | value |", "| --- | --- |"]
+    for key, value in results.items():
+        if key in ("machine", "date"):
+            continue
+        shown = json.dumps(value) if isinstance(value, (dict, list)) else (
+            f"{value:.4g}" if isinstance(value, float) else str(value))
+        lines.append(f"| {key} | {shown} |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--synth", type=int, default=30, help="synthetic images to score")
+    parser.add_argument("--size", type=int, default=2048)
+    args = parser.parse_args()
+    config = load_config()
+    settings = settings_from_config(config)
+    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()}
+    print("classical engine on the real patches ...", flush=True)
+    results.update(classical_on_real_patches())
+    print(f"{args.synth} synthetic {args.size}² images ...", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        results.update(synthetic_accuracy(Path(tmp), args.synth, args.size, settings))
+    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    (REPO / "bench" / "results.json").write_text(json.dumps(results, indent=2))
+    write_markdown(results, REPO / "BENCHMARKS.md")
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
