@@ -4,8 +4,7 @@ Every supported file yields one 2-D float32 array of raw detector values plus a 
 in nm per pixel, or None when the file holds none that can be trusted: a wrong scale is
 worse than none, since every particle size would be silently wrong. Anything that cannot
 become exactly one image raises UnreadableImage with a one-line reason, so the watcher can
-log it and move on. Named io.py on request: keep it a package submodule (psdwatch/io.py);
-as a top-level module it would shadow the standard library's io.
+log it and move on.
 """
 from __future__ import annotations
 
