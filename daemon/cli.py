@@ -19,7 +19,7 @@ from daemon import demo
 from daemon.config import ConfigError, load_config, settings_from_config
 from daemon.live_model import load_live_model
 from daemon.samples import sample_of
-from pipeline import models, synth
+from pipeline import models, synth, train
 from pipeline.analyse import Analysis, analyse_image, analysis_record
 from pipeline.io import UnreadableImage
 
@@ -85,6 +85,24 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    folder = Path(args.annotations) if args.annotations else config["annotations"]["dir"]
+    pairs = train.find_annotations(folder)
+    if not pairs:
+        raise ConfigError(f"no annotated images (<stem>_mask.png beside <stem>.tif) in {folder}")
+    annotated = [train.load_example(image, mask) for image, mask in pairs]
+    synthetic = train.synthetic_examples(args.synthetic) if args.synthetic else []
+    options = train.TrainOptions(max_epochs=args.max_epochs, steps_per_epoch=args.steps,
+                                 crop=args.crop, batch=args.batch, lr=args.lr,
+                                 time_budget_s=args.time_budget * 60 if args.time_budget else None,
+                                 precision=config.get("segment", {}).get("precision", "auto"))
+    card, live, why = train.run_training(annotated, config["models"]["dir"], options, synthetic, args.name)
+    print(json.dumps({"model": card["name"], "live": live, "why": why,
+                      "test_metrics": card["test_metrics"], "validation": card["validation"]}))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run_demo(Path(args.outdir) if args.outdir else None, args.images, args.size)
 
@@ -114,6 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the models and which one is live")
     p.add_argument("--config")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("train", help="train a model now on the annotations (and promote it if better)")
+    p.add_argument("--config")
+    p.add_argument("--annotations", help="folder of images with <stem>_mask.png (default: [annotations] dir)")
+    p.add_argument("--synthetic", type=int, default=0, help="synthetic images to mix in")
+    p.add_argument("--max-epochs", type=int, default=200)
+    p.add_argument("--steps", type=int, default=40, help="batches per epoch")
+    p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--lr", type=float, default=0.01, help="Adam's starting learning rate (the study's 0.01)")
+    p.add_argument("--time-budget", type=float, help="minutes; stop after the epoch that reaches it")
+    p.add_argument("--name", help="model name (default: unet-<date>-<time>)")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="a simulated microscope session end to end")
     p.add_argument("--outdir", help="where to keep the session (default: a new temporary folder)")

@@ -76,14 +76,18 @@ def load_model(models_dir: Path, name: str) -> Model:
     weights = models_dir / f"{name}.safetensors"
     if not weights.is_file():
         raise FileNotFoundError(f"model {name!r} has no weights file {weights}")
-    card_path = models_dir / f"{name}.json"
-    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    card = load_card(models_dir, name) or {}
     net = build_unet()
     state = {k: v.float() if v.is_floating_point() else v
              for k, v in load_file(str(weights)).items()}
     net.load_state_dict(state)
     net.eval()
     return Model(name=name, sha256=file_sha256(weights), net=net, card=card)
+
+
+def load_card(models_dir: Path, name: str) -> dict | None:
+    path = Path(models_dir) / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def live_model_name(models_dir: Path) -> str | None:

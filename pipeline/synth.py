@@ -36,23 +36,34 @@ class SynthSpec:
     seed: int = 0
 
 
+def _field(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
+    field = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
+    return field / (field.std() + 1e-9)
+
+
 def support_texture(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
-    """Projected support thickness in [0, 1]: grains at several scales, with
-    thinner and thicker areas, like gamma-alumina on a carbon film."""
+    """Projected support thickness in [0, 1]: grains at several scales, pores, and
+    (on some images) vacuum where the support ends, as in real Pt/alumina."""
     h, w = shape
-    out = np.zeros(shape, np.float32)
-    for sigma, weight in ((1.5, 0.15), (6, 0.35), (25, 0.35), (max(h, w) / 12, 0.4)):
-        field = ndi.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
-        out += weight * field / (field.std() + 1e-9)
+    out = sum(weight * _field(shape, sigma, rng)
+              for sigma, weight in ((1.5, 0.15), (6, 0.35), (25, 0.35), (max(h, w) / 12, 0.4)))
     out = (out - out.min()) / (np.ptp(out) + 1e-9)
-    return np.clip(out * 1.4 - 0.2, 0.0, 1.0)
+    out = np.clip(out * 1.4 - 0.2, 0.0, 1.0)
+    pores = np.clip(_field(shape, rng.uniform(4, 10), rng) - 1.6, 0, None)
+    out *= np.clip(1.0 - rng.uniform(0.0, 0.8) * pores, 0.0, 1.0)
+    if rng.random() < 0.5:  # the support's edge, with vacuum beyond it
+        edge = _field(shape, max(h, w) / 10, rng) - rng.uniform(-1.2, 0.3)
+        out *= np.clip(edge * 4.0 + 0.5, 0.0, 1.0)
+    return out
 
 
 def place_particles(shape: tuple[int, int], diameters_px: np.ndarray, rng: np.random.Generator,
-                    keep_out: list[tuple[int, int, int, int]], margin: int = 4) -> list[dict]:
-    """Non-overlapping ellipses, clear of the border and the keep-out boxes."""
+                    keep_out: list[tuple[int, int, int, int]], margin: int = 4,
+                    blocked: np.ndarray | None = None) -> list[dict]:
+    """Non-overlapping ellipses, clear of the border, the keep-out boxes and the
+    blocked pixels (vacuum: metal sits on the support)."""
     h, w = shape
-    occupied = np.zeros(shape, bool)
+    occupied = np.zeros(shape, bool) if blocked is None else blocked.copy()
     for x0, y0, x1, y1 in keep_out:
         occupied[max(0, y0 - margin):y1 + margin + 1, max(0, x0 - margin):x1 + margin + 1] = True
     placed = []
@@ -93,13 +104,14 @@ def render_particles(shape: tuple[int, int], particles: list[dict]) -> tuple[np.
 
 def to_counts(signal: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
     """Shot noise, scan-line jitter and the detector's gain/offset to an integer image."""
-    dose = rng.uniform(15, 60)
+    dose = rng.uniform(8, 60)
     counts = rng.poisson(np.clip(signal, 0, None) * dose).astype(np.float32) / dose
     counts += rng.normal(0, rng.uniform(0.005, 0.03), size=(signal.shape[0], 1)).astype(np.float32)
     counts = ndi.gaussian_filter1d(counts, rng.uniform(0.3, 0.8), axis=1)
     top = 255 if bits == 8 else 65535
     lo, hi = np.percentile(counts, (0.05, 99.95))
-    gain = rng.uniform(0.75, 0.95) * top / (hi - lo + 1e-9)
+    # Some frames are exposed so that the particles saturate, as real ones often do.
+    gain = rng.uniform(0.75, 1.3) * top / (hi - lo + 1e-9)
     offset = rng.uniform(0.02, 0.08) * top
     out = np.clip((counts - lo) * gain + offset, 0, top)
     return out.astype(np.uint8 if bits == 8 else np.uint16)
@@ -122,11 +134,13 @@ def synth_image(spec: SynthSpec) -> tuple[np.ndarray, np.ndarray, dict]:
     n = int(spec.coverage * spec.size ** 2 * nm_per_px ** 2 / mean_area_nm2)
     diameters_px = np.exp(rng.normal(math.log(d_median_nm), math.log(spec.sigma_g), n)) / nm_per_px
     diameters_px = diameters_px[(diameters_px >= 4) & (diameters_px <= spec.size / 8)]
-    particles = place_particles(shape, diameters_px, rng, keep_out)
-    thickness, mask = render_particles(shape, particles)
     support = support_texture(shape, rng)
-    z_contrast = rng.uniform(2.0, 4.0)  # Pt against alumina, per unit thickness
-    signal = 0.15 + 0.35 * support + z_contrast * thickness / max(d_median_nm / nm_per_px, 1.0) * 0.35
+    particles = place_particles(shape, diameters_px, rng, keep_out, blocked=support < 0.08)
+    thickness, mask = render_particles(shape, particles)
+    z_contrast = rng.uniform(1.2, 4.0)  # Pt against alumina, per unit thickness
+    support_weight = rng.uniform(0.25, 0.6)  # how much the support's texture shows
+    signal = (0.15 + support_weight * support
+              + z_contrast * thickness / max(d_median_nm / nm_per_px, 1.0) * 0.35)
     signal = ndi.gaussian_filter(signal, rng.uniform(0.5, 1.1))  # the probe
     image = to_counts(signal, spec.bits, rng)
     image, bar_truth = draw_scale_bar(image, nm_per_px, spec.style, np.random.default_rng(bar_seed), spec.font)

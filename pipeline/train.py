@@ -1,0 +1,362 @@
+"""Training the U-Net on annotated images, as the study did, on the CPU.
+
+The recipe (DESIGN): IoU loss (here combined with BCE, see `loss_function`),
+Adam from lr 0.01 cut by 10 on plateau, early stopping on validation IoU, a 70/30
+train/validation split of everything but a fixed test set, and the study's
+augmentations plus the noise and intensity changes HAADF images show. Particles
+are rare (a few percent of pixels, often less), so crops are drawn centred on a
+particle more often than chance would, or the network learns "all background".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import albumentations as A
+import cv2
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+from safetensors.torch import load_file, save_file
+
+from pipeline import metrics, models, segment
+from pipeline.io import load_image
+
+MASK_SUFFIXES = ("_mask.png", "_mask.tif", "_mask.tiff")
+
+
+@dataclass
+class Example:
+    name: str
+    sha256: str
+    image: np.ndarray   # normalised float32, as the network sees it
+    mask: np.ndarray    # bool, True = particle
+
+
+@dataclass
+class TrainOptions:
+    crop: int = 256
+    batch: int = 4
+    lr: float = 0.01
+    max_epochs: int = 200
+    steps_per_epoch: int = 40
+    patience: int = 12
+    plateau_patience: int = 4
+    particle_crop_fraction: float = 0.6
+    bce_weight: float = 0.5
+    time_budget_s: float | None = None
+    precision: str = "auto"
+    seed: int = 0
+    val_fraction: float = 0.3
+
+
+@dataclass
+class History:
+    epochs: list[dict] = field(default_factory=list)
+    best_val_iou: float = -1.0
+    best_epoch: int = -1
+    stopped: str = ""
+
+
+def find_annotations(folder: Path) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs: every image with `<stem>_mask.png` (or .tif) beside it."""
+    pairs = []
+    for mask in sorted(p for p in Path(folder).rglob("*_mask.*") if p.name.endswith(MASK_SUFFIXES)):
+        stem = mask.name[: mask.name.rindex("_mask")]
+        candidates = [p for p in mask.parent.glob(f"{stem}.*")
+                      if p != mask and p.suffix.lower() in (".tif", ".tiff", ".png", ".jpg", ".dm4", ".dm3", ".emd")]
+        if candidates:
+            pairs.append((sorted(candidates)[0], mask))
+    return pairs
+
+
+def load_example(image_path: Path, mask_path: Path) -> Example:
+    loaded = load_image(image_path)
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ValueError(f"cannot read mask {mask_path}")
+    mask = (mask if mask.ndim == 2 else mask[..., 0]) > 0
+    if mask.shape != loaded.data.shape:
+        raise ValueError(f"mask {mask_path.name} is {mask.shape}, image is {loaded.data.shape}")
+    digest = hashlib.sha256(Path(image_path).read_bytes() + Path(mask_path).read_bytes()).hexdigest()
+    return Example(image_path.stem, digest, segment.normalise(loaded.data), mask)
+
+
+def fixed_test_set(models_dir: Path, examples: list[Example], fraction: float = 0.2) -> set[str]:
+    """The hashes of the test set, chosen once and kept in the models dir.
+
+    Every model is scored on the same images, so a new one can be compared with
+    the live one; images added later join training, never the test set. The
+    test set is the last block in name order, not a random draw: neighbouring
+    images (slices of one tomogram, frames of one session) are near copies, and
+    a random draw would put copies of training images in the test set.
+    """
+    path = Path(models_dir) / "test_set.json"
+    if path.is_file():
+        return set(json.loads(path.read_text())["sha256"])
+    ranked = sorted(examples, key=lambda e: e.name)
+    chosen = ranked[len(ranked) - max(1, round(len(ranked) * fraction)):]
+    Path(models_dir).mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"names": [e.name for e in chosen],
+                                "sha256": [e.sha256 for e in chosen]}, indent=1))
+    return {e.sha256 for e in chosen}
+
+
+def split(examples: list[Example], val_fraction: float) -> tuple[list[Example], list[Example]]:
+    """Train/validation as contiguous blocks in name order, for the same reason
+    as the test set: early stopping on near copies of training images stops late."""
+    ranked = sorted(examples, key=lambda e: e.name)
+    n_val = max(1, round(len(ranked) * val_fraction)) if len(ranked) > 1 else 0
+    return ranked[:len(ranked) - n_val], ranked[len(ranked) - n_val:]
+
+
+def augmenter() -> A.Compose:
+    """The study's augmentations, plus shot noise and intensity scaling for HAADF."""
+    return A.Compose([
+        A.HorizontalFlip(p=0.5),
+        A.VerticalFlip(p=0.5),
+        A.RandomRotate90(p=0.5),
+        A.Affine(scale=(0.8, 1.25), translate_percent=(-0.05, 0.05), rotate=(-30, 30),
+                 border_mode=cv2.BORDER_REFLECT_101, p=0.5),
+        A.OneOf([A.ElasticTransform(alpha=20, sigma=5), A.GridDistortion(distort_limit=0.2),
+                 A.OpticalDistortion(distort_limit=0.1)], p=0.3),
+        A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.25, p=0.5),
+        A.RandomGamma(gamma_limit=(80, 125), p=0.3),
+        A.OneOf([A.Sharpen(alpha=(0.1, 0.3)), A.GaussianBlur(sigma_limit=(0.3, 1.2))], p=0.3),
+        A.GaussNoise(std_range=(0.01, 0.08), p=0.4),
+        A.MultiplicativeNoise(multiplier=(0.85, 1.15), p=0.3),
+    ])
+
+
+def sample_crop(example: Example, crop: int, rng: np.random.Generator,
+                particle_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """A crop, centred on a random particle pixel with probability particle_fraction."""
+    h, w = example.mask.shape
+    image, mask = example.image, example.mask
+    if h < crop or w < crop:
+        pad = ((0, max(0, crop - h)), (0, max(0, crop - w)))
+        image, mask = np.pad(image, pad, mode="reflect"), np.pad(mask, pad)
+        h, w = mask.shape
+    if rng.random() < particle_fraction and mask.any():
+        ys, xs = np.nonzero(mask)
+        i = rng.integers(len(ys))
+        y = int(np.clip(ys[i] - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, h - crop))
+        x = int(np.clip(xs[i] - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, w - crop))
+    else:
+        y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+    return image[y:y + crop, x:x + crop], mask[y:y + crop, x:x + crop]
+
+
+def make_batch(examples: list[Example], options: TrainOptions, rng: np.random.Generator,
+               augment: A.Compose) -> tuple[torch.Tensor, torch.Tensor]:
+    images, masks = [], []
+    for _ in range(options.batch):
+        example = examples[int(rng.integers(len(examples)))]
+        image, mask = sample_crop(example, options.crop, rng, options.particle_crop_fraction)
+        out = augment(image=np.ascontiguousarray(image, np.float32), mask=mask.astype(np.uint8))
+        images.append(out["image"])
+        masks.append(out["mask"])
+    x = torch.from_numpy(np.stack(images)[:, None].astype(np.float32))
+    y = torch.from_numpy(np.stack(masks)[:, None].astype(np.float32))
+    return x.contiguous(memory_format=torch.channels_last), y
+
+
+def loss_function(bce_weight: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Jaccard (IoU) loss as in the study; a BCE term keeps gradients alive on
+    crops with no particle at all, where the IoU loss has nothing to say."""
+    jaccard = smp.losses.JaccardLoss("binary", from_logits=True)
+    bce = smp.losses.SoftBCEWithLogitsLoss()
+    return lambda logits, target: jaccard(logits, target) + bce_weight * bce(logits, target)
+
+
+def evaluate(model: models.Model, examples: list[Example], precision: str = "fp32") -> dict:
+    """Pixel IoU, PPV and NPV summed over whole images, as `process` would segment them."""
+    total = np.zeros(4, np.int64)
+    model.net.eval()
+    for example in examples:
+        # Examples are already normalised; normalising again is the identity up to rounding.
+        prob = segment.predict_probability(model, example.image, precision=precision)
+        total += metrics.confusion(prob > 0.5, example.mask)
+    return metrics.scores(total)
+
+
+def save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    state: dict) -> None:
+    """Resumable state without pickle: tensors in safetensors, the rest in JSON."""
+    tensors = {f"net.{k}": v.detach().contiguous() for k, v in net.state_dict().items()}
+    opt = optimizer.state_dict()
+    for pid, slots in opt["state"].items():
+        for key, value in slots.items():
+            tensors[f"opt.{pid}.{key}"] = torch.as_tensor(value).detach().contiguous()
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(path)
+    path.with_suffix(".json").write_text(json.dumps({**state, "param_groups": opt["param_groups"]}))
+
+
+def load_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    tensors = load_file(str(path))
+    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    state = json.loads(path.with_suffix(".json").read_text())
+    opt_state: dict = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, pid, slot = key.split(".", 2)
+            opt_state.setdefault(int(pid), {})[slot] = value
+    optimizer.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
+    return state
+
+
+def fit(net: torch.nn.Module, train: list[Example], val: list[Example], options: TrainOptions,
+        checkpoint: Path | None = None, progress: Callable[[str], None] = print) -> History:
+    """Train until validation IoU stops improving (or the time budget runs out),
+    and leave the best epoch's weights in `net`."""
+    torch.manual_seed(options.seed)
+    rng = np.random.default_rng(options.seed)
+    precision = segment.choose_precision(options.precision)
+    net.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(net.parameters(), lr=options.lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1,
+                                                           patience=options.plateau_patience)
+    loss_fn, augment, history = loss_function(options.bce_weight), augmenter(), History()
+    best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    start_epoch = 0
+    if checkpoint is not None and checkpoint.is_file():
+        state = load_checkpoint(checkpoint, net, optimizer)
+        start_epoch, history = state["epoch"] + 1, History(**state["history"])
+        rng = np.random.default_rng(options.seed + start_epoch)
+        progress(f"resumed from {checkpoint} at epoch {start_epoch}")
+    wrapper = models.Model("training", "", net, {})
+    started = time.monotonic()
+    for epoch in range(start_epoch, options.max_epochs):
+        net.train()
+        losses = []
+        for _ in range(options.steps_per_epoch):
+            x, y = make_batch(train, options, rng, augment)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+                logits = net(x)
+            loss = loss_fn(logits.float(), y)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        scores = evaluate(wrapper, val, precision) if val else {"iou": 0.0, "ppv": 0.0, "npv": 0.0}
+        scheduler.step(scores["iou"])
+        elapsed = time.monotonic() - started
+        row = {"epoch": epoch, "loss": float(np.mean(losses)), **scores,
+               "lr": optimizer.param_groups[0]["lr"], "elapsed_s": round(elapsed, 1)}
+        history.epochs.append(row)
+        if scores["iou"] > history.best_val_iou:
+            history.best_val_iou, history.best_epoch = scores["iou"], epoch
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        done = epoch + 1 - start_epoch
+        eta = elapsed / done * (options.max_epochs - epoch - 1)
+        progress(f"epoch {epoch + 1}/{options.max_epochs} loss {row['loss']:.4f} val IoU {scores['iou']:.3f} "
+                 f"PPV {scores['ppv']:.3f} best {history.best_val_iou:.3f}@{history.best_epoch + 1} "
+                 f"lr {row['lr']:.0e} {elapsed / done:.0f} s/epoch, ETA {eta / 60:.0f} min")
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, net, optimizer, {"epoch": epoch, "history": asdict(history)})
+        if epoch - history.best_epoch >= options.patience:
+            history.stopped = f"early stop: no better validation IoU for {options.patience} epochs"
+            break
+        if options.time_budget_s and elapsed + elapsed / done > options.time_budget_s:
+            history.stopped = f"time budget of {options.time_budget_s:.0f} s reached"
+            break
+    else:
+        history.stopped = f"max_epochs {options.max_epochs} reached"
+    net.load_state_dict(best_state)
+    net.eval()
+    return history
+
+
+def dataset_card(examples: list[Example], kind: str) -> dict:
+    return {"kind": kind, "count": len(examples), "sha256": sorted(e.sha256 for e in examples),
+            "particle_fraction": float(np.mean([e.mask.mean() for e in examples])) if examples else 0.0}
+
+
+def is_better(candidate: dict, live: dict | None) -> tuple[bool, str]:
+    """Promotion rule: higher test IoU and PPV not worse, on the same fixed test set."""
+    if live is None:
+        return True, "no live model"
+    new, old = candidate.get("test_metrics", {}), live.get("test_metrics", {})
+    if candidate.get("test_set") != live.get("test_set"):
+        return False, "scored on a different test set than the live model"
+    if new.get("iou", -1) <= old.get("iou", -1):
+        return False, f"test IoU {new.get('iou', 0):.3f} is not above the live {old.get('iou', 0):.3f}"
+    if new.get("ppv", -1) < old.get("ppv", -1):
+        return False, f"test PPV {new.get('ppv', 0):.3f} is below the live {old.get('ppv', 0):.3f}"
+    return True, f"test IoU {new['iou']:.3f} > {old.get('iou', 0):.3f}, PPV {new['ppv']:.3f} >= {old.get('ppv', 0):.3f}"
+
+
+def test_set_id(test: list[Example]) -> str:
+    return hashlib.sha256("".join(sorted(e.sha256 for e in test)).encode()).hexdigest()[:16]
+
+
+def run_training(annotations: list[Example], models_dir: Path, options: TrainOptions,
+                 synthetic: list[Example] | None = None, name: str | None = None,
+                 progress: Callable[[str], None] = print) -> tuple[dict, bool, str]:
+    """One training: split, fit, score on the fixed test set, save, maybe promote.
+
+    Returns the new model's card, whether it went live, and why.
+    """
+    models_dir = Path(models_dir)
+    test_hashes = fixed_test_set(models_dir, annotations)
+    test = [e for e in annotations if e.sha256 in test_hashes]
+    rest = [e for e in annotations if e.sha256 not in test_hashes]
+    train, val = split(rest, options.val_fraction)
+    train_all = train + (synthetic or [])
+    progress(f"training on {len(train)} annotated + {len(synthetic or [])} synthetic, "
+             f"validating on {len(val)}, testing on {len(test)}")
+    net = models.build_unet()
+    name = name or time.strftime("unet-%Y%m%d-%H%M%S")
+    checkpoint = models_dir / "checkpoints" / f"{name}.safetensors"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    history = fit(net, train_all, val, options, checkpoint, progress)
+    test_metrics = evaluate(models.Model(name, "", net, {}), test) if test else {}
+    card = {
+        "name": name,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "code_version": _code_version(),
+        "options": asdict(options),
+        "data": {"train": dataset_card(train, "annotated"), "validation": dataset_card(val, "annotated"),
+                 "synthetic": dataset_card(synthetic or [], "synthetic"), "test": dataset_card(test, "annotated")},
+        "test_set": test_set_id(test),
+        "test_metrics": test_metrics,
+        "validation": {"best_iou": history.best_val_iou, "best_epoch": history.best_epoch + 1,
+                       "epochs_run": len(history.epochs), "stopped": history.stopped},
+        "history": history.epochs,
+    }
+    models.save_model(net, models_dir, name, card)
+    live = models.live_model_name(models_dir)
+    live_card = models.load_card(models_dir, live) if live else None
+    better, why = is_better(card, live_card)
+    if better:
+        models.set_live(models_dir, name)
+    checkpoint.unlink(missing_ok=True)
+    checkpoint.with_suffix(".json").unlink(missing_ok=True)
+    progress(f"model {name}: {'live' if better else 'kept, not live'} ({why})")
+    return card, better, why
+
+
+def _code_version() -> str:
+    from pipeline import __version__
+    return __version__
+
+
+def synthetic_examples(count: int, size: int = 512, seed: int = 1) -> list[Example]:
+    """Synthetic images with exact masks, to mix into training (sizes and scales
+    the real set lacks)."""
+    from pipeline.synth import STYLES, SynthSpec, synth_image
+
+    out = []
+    for i in range(count):
+        image, mask, _ = synth_image(SynthSpec(size=size, bits=(8, 16)[i % 2], style=STYLES[i % 4],
+                                               seed=seed * 7919 + i))
+        digest = hashlib.sha256(image.tobytes()).hexdigest()
+        out.append(Example(f"synth_{seed}_{i}", digest, segment.normalise(image.astype(np.float32)), mask))
+    return out
