@@ -126,7 +126,6 @@ def augmenter() -> A.Compose:
         A.OneOf([A.ElasticTransform(alpha=20, sigma=5), A.GridDistortion(distort_limit=0.2),
                  A.OpticalDistortion(distort_limit=0.1)], p=0.3),
         A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.25, p=0.5),
-        A.RandomGamma(gamma_limit=(80, 125), p=0.3),
         A.OneOf([A.Sharpen(alpha=(0.1, 0.3)), A.GaussianBlur(sigma_limit=(0.3, 1.2))], p=0.3),
         A.GaussNoise(std_range=(0.01, 0.08), p=0.4),
         A.MultiplicativeNoise(multiplier=(0.85, 1.15), p=0.3),
