@@ -3,8 +3,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 # The Debian packages psdwatch needs: Tesseract for scale bars, DejaVu fonts for
-# the synthetic images' scale bar labels.
-APT_PACKAGES := tesseract-ocr fonts-dejavu-core
+# the synthetic images' scale bar labels, Chromium for the tests that open the
+# reports in a real browser.
+APT_PACKAGES := tesseract-ocr fonts-dejavu-core chromium
 
 .PHONY: setup system-deps demo test bench clean
 
@@ -17,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 system-deps:
-	@if ! command -v tesseract >/dev/null || [ ! -d /usr/share/fonts/truetype/dejavu ]; then \
+	@if ! command -v tesseract >/dev/null || ! command -v chromium >/dev/null || [ ! -d /usr/share/fonts/truetype/dejavu ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(APT_PACKAGES); \
 	  else echo "psdwatch needs: sudo apt-get install -y $(APT_PACKAGES)"; exit 1; fi; \
 	fi

@@ -85,6 +85,49 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from daemon import service
+
+    service.setup_logging()
+    return service.run_service(args.config)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from daemon import store
+
+    config = load_config(args.config)
+    database = config["store"]["database"]
+    live = models.live_model_name(config["models"]["dir"])
+    engine = config.get("segment", {}).get("engine", "auto")
+    model = "classical" if engine == "classical" or live is None else live
+    if not Path(database).is_file():
+        counts = {"queued": 0, "processing": 0, "done": 0, "quarantined": 0, "duplicate": 0,
+                  "samples": 0, "model": model}
+    else:
+        counts = store.counts(store.open_store(database), model)
+    if args.json:
+        print(json.dumps(counts))
+        return 0
+    print(f"store    {database}")
+    print(f"model    {counts['model']}")
+    print(f"images   {counts['done']} done, {counts['quarantined']} quarantined, "
+          f"{counts['duplicate']} duplicate; {counts['queued']} queued, {counts['processing']} processing")
+    print(f"samples  {counts['samples']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from daemon import report, store
+
+    config = load_config(args.config)
+    psd_cfg = config.get("psd", {})
+    index = report.write_reports(store.open_store(config["store"]["database"]), config["reports"]["dir"],
+                                 min_particles=int(psd_cfg.get("min_particles", 100)),
+                                 bootstrap=int(psd_cfg.get("bootstrap", 1000)))
+    print(index)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     folder = Path(args.annotations) if args.annotations else config["annotations"]["dir"]
@@ -117,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--mask-out", help="write the final binary mask as a 0/255 PNG")
     p.set_defaults(func=cmd_process)
+
+    p = sub.add_parser("run", help="the service: watch the share, measure, store, report")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("status", help="what is queued, done, failed, and which model is live")
+    p.add_argument("--config")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("report", help="rebuild every sample report and the index")
+    p.add_argument("--config")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("synth", help="write synthetic HAADF images with ground truth")
     p.add_argument("outdir")

@@ -1,62 +1,98 @@
-"""`psdwatch demo`: a microscope session played end to end on synthetic images.
+"""`psdwatch demo`: a microscope session played end to end.
 
-It writes synthetic HAADF frames (with known truth) into sample folders of a
-temporary share, measures each one as it arrives, and compares each sample's
-measured PSD with the truth, so a new user sees in a few minutes what psdwatch
-does and how close it gets.
+A temporary export share gets synthetic HAADF frames (with known truth) in two
+sample folders, at a microscope's pace, some written slowly in chunks the way a
+network copy arrives; the real service watches it, measures each frame, stores
+the particles and regenerates the reports. At the end each sample's measured
+d50 is set against the truth, and the path of index.html is printed.
 """
 
 from __future__ import annotations
 
-import json
+import io
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-import numpy as np
+import tifffile
 
-from daemon.config import load_config, settings_from_config
-from daemon.live_model import load_live_model
-from daemon.samples import sample_of
+from daemon import service, store
+from daemon.config import DEFAULT_CONFIG, load_config
 from pipeline import psd
-from pipeline.analyse import analyse_image, analysis_record
-from pipeline.synth import SynthSpec, STYLES, synth_image, write_example
+from pipeline.synth import STYLES, SynthSpec, synth_image
 
-SAMPLES = ("Pt-Al2O3_batch1", "Pt-Al2O3_batch2")
+SAMPLES = ("Pt-Al2O3 batch 1", "Pt-Al2O3 batch 2")
 
 
-def run_demo(outdir: Path | None, images: int = 6, size: int = 1024) -> int:
-    """Play the session; print one line per image and a PSD per sample."""
+def write_demo_config(outdir: Path) -> Path:
+    """A config for the session: share and state inside outdir, the shipped models."""
+    models_dir = load_config()["models"]["dir"]
+    path = outdir / "psdwatch.toml"
+    path.write_text(
+        f"# psdwatch demo session; defaults from {DEFAULT_CONFIG}\n"
+        '[watch]\nroot = "share"\npolling = false\nsettle_seconds = 1.0\n'
+        '[store]\ndatabase = "state/psdwatch.sqlite"\n[reports]\ndir = "state/reports"\n'
+        f'[models]\ndir = "{models_dir.as_posix()}"\n')
+    return path
+
+
+def write_slowly(path: Path, data: bytes, chunks: int, pause: float) -> None:
+    """Like a copy over a slow share: the file grows for a while before it is complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    step = -(-len(data) // chunks)
+    with open(path, "wb") as handle:
+        for start in range(0, len(data), step):
+            handle.write(data[start:start + step])
+            handle.flush()
+            time.sleep(pause)
+
+
+def tiff_bytes(image) -> bytes:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, image)
+    return buffer.getvalue()
+
+
+def run_demo(outdir: Path | None, images: int = 6, size: int = 1024, pace: float = 2.0) -> int:
+    """Play the session; print what the service did and where the reports are."""
     outdir = Path(outdir or tempfile.mkdtemp(prefix="psdwatch-demo-"))
-    share, results = outdir / "share", outdir / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    config = load_config()
-    settings = settings_from_config(config)
-    model = load_live_model(config, settings.engine)
-    measured: dict[str, list[float]] = {s: [] for s in SAMPLES}
+    outdir.mkdir(parents=True, exist_ok=True)
+    config_path = write_demo_config(outdir)
+    config = load_config(config_path)
+    Path(config["watch"]["root"]).mkdir(parents=True, exist_ok=True)
+    service.setup_logging()
+    stop = threading.Event()
+    worker = threading.Thread(target=service.run_service, args=(config_path, stop), name="service")
+    print(f"demo session in {outdir}: the service watches {config['watch']['root']}", flush=True)
+    worker.start()
     truth: dict[str, list[float]] = {s: [] for s in SAMPLES}
-    print(f"demo session in {outdir}")
-    for i in range(images):
-        sample = SAMPLES[i % len(SAMPLES)]
-        # Each sample is one catalyst batch: its own size distribution.
-        spec = SynthSpec(size=size, bits=(8, 16)[i % 2], style=STYLES[i % len(STYLES)],
-                         d_median_nm=(3.0, 5.0)[i % len(SAMPLES)], nm_per_px=0.2, seed=1000 + i)
-        image, mask, true = synth_image(spec)
-        path = write_example(share / sample, f"frame_{i:03d}", image, mask, true)
-        started = time.perf_counter()
-        analysis = analyse_image(path, settings, model)
-        record = analysis_record(analysis, sample_of(path, share))
-        (results / f"{sample}__frame_{i:03d}.json").write_text(json.dumps(record))
-        measured[sample] += [p["ecd_nm"] for p in record["particles"] if p["ecd_nm"]]
-        truth[sample] += [p["ecd_nm"] for p in true["particles"]]
-        print(f"{path.relative_to(share)}: {record['psd']['n']} particles, "
-              f"scale {record['scale_source']} {record['scale_text']}, "
-              f"{time.perf_counter() - started:.1f} s, flags: {', '.join(record['flags']) or 'none'}")
+    try:
+        for i in range(images):
+            sample = SAMPLES[i % len(SAMPLES)]
+            # Each sample is one catalyst batch with its own size distribution.
+            spec = SynthSpec(size=size, bits=(8, 16)[i % 2], style=STYLES[i % len(STYLES)],
+                             d_median_nm=(3.0, 5.0)[i % len(SAMPLES)], nm_per_px=0.2, seed=1000 + i)
+            image, _, true = synth_image(spec)
+            truth[sample] += [p["ecd_nm"] for p in true["particles"]]
+            target = Path(config["watch"]["root"]) / sample / f"frame_{i:03d}.tif"
+            write_slowly(target, tiff_bytes(image), chunks=4 if i % 3 == 0 else 1, pause=0.4)
+            time.sleep(pace)
+        time.sleep(config["watch"]["settle_seconds"] + 1)
+        db = store.open_store(config["store"]["database"])
+        service.wait_until_idle(db, timeout=120 + 30 * images)
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    counts = store.counts(db)
+    print(f"\n{counts['done']} images measured, {counts['quarantined']} quarantined, "
+          f"{counts['duplicate']} duplicate; model: {counts['model']}")
     for sample in SAMPLES:
-        got, want = psd.summarise(measured[sample]), psd.summarise(truth[sample])
+        measured = [p["ecd_nm"] for p in store.sample_particles(db, sample) if p["ecd_nm"]]
+        got, want = psd.summarise(measured, bootstrap=0), psd.summarise(truth[sample], bootstrap=0)
         if got["n"]:
             print(f"{sample}: n={got['n']} d50={got['d50']:.2f} nm (truth {want['d50']:.2f} nm, "
-                  f"{(got['d50'] / want['d50'] - 1) * 100:+.1f} %), d10={got['d10']:.2f}, "
-                  f"d90={got['d90']:.2f} nm, engine {model.name if model else 'classical'}")
-    print(f"results: {results}")
+                  f"{(got['d50'] / want['d50'] - 1) * 100:+.1f} %), d10={got['d10']:.2f} nm, "
+                  f"d90={got['d90']:.2f} nm")
+    print(f"\nreport: {Path(config['reports']['dir']) / 'index.html'}")
     return 0

@@ -97,6 +97,14 @@ def decide_scale(calibration: Calibration | None, bar: scale.ScaleBar | None,
     return ScaleDecision(None, None, None, flags + ["scale_unknown"], details)
 
 
+def read_scale_bar(data: np.ndarray, databar: np.ndarray | None) -> scale.ScaleBar | None:
+    """The scale bar, searched in the image and, for FEI/Thermo files, in the
+    databar that io cut off below it (where those microscopes draw it)."""
+    if databar is None or databar.shape[1] != data.shape[1]:
+        return scale.find_scale_bar(data)
+    return scale.find_scale_bar(np.vstack([data, databar.astype(data.dtype)]))
+
+
 def _bar_exclusion(shape: tuple[int, int], bar: scale.ScaleBar | None,
                    exclude: np.ndarray | None) -> np.ndarray | None:
     """The burned-in bar and its label are not sample: keep them out of segmentation."""
@@ -126,7 +134,7 @@ def analyse_image(path: str | Path, settings: Settings, model: Model | None = No
     timings["read_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    bar = scale.find_scale_bar(loaded.data) if settings.ocr else None
+    bar = read_scale_bar(loaded.data, loaded.meta.get("databar")) if settings.ocr else None
     decision = decide_scale(loaded.calibration, bar, settings.fallback_nm_per_px,
                             settings.disagreement_pct)
     exclude = _bar_exclusion(loaded.data.shape, bar, loaded.exclude)

@@ -11,9 +11,11 @@ software burns into images:
   framed text cells and a bar split by its label, with end ticks.
 
 Conventions shared with the reader: boxes are half-open ``(x0, y0, x1, y1)``
-(``img[y0:y1, x0:x1]``), and a bar's length is the summed coverage of its
-pixels along its length, tip to tip.  Bar ends are drawn anti-aliased with
-exact sub-pixel coverage, so ``bar_px`` is exactly ``bar_nm / nm_per_px``.
+(``img[y0:y1, x0:x1]``); a bar's length is the summed coverage of its pixels
+along its length, tip to tip, except for ``fei`` bars, whose length runs from
+end-tick centre to end-tick centre (as on a real Helios databar).  Ends and ticks
+are drawn anti-aliased with exact sub-pixel coverage, so ``bar_px`` is exactly
+``bar_nm / nm_per_px``, not rounded to whole pixels as most software does.
 """
 from __future__ import annotations
 
@@ -112,11 +114,12 @@ def _layout(img: np.ndarray, x: int, y: int, length: float, thick: int, text: np
         bar = _bar(img, x + frac, length, by, thick, value)
         _paint(img, text, bar[2] + pad, y + max(0, (thick - th) // 2), value)
         content = (x, y, bar[2] + pad + tw, y + max(th, thick))
-    else:
-        tx = x + round((length - tw) / 2)
+    else:  # x is the content's left edge: the wider of bar and label starts there
+        shift = max(0, round((tw - length) / 2))
+        tx = x + shift + round((length - tw) / 2)
         _paint(img, text, tx, y, value)
-        bar = _bar(img, x + frac, length, y + th + pad, thick, value)
-        content = (min(x, tx), y, max(bar[2], tx + tw), bar[3])
+        bar = _bar(img, x + shift + frac, length, y + th + pad, thick, value)
+        content = (min(bar[0], tx), y, max(bar[2], tx + tw), bar[3])
     return bar, content
 
 
@@ -154,6 +157,8 @@ def _fei_strip(img: np.ndarray, rng: np.random.Generator, font: str, length: flo
     strip[cell_h + 1, x:] = white
     thick = max(2, round(dh / 3))
     t = render_text(label, font, dh)
+    if t.shape[1] > 0.45 * length:  # keep both bar halves clearly longer than the label
+        t = render_text(label, font, dh * 0.45 * length / t.shape[1])
     gx0 = round(x0 + length / 2 - t.shape[1] / 2) - round(0.5 * dh)
     gx1 = gx0 + t.shape[1] + 2 * round(0.5 * dh)
     by = 1 + (cell_h - thick) // 2
@@ -173,10 +178,12 @@ def _fei_strip(img: np.ndarray, rng: np.random.Generator, font: str, length: flo
 
 def draw_scale_bar(image: np.ndarray, nm_per_px: float, style: str, rng: np.random.Generator,
                    font: str | None = None) -> tuple[np.ndarray, dict]:
-    """Burn a scale bar into ``image`` (2-D uint8/uint16) and return (new image, truth).
+    """Burn a scale bar into ``image`` (2-D unsigned integer) and return (new image, truth).
 
-    Truth: style, label, bar_nm, bar_px (exact tip-to-tip length), bar_bbox and
-    annotation_bbox (half-open).  ``fei`` returns a taller image (strip appended).
+    White is the dtype's maximum, black 0.  The value is a 1-2-5 number of nm whose
+    bar spans 10-25 % of the width (15-38 % for ``fei``, whose label sits inside the
+    bar).  Truth: style, label, font, bar_nm, bar_px (exact), bar_bbox and
+    annotation_bbox (half-open).  ``fei`` returns a taller image: the strip is appended.
     """
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}")

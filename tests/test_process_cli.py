@@ -31,6 +31,15 @@ def test_calibrated_dm4_uses_the_file_scale(capsys, formats_dir):
         assert REQUIRED_PARTICLE_KEYS <= set(particle)
 
 
+def test_fei_tiff_calibration_cross_checked_with_its_databar_bar(capsys, formats_dir):
+    record = run_json(capsys, formats_dir / "FEI-Helios-Ebeam-16bits.tif")
+    assert record["scale_source"] == "metadata"
+    assert abs(record["nm_per_px"] - 3372.4) / 3372.4 < 0.002
+    bar = record["scale"]["bar"]
+    assert bar["confident"] and "500" in bar["text"]
+    assert record["scale"]["disagreement_pct"] < 2.0 and "scale_disputed" not in record["flags"]
+
+
 def test_real_patch_without_scale_is_flagged_not_guessed(capsys, patches, tmp_path):
     mask_png = tmp_path / "mask.png"
     record = run_json(capsys, patches[1], "--mask-out", mask_png)

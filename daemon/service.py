@@ -1,0 +1,142 @@
+"""`psdwatch run`: the watcher thread feeding the durable queue, and the worker
+loop draining it into the store and the reports.
+
+The queue lives in the store, so the two halves share nothing but the SQLite
+file: a crash of either loses nothing, and on restart the worker first hands
+interrupted jobs back (or quarantines the file that keeps killing it).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from daemon import report, store
+from daemon.config import load_config, settings_from_config
+from daemon.live_model import load_live_model
+from daemon.watch import StoreIntake, WatchSettings, Watcher
+from daemon.worker import Outcome, process_job
+from pipeline import models
+
+log = logging.getLogger("psdwatch")
+
+MAX_ATTEMPTS = 3
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """One line per event on stderr: journald adds the time and the unit."""
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+
+
+class LiveModel:
+    """The live model, reloaded when the LIVE pointer changes, so a retrained
+    model is picked up without restarting the service."""
+
+    def __init__(self, config: dict, engine: str):
+        self.config, self.engine = config, engine
+        self.name: str | None = None
+        self.model = None
+        self.refresh()
+
+    def refresh(self):
+        name = models.live_model_name(self.config["models"]["dir"])
+        if name != self.name or (self.model is None and name is not None and self.engine != "classical"):
+            self.model = load_live_model(self.config, self.engine)
+            self.name = name
+            log.info("model: %s", self.model.name if self.model else "classical engine")
+        return self.model
+
+
+def _watch_thread(config: dict, stop: threading.Event, watcher_ready: threading.Event) -> None:
+    """The watcher owns its own store connection (SQLite connections stay in their thread)."""
+    db = store.open_store(config["store"]["database"])
+    intake = StoreIntake(db, config["watch"]["root"], config["watch"].get("sample_pattern"))
+    watcher = Watcher(WatchSettings.from_config(config), intake.on_settled, intake.known)
+    watcher.ready = watcher_ready
+    watcher.run(stop)
+
+
+def publish(db, outcome: Outcome, config: dict) -> None:
+    """Thumbnail first, then the sample page and the index: a page never links
+    a thumbnail that is not there yet."""
+    reports_dir = config["reports"]["dir"]
+    psd_cfg = config.get("psd", {})
+    min_particles = int(psd_cfg.get("min_particles", 100))
+    if outcome.analysis is not None and outcome.sha256:
+        report.write_thumbnail(outcome.analysis, report.thumbnail_path(reports_dir, outcome.sha256))
+    report.write_sample_report(db, outcome.sample, reports_dir, min_particles=min_particles,
+                               bootstrap=int(psd_cfg.get("bootstrap", 1000)))
+    report.write_index(db, reports_dir, min_particles=min_particles)
+
+
+def drain_once(db, config: dict, settings, live: LiveModel) -> Outcome | None:
+    """Claim and process one job; None when the queue is empty."""
+    job = store.claim_next(db)
+    if job is None:
+        return None
+    outcome = process_job(db, job, config["watch"]["root"], settings, live.refresh())
+    if outcome.status in ("done", "duplicate", "quarantined"):
+        publish(db, outcome, config)
+    log.info("%s: %s in %.1f s (%s)", job.path, outcome.status, outcome.seconds, outcome.detail)
+    return outcome
+
+
+def run_service(config_path: str | Path | None = None, stop: threading.Event | None = None,
+                idle_sleep: float = 0.5) -> int:
+    """Run until SIGTERM/SIGINT (or `stop` is set by a caller such as the demo)."""
+    config = load_config(config_path)
+    settings = settings_from_config(config)
+    for key in (("store", "database"), ("reports", "dir")):
+        path = config[key[0]][key[1]]
+        (path.parent if key[1] == "database" else path).mkdir(parents=True, exist_ok=True)
+    db = store.open_store(config["store"]["database"])
+    recovered = store.recover_after_crash(db, MAX_ATTEMPTS)
+    if any(recovered.values()):
+        log.warning("after a crash: %d job(s) requeued, %d quarantined", recovered["requeued"],
+                    recovered["quarantined"])
+    live = LiveModel(config, settings.engine)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    ready = threading.Event()
+    watcher = threading.Thread(target=_watch_thread, args=(config, stop, ready), name="watch", daemon=True)
+    watcher.start()
+    log.info("psdwatch running: watch %s, store %s, reports %s (config %s)", config["watch"]["root"],
+             config["store"]["database"], config["reports"]["dir"], config["_path"])
+    while not stop.is_set():
+        try:
+            if drain_once(db, config, settings, live) is None:
+                stop.wait(idle_sleep)
+        except sqlite3.OperationalError as error:  # e.g. the state disk is full
+            log.error("store error (%s): will retry in 5 s; nothing is lost", error)
+            _requeue_claimed(db)
+            stop.wait(5)
+    watcher.join(timeout=15)
+    log.info("psdwatch stopped")
+    return 0
+
+
+def _requeue_claimed(db) -> None:
+    """Hand back a job whose result could not be written, without counting it as a crash."""
+    try:
+        with store.write_transaction(db):
+            db.execute("UPDATE queue SET state = 'queued', attempts = MAX(attempts - 1, 0), "
+                       "claimed_at = NULL WHERE state = 'processing'")
+    except sqlite3.OperationalError as error:
+        log.error("cannot requeue yet (%s)", error)
+
+
+def wait_until_idle(db, timeout: float) -> bool:
+    """For the demo and tests: True once nothing is queued or processing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = store.counts(db)
+        if counts["queued"] == 0 and counts["processing"] == 0:
+            return True
+        time.sleep(0.2)
+    return False

@@ -1,0 +1,106 @@
+"""One queued image to exactly one outcome: done, duplicate or quarantined.
+
+The order of the checks is what keeps DESIGN's promises: the content hash is
+written before the analysis (so a file that kills the worker is quarantined with
+its hash after repeated crashes), a duplicate is recognised before any work,
+and the file is looked at again after the analysis, so a file that changed
+under us goes back to the queue instead of being stored half old, half new.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from daemon import store
+from pipeline.analyse import Analysis, Settings, analyse_image, analysis_record
+from pipeline.io import UnreadableImage
+from pipeline.models import Model
+
+log = logging.getLogger("psdwatch")
+
+# Errors of a flaky network share: worth another try later, not a quarantine.
+TRANSIENT_ERRNOS = {errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN, errno.EHOSTDOWN,
+                    errno.ENETDOWN, errno.ENETUNREACH, errno.ECONNRESET, errno.ENOMEDIUM}
+
+
+@dataclass
+class Outcome:
+    status: str             # done | duplicate | quarantined | unchanged | retry
+    image_id: int | None
+    sample: str
+    seconds: float
+    detail: str = ""
+    analysis: Analysis | None = None
+    sha256: str | None = None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _same_version(path: Path, job: store.Job) -> bool:
+    """Is the file still the version that was queued (size and mtime)?"""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    return job.size is None or (stat.st_size == job.size and
+                                (job.mtime_ns is None or stat.st_mtime_ns == job.mtime_ns))
+
+
+def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
+                model: Model | None) -> Outcome:
+    """Process one claimed job and record its outcome in the store."""
+    started = time.perf_counter()
+    path = Path(root) / job.path
+    elapsed = lambda: time.perf_counter() - started  # noqa: E731
+
+    def quarantine(reason: str, sha256: str | None = None) -> Outcome:
+        finished = store.finish_quarantined(db, job, reason, sha256, elapsed())
+        return Outcome("quarantined", finished.image_id, job.sample, elapsed(), reason)
+
+    try:
+        sha256 = file_sha256(path)
+    except FileNotFoundError:
+        return quarantine("the file vanished from the share before it could be read")
+    except OSError as error:
+        if error.errno in TRANSIENT_ERRNOS:
+            store.release(db, job)
+            return Outcome("retry", None, job.sample, elapsed(), f"share error: {error.strerror}")
+        return quarantine(f"cannot read the file: {error.strerror or error}")
+
+    existing = store.image_of_path(db, job.path)
+    if existing and existing["sha256"] == sha256 and existing["status"] in ("done", "duplicate"):
+        store.finish_unchanged(db, job)
+        return Outcome("unchanged", existing["id"], job.sample, elapsed(), "same content as stored")
+    store.note_sha256(db, job, sha256)
+    original = store.is_duplicate(db, job.sample, sha256, exclude_path=job.path)
+    if original is not None:
+        finished = store.finish_duplicate(db, job, sha256, original)
+        if finished is not None:
+            return Outcome("duplicate", finished.image_id, job.sample, elapsed(),
+                           f"same content as image {original}")
+    try:
+        analysis = analyse_image(path, settings, model)
+    except UnreadableImage as error:
+        return quarantine(str(error), sha256)
+    except MemoryError:
+        return quarantine("too large to process in the memory of this machine", sha256)
+    if not _same_version(path, job):
+        store.release(db, job)
+        return Outcome("retry", None, job.sample, elapsed(), "the file changed while it was processed")
+    record = analysis_record(analysis, job.sample)
+    finished = store.finish_done(db, job, sha256, record, elapsed())
+    return Outcome(finished.status, finished.image_id, job.sample, elapsed(),
+                   f"{len(analysis.particles)} particles", analysis, sha256)
