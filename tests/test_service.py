@@ -1,0 +1,123 @@
+"""The real daemon process: files dropped on a share, a kill -9, a restart.
+
+Every matching file must end with exactly one images row with the right
+status, each image's particles stored once, the share untouched, the reports
+written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon import store
+from pipeline.synth import SynthSpec, synth_image, write_example
+
+
+def share_state(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def start(config: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def rows(database: Path) -> dict[str, dict]:
+    if not database.is_file():
+        return {}
+    db = store.open_store(database)
+    try:
+        return {r["path"]: r for r in db.query("SELECT * FROM images")}
+    finally:
+        db.close()
+
+
+def synth_file(folder: Path, stem: str, seed: int) -> Path:
+    image, mask, truth = synth_image(SynthSpec(size=512, bits=16, style="band", seed=seed))
+    path = write_example(folder, stem, image, mask, truth)
+    for extra in (folder / f"{stem}_mask.png", folder / f"{stem}.json"):
+        extra.unlink()  # only the image is on a microscope's share
+    return path
+
+
+@pytest.fixture
+def setup(tmp_path):
+    root = tmp_path / "share"
+    root.mkdir()
+    config = tmp_path / "psdwatch.toml"
+    config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.5\n'
+                      '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
+                      '[models]\ndir = "no-models"\n[segment]\nengine = "classical"\n')
+    return root, config, tmp_path / "state" / "db.sqlite", tmp_path / "state" / "reports"
+
+
+def test_daemon_survives_kill_9_and_ends_with_one_right_outcome_per_file(setup):
+    root, config, database, reports = setup
+    first = synth_file(root / "batch A", "frame_0", 1)
+    process = start(config)
+    try:
+        wait_for(lambda: rows(database).get("batch A/frame_0.tif", {}).get("status") == "done",
+                 120, "the first image")
+        # More arrives, and the service is killed while it works on it.
+        synth_file(root / "batch A", "frame_1", 2)
+        shutil.copy(first, root / "batch A" / "copy of frame_0.tif")
+        synth_file(root / "batch B", "frame_0", 3)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        # While it is down: a broken file, the same content in another sample, a loose file.
+        (root / "batch B" / "empty.tif").write_bytes(b"")
+        shutil.copy(first, root / "batch B" / "frame_0 again.tif")
+        synth_file(root, "loose", 4)
+        before = share_state(root)
+        process = start(config)
+        expected = {"batch A/frame_0.tif": "done", "batch A/frame_1.tif": "done",
+                    "batch A/copy of frame_0.tif": "duplicate", "batch B/frame_0.tif": "done",
+                    "batch B/empty.tif": "quarantined", "batch B/frame_0 again.tif": "done",
+                    "loose.tif": "done"}
+        wait_for(lambda: {p: r["status"] for p, r in rows(database).items()} == expected,
+                 180, f"every file to be finished as {expected}")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    assert process.returncode == 0, output
+    stored = rows(database)
+    assert stored["loose.tif"]["sample"] == "unsorted"
+    assert "empty" in stored["batch B/empty.tif"]["reason"]
+    db = store.open_store(database)
+    per_image = dict(db.execute("SELECT image_id, COUNT(*) FROM particles GROUP BY image_id").fetchall())
+    for path, row in stored.items():
+        n = per_image.get(row["id"], 0)
+        assert n == (row["n_particles"] if row["status"] == "done" else 0), path
+    assert stored["batch B/frame_0 again.tif"]["n_particles"] == stored["batch A/frame_0.tif"]["n_particles"]
+    assert store.problems(db) == []
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert share_state(root) == before  # the share is read-only to psdwatch
+    index = (reports / "index.html").read_text()
+    assert "batch A" in index and "batch B" in index
+    status = subprocess.run([sys.executable, "-m", "daemon.cli", "status", "--config", str(config), "--json"],
+                            capture_output=True, text=True, timeout=60)
+    counts = json.loads(status.stdout)
+    assert (counts["done"], counts["duplicate"], counts["quarantined"], counts["queued"]) == (5, 1, 1, 0)
+    assert counts["samples"] == 3 and counts["model"] == "classical"
+    assert "done in" in output and os.path.getsize(database) > 0
