@@ -10,7 +10,6 @@ under us goes back to the queue instead of being stored half old, half new.
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from sqlite_utils import Database
 
 from daemon import store
 from pipeline.analyse import Analysis, Settings, analyse_image, analysis_record
-from pipeline.io import UnreadableImage
+from pipeline.io import UnreadableImage, file_sha256
 from pipeline.models import Model
 
 log = logging.getLogger("psdwatch")
@@ -39,14 +38,6 @@ class Outcome:
     detail: str = ""
     analysis: Analysis | None = None
     sha256: str | None = None
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _same_version(path: Path, job: store.Job) -> bool:

@@ -8,6 +8,7 @@ log it and move on.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib
 import math
 import os
@@ -390,3 +391,13 @@ def _resolution_cm(page, flags: list[str]) -> Calibration | None:
     flags.append("calibration_from_tiff_resolution")
     return _calibration(nx, "nm", ny, "nm", "tiff resolution", flags,
                         f"{xr[0] / xr[1]:g} px/cm x {yr[0] / yr[1]:g} px/cm")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """A file's content hash, read in blocks: the identity of an image (the same
+    bytes under two names are one image) and of a model's weights."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

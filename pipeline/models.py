@@ -9,7 +9,6 @@ model and never half of one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ from pathlib import Path
 import segmentation_models_pytorch as smp
 import torch
 from safetensors.torch import load_file, save_file
+
+from pipeline.io import file_sha256
 
 ARCHITECTURE = "Unet(tu-seresnet34, in_channels=1, classes=1)"
 LIVE_FILE = "LIVE"
@@ -41,14 +42,6 @@ def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_model(net: torch.nn.Module, models_dir: Path, name: str, card: dict,
