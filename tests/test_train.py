@@ -1,0 +1,74 @@
+"""Training plumbing on the real patches, kept tiny: weights change, the card is
+valid, the fixed test set is fixed, a worse model is not promoted, a run resumes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from pipeline import models, train
+
+TINY = train.TrainOptions(crop=64, batch=2, max_epochs=1, steps_per_epoch=2, patience=5,
+                          precision="fp32", lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def examples(data_dir):
+    pairs = train.find_annotations(data_dir / "pt-alumina-haadf")
+    assert len(pairs) == 45 and all(m.name.endswith("_mask.png") for _, m in pairs)
+    return [train.load_example(image, mask) for image, mask in pairs[8:13]]
+
+
+def test_a_few_steps_change_the_weights_and_write_a_valid_card(examples, tmp_path):
+    before = {k: v.clone() for k, v in models.build_unet().state_dict().items()}
+    torch.manual_seed(0)
+    card, live, why = train.run_training(examples, tmp_path, TINY, name="tiny-1", progress=lambda _: None)
+    assert live and why == "no live model"
+    model = models.load_model(tmp_path, "tiny-1")
+    after = model.net.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
+    saved = json.loads((tmp_path / "tiny-1.json").read_text())
+    assert saved["weights_sha256"] == model.sha256
+    assert set(saved["test_metrics"]) == {"iou", "ppv", "npv"}
+    assert saved["data"]["test"]["count"] == 1 and saved["data"]["train"]["count"] == 3
+    assert saved["data"]["validation"]["count"] == 1
+    test_set = json.loads((tmp_path / "test_set.json").read_text())
+    assert test_set["names"] == [examples[-1].name]  # the last block in name order
+    assert not (tmp_path / "checkpoints" / "tiny-1.safetensors").exists()
+
+
+def test_the_promotion_rule():
+    live = {"test_set": "t", "test_metrics": {"iou": 0.7, "ppv": 0.8}}
+    assert train.is_better({"test_set": "t", "test_metrics": {"iou": 0.75, "ppv": 0.8}}, live)[0]
+    assert not train.is_better({"test_set": "t", "test_metrics": {"iou": 0.69, "ppv": 0.9}}, live)[0]
+    worse_ppv = train.is_better({"test_set": "t", "test_metrics": {"iou": 0.8, "ppv": 0.7}}, live)
+    assert not worse_ppv[0] and "PPV" in worse_ppv[1]
+    assert not train.is_better({"test_set": "other", "test_metrics": {"iou": 0.9, "ppv": 0.9}}, live)[0]
+
+
+def test_a_worse_model_is_kept_but_not_live(examples, tmp_path):
+    train.run_training(examples, tmp_path, TINY, name="first", progress=lambda _: None)
+    card = models.load_card(tmp_path, "first")
+    card["test_metrics"] = {"iou": 1.0, "ppv": 1.0, "npv": 1.0}  # a live model nothing can beat
+    (tmp_path / "first.json").write_text(json.dumps(card))
+    _, live, why = train.run_training(examples, tmp_path, TINY, name="second", progress=lambda _: None)
+    assert not live and "not above" in why
+    assert models.live_model_name(tmp_path) == "first"
+    assert (tmp_path / "second.safetensors").is_file()
+
+
+def test_checkpoint_round_trip_without_pickle(tmp_path):
+    net = models.build_unet()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net(torch.randn(1, 1, 64, 64)).mean().backward()
+    optimizer.step()
+    path = tmp_path / "ck.safetensors"
+    train.save_checkpoint(path, net, optimizer, {"epoch": 3, "history": {}})
+    other = models.build_unet()
+    other_opt = torch.optim.Adam(other.parameters(), lr=1e-3)
+    state = train.load_checkpoint(path, other, other_opt)
+    assert state["epoch"] == 3
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), other.state_dict().values()))
+    assert other_opt.state_dict()["state"].keys() == optimizer.state_dict()["state"].keys()
