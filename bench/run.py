@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from daemon.config import load_config, settings_from_config  # noqa: E402
 from daemon.live_model import load_live_model  # noqa: E402
-from pipeline import classical, metrics, psd, segment  # noqa: E402
+from pipeline import classical, metrics, models, psd, segment  # noqa: E402
 from pipeline.analyse import analyse_image  # noqa: E402
 from pipeline.synth import STYLES, SynthSpec, synth_image, write_example  # noqa: E402
 
@@ -101,6 +101,85 @@ def synthetic_accuracy(outdir: Path, count: int, size: int, settings) -> dict:
     return out
 
 
+def naive_forward(net: torch.nn.Module, image: np.ndarray, tile: int, overlap: int) -> np.ndarray:
+    """The unoptimised path: eager fp32, contiguous (not channels_last), autograd on."""
+    net_cl = net.to(memory_format=torch.contiguous_format)
+    stride = tile - overlap
+    h, w = image.shape
+    acc, weight = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+    x = segment.normalise(image)
+    for y in list(range(0, h - tile, stride)) + [h - tile]:
+        for x0 in list(range(0, w - tile, stride)) + [w - tile]:
+            out = torch.sigmoid(net_cl(torch.from_numpy(x[y:y + tile, x0:x0 + tile].copy())[None, None]))
+            acc[y:y + tile, x0:x0 + tile] += out[0, 0].detach().numpy()
+            weight[y:y + tile, x0:x0 + tile] += 1
+    return acc / weight
+
+
+def unet_speed(settings, runs: int = 3) -> dict:
+    """The U-Net on one 2048² frame: the optimised path against the naive one, in this run.
+    Timing does not depend on the weights, so a fresh network stands in when none is live."""
+    config = load_config()
+    model = load_live_model(config, "unet") if models.live_model_name(config["models"]["dir"]) else None
+    model = model or segment.prepare_model(models.Model("random", "", models.build_unet(), {}))
+    image, _, _ = synth_image(SynthSpec(size=2048, bits=16, style="band", seed=77))
+    image = image.astype(np.float32)
+    precision = segment.choose_precision(settings.precision)
+    optimised, naive = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fast = segment.predict_probability(model, image, tile=settings.tile, overlap=settings.overlap,
+                                           precision=precision)
+        optimised.append(time.perf_counter() - t)
+    for _ in range(runs):
+        t = time.perf_counter()
+        slow = naive_forward(model.net, image, settings.tile, settings.overlap)
+        naive.append(time.perf_counter() - t)
+    model.net.to(memory_format=torch.channels_last)
+    agree = metrics.scores(metrics.confusion(fast > 0.5, slow > 0.5))["iou"]
+    return {"unet_model": model.name, "unet_precision": precision,
+            "unet_segment_s_2048": statistics.median(optimised),
+            "naive_s_2048": statistics.median(naive),
+            "speedup_vs_naive": statistics.median(naive) / statistics.median(optimised),
+            "optimised_vs_naive_mask_iou": agree}
+
+
+def daemon_throughput(count: int, size: int) -> dict:
+    """Images per minute through the real service: frames already on the share
+    (a lab dropping a backlog), drained by `run_service` into store and reports."""
+    import threading
+
+    from daemon import service, store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for i in range(count):
+            image, _, _ = synth_image(SynthSpec(size=size, bits=16, style=STYLES[i % len(STYLES)], seed=9000 + i))
+            folder = tmp / "share" / f"sample {i % 3}"
+            folder.mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(folder / f"frame_{i:04d}.tif", image)
+        config = tmp / "bench.toml"
+        config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.5\n'
+                          '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
+                          f'[models]\ndir = "{load_config()["models"]["dir"].as_posix()}"\n')
+        stop = threading.Event()
+        started = time.perf_counter()
+        thread = threading.Thread(target=service.run_service, args=(config, stop))
+        thread.start()
+        db_path = tmp / "state" / "db.sqlite"
+        while not db_path.exists():
+            time.sleep(0.2)
+        db = store.open_store(db_path)
+        while sum(store.counts(db)[k] for k in ("done", "quarantined", "duplicate")) < count:
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - started
+        stop.set()
+        thread.join()
+        counts = store.counts(db)
+    return {"daemon_images": count, "daemon_images_per_min_%d" % size: count / elapsed * 60,
+            "daemon_done": counts["done"], "daemon_model": counts["model"]}
+
+
 def write_markdown(results: dict, path: Path) -> None:
     lines = ["# Benchmarks", "", f"Measured {results['date']} on: {json.dumps(results['machine'])}", "",
              "| figure | value |", "| --- | --- |"]
@@ -117,17 +196,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synth", type=int, default=30, help="synthetic images to score")
     parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--runs", type=int, default=3, help="repeats of each U-Net timing")
+    parser.add_argument("--daemon", type=int, default=20, help="images to drain through the service")
+    parser.add_argument("--only", choices=("unet", "daemon"), help="run one part alone")
     args = parser.parse_args()
     config = load_config()
     settings = settings_from_config(config)
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()}
-    print("classical engine on the real patches ...", flush=True)
-    results.update(classical_on_real_patches())
-    print(f"{args.synth} synthetic {args.size}² images ...", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        results.update(synthetic_accuracy(Path(tmp), args.synth, args.size, settings))
+    results_path = REPO / "bench" / "results.json"
+    results = json.loads(results_path.read_text()) if args.only and results_path.is_file() else {}
+    results.update({"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()})
+    if not args.only:
+        print("classical engine on the real patches ...", flush=True)
+        results.update(classical_on_real_patches())
+        print(f"{args.synth} synthetic {args.size}² images ...", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            results.update(synthetic_accuracy(Path(tmp), args.synth, args.size, settings))
+    if args.only in (None, "unet"):
+        print("U-Net on 2048², optimised and naive ...", flush=True)
+        results.update(unet_speed(settings, args.runs))
+    if args.only in (None, "daemon") and args.daemon:
+        print(f"{args.daemon} images of {args.size}² through the service ...", flush=True)
+        results.update(daemon_throughput(args.daemon, args.size))
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    (REPO / "bench" / "results.json").write_text(json.dumps(results, indent=2))
+    results_path.write_text(json.dumps(results, indent=2))
     write_markdown(results, REPO / "BENCHMARKS.md")
     print(json.dumps(results, indent=2))
     return 0
