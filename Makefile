@@ -31,6 +31,7 @@ test: setup
 
 bench: setup
 	$(PY) bench/run.py
+	$(PY) bench/report_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -6,7 +6,7 @@
 - index.html with 1000 samples;
 - a thumbnail of a 2048 x 2048 image.
 
-Run: PYTHONPATH=/work/main /work/main/.venv/bin/python bench_report.py [OUT.json]
+Run: .venv/bin/python bench/report_bench.py [OUT.json]  (make bench runs it)
 Light on purpose (2 shared cores): synthetic particles, no images analysed.
 """
 
@@ -26,8 +26,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "tests"))
-import conftest  # noqa: E402,F401  (puts the prototypes on daemon.__path__)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daemon import report, store  # noqa: E402
 
@@ -128,5 +127,5 @@ def main(out: Path) -> dict:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "bench_report.json"
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "report_results.json"
     print(json.dumps(main(target), indent=1))
