@@ -198,14 +198,14 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--runs", type=int, default=3, help="repeats of each U-Net timing")
     parser.add_argument("--daemon", type=int, default=20, help="images to drain through the service")
-    parser.add_argument("--only", choices=("unet", "daemon"), help="run one part alone")
+    parser.add_argument("--only", choices=("accuracy", "unet", "daemon"), help="run one part alone")
     args = parser.parse_args()
     config = load_config()
     settings = settings_from_config(config)
     results_path = REPO / "bench" / "results.json"
     results = json.loads(results_path.read_text()) if args.only and results_path.is_file() else {}
     results.update({"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()})
-    if not args.only:
+    if args.only in (None, "accuracy"):
         print("classical engine on the real patches ...", flush=True)
         results.update(classical_on_real_patches())
         print(f"{args.synth} synthetic {args.size}² images ...", flush=True)

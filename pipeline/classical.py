@@ -27,7 +27,7 @@ from skimage import filters
 
 # Pixel defaults: particles 4..48 px in diameter (tuned on the 512^2 patches).
 DEFAULTS: dict[str, float] = dict(k_low=8.0, k_high=10.0, k_blob=1.75, min_diameter_px=4.0, max_diameter_px=48.0,
-                                  edge_fraction=0.4)
+                                  edge_fraction=0.36)
 # Physical defaults used when nm_per_px is known: supported Pt particles of ~1..12 nm. An assumption:
 # the training patches carry no calibration. Pass min/max_diameter_* when the sampling is far from
 # ~5 px per smallest particle, or texture grains get counted as particles.
