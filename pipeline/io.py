@@ -150,10 +150,23 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
         raise UnreadableImage(f"{what}: {type(exc).__name__}: {detail}") from None
     if img.data.ndim != 2 or 0 in img.data.shape:
         raise UnreadableImage(f"not a 2-D image: shape {img.data.shape}")
+    _check_size(img.data.shape)
     img.data = np.ascontiguousarray(img.data, dtype=np.float32)
     if not np.isfinite(img.data).all():
         img.flags.append("non_finite_values")
     return img
+
+
+# Larger frames than any STEM writes (16k x 16k) are refused before their pixels are
+# read: a mosaic or a mislabelled file must not take the service's memory.
+MAX_PIXELS = 16384 * 16384
+
+
+def _check_size(shape: tuple[int, ...]) -> None:
+    pixels = int(np.prod(shape[:2])) if len(shape) >= 2 else 0
+    if pixels > MAX_PIXELS:
+        raise UnreadableImage(f"image too large: {' x '.join(map(str, shape))} pixels, "
+                              f"more than the {MAX_PIXELS // 1_000_000} megapixels psdwatch measures")
 
 
 # ---------------------------------------------------------------------------- PNG / JPEG
@@ -234,6 +247,7 @@ def _load_tiff(path: str, size: int) -> LoadedImage:
         if end > size:
             raise UnreadableImage(f"truncated or corrupt TIFF: data ends at byte {end}, "
                                   f"file has {size}")
+        _check_size(page.shape)
         raw = arr = page.asarray()
         if page.photometric == 3 and page.colormap is not None:  # palette -> RGB
             arr = np.moveaxis(page.colormap[:, arr], 0, -1)

@@ -378,3 +378,11 @@ def test_bad_inputs_raise_one_line(tmp_path, case):
                                      ("inch", None), ("<undefined>", None)])
 def test_unit_names(unit, nm):
     assert pio._unit_nm(unit) == nm
+
+
+def test_huge_tiff_is_refused_before_its_pixels_are_read(tmp_path):
+    path = tmp_path / "mosaic.tif"
+    # 20000 x 20000 pixels, written as an empty (sparse) file: it must be refused unread.
+    tifffile.imwrite(path, shape=(20000, 20000), dtype=np.uint8)
+    with pytest.raises(UnreadableImage, match="too large"):
+        load_image(path)
