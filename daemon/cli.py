@@ -120,10 +120,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from daemon import report, store
 
     config = load_config(args.config)
-    psd_cfg = config.get("psd", {})
+    settings = settings_from_config(config)
     index = report.write_reports(store.open_store(config["store"]["database"]), config["reports"]["dir"],
-                                 min_particles=int(psd_cfg.get("min_particles", 100)),
-                                 bootstrap=int(psd_cfg.get("bootstrap", 1000)))
+                                 min_particles=settings.min_particles, bootstrap=settings.bootstrap)
     print(index)
     return 0
 

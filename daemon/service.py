@@ -21,6 +21,7 @@ from daemon.live_model import load_live_model
 from daemon.watch import StoreIntake, WatchSettings, Watcher
 from daemon.worker import Outcome, process_job
 from pipeline import models
+from pipeline.analyse import Settings
 
 log = logging.getLogger("psdwatch")
 
@@ -60,27 +61,24 @@ def _watch_thread(config: dict, stop: threading.Event, watcher_ready: threading.
     watcher.run(stop)
 
 
-def publish(db, outcome: Outcome, config: dict) -> None:
+def publish(db, outcome: Outcome, reports_dir: Path, settings: Settings) -> None:
     """Thumbnail first, then the sample page and the index: a page never links
     a thumbnail that is not there yet."""
-    reports_dir = config["reports"]["dir"]
-    psd_cfg = config.get("psd", {})
-    min_particles = int(psd_cfg.get("min_particles", 100))
     if outcome.analysis is not None and outcome.sha256:
         report.write_thumbnail(outcome.analysis, report.thumbnail_path(reports_dir, outcome.sha256))
-    report.write_sample_report(db, outcome.sample, reports_dir, min_particles=min_particles,
-                               bootstrap=int(psd_cfg.get("bootstrap", 1000)))
-    report.write_index(db, reports_dir, min_particles=min_particles)
+    report.write_sample_report(db, outcome.sample, reports_dir, min_particles=settings.min_particles,
+                               bootstrap=settings.bootstrap)
+    report.write_index(db, reports_dir, min_particles=settings.min_particles)
 
 
-def drain_once(db, config: dict, settings, live: LiveModel) -> Outcome | None:
+def drain_once(db, config: dict, settings: Settings, live: LiveModel) -> Outcome | None:
     """Claim and process one job; None when the queue is empty."""
     job = store.claim_next(db)
     if job is None:
         return None
     outcome = process_job(db, job, config["watch"]["root"], settings, live.refresh())
     if outcome.status in ("done", "duplicate", "quarantined"):
-        publish(db, outcome, config)
+        publish(db, outcome, config["reports"]["dir"], settings)
     log.info("%s: %s in %.1f s (%s)", job.path, outcome.status, outcome.seconds, outcome.detail)
     return outcome
 
