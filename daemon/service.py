@@ -39,16 +39,19 @@ class LiveModel:
 
     def __init__(self, config: dict, engine: str):
         self.config, self.engine = config, engine
-        self.name: str | None = None
-        self.model = None
-        self.refresh()
+        self._load(models.live_model_name(config["models"]["dir"]))
+
+    def _load(self, name: str | None) -> None:
+        # Raises ConfigError for engine "unet" without a live model: at start,
+        # not on the first image.
+        self.model = load_live_model(self.config, self.engine)
+        self.name = name
+        log.info("model: %s", self.model.name if self.model else "classical engine")
 
     def refresh(self):
         name = models.live_model_name(self.config["models"]["dir"])
-        if name != self.name or (self.model is None and name is not None and self.engine != "classical"):
-            self.model = load_live_model(self.config, self.engine)
-            self.name = name
-            log.info("model: %s", self.model.name if self.model else "classical engine")
+        if name != self.name:
+            self._load(name)
         return self.model
 
 

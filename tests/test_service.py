@@ -121,3 +121,12 @@ def test_daemon_survives_kill_9_and_ends_with_one_right_outcome_per_file(setup):
     assert (counts["done"], counts["duplicate"], counts["quarantined"], counts["queued"]) == (5, 1, 1, 0)
     assert counts["samples"] == 3 and counts["model"] == "classical"
     assert "done in" in output and os.path.getsize(database) > 0
+
+
+def test_unet_engine_without_a_live_model_refuses_to_start(setup):
+    root, config, database, _ = setup
+    config.write_text(config.read_text().replace('engine = "classical"', 'engine = "unet"'))
+    result = subprocess.run([sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "no live model" in result.stderr and str(config) in result.stderr
