@@ -70,12 +70,32 @@ def load_model(models_dir: Path, name: str) -> Model:
     if not weights.is_file():
         raise FileNotFoundError(f"model {name!r} has no weights file {weights}")
     card = load_card(models_dir, name) or {}
-    net = build_unet()
+    net = load_weights(build_unet(), weights)
+    net.eval()
+    return Model(name=name, sha256=file_sha256(weights), net=net, card=card)
+
+
+def load_weights(net: torch.nn.Module, weights: Path) -> torch.nn.Module:
+    """Fill `net` from a safetensors file (fp16 or fp32 on disk, fp32 in memory)."""
     state = {k: v.float() if v.is_floating_point() else v
              for k, v in load_file(str(weights)).items()}
     net.load_state_dict(state)
-    net.eval()
-    return Model(name=name, sha256=file_sha256(weights), net=net, card=card)
+    return net
+
+
+def resolve_weights(models_dir: Path, init: str) -> Path:
+    """The weights file `init` names: "live", a model in the dir, or a path."""
+    if init == "live":
+        name = live_model_name(models_dir)
+        if name is None:
+            raise FileNotFoundError(f"no live model in {models_dir} to start from")
+        return Path(models_dir) / f"{name}.safetensors"
+    named = Path(models_dir) / f"{init}.safetensors"
+    if named.is_file():
+        return named
+    if Path(init).is_file():
+        return Path(init)
+    raise FileNotFoundError(f"no model or weights file {init!r} (models dir {models_dir})")
 
 
 def load_card(models_dir: Path, name: str) -> dict | None:
