@@ -128,18 +128,38 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from daemon.schedule import TrainingRunning, training_lock
+
     config = load_config(args.config)
+    defaults = config.get("train", {})
+
+    def option(name: str, fallback):
+        value = getattr(args, name)
+        return value if value is not None else type(fallback)(defaults.get(name, fallback))
+
     folder = Path(args.annotations) if args.annotations else config["annotations"]["dir"]
     pairs = train.find_annotations(folder)
     if not pairs:
         raise ConfigError(f"no annotated images (<stem>_mask.png beside <stem>.tif) in {folder}")
     annotated = [train.load_example(image, mask) for image, mask in pairs]
-    synthetic = train.synthetic_examples(args.synthetic) if args.synthetic else []
-    options = train.TrainOptions(max_epochs=args.max_epochs, steps_per_epoch=args.steps,
-                                 crop=args.crop, batch=args.batch, lr=args.lr,
-                                 time_budget_s=args.time_budget * 60 if args.time_budget else None,
+    count = option("synthetic", 0)
+    synthetic = train.synthetic_examples(count) if count else []
+    budget = option("time_budget", 0.0)
+    options = train.TrainOptions(max_epochs=option("max_epochs", 200), steps_per_epoch=option("steps", 40),
+                                 crop=option("crop", 256), batch=option("batch", 4),
+                                 lr=args.lr or float(defaults.get("finetune_lr" if args.init else "lr",
+                                                                  0.001 if args.init else 0.01)),
+                                 time_budget_s=budget * 60 if budget else None,
+                                 final_fit=not args.no_final_fit,
+                                 synthetic_check_images=option("d50_check_images", 4),
                                  precision=config.get("segment", {}).get("precision", "auto"))
-    card, live, why = train.run_training(annotated, config["models"]["dir"], options, synthetic, args.name)
+    try:
+        with training_lock(config["models"]["dir"]):
+            card, live, why = train.run_training(annotated, config["models"]["dir"], options, synthetic,
+                                                 args.name, init=args.init)
+    except TrainingRunning as error:
+        print(f"psdwatch: {error}", file=sys.stderr)
+        return 3
     print(json.dumps({"model": card["name"], "live": live, "why": why,
                       "test_metrics": card["test_metrics"], "validation": card["validation"]}))
     return 0
@@ -191,14 +211,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model now on the annotations (and promote it if better)")
     p.add_argument("--config")
     p.add_argument("--annotations", help="folder of images with <stem>_mask.png (default: [annotations] dir)")
-    p.add_argument("--synthetic", type=int, default=0, help="synthetic images to mix in")
-    p.add_argument("--max-epochs", type=int, default=200)
-    p.add_argument("--steps", type=int, default=40, help="batches per epoch")
-    p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--batch", type=int, default=4)
-    p.add_argument("--lr", type=float, default=0.01, help="Adam's starting learning rate (the study's 0.01)")
-    p.add_argument("--time-budget", type=float, help="minutes; stop after the epoch that reaches it")
+    p.add_argument("--synthetic", type=int, help="synthetic images to mix in ([train] synthetic)")
+    p.add_argument("--max-epochs", type=int, help="[train] max_epochs, default 200")
+    p.add_argument("--steps", type=int, help="batches per epoch ([train] steps, default 40)")
+    p.add_argument("--crop", type=int, help="[train] crop, default 256")
+    p.add_argument("--batch", type=int, help="[train] batch, default 4")
+    p.add_argument("--lr", type=float, help="Adam's starting learning rate ([train] lr; the study's 0.01)")
+    p.add_argument("--time-budget", type=float, help="minutes; stop after the epoch that reaches it "
+                                                     "([train] time_budget)")
+    p.add_argument("--d50-check-images", type=int,
+                   help="synthetic images for the card's d50 error ([train] d50_check_images, default 4)")
     p.add_argument("--name", help="model name (default: unet-<date>-<time>)")
+    p.add_argument("--init", help='start from these weights: "live", a model name, or a .safetensors path '
+                                  "(default: random weights)")
+    p.add_argument("--no-final-fit", action="store_true",
+                   help="skip the final fit on train + validation after early stopping")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("demo", help="a simulated microscope session end to end")

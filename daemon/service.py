@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from daemon import report, store
+from daemon import proposals, report, schedule, store
 from daemon.config import load_config, settings_from_config
 from daemon.live_model import load_live_model
 from daemon.watch import StoreIntake, WatchSettings, Watcher
@@ -74,6 +74,22 @@ def publish(db, outcome: Outcome, reports_dir: Path, settings: Settings) -> None
     report.write_index(db, reports_dir, min_particles=settings.min_particles)
 
 
+def propose(outcome: Outcome, annotations: dict) -> None:
+    """The image and its predicted mask for people to correct, when [annotations]
+    propose is on. A proposal is a convenience: failing to write one is logged,
+    never a reason to lose or redo the image's result."""
+    if not annotations.get("propose", False) or outcome.status != "done" or outcome.analysis is None:
+        return
+    try:
+        written = proposals.write_proposal(annotations["proposals_dir"], outcome.sample, outcome.analysis.image,
+                                           outcome.sha256 or "", outcome.analysis.data, outcome.analysis.mask,
+                                           int(annotations.get("max_proposals", 500)))
+        if written:
+            log.info("proposal written: %s", written)
+    except OSError as error:
+        log.warning("could not write the annotation proposal for %s: %s", outcome.analysis.image, error)
+
+
 def drain_once(db, config: dict, settings: Settings, live: LiveModel) -> Outcome | None:
     """Claim and process one job; None when the queue is empty."""
     job = store.claim_next(db)
@@ -82,6 +98,7 @@ def drain_once(db, config: dict, settings: Settings, live: LiveModel) -> Outcome
     outcome = process_job(db, job, config["watch"]["root"], settings, live.refresh())
     if outcome.status in ("done", "duplicate", "quarantined"):
         publish(db, outcome, config["reports"]["dir"], settings)
+        propose(outcome, config["annotations"])
     log.info("%s: %s in %.1f s (%s)", job.path, outcome.status, outcome.seconds, outcome.detail)
     return outcome
 
@@ -107,6 +124,7 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
     ready = threading.Event()
     watcher = threading.Thread(target=_watch_thread, args=(config, stop, ready), name="watch", daemon=True)
     watcher.start()
+    scheduler = schedule.start_scheduler(config, stop)
     log.info("psdwatch running: watch %s, store %s, reports %s (config %s)", config["watch"]["root"],
              config["store"]["database"], config["reports"]["dir"], config["_path"])
     while not stop.is_set():
@@ -117,6 +135,8 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
             log.error("store error (%s): will retry in 5 s; nothing is lost", error)
             _requeue_claimed(db)
             stop.wait(5)
+    if scheduler is not None:
+        scheduler.shutdown(wait=False)
     watcher.join(timeout=15)
     log.info("psdwatch stopped")
     return 0
