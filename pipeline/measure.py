@@ -60,21 +60,28 @@ def label_particles(mask: np.ndarray, exclude: np.ndarray | None = None,
     return labels
 
 
-def _feret_min_px(image: np.ndarray) -> float:
-    """Smallest caliper width of a particle's pixel outline (rotating calipers on
-    the hull of the pixel corners); regionprops gives only the largest."""
+def outline_hull(image: np.ndarray) -> np.ndarray:
+    """Convex hull of a particle's pixel outline (the corners of its pixels), as
+    ImageJ measures Feret and convexity: one pixel is a unit square, not a point."""
     rows, cols = np.nonzero(image)
     corners = np.concatenate([np.stack([cols + dx, rows + dy], 1) for dx in (0, 1) for dy in (0, 1)])
-    hull = cv2.convexHull(corners.astype(np.float32))[:, 0, :]
+    return cv2.convexHull(corners.astype(np.float32))[:, 0, :]
+
+
+def calipers(hull: np.ndarray) -> tuple[float, float]:
+    """Smallest and largest caliper width (Feret min, max) of a convex polygon.
+    The smallest is perpendicular to one hull edge (rotating calipers); the
+    largest is the longest distance between two hull vertices."""
     if len(hull) < 3:
-        return 1.0
+        return 1.0, 1.0
     edges = np.roll(hull, -1, axis=0) - hull
     lengths = np.hypot(edges[:, 0], edges[:, 1])
     keep = lengths > 0
     units = edges[keep] / lengths[keep, None]
     rel = hull[None, :, :] - hull[keep][:, None, :]
     widths = np.abs(units[:, None, 0] * rel[..., 1] - units[:, None, 1] * rel[..., 0]).max(axis=1)
-    return float(widths.min())
+    spans = hull[:, None, :] - hull[None, :, :]
+    return float(widths.min()), float(np.sqrt((spans ** 2).sum(-1).max()))
 
 
 def _scaled(value_px: float, nm_per_px: float | None, power: int = 1) -> float | None:
@@ -90,8 +97,11 @@ def measure_particles(labels: np.ndarray, image: np.ndarray,
         area = float(region.area)
         perimeter = float(region.perimeter) or 1.0
         ecd = math.sqrt(4.0 * area / math.pi)
-        feret_max = float(region.feret_diameter_max)
-        feret_min = _feret_min_px(region.image)
+        # One hull gives Feret min, max and the convex area; regionprops would
+        # build three (its Feret and solidity were 3/4 of the measuring time).
+        hull = outline_hull(region.image)
+        feret_min, feret_max = calipers(hull)
+        convex_area = float(cv2.contourArea(hull)) or area
         y, x = region.centroid
         particles.append({
             "id": len(particles) + 1,
@@ -108,7 +118,7 @@ def measure_particles(labels: np.ndarray, image: np.ndarray,
             "feret_max_nm": _scaled(feret_max, nm_per_px),
             "feret_min_nm": _scaled(feret_min, nm_per_px),
             "circularity": min(1.0, 4.0 * math.pi * area / perimeter ** 2),
-            "solidity": float(region.solidity),
+            "solidity": min(1.0, area / convex_area),
             "mean_intensity": float(region.intensity_mean),
         })
     return particles

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from skimage.draw import disk, rectangle
 
 from pipeline import measure
@@ -60,8 +61,21 @@ def test_feret_of_a_rectangle():
     mask[rectangle((20, 10), extent=(10, 30))] = True
     p = measure.measure_particles(measure.label_particles(mask), mask.astype(float), 1.0)[0]
     assert abs(p["feret_min_nm"] - 10) < 0.01
-    assert abs(p["feret_max_nm"] - math.hypot(10, 30)) < 1.5
-    assert 0.99 <= p["solidity"] <= 1.0
+    assert p["feret_max_nm"] == pytest.approx(math.hypot(10, 30), abs=1e-4)  # corner to corner, as ImageJ
+    assert p["solidity"] == 1.0
+
+
+def test_feret_and_solidity_of_a_disc_and_an_l_shape():
+    disc = _disks((80, 80), [((40, 40), 20)])
+    p = measure.measure_particles(measure.label_particles(disc), disc.astype(float), 1.0)[0]
+    assert 39 <= p["feret_min_px"] <= p["feret_max_px"] <= 43
+    assert 0.97 <= p["solidity"] <= 1.0
+    shape = np.zeros((50, 50), bool)
+    shape[10:40, 10:20] = True
+    shape[30:40, 10:40] = True  # an L: 30x10 + 10x20 = 500 px, hull 30x30 minus a 20x20 corner half
+    p = measure.measure_particles(measure.label_particles(shape), shape.astype(float), 1.0)[0]
+    assert p["area_px"] == 500
+    assert p["solidity"] == pytest.approx(500 / (900 - 200), abs=1e-6)
 
 
 def test_watershed_splits_two_touching_disks():
