@@ -144,40 +144,73 @@ def unet_speed(settings, runs: int = 3) -> dict:
             "optimised_vs_naive_mask_iou": agree}
 
 
-def daemon_throughput(count: int, size: int) -> dict:
-    """Images per minute through the real service: frames already on the share
-    (a lab dropping a backlog), drained by `run_service` into store and reports."""
-    import threading
+def _rss_mb(pid: int, field: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
-    from daemon import service, store
+
+def backlog(share: Path, count: int, size: int, bases: int = 12) -> None:
+    """`count` distinct frames in three samples. A dozen synthetic frames are
+    rendered and each copy differs by one pixel, so every file is new content
+    (no duplicate shortcut) at the cost of a dozen renders, not a thousand."""
+    frames = [synth_image(SynthSpec(size=size, bits=16, style=STYLES[i % len(STYLES)], seed=9000 + i))[0]
+              for i in range(min(bases, count))]
+    for i in range(count):
+        image = frames[i % len(frames)].copy()
+        image[0, 0] = i % 65536
+        image[0, 1] = i // 65536
+        folder = share / f"sample {i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        tifffile.imwrite(folder / f"frame_{i:04d}.tif", image)
+
+
+def daemon_drain(count: int, size: int) -> dict:
+    """A lab drops a backlog: `count` frames already on the share when the real
+    `psdwatch run` process starts. Throughput, and its memory sampled as it
+    drains: flat memory means the RSS after the last images is no higher than
+    after the first tenth."""
+    import subprocess
+
+    from daemon import store
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for i in range(count):
-            image, _, _ = synth_image(SynthSpec(size=size, bits=16, style=STYLES[i % len(STYLES)], seed=9000 + i))
-            folder = tmp / "share" / f"sample {i % 3}"
-            folder.mkdir(parents=True, exist_ok=True)
-            tifffile.imwrite(folder / f"frame_{i:04d}.tif", image)
+        backlog(tmp / "share", count, size)
         config = tmp / "bench.toml"
         config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.5\n'
                           '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
-                          f'[models]\ndir = "{load_config()["models"]["dir"].as_posix()}"\n')
-        stop = threading.Event()
+                          f'[models]\ndir = "{load_config()["models"]["dir"].as_posix()}"\n'
+                          '[train]\nenabled = false\n')
         started = time.perf_counter()
-        thread = threading.Thread(target=service.run_service, args=(config, stop))
-        thread.start()
-        db_path = tmp / "state" / "db.sqlite"
-        while not db_path.exists():
-            time.sleep(0.2)
-        db = store.open_store(db_path)
-        while sum(store.counts(db)[k] for k in ("done", "quarantined", "duplicate")) < count:
-            time.sleep(0.5)
-        elapsed = time.perf_counter() - started
-        stop.set()
-        thread.join()
-        counts = store.counts(db)
-    return {"daemon_images": count, "daemon_images_per_min_%d" % size: count / elapsed * 60,
-            "daemon_done": counts["done"], "daemon_model": counts["model"]}
+        daemon = subprocess.Popen([sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+                                  cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        db_path, samples, finished = tmp / "state" / "db.sqlite", [], 0
+        try:
+            while finished < count:
+                time.sleep(1.0)
+                if daemon.poll() is not None:
+                    raise RuntimeError(f"psdwatch run exited with {daemon.returncode} during the drain")
+                if db_path.exists():
+                    db = store.open_store(db_path)
+                    counts = store.counts(db)
+                    db.close()
+                    finished = sum(counts[k] for k in ("done", "quarantined", "duplicate"))
+                    samples.append((finished, _rss_mb(daemon.pid)))
+                    if len(samples) % 30 == 0:
+                        print(f"  drained {finished}/{count}, RSS {samples[-1][1]:.0f} MB", flush=True)
+            elapsed = time.perf_counter() - started
+            peak = _rss_mb(daemon.pid, "VmHWM")
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=60)
+    early = [rss for done, rss in samples if done <= count * 0.1 and done > 0] or [samples[0][1]]
+    late = [rss for done, rss in samples if done >= count * 0.9]
+    return {f"drain_{count}_images_size": size, f"drain_{count}_images_per_min": count / elapsed * 60,
+            f"drain_{count}_peak_rss_mb": peak, f"drain_{count}_rss_first_tenth_mb": max(early),
+            f"drain_{count}_rss_last_tenth_mb": max(late),
+            f"drain_{count}_rss_growth_mb": max(late) - max(early), "drain_model": counts["model"]}
 
 
 def write_markdown(results: dict, path: Path) -> None:
@@ -197,7 +230,8 @@ def main() -> int:
     parser.add_argument("--synth", type=int, default=30, help="synthetic images to score")
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--runs", type=int, default=3, help="repeats of each U-Net timing")
-    parser.add_argument("--daemon", type=int, default=20, help="images to drain through the service")
+    parser.add_argument("--drain", type=int, default=200, help="queued images the service drains (--drain 1000)")
+    parser.add_argument("--drain-size", type=int, default=1024, help="edge of the drained frames")
     parser.add_argument("--only", choices=("accuracy", "unet", "daemon"), help="run one part alone")
     args = parser.parse_args()
     config = load_config()
@@ -214,9 +248,9 @@ def main() -> int:
     if args.only in (None, "unet"):
         print("U-Net on 2048², optimised and naive ...", flush=True)
         results.update(unet_speed(settings, args.runs))
-    if args.only in (None, "daemon") and args.daemon:
-        print(f"{args.daemon} images of {args.size}² through the service ...", flush=True)
-        results.update(daemon_throughput(args.daemon, args.size))
+    if args.only in (None, "daemon") and args.drain:
+        print(f"{args.drain} queued images of {args.drain_size}² drained by psdwatch run ...", flush=True)
+        results.update(daemon_drain(args.drain, args.drain_size))
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     results_path.write_text(json.dumps(results, indent=2))
     write_markdown(results, REPO / "BENCHMARKS.md")
