@@ -2,8 +2,38 @@
 
 from __future__ import annotations
 
-from daemon.config import ConfigError
+import logging
+import shutil
+from pathlib import Path
+
+from daemon.config import DEFAULT_CONFIG, ConfigError
 from pipeline import models, segment
+
+log = logging.getLogger("psdwatch")
+
+BUNDLED_MODELS = DEFAULT_CONFIG.parent / "models"
+
+
+def install_starter(config: dict) -> str | None:
+    """Copy the starter model that ships with psdwatch into a models dir that has
+    none yet, and make it live, so a service whose models dir lives in its state
+    folder starts with the U-Net, not the classical engine. A dir that already
+    holds any model is the lab's own and is left alone; `[models] starter =
+    false` turns this off. Returns the installed model's name."""
+    models_dir = Path(config["models"]["dir"])
+    if not config["models"].get("starter", True) or models_dir.resolve() == BUNDLED_MODELS.resolve():
+        return None
+    if models_dir.is_dir() and any(models_dir.glob("*.safetensors")):
+        return None
+    name = models.live_model_name(BUNDLED_MODELS)
+    if name is None:
+        return None
+    models_dir.mkdir(parents=True, exist_ok=True)
+    for suffix in (".json", ".safetensors"):  # weights last: a model exists once its weights do
+        shutil.copyfile(BUNDLED_MODELS / f"{name}{suffix}", models_dir / f"{name}{suffix}")
+    models.set_live(models_dir, name)
+    log.info("installed the starter model %s into %s", name, models_dir)
+    return name
 
 
 def load_live_model(config: dict, engine: str) -> models.Model | None:
@@ -14,6 +44,7 @@ def load_live_model(config: dict, engine: str) -> models.Model | None:
     """
     if engine == "classical":
         return None
+    install_starter(config)
     models_dir = config["models"]["dir"]
     name = models.live_model_name(models_dir)
     if name is None:

@@ -349,6 +349,20 @@ def classical_card(test: list[Example]) -> dict:
     return {"name": "classical", "test_set": test_set_id(test), "test_metrics": metrics.scores(total)}
 
 
+def incumbent_card(models_dir: Path, test: list[Example]) -> dict:
+    """What a new model must beat, scored on this test set: the live model's card,
+    re-scored when its card was measured on another test set (a starter model
+    meets a lab's own annotations), or the classical engine when none is live."""
+    live = models.live_model_name(models_dir)
+    if live is None:
+        return classical_card(test)
+    card = models.load_card(models_dir, live) or {"name": live}
+    if card.get("test_set") != test_set_id(test) and test:
+        card = {**card, "test_set": test_set_id(test),
+                "test_metrics": evaluate(models.load_model(models_dir, live), test)}
+    return card
+
+
 def test_set_id(test: list[Example]) -> str:
     return hashlib.sha256("".join(sorted(e.sha256 for e in test)).encode()).hexdigest()[:16]
 
@@ -410,9 +424,7 @@ def run_training(annotations: list[Example], models_dir: Path, options: TrainOpt
         "history": history.epochs,
     }
     models.save_model(net, models_dir, name, card)
-    live = models.live_model_name(models_dir)
-    live_card = models.load_card(models_dir, live) if live else classical_card(test)
-    better, why = is_better(card, live_card)
+    better, why = is_better(card, incumbent_card(models_dir, test))
     if better:
         models.set_live(models_dir, name)
     checkpoint.unlink(missing_ok=True)

@@ -102,3 +102,14 @@ def test_training_can_start_from_a_saved_model(examples, tmp_path):
     assert changed
     drift = max(float((original[k].detach() - tuned[k]).abs().max()) for k in changed)
     assert drift < 0.05
+
+
+def test_a_live_model_scored_on_another_test_set_is_rescored_before_comparing(examples, tmp_path):
+    net = models.build_unet()
+    models.save_model(net, tmp_path, "starter", {"test_set": "elsewhere", "test_metrics": {"iou": 0.99, "ppv": 0.99}})
+    models.set_live(tmp_path, "starter")
+    test = examples[-1:]
+    card = train.incumbent_card(tmp_path, test)
+    # Its card's 0.99 was on other images; on these a random network scores what it scores.
+    assert card["test_set"] == train.test_set_id(test) and card["test_metrics"]["iou"] < 0.5
+    assert card["name"] == "starter"
