@@ -64,6 +64,7 @@ def settings_from_config(config: dict) -> Settings:
         tile=int(seg.get("tile", defaults.tile)),
         overlap=int(seg.get("overlap", defaults.overlap)),
         precision=seg.get("precision", defaults.precision),
+        runtime=seg.get("runtime", defaults.runtime),
         threshold=float(seg.get("threshold", defaults.threshold)),
         fallback_nm_per_px=scale_cfg.get("nm_per_px"),
         disagreement_pct=float(scale_cfg.get("disagreement_pct", defaults.disagreement_pct)),

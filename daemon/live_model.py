@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from daemon.config import DEFAULT_CONFIG, ConfigError
-from pipeline import models, segment
+from pipeline import models, onnx_runtime, segment
 
 log = logging.getLogger("psdwatch")
 
@@ -52,5 +52,9 @@ def load_live_model(config: dict, engine: str) -> models.Model | None:
             raise ConfigError(f"[segment] engine is 'unet' but {models_dir} has no live model "
                               f"(config {config['_path']})")
         return None
-    threads = int(config.get("segment", {}).get("threads", 0))
-    return segment.prepare_model(models.load_model(models_dir, name), threads)
+    seg = config.get("segment", {})
+    threads = int(seg.get("threads", 0))
+    runtime = onnx_runtime.choose_runtime(seg.get("runtime", "auto"),
+                                          segment.choose_precision(seg.get("precision", "auto")))
+    log.info("model %s runs on %s", name, runtime)
+    return segment.prepare_model(models.load_model(models_dir, name), threads, runtime, models_dir)

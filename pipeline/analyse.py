@@ -24,6 +24,7 @@ class Settings:
     tile: int = 512
     overlap: int = 64
     precision: str = "auto"
+    runtime: str = "auto"
     threshold: float = 0.5
     fallback_nm_per_px: float | None = None
     disagreement_pct: float = 2.0

@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import segmentation_models_pytorch as smp
 import torch
@@ -30,6 +31,9 @@ class Model:
     sha256: str
     net: torch.nn.Module
     card: dict
+    # Set by segment.prepare_model when an exported graph runs the network
+    # (float32 NCHW tiles in, logits out); None = PyTorch runs it.
+    runner: Callable | None = None
 
 
 def build_unet() -> torch.nn.Module:

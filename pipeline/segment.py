@@ -9,6 +9,8 @@ without a model falls back to.
 from __future__ import annotations
 
 import functools
+import logging
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from pipeline import classical
 from pipeline.models import Model
 
 ENGINES = ("auto", "unet", "classical")
+log = logging.getLogger("psdwatch")
 
 
 def normalise(image: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -96,8 +99,12 @@ def predict_probability(model: Model, image: np.ndarray, exclude: np.ndarray | N
     for i in range(0, len(boxes), batch):
         chunk = boxes[i:i + batch]
         stack = np.stack([padded[y:y + th, x0:x0 + tw] for y, x0 in chunk])[:, None]
-        logits = run_network(model.net, torch.from_numpy(stack), precision)
-        probs = torch.sigmoid(logits.float())[:, 0].numpy()
+        if model.runner is not None:
+            logits = model.runner(stack)[:, 0]
+            probs = 0.5 * (np.tanh(0.5 * logits) + 1.0)  # the sigmoid, without overflow
+        else:
+            logits = run_network(model.net, torch.from_numpy(stack), precision)
+            probs = torch.sigmoid(logits.float())[:, 0].numpy()
         for (y, x0), p in zip(chunk, probs):
             acc[y:y + th, x0:x0 + tw] += p * window
             weight[y:y + th, x0:x0 + tw] += window
@@ -114,12 +121,24 @@ def run_network(net: torch.nn.Module, batch: torch.Tensor, precision: str) -> to
         return net(batch)
 
 
-def prepare_model(model: Model, threads: int = 0) -> Model:
-    """Once per process: eval mode, channels_last weights, thread count."""
+def prepare_model(model: Model, threads: int = 0, runtime: str = "torch",
+                  models_dir: Path | None = None) -> Model:
+    """Once per process: eval mode, channels_last weights, thread count, and the
+    ONNX Runtime session when that runtime was chosen (onnx_runtime.choose_runtime)."""
     if threads > 0:
         torch.set_num_threads(threads)
     model.net.eval()
     model.net.to(memory_format=torch.channels_last)
+    if runtime == "onnxruntime":
+        from pipeline import onnx_runtime
+
+        try:
+            model.runner = onnx_runtime.runner(model.net, model.sha256,
+                                               models_dir or Path(tempfile.gettempdir()), threads)
+        except Exception as error:  # an export or runtime failure must not stop the service
+            log.warning("ONNX Runtime unavailable for %s (%s: %s); PyTorch runs it", model.name,
+                        type(error).__name__, error)
+        model.net.to(memory_format=torch.channels_last)
     return model
 
 

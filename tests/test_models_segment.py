@@ -75,3 +75,28 @@ def test_normalise_ignores_excluded_pixels():
     image[-8:] = 65535  # a white scale bar band
     x = segment.normalise(image, exclude)
     assert x[:56].max() <= 1.01 and x[:56].min() >= -0.01
+
+
+def test_onnx_runtime_gives_the_same_particles_as_pytorch(model_dir, tmp_path):
+    from pipeline import measure, onnx_runtime
+    from pipeline.synth import SynthSpec, synth_image
+
+    image, _, _ = synth_image(SynthSpec(size=384, bits=16, style="band", seed=4))
+    plain = segment.prepare_model(models.load_model(model_dir, "random-0"), runtime="torch")
+    fast = segment.prepare_model(models.load_model(model_dir, "random-0"), runtime="onnxruntime",
+                                 models_dir=tmp_path)
+    assert plain.runner is None and fast.runner is not None
+    cached = list((tmp_path / ".onnx-cache").glob("*.onnx"))
+    assert [p.stem for p in cached] == [fast.sha256[:16]]  # exported once, keyed by the weights
+    a = segment.predict_probability(plain, image.astype(np.float32), tile=256, overlap=32)
+    b = segment.predict_probability(fast, image.astype(np.float32), tile=256, overlap=32)
+    assert np.abs(a - b).max() < 1e-4
+    # A random network's "particles" are blobs, but the same blobs either way.
+    threshold = float(np.median(a))
+    particles = [measure.measure_particles(measure.label_particles(p > threshold), image, 0.2) for p in (a, b)]
+    assert len(particles[0]) > 0
+    assert [q["area_px"] for q in particles[0]] == [q["area_px"] for q in particles[1]]
+    assert onnx_runtime.choose_runtime("auto", "bf16") == "torch"
+    assert onnx_runtime.choose_runtime("auto", "fp32") == "onnxruntime"
+    with pytest.raises(ValueError, match="runtime must be one of"):
+        onnx_runtime.choose_runtime("tensorrt", "fp32")
