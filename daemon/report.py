@@ -825,6 +825,22 @@ INDEX_SQL_NO_CACHE = INDEX_SQL.replace(
     "NULL AS d50_hi, NULL AS n_px, NULL AS images_done, NULL AS as_of) AS s ON 0")
 
 
+def stale_samples(db, reports_dir: Path) -> list[str]:
+    """Samples whose page is missing or older than their newest image: what
+    write_index marks "updating", e.g. after a writer was killed between
+    storing an image and writing its report."""
+    reports_dir = Path(reports_dir)
+    with _snapshot(db):
+        cached = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                            [SUMMARY_TABLE]).fetchone()
+        cur = db.execute(INDEX_SQL if cached else INDEX_SQL_NO_CACHE)
+        names = [c[0] for c in cur.description]
+        samples = [dict(zip(names, row)) for row in cur.fetchall()]
+    return [s["sample"] for s in samples
+            if s["page"] is None or s["as_of"] != s["last_update"] or s["summary_done"] != (s["done"] or 0)
+            or not (reports_dir / s["page"]).is_file()]
+
+
 def _sweep_temporaries(reports_dir: Path, older_than_s: float = 3600) -> None:
     """Temporary files left by a writer killed between write and rename."""
     limit = time.time() - older_than_s

@@ -18,7 +18,7 @@ from pathlib import Path
 from daemon import proposals, report, schedule, store
 from daemon.config import load_config, settings_from_config
 from daemon.live_model import load_live_model
-from daemon.watch import StoreIntake, WatchSettings, Watcher
+from daemon.watch import StoreIntake, WatchSettings, Watcher, root_problem
 from daemon.worker import Outcome, process_job
 from pipeline import models
 from pipeline.analyse import Settings
@@ -26,6 +26,7 @@ from pipeline.analyse import Settings
 log = logging.getLogger("psdwatch")
 
 MAX_ATTEMPTS = 3
+RETRY_SECONDS = 1.0  # before taking the next job after one was handed back
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -64,11 +65,21 @@ def _watch_thread(config: dict, stop: threading.Event, watcher_ready: threading.
     watcher.run(stop)
 
 
+def write_thumbnail(analysis, sha256: str, reports_dir: Path) -> None:
+    """Before the result is stored (process_job's before_storing), so that a
+    kill right after the commit cannot leave a stored image without its
+    picture, which could only be drawn again by reading the share. Named by
+    content: a thumbnail of a result that is then not stored harms nothing.
+    An OSError (the reports disk is full) goes to the service loop, which
+    hands the job back and tries again later, as for a full store."""
+    try:
+        report.write_thumbnail(analysis, report.thumbnail_path(reports_dir, sha256))
+    except ValueError as error:  # the picture cannot be encoded: the result still counts
+        log.warning("%s: no thumbnail (%s)", analysis.image, error)
+
+
 def publish(db, outcome: Outcome, reports_dir: Path, settings: Settings) -> None:
-    """Thumbnail first, then the sample page and the index: a page never links
-    a thumbnail that is not there yet."""
-    if outcome.analysis is not None and outcome.sha256:
-        report.write_thumbnail(outcome.analysis, report.thumbnail_path(reports_dir, outcome.sha256))
+    """The sample page, then the index (the thumbnail is already written)."""
     report.write_sample_report(db, outcome.sample, reports_dir, min_particles=settings.min_particles,
                                bootstrap=settings.bootstrap)
     report.write_index(db, reports_dir, min_particles=settings.min_particles)
@@ -90,14 +101,42 @@ def propose(outcome: Outcome, annotations: dict) -> None:
         log.warning("could not write the annotation proposal for %s: %s", outcome.analysis.image, error)
 
 
+def refresh_reports(db, reports_dir: Path, settings: Settings) -> bool:
+    """Rewrite the pages that lag behind the store (a run killed between storing
+    an image and writing its report, a full disk), then the index. True when
+    the reports are current."""
+    try:
+        samples = report.stale_samples(db, reports_dir)
+        for sample in samples:
+            report.write_sample_report(db, sample, reports_dir, min_particles=settings.min_particles,
+                                       bootstrap=settings.bootstrap)
+        report.write_index(db, reports_dir, min_particles=settings.min_particles)
+    except (OSError, sqlite3.Error) as error:
+        log.error("reports are behind the store and cannot be written yet (%s): will retry", error)
+        return False
+    if samples:
+        log.warning("reports of %d sample(s) were behind the store: rewritten", len(samples))
+    return True
+
+
 def drain_once(db, config: dict, settings: Settings, live: LiveModel) -> Outcome | None:
-    """Claim and process one job; None when the queue is empty."""
+    """Claim and process one job; None when the queue is empty, or when the
+    share cannot be reached (the watcher logs that): the queue waits for it."""
+    if root_problem(config["watch"]["root"]) is not None:
+        return None
     job = store.claim_next(db)
     if job is None:
         return None
-    outcome = process_job(db, job, config["watch"]["root"], settings, live.refresh())
+    reports_dir = config["reports"]["dir"]
+    outcome = process_job(db, job, config["watch"]["root"], settings, live.refresh(),
+                          lambda analysis, sha256: write_thumbnail(analysis, sha256, reports_dir))
     if outcome.status in ("done", "duplicate", "quarantined"):
-        publish(db, outcome, config["reports"]["dir"], settings)
+        try:
+            publish(db, outcome, reports_dir, settings)
+        except (OSError, sqlite3.Error) as error:  # e.g. the state disk is full: the store has it
+            log.error("%s: stored, but the reports could not be written (%s): will retry",
+                      job.path, error)
+            outcome.reports_behind = True
         propose(outcome, config["annotations"])
     log.info("%s: %s in %.1f s (%s)", job.path, outcome.status, outcome.seconds, outcome.detail)
     return outcome
@@ -127,14 +166,29 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
     scheduler = schedule.start_scheduler(config, stop)
     log.info("psdwatch running: watch %s, store %s, reports %s (config %s)", config["watch"]["root"],
              config["store"]["database"], config["reports"]["dir"], config["_path"])
+    reports_behind = not refresh_reports(db, config["reports"]["dir"], settings)
     while not stop.is_set():
         try:
-            if drain_once(db, config, settings, live) is None:
+            outcome = drain_once(db, config, settings, live)
+            if outcome is None:
+                if reports_behind:
+                    reports_behind = not refresh_reports(db, config["reports"]["dir"], settings)
                 stop.wait(idle_sleep)
-        except sqlite3.OperationalError as error:  # e.g. the state disk is full
-            log.error("store error (%s): will retry in 5 s; nothing is lost", error)
-            _requeue_claimed(db)
+            elif outcome.reports_behind:
+                reports_behind = True
+            elif outcome.status == "retry":
+                stop.wait(RETRY_SECONDS)
+        except (sqlite3.OperationalError, OSError) as error:  # e.g. the state disk is full
+            log.error("cannot write the store or the reports (%s): will retry in 5 s; nothing is lost", error)
+            # The claimed job must go back before another is taken: left 'processing',
+            # it would wait for the next restart.
+            while not _requeue_claimed(db) and not stop.wait(5):
+                pass
             stop.wait(5)
+        except Exception:  # noqa: BLE001 - a bug: count it as a crash of this job, keep serving
+            log.exception("unexpected error while processing: the job is counted as a crash")
+            _recover(db)
+            stop.wait(RETRY_SECONDS)
     if scheduler is not None:
         scheduler.shutdown(wait=False)
     watcher.join(timeout=15)
@@ -142,14 +196,28 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
     return 0
 
 
-def _requeue_claimed(db) -> None:
-    """Hand back a job whose result could not be written, without counting it as a crash."""
+def _recover(db) -> None:
+    """What a restart would do after this job crashed the worker: requeue it with
+    the attempt counted, or quarantine it after MAX_ATTEMPTS."""
+    try:
+        if db.conn.in_transaction:
+            db.conn.execute("ROLLBACK")
+        store.recover_after_crash(db, MAX_ATTEMPTS)
+    except sqlite3.Error as error:
+        log.error("cannot requeue yet (%s)", error)
+
+
+def _requeue_claimed(db) -> bool:
+    """Hand back a job whose result could not be written, without counting it as
+    a crash. False when the store cannot be written yet either."""
     try:
         with store.write_transaction(db):
             db.execute("UPDATE queue SET state = 'queued', attempts = MAX(attempts - 1, 0), "
                        "claimed_at = NULL WHERE state = 'processing'")
     except sqlite3.OperationalError as error:
         log.error("cannot requeue yet (%s)", error)
+        return False
+    return True
 
 
 def wait_until_idle(db, timeout: float) -> bool:

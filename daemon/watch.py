@@ -206,7 +206,7 @@ class Settler:
                 continue
             version = (info.st_size, info.st_mtime_ns)
             if seen is None:
-                if self.known is not None and self.known(path, *version):
+                if self._known(path, version):
                     self._drop(path)
                 else:
                     self._set(path, (*version, now))
@@ -216,6 +216,17 @@ class Settler:
                 self._drop(path)
                 ready.append((path, *version))
         return ready
+
+    def _known(self, path: Path, version: tuple[int, int]) -> bool:
+        """A failing check (a bug, a store error) must not stop the watcher:
+        the file is then treated as new, and the store decides."""
+        if self.known is None:
+            return False
+        try:
+            return self.known(path, *version)
+        except Exception:  # noqa: BLE001
+            log.exception("cannot tell whether %s is known; treating it as new", path)
+            return False
 
     def _set(self, path: Path, value) -> None:
         with self._lock:

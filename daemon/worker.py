@@ -14,10 +14,13 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from sqlite_utils import Database
 
 from daemon import store
+from daemon.samples import locate
+from daemon.watch import root_problem
 from pipeline.analyse import Analysis, Settings, analyse_image, analysis_record
 from pipeline.io import UnreadableImage, file_sha256
 from pipeline.models import Model
@@ -38,6 +41,7 @@ class Outcome:
     detail: str = ""
     analysis: Analysis | None = None
     sha256: str | None = None
+    reports_behind: bool = False  # stored, but its reports could not be written yet
 
 
 def _same_version(path: Path, job: store.Job) -> bool:
@@ -51,20 +55,36 @@ def _same_version(path: Path, job: store.Job) -> bool:
 
 
 def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
-                model: Model | None) -> Outcome:
-    """Process one claimed job and record its outcome in the store."""
+                model: Model | None,
+                before_storing: Callable[[Analysis, str], None] | None = None) -> Outcome:
+    """Process one claimed job and record its outcome in the store.
+
+    before_storing(analysis, sha256) runs after a successful analysis and
+    before the result is committed (the service writes the thumbnail there: a
+    kill after the commit must not leave a stored image without its picture,
+    which cannot be drawn later without reading the share again)."""
     started = time.perf_counter()
-    path = Path(root) / job.path
+    path = locate(Path(root), job.path)
     elapsed = lambda: time.perf_counter() - started  # noqa: E731
 
     def quarantine(reason: str, sha256: str | None = None) -> Outcome:
         finished = store.finish_quarantined(db, job, reason, sha256, elapsed())
         return Outcome("quarantined", finished.image_id, job.sample, elapsed(), reason)
 
+    def share_gone() -> Outcome | None:
+        """A read that failed because the whole share went away says nothing
+        about the file: it goes back to the queue (the service waits for the
+        share). A quarantine would be final: the file comes back unchanged."""
+        problem = root_problem(Path(root))
+        if problem is None:
+            return None
+        store.release(db, job)
+        return Outcome("retry", None, job.sample, elapsed(), f"the watch root {problem}")
+
     try:
         sha256 = file_sha256(path)
     except FileNotFoundError:
-        return quarantine("the file vanished from the share before it could be read")
+        return share_gone() or quarantine("the file vanished from the share before it could be read")
     except OSError as error:
         if error.errno in TRANSIENT_ERRNOS:
             store.release(db, job)
@@ -85,12 +105,19 @@ def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
     try:
         analysis = analyse_image(path, settings, model)
     except UnreadableImage as error:
-        return quarantine(str(error), sha256)
+        return share_gone() or quarantine(str(error), sha256)
     except MemoryError:
         return quarantine("too large to process in the memory of this machine", sha256)
+    except Exception as error:  # noqa: BLE001 - a bug or a file nobody foresaw: this file only
+        log.exception("%s: the analysis failed", job.path)
+        detail = " ".join(str(error).split())[:160]
+        return share_gone() or quarantine(
+            f"the analysis failed ({type(error).__name__}: {detail})", sha256)
     if not _same_version(path, job):
         store.release(db, job)
         return Outcome("retry", None, job.sample, elapsed(), "the file changed while it was processed")
+    if before_storing is not None:
+        before_storing(analysis, sha256)
     record = analysis_record(analysis, job.sample)
     finished = store.finish_done(db, job, sha256, record, elapsed())
     return Outcome(finished.status, finished.image_id, job.sample, elapsed(),

@@ -56,7 +56,7 @@ def robust_sigma(x: np.ndarray) -> float:
 
 def opening_background(g: np.ndarray, radius: float) -> np.ndarray:
     """Grey opening with a disk of `radius`, run on a downsampled copy so large disks stay fast."""
-    ds = max(1, int(radius // 10))
+    ds = max(1, min(int(radius // 10), min(g.shape)))  # never below 1 px (a line scan, a thin strip)
     small = cv2.resize(g, None, fx=1 / ds, fy=1 / ds, interpolation=cv2.INTER_AREA) if ds > 1 else g
     r = max(1, round(radius / ds))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
@@ -67,6 +67,7 @@ def opening_background(g: np.ndarray, radius: float) -> np.ndarray:
 def support_mask(bg: np.ndarray, valid: np.ndarray, radius: float) -> np.ndarray:
     """Pixels on the support (not vacuum/pores): Otsu split of the heavily smoothed background."""
     ds = max(1, int(radius // 4))  # smooth/threshold on a small copy: a 2048^2 Gaussian of sigma 24 costs 250 ms
+    ds = min(ds, min(bg.shape))    # never below 1 px (a line scan, a thin strip)
     small = cv2.resize(bg, None, fx=1 / ds, fy=1 / ds, interpolation=cv2.INTER_AREA)
     vs = cv2.resize(valid.astype(np.uint8), small.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
     smooth = cv2.GaussianBlur(small, (0, 0), max(radius / ds, 1.0))
