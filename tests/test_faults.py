@@ -972,6 +972,11 @@ def test_full_disks_lose_nothing(tmp_path):
         share.put("disk full 2/empty.tif", b"", bad=("empty",))
         time.sleep(8)  # the service meets ENOSPC in the store
         assert env.daemon.alive(), f"the daemon died on a full state disk\n{env.daemon.log()}"
+        # Said, not shouted: one line a minute for the files waiting to be queued,
+        # no traceback per file per second to fill the log's own disk.
+        whole_log = env.daemon.log(last=10**6)
+        assert whole_log.count("cannot queue new files yet") <= 2, env.daemon.log()
+        assert "could not queue" not in whole_log, env.daemon.log()
         ballast.unlink()
         env.snapshot_share()
         env.verify("state disk full, then space again")
