@@ -125,8 +125,30 @@ def test_daemon_survives_kill_9_and_ends_with_one_right_outcome_per_file(setup):
 
 def test_unet_engine_without_a_live_model_refuses_to_start(setup):
     root, config, database, _ = setup
-    config.write_text(config.read_text().replace('engine = "classical"', 'engine = "unet"'))
+    config.write_text(config.read_text().replace('engine = "classical"', 'engine = "unet"')
+                      .replace('dir = "no-models"', 'dir = "no-models"\nstarter = false'))
     result = subprocess.run([sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "no live model" in result.stderr and str(config) in result.stderr
+
+
+def test_a_fresh_models_dir_gets_the_bundled_starter_and_a_used_one_is_left_alone(tmp_path):
+    from daemon.config import load_config
+    from daemon.live_model import BUNDLED_MODELS, install_starter, load_live_model
+    from pipeline import models
+
+    bundled = models.live_model_name(BUNDLED_MODELS)
+    assert bundled is not None, "psdwatch ships a live starter model"
+    config_path = tmp_path / "psdwatch.toml"
+    config_path.write_text('[models]\ndir = "state/models"\n')
+    model = load_live_model(load_config(config_path), "auto")
+    assert model is not None and model.name == bundled
+    assert models.live_model_name(tmp_path / "state" / "models") == bundled
+    assert model.sha256 == models.load_card(BUNDLED_MODELS, bundled)["weights_sha256"]
+    # A dir that holds the lab's own model keeps it, live or not.
+    own = tmp_path / "own"
+    models.save_model(models.build_unet(), own, "ours", {"date": "2026-11-25"})
+    assert install_starter({"models": {"dir": own}}) is None and models.live_model_name(own) is None
+    off = {"models": {"dir": tmp_path / "off", "starter": False}}
+    assert install_starter(off) is None and not (tmp_path / "off").exists()
