@@ -175,9 +175,12 @@ def process_peak_rss(size: int = 2048) -> dict:
         image, _, _ = synth_image(SynthSpec(size=size, bits=16, style="band", seed=78))
         path = Path(tmp) / "frame.tif"
         tifffile.imwrite(path, image)
-        code = ("import resource, sys; from daemon.cli import main; "
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so a
+        # child of this (large) benchmark process would report the parent's peak.
+        code = ("import sys; from pathlib import Path; from daemon.cli import main; "
                 "rc = main(['process', sys.argv[1], '--json']); "
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+                "print([l.split()[1] for l in Path('/proc/self/status').read_text().splitlines() "
+                "if l.startswith('VmHWM:')][0], file=sys.stderr)")
         done = subprocess.run([sys.executable, "-c", code, str(path)], cwd=REPO, capture_output=True,
                               text=True, check=True)
         record = json.loads(done.stdout)
@@ -255,15 +258,26 @@ def daemon_drain(count: int, size: int) -> dict:
 
 
 def write_markdown(results: dict, path: Path) -> None:
+    """One table per results file: run.py's figures, then report_bench.py's."""
     lines = ["# Benchmarks", "", f"Measured {results['date']} on: {json.dumps(results['machine'])}", "",
-             "| figure | value |", "| --- | --- |"]
+             "Times are medians in one process; compare ratios from the same run, not figures",
+             "across runs or machines. `--only` re-measures one part and keeps the others.", ""]
+    lines += _table(results, skip=("machine", "date"))
+    reports = REPO / "bench" / "report_results.json"
+    if reports.is_file():
+        lines += ["", "## Reports (bench/report_bench.py)", ""] + _table(json.loads(reports.read_text()))
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _table(results: dict, skip: tuple = ()) -> list[str]:
+    lines = ["| figure | value |", "| --- | --- |"]
     for key, value in results.items():
-        if key in ("machine", "date"):
+        if key in skip:
             continue
         shown = json.dumps(value) if isinstance(value, (dict, list)) else (
             f"{value:.4g}" if isinstance(value, float) else str(value))
         lines.append(f"| {key} | {shown} |")
-    path.write_text("\n".join(lines) + "\n")
+    return lines
 
 
 def main() -> int:
