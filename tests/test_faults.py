@@ -825,7 +825,10 @@ def test_kill_9_in_each_phase_and_a_file_that_keeps_killing_the_worker(env):
     SIGKILL each time the worker takes it) ends quarantined after 3 crashes."""
     share = env.share
     heavy = "kill/heavy frame.tif"
-    share.put(heavy, synth_bytes(50, 1024))
+    # 2048²: its analysis must outlast the watcher queueing the files dropped while
+    # the daemon was down, or the store-transaction kill below cannot tell the
+    # worker's write lock from the watcher's (at 1024² an idle machine missed it).
+    share.put(heavy, synth_bytes(50, 2048))
     env.daemon.start()
     wait_for(lambda: any(r["path"] == heavy for r in env.queue_rows()), 30, "the first file queued",
              env.daemon, interval=0.02)
