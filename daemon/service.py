@@ -40,19 +40,19 @@ class LiveModel:
 
     def __init__(self, config: dict, engine: str):
         self.config, self.engine = config, engine
-        self._load(models.live_model_name(config["models"]["dir"]))
+        self._load()
 
-    def _load(self, name: str | None) -> None:
+    def _load(self) -> None:
         # Raises ConfigError for engine "unet" without a live model: at start,
-        # not on the first image.
+        # not on the first image. The name is read after loading, because
+        # loading may install the starter and so change what LIVE says.
         self.model = load_live_model(self.config, self.engine)
-        self.name = name
+        self.name = models.live_model_name(self.config["models"]["dir"])
         log.info("model: %s", self.model.name if self.model else "classical engine")
 
     def refresh(self):
-        name = models.live_model_name(self.config["models"]["dir"])
-        if name != self.name:
-            self._load(name)
+        if models.live_model_name(self.config["models"]["dir"]) != self.name:
+            self._load()
         return self.model
 
 
