@@ -128,7 +128,6 @@ def prepare_model(model: Model, threads: int = 0, runtime: str = "torch",
     if threads > 0:
         torch.set_num_threads(threads)
     model.net.eval()
-    model.net.to(memory_format=torch.channels_last)
     if runtime == "onnxruntime":
         from pipeline import onnx_runtime
 
@@ -138,7 +137,8 @@ def prepare_model(model: Model, threads: int = 0, runtime: str = "torch",
         except Exception as error:  # an export or runtime failure must not stop the service
             log.warning("ONNX Runtime unavailable for %s (%s: %s); PyTorch runs it", model.name,
                         type(error).__name__, error)
-        model.net.to(memory_format=torch.channels_last)
+    # After the export, which needs (and leaves) the weights in contiguous format.
+    model.net.to(memory_format=torch.channels_last)
     return model
 
 
