@@ -54,9 +54,15 @@ def robust_sigma(x: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else 0.0
 
 
+def downsample_factor(ideal: float, shape: tuple[int, ...]) -> int:
+    """An integer shrink factor near `ideal` that leaves at least one pixel on
+    every side (a line scan or a thin strip would otherwise make cv2.resize fail)."""
+    return max(1, min(int(ideal), min(shape)))
+
+
 def opening_background(g: np.ndarray, radius: float) -> np.ndarray:
     """Grey opening with a disk of `radius`, run on a downsampled copy so large disks stay fast."""
-    ds = max(1, min(int(radius // 10), min(g.shape)))  # never below 1 px (a line scan, a thin strip)
+    ds = downsample_factor(radius / 10, g.shape)
     small = cv2.resize(g, None, fx=1 / ds, fy=1 / ds, interpolation=cv2.INTER_AREA) if ds > 1 else g
     r = max(1, round(radius / ds))
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
@@ -66,8 +72,8 @@ def opening_background(g: np.ndarray, radius: float) -> np.ndarray:
 
 def support_mask(bg: np.ndarray, valid: np.ndarray, radius: float) -> np.ndarray:
     """Pixels on the support (not vacuum/pores): Otsu split of the heavily smoothed background."""
-    ds = max(1, int(radius // 4))  # smooth/threshold on a small copy: a 2048^2 Gaussian of sigma 24 costs 250 ms
-    ds = min(ds, min(bg.shape))    # never below 1 px (a line scan, a thin strip)
+    # Smooth/threshold on a small copy: a 2048^2 Gaussian of sigma 24 costs 250 ms.
+    ds = downsample_factor(radius / 4, bg.shape)
     small = cv2.resize(bg, None, fx=1 / ds, fy=1 / ds, interpolation=cv2.INTER_AREA)
     vs = cv2.resize(valid.astype(np.uint8), small.shape[::-1], interpolation=cv2.INTER_NEAREST).astype(bool)
     smooth = cv2.GaussianBlur(small, (0, 0), max(radius / ds, 1.0))
