@@ -23,6 +23,9 @@ from scipy import ndimage as ndi
 from pipeline.bars import STYLES, draw_scale_bar
 
 
+BACKGROUNDS = ("textured", "dark", "bright")
+
+
 @dataclass
 class SynthSpec:
     size: int = 1024
@@ -34,6 +37,11 @@ class SynthSpec:
     sigma_g: float = 1.3
     coverage: float = 0.04              # particle area fraction, as in the study
     seed: int = 0
+    # "textured": Pt on alumina, as the study's patches; "dark": particles on thin
+    # carbon, most pixels near black and the cores saturated; "bright": a thick
+    # oxide support nearly as bright as the particles, with strong texture.
+    background: str = "textured"
+    d_median_px: float | None = None    # set the magnification directly (overrides d_median_nm)
 
 
 def _field(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -113,8 +121,12 @@ def render_particles(shape: tuple[int, int], particles: list[dict]) -> tuple[np.
     return thickness, mask
 
 
-def to_counts(signal: np.ndarray, bits: int, rng: np.random.Generator) -> np.ndarray:
-    """Shot noise, scan-line jitter and the detector's gain/offset to an integer image."""
+def to_counts(signal: np.ndarray, bits: int, rng: np.random.Generator,
+              saturate: bool = False) -> np.ndarray:
+    """Shot noise, scan-line jitter and the detector's gain/offset to an integer image.
+
+    saturate: the gain of a frame exposed for a weak support, so that the
+    vacuum/carbon sits at black and particle cores clip at white."""
     dose = rng.uniform(8, 60)
     counts = rng.poisson(np.clip(signal, 0, None) * dose).astype(np.float32) / dose
     counts += rng.normal(0, rng.uniform(0.005, 0.03), size=(signal.shape[0], 1)).astype(np.float32)
@@ -124,6 +136,9 @@ def to_counts(signal: np.ndarray, bits: int, rng: np.random.Generator) -> np.nda
     # Some frames are exposed so that the particles saturate, as real ones often do.
     gain = rng.uniform(0.75, 1.3) * top / (hi - lo + 1e-9)
     offset = rng.uniform(0.02, 0.08) * top
+    if saturate:
+        lo = np.percentile(counts, 50)
+        gain, offset = rng.uniform(1.3, 2.0) * top / (hi - lo + 1e-9), 0.0
     out = np.clip((counts - lo) * gain + offset, 0, top)
     return out.astype(np.uint8 if bits == 8 else np.uint16)
 
@@ -134,6 +149,10 @@ def synth_image(spec: SynthSpec) -> tuple[np.ndarray, np.ndarray, dict]:
     shape = (spec.size, spec.size)
     nm_per_px = spec.nm_per_px or float(rng.uniform(0.08, 0.6))
     d_median_nm = spec.d_median_nm or float(rng.uniform(12, 28) * nm_per_px)
+    if spec.d_median_px:
+        d_median_nm = spec.d_median_px * nm_per_px
+    if spec.background not in BACKGROUNDS:
+        raise ValueError(f"unknown background {spec.background!r}; use one of {', '.join(BACKGROUNDS)}")
     # The bar is drawn twice from the same seed: once on a blank frame to learn
     # where it goes (so particles avoid it), once on the finished image.
     bar_seed = int(rng.integers(1 << 31))
@@ -146,18 +165,25 @@ def synth_image(spec: SynthSpec) -> tuple[np.ndarray, np.ndarray, dict]:
     diameters_px = np.exp(rng.normal(math.log(d_median_nm), math.log(spec.sigma_g), n)) / nm_per_px
     # Below ~6 px a diameter cannot be measured to a few percent (pixelation alone
     # moves it by 10 %): microscopists choose the magnification so particles are larger.
-    diameters_px = diameters_px[(diameters_px >= 6) & (diameters_px <= spec.size / 8)]
+    smallest = 6 if spec.d_median_px is None else min(6, 0.5 * spec.d_median_px)
+    diameters_px = diameters_px[(diameters_px >= smallest) & (diameters_px <= spec.size / 8)]
     support = support_texture(shape, rng)
-    particles = place_particles(shape, diameters_px, rng, keep_out, blocked=support < 0.08)
+    blocked = support < 0.08 if spec.background != "dark" else None
+    particles = place_particles(shape, diameters_px, rng, keep_out, blocked=blocked)
     thickness, mask = render_particles(shape, particles)
     # Pt against alumina per unit thickness: Z^1.7 makes the metal several times
     # brighter than the same thickness of support.
-    z_contrast = rng.uniform(2.0, 5.0)
-    support_weight = rng.uniform(0.2, 0.5)  # how much the support's texture shows
-    signal = (0.15 + support_weight * support
-              + z_contrast * thickness / max(d_median_nm / nm_per_px, 1.0) * 0.35)
-    signal = ndi.gaussian_filter(signal, rng.uniform(0.5, 1.1))  # the probe
-    image = to_counts(signal, spec.bits, rng)
+    d_px = max(d_median_nm / nm_per_px, 1.0)
+    if spec.background == "textured":
+        z_contrast = rng.uniform(2.0, 5.0)
+        support_weight = rng.uniform(0.2, 0.5)  # how much the support's texture shows
+        signal = 0.15 + support_weight * support + z_contrast * thickness / d_px * 0.35
+    elif spec.background == "dark":
+        signal = 0.01 + rng.uniform(0.0, 0.06) * support + rng.uniform(1.5, 3.0) * thickness / d_px
+    else:
+        signal = 0.3 + rng.uniform(0.5, 0.9) * support + rng.uniform(0.35, 0.8) * thickness / d_px
+    signal = ndi.gaussian_filter(signal, rng.uniform(0.5, 1.1) * (max(1.0, d_px / 25) if spec.d_median_px else 1.0))  # the probe
+    image = to_counts(signal, spec.bits, rng, saturate=spec.background == "dark")
     image, bar_truth = draw_scale_bar(image, nm_per_px, spec.style, np.random.default_rng(bar_seed), spec.font)
     if image.shape != mask.shape:  # a databar added rows below the frame
         mask = np.pad(mask, ((0, image.shape[0] - mask.shape[0]), (0, image.shape[1] - mask.shape[1])))
