@@ -32,7 +32,7 @@ def print_summary(record: dict) -> None:
     print(f"image   {record['image']}")
     print(f"sample  {record['sample']}")
     print(f"scale   {scale}")
-    print(f"model   {record['model']}")
+    print(f"model   {record['model']} ({record['engine']}, segmented at scale {record['segment_scale']:g})")
     if psd["n"]:
         ci = psd.get("d50_ci95") or [psd["d50"], psd["d50"]]
         print(f"PSD     n={psd['n']}  d10={psd['d10']:.3g}  d50={psd['d50']:.3g} "
@@ -102,7 +102,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     model = "classical" if engine == "classical" or live is None else live
     if not Path(database).is_file():
         counts = {"queued": 0, "processing": 0, "done": 0, "quarantined": 0, "duplicate": 0,
-                  "samples": 0, "model": model}
+                  "skipped": 0, "samples": 0, "model": model, "unsure": 0, "mixed_model_samples": 0}
     else:
         counts = store.counts(store.open_store(database), model)
     if args.json:
@@ -111,8 +111,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"store    {database}")
     print(f"model    {counts['model']}")
     print(f"images   {counts['done']} done, {counts['quarantined']} quarantined, "
-          f"{counts['duplicate']} duplicate; {counts['queued']} queued, {counts['processing']} processing")
-    print(f"samples  {counts['samples']}")
+          f"{counts['duplicate']} duplicate, {counts['skipped']} skipped (not HAADF); "
+          f"{counts['queued']} queued, {counts['processing']} processing")
+    print(f"unsure   {counts['unsure']} done images flagged segmentation_unsure")
+    print(f"samples  {counts['samples']} ({counts['mixed_model_samples']} measured with more than one model)")
     return 0
 
 

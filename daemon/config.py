@@ -75,4 +75,8 @@ def settings_from_config(config: dict) -> Settings:
         exclude_border=bool(meas.get("exclude_border", defaults.exclude_border)),
         min_particles=int(psd_cfg.get("min_particles", defaults.min_particles)),
         bootstrap=int(psd_cfg.get("bootstrap", defaults.bootstrap)),
+        size_aware=bool(seg.get("size_aware", defaults.size_aware)),
+        target_diameter_px=float(seg.get("target_diameter_px", defaults.target_diameter_px)),
+        max_excluded_fraction=float(seg.get("max_excluded_fraction", defaults.max_excluded_fraction)),
+        skip_bright_field=bool(seg.get("skip_bright_field", defaults.skip_bright_field)),
     )

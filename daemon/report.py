@@ -75,6 +75,10 @@ FLAG_TEXT: dict[str, tuple[str, str]] = {
     # Expected per image (the sample pools them); the sample-level warning is the one that matters.
     "few_particles": ("plain", "few particles in this image"),
     "no_particles": ("warn", "no particles found"),
+    "segmentation_unsure": ("warn", "segmentation unsure: bright compact blobs in the frame were not segmented"),
+    "large_exclusion": ("warn", "a large part of the frame was kept out of segmentation (scale bar region)"),
+    "bright_field": ("info", "bright-field image: not measured (psdwatch measures HAADF)"),
+    "lossy_jpeg": ("info", "JPEG file: compression artefacts"),
     "calibration_not_a_length": ("info", "file calibration is not a length (ignored)"),
     "calibration_invalid": ("info", "file calibration invalid (ignored)"),
     "calibration_metadata_unreadable": ("info", "calibration metadata unreadable"),
@@ -90,7 +94,8 @@ FLAG_TEXT: dict[str, tuple[str, str]] = {
 }
 # In the nm PSD, but a person must know the sizes may be off.
 QUESTIONABLE_SCALE = frozenset(f for f, (level, _) in FLAG_TEXT.items()
-                               if level == "warn" and f != "no_particles")
+                               if level == "warn" and f not in ("no_particles", "segmentation_unsure",
+                                                                "large_exclusion"))
 
 # CSV: Fiji's "Results" column names, so people can reuse their macros and habits.
 CSV_COLUMNS = [" ", "Label", "Particle", "Area", "Perim.", "X", "Y", "Feret", "MinFeret",
@@ -662,7 +667,7 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
     summary = summarise(d_nm, "nm", bootstrap)
     summary_px = summarise(d_px, "px", bootstrap) if d_px.size else None
 
-    rows, quarantined, alerts = [], [], []
+    rows, quarantined, skipped, alerts = [], [], [], []
     questionable_images, questionable_n = 0, 0
     for im in sorted(images, key=lambda r: _natural_key(r["path"])):
         flags = _json(im["flags"], [])
@@ -681,8 +686,8 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
             # the sample is the first folder of the path: no need to read it on every row
             "name": _strip(im["path"], prefix),
         }
-        if im["status"] == "quarantined":
-            quarantined.append(row)
+        if im["status"] in ("quarantined", "skipped"):
+            (quarantined if im["status"] == "quarantined" else skipped).append(row)
             continue
         if im["status"] == "duplicate":
             original = by_id.get(im["duplicate_of"])
@@ -720,6 +725,17 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
                        f"{_count(len(quarantined), 'file', 'files')} of this sample "
                        f"{'was' if len(quarantined) == 1 else 'were'} quarantined and not measured "
                        "(reasons below)."})
+    unsure = [r for r in rows if r["status"] == "done" and any(f["flag"] == "segmentation_unsure"
+                                                                for f in r["flags"])]
+    if unsure:
+        alerts.append({"level": "warn", "anchor": "images", "text":
+                       f"{_count(len(unsure), 'image', 'images')}: segmentation unsure (an independent "
+                       "check sees bright compact blobs that were not segmented): check "
+                       f"{'it' if len(unsure) == 1 else 'them'} by eye."})
+    if skipped:
+        alerts.append({"level": "info", "anchor": "skipped", "text":
+                       f"{_count(len(skipped), 'file was', 'files were')} skipped as bright-field "
+                       "(or otherwise not HAADF) and not measured (listed below)."})
     if duplicates:
         alerts.append({"level": "info", "anchor": "images", "text":
                        f"{_count(len(duplicates), 'file is a', 'files are')} byte-identical "
@@ -731,8 +747,9 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
         "sample": sample, "summary": summary, "summary_px": summary_px,
         "hist": histogram_plot(d_nm, summary, "nm"), "cdf": cumulative_plot(d_nm, summary, "nm"),
         "hist_px": histogram_plot(d_px, summary_px, "px") if summary_px else None,
-        "rows": rows, "quarantined": quarantined, "alerts": alerts, "unscaled": unscaled,
+        "rows": rows, "quarantined": quarantined, "skipped": skipped, "alerts": alerts, "unscaled": unscaled,
         "counts": {"images": len(images), "done": len(done), "quarantined": len(quarantined),
+                   "skipped": len(skipped),
                    "duplicate": len(duplicates), "unscaled": len(unscaled)},
         "models": models, "min_particles": min_particles,
         "last_update": _local_time(max((im["processed_at"] or "" for im in images), default=None)),
@@ -812,7 +829,7 @@ SELECT a.*, s.page, s.n, s.d50, s.d50_lo, s.d50_hi, s.n_px, s.images_done AS sum
        s.as_of
 FROM (SELECT sample, COUNT(*) AS images,
              SUM(status = 'done') AS done, SUM(status = 'quarantined') AS quarantined,
-             SUM(status = 'duplicate') AS duplicate,
+             SUM(status = 'duplicate') AS duplicate, SUM(status = 'skipped') AS skipped,
              SUM(status = 'done' AND nm_per_px IS NULL) AS unscaled,
              MAX(processed_at) AS last_update
       FROM images GROUP BY sample) AS a
@@ -870,9 +887,9 @@ def write_index(db, reports_dir: Path, *, min_particles: int = 100) -> Path:
         with suppress(sqlite3.Error):
             queue = dict(db.execute("SELECT state, COUNT(*) FROM queue GROUP BY state").fetchall())
     totals = {"queued": queue.get("queued", 0), "processing": queue.get("processing", 0),
-              "done": 0, "quarantined": 0, "duplicate": 0, "samples": len(samples)}
+              "done": 0, "quarantined": 0, "duplicate": 0, "skipped": 0, "samples": len(samples)}
     for s in samples:
-        for key in ("done", "quarantined", "duplicate"):
+        for key in ("done", "quarantined", "duplicate", "skipped"):
             s[key] = s[key] or 0
             totals[key] += s[key]
         s["stale"] = s["page"] is None or s["as_of"] != s["last_update"] or s["summary_done"] != s["done"]

@@ -130,7 +130,7 @@ def drain_once(db, config: dict, settings: Settings, live: LiveModel) -> Outcome
     reports_dir = config["reports"]["dir"]
     outcome = process_job(db, job, config["watch"]["root"], settings, live.refresh(),
                           lambda analysis, sha256: write_thumbnail(analysis, sha256, reports_dir))
-    if outcome.status in ("done", "duplicate", "quarantined"):
+    if outcome.status in ("done", "duplicate", "quarantined", "skipped"):
         try:
             publish(db, outcome, reports_dir, settings)
         except (OSError, sqlite3.Error) as error:  # e.g. the state disk is full: the store has it

@@ -37,7 +37,7 @@ from sqlite_utils import Database
 
 from pipeline import __version__ as SOFTWARE_VERSION
 
-STATUSES = ("done", "quarantined", "duplicate")
+STATUSES = ("done", "quarantined", "duplicate", "skipped")
 
 IMAGE_COLUMNS = {
     "id": int, "path": str, "sample": str, "sha256": str, "status": str, "reason": str,
@@ -379,6 +379,20 @@ def finish_quarantined(db: Database, job: Job, reason: str, sha256: str | None =
     return finished
 
 
+def finish_skipped(db: Database, job: Job, sha256: str, reason: str, record: dict,
+                   seconds: float | None = None) -> Finished:
+    """A readable image that psdwatch does not measure (a bright-field frame): a row
+    with the reason and the flags that decided it, no particles."""
+    with write_transaction(db):
+        finished = _put_image(db, job, {
+            "status": "skipped", "reason": reason, "sha256": sha256, "seconds": seconds,
+            "nm_per_px": record.get("nm_per_px"), "scale_source": record.get("scale_source"),
+            "scale_text": record.get("scale_text"), "n_particles": 0,
+            "flags": json.dumps(record.get("flags") or []), "software_version": SOFTWARE_VERSION})
+        _close_job(db, job)
+    return finished
+
+
 def finish_duplicate(db: Database, job: Job, sha256: str, of_image_id: int) -> Finished | None:
     """A file whose content is already 'done' in its sample: a row, no particles.
 
@@ -425,6 +439,11 @@ def counts(db: Database, live_model: str | None = None) -> dict:
         **{status: by_status.get(status, 0) for status in STATUSES},
         "samples": db.execute("SELECT COUNT(DISTINCT sample) FROM images").fetchone()[0],
         "model": live_model or (last[0] if last else "classical"),
+        "unsure": db.execute("SELECT COUNT(*) FROM images WHERE status = 'done' "
+                             "AND flags LIKE '%\"segmentation_unsure\"%'").fetchone()[0],
+        "mixed_model_samples": db.execute(
+            "SELECT COUNT(*) FROM (SELECT sample FROM images WHERE status = 'done' "
+            "GROUP BY sample HAVING COUNT(DISTINCT COALESCE(model, '')) > 1)").fetchone()[0],
     }
 
 

@@ -1,4 +1,4 @@
-"""One queued image to exactly one outcome: done, duplicate or quarantined.
+"""One queued image to exactly one outcome: done, duplicate, skipped or quarantined.
 
 The order of the checks is what keeps DESIGN's promises: the content hash is
 written before the analysis (so a file that kills the worker is quarantined with
@@ -26,6 +26,7 @@ from pipeline.io import UnreadableImage, file_sha256
 from pipeline.models import Model
 
 log = logging.getLogger("psdwatch")
+BRIGHT_FIELD_REASON = "bright-field image; psdwatch measures HAADF"
 
 # Errors of a flaky network share: worth another try later, not a quarantine.
 TRANSIENT_ERRNOS = {errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN, errno.EHOSTDOWN,
@@ -34,7 +35,7 @@ TRANSIENT_ERRNOS = {errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN, errn
 
 @dataclass
 class Outcome:
-    status: str             # done | duplicate | quarantined | unchanged | retry
+    status: str             # done | duplicate | quarantined | skipped | unchanged | retry
     image_id: int | None
     sample: str
     seconds: float
@@ -92,7 +93,7 @@ def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
         return quarantine(f"cannot read the file: {error.strerror or error}")
 
     existing = store.image_of_path(db, job.path)
-    if existing and existing["sha256"] == sha256 and existing["status"] in ("done", "duplicate"):
+    if existing and existing["sha256"] == sha256 and existing["status"] in ("done", "duplicate", "skipped"):
         store.finish_unchanged(db, job)
         return Outcome("unchanged", existing["id"], job.sample, elapsed(), "same content as stored")
     store.note_sha256(db, job, sha256)
@@ -119,6 +120,9 @@ def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
     if before_storing is not None:
         before_storing(analysis, sha256)
     record = analysis_record(analysis, job.sample)
+    if "bright_field" in analysis.flags:
+        finished = store.finish_skipped(db, job, sha256, BRIGHT_FIELD_REASON, record, elapsed())
+        return Outcome("skipped", finished.image_id, job.sample, elapsed(), BRIGHT_FIELD_REASON)
     finished = store.finish_done(db, job, sha256, record, elapsed())
     return Outcome(finished.status, finished.image_id, job.sample, elapsed(),
                    f"{len(analysis.particles)} particles", analysis, sha256)

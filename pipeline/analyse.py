@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import measure, psd, scale, segment
+from pipeline import blobs, contrast, measure, psd, scale, segment, size
 from pipeline.io import Calibration, load_image
 from pipeline.models import Model
 
@@ -35,6 +35,10 @@ class Settings:
     exclude_border: bool = True
     min_particles: int = 100
     bootstrap: int = 1000
+    size_aware: bool = True              # shrink frames of large particles (pipeline.size)
+    target_diameter_px: float = size.TARGET_DIAMETER_PX
+    max_excluded_fraction: float = 0.15  # more kept out of segmentation than a band's worth is flagged
+    skip_bright_field: bool = True
 
 
 @dataclass
@@ -54,6 +58,9 @@ class Analysis:
     data: np.ndarray = field(repr=False)
     timings: dict = field(default_factory=dict)
     scale_details: dict = field(default_factory=dict)
+    excluded_fraction: float = 0.0
+    segment_scale: float = 1.0
+    checks: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -141,10 +148,40 @@ def analyse_image(path: str | Path, settings: Settings, model: Model | None = No
     exclude = _bar_exclusion(loaded.data.shape, bar, loaded.exclude)
     timings["scale_s"] = time.perf_counter() - t
 
+    excluded = float(exclude.mean()) if exclude is not None else 0.0
+    flags = list(loaded.flags + decision.flags)
+    if excluded > settings.max_excluded_fraction:
+        flags.append("large_exclusion")
     engine = resolve_engine(settings.engine, model)
+    used_model = model if engine == "unet" else None
+    common = dict(image=str(path), nm_per_px=decision.nm_per_px, scale_source=decision.source,
+                  scale_text=decision.text, engine=engine,
+                  model=used_model.name if used_model else "classical",
+                  model_sha256=used_model.sha256 if used_model else None,
+                  data=loaded.data, scale_details=decision.details, excluded_fraction=excluded)
+
+    if settings.skip_bright_field:
+        bright_field, why = contrast.is_bright_field(loaded.data, loaded.meta, exclude)
+        if bright_field:
+            empty = np.zeros(loaded.data.shape, bool)
+            return Analysis(**common, particles=[], psd=psd.summarise([], "nm" if decision.nm_per_px else "px"),
+                            flags=list(dict.fromkeys(flags + ["bright_field"])), mask=empty,
+                            labels=empty.astype(np.int32), timings=timings, checks={"bright_field": why})
+
+    t = time.perf_counter()
+    survey = blobs.find_blobs(loaded.data, exclude)
+    seg = dict(engine=engine, model=model, tile=settings.tile, overlap=settings.overlap,
+               precision=segment.choose_precision(settings.precision))
+    sizing = size.SizeDecision(1.0, None, None, 0, "size-aware segmentation is off")
+    if settings.size_aware:
+        def segment_at(small: np.ndarray, small_exclude: np.ndarray | None) -> np.ndarray:
+            return segment.segment(small, exclude=small_exclude, threshold=settings.threshold, **seg)[0]
+        sizing = size.decide_scale(loaded.data, exclude, survey, segment_at, settings.target_diameter_px)
+    timings["size_s"] = time.perf_counter() - t
+
     raw_mask, engine, seg_timing = segment.segment(
-        loaded.data, engine, model, exclude, decision.nm_per_px, settings.tile,
-        settings.overlap, segment.choose_precision(settings.precision), settings.threshold)
+        loaded.data, exclude=exclude, nm_per_px=decision.nm_per_px, threshold=settings.threshold,
+        scale=sizing.scale, **seg)
     timings.update(seg_timing)
 
     t = time.perf_counter()
@@ -159,14 +196,16 @@ def analyse_image(path: str | Path, settings: Settings, model: Model | None = No
     summary = psd.summarise([p[key] for p in particles], unit, settings.bootstrap)
     timings["psd_s"] = time.perf_counter() - t
 
-    flags = list(dict.fromkeys(loaded.flags + decision.flags + psd.psd_flags(summary, settings.min_particles)))
-    return Analysis(
-        image=str(path), nm_per_px=decision.nm_per_px, scale_source=decision.source,
-        scale_text=decision.text, engine=engine,
-        model=model.name if engine == "unet" and model else "classical",
-        model_sha256=model.sha256 if engine == "unet" and model else None,
-        particles=particles, psd=summary, flags=flags, mask=mask, labels=labels,
-        data=loaded.data, timings=timings, scale_details=decision.details)
+    missed = blobs.cross_check(survey, mask)
+    flags += psd.psd_flags(summary, settings.min_particles)
+    if missed.unsure:
+        flags.append("segmentation_unsure")
+    checks = {"size": {"scale": round(sizing.scale, 4), "reason": sizing.reason,
+                       "blob_diameter_px": sizing.blob_diameter_px,
+                       "probe_diameter_px": sizing.probe_diameter_px, "probe_count": sizing.probe_count},
+              "cross_check": {"blobs": missed.blobs, "missed": missed.missed}}
+    return Analysis(**common, particles=particles, psd=summary, flags=list(dict.fromkeys(flags)),
+                    mask=mask, labels=labels, timings=timings, segment_scale=sizing.scale, checks=checks)
 
 
 PARTICLE_ROUNDING = {"x": 2, "y": 2}
@@ -192,6 +231,9 @@ def analysis_record(analysis: Analysis, sample: str) -> dict:
         "particles": particles,
         "psd": {k: (_round(v) if isinstance(v, float) else v) for k, v in analysis.psd.items()},
         "flags": analysis.flags,
+        "excluded_fraction": round(analysis.excluded_fraction, 4),
+        "segment_scale": round(analysis.segment_scale, 4),
+        "checks": analysis.checks,
         "scale": analysis.scale_details,
         "timings_s": {k: round(v, 4) for k, v in analysis.timings.items()},
     }

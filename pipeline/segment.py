@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import classical
+from pipeline import classical, size
 from pipeline.models import Model
 
 ENGINES = ("auto", "unet", "classical")
@@ -142,25 +142,40 @@ def prepare_model(model: Model, threads: int = 0, runtime: str = "torch",
     return model
 
 
+def probabilities(image: np.ndarray, engine: str, model: Model | None = None,
+                  exclude: np.ndarray | None = None, nm_per_px: float | None = None,
+                  tile: int = 512, overlap: int = 64, precision: str = "fp32") -> np.ndarray:
+    """Per-pixel particle probability at the image's own resolution (the classical
+    engine's is 0 or 1), so that both engines can be resampled the same way."""
+    if engine == "unet":
+        if model is None:
+            raise ValueError("engine 'unet' needs a model, and none is live")
+        return predict_probability(model, image, exclude, tile, overlap, precision)
+    if engine == "classical":
+        return classical.segment_classical(image, nm_per_px=nm_per_px, exclude=exclude).astype(np.float32)
+    raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+
+
 def segment(image: np.ndarray, engine: str, model: Model | None = None,
             exclude: np.ndarray | None = None, nm_per_px: float | None = None,
             tile: int = 512, overlap: int = 64, precision: str = "fp32",
-            threshold: float = 0.5) -> tuple[np.ndarray, str, dict]:
+            threshold: float = 0.5, scale: float = 1.0) -> tuple[np.ndarray, str, dict]:
     """The binary particle mask, which engine made it, and its timing.
 
     `engine` is "unet" or "classical" as already resolved by the caller (auto
     becomes unet when a live model exists): the engine that ran is always
-    reported, never silently swapped.
+    reported, never silently swapped. `scale` < 1 segments a shrunk copy
+    (pipeline.size) and interpolates the probabilities back to full size.
     """
     started = time.perf_counter()
-    if engine == "unet":
-        if model is None:
-            raise ValueError("engine 'unet' needs a model, and none is live")
-        mask = predict_probability(model, image, exclude, tile, overlap, precision) > threshold
-    elif engine == "classical":
-        mask = classical.segment_classical(image, nm_per_px=nm_per_px, exclude=exclude)
+    if scale < 1.0:
+        small = size.shrink(image, scale)
+        scaled_nm = nm_per_px * image.shape[1] / small.shape[1] if nm_per_px else None
+        prob = size.enlarge(probabilities(small, engine, model, size.shrink_mask(exclude, small.shape),
+                                          scaled_nm, tile, overlap, precision), image.shape)
     else:
-        raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+        prob = probabilities(image, engine, model, exclude, nm_per_px, tile, overlap, precision)
+    mask = prob > (threshold if engine == "unet" else 0.5)
     if exclude is not None:
         mask &= ~exclude
     return mask, engine, {"segment_s": time.perf_counter() - started}

@@ -1,0 +1,65 @@
+"""HAADF or bright-field: which contrast a frame has, before anything is measured.
+
+The microscope exports a bright-field (BF) twin beside each HAADF frame. In BF
+the particles are dark on a bright background; the HAADF method run on it
+measures support texture, and measuring both frames would count every particle
+twice. So BF frames are recognised and left out, never measured.
+
+The file's own word comes first (the detector or signal name that Velox, TIA,
+DigitalMicrograph and FEI write). Without it, the grey-level histogram decides:
+a HAADF frame is a dark background with a bright tail (positive skew, the
+median low in the range), a BF frame a bright background with a dark tail.
+Measured on every real frame at hand: the 13 HAADF catalysts have skew
+0.41 to 1.73 with the median at 1-35 % of the range, the 45 Pt/alumina patches
+skew 1.9 to 4.1; the two BF frames skew -3.15 and -0.77 with the median at
+82 % and 62 %. The rule asks for both a negative skew and a high median, so an
+evenly lit HAADF frame (skew near 0) is never skipped by it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+from scipy import stats
+
+_BF_NAME = re.compile(r"(?<![a-z])(bf|bright[ -]?field)(?![a-z])", re.I)
+_DF_NAME = re.compile(r"haadf|adf|dark[ -]?field|(?<![a-z])df\d?(?![a-z])", re.I)
+MAX_SKEW, MIN_MEDIAN_POSITION = -0.3, 0.5
+
+
+def detector_says(meta: dict) -> str | None:
+    """'bf' or 'df' from a detector or signal name in the file's metadata, else None."""
+    names = " ".join(str(meta.get(key, "")) for key in ("detector", "signal_title", "signal"))
+    if _DF_NAME.search(names):
+        return "df"
+    if _BF_NAME.search(names):
+        return "bf"
+    return None
+
+
+def histogram_features(data: np.ndarray, exclude: np.ndarray | None = None) -> tuple[float, float]:
+    """Skewness of the grey levels and where their median lies in the 0.5-99.5 % range."""
+    step = max(1, int(np.sqrt(data.size / 1e6)))
+    values = np.asarray(data, np.float32)[::step, ::step]
+    if exclude is not None:
+        values = values[~exclude[::step, ::step]]
+    values = values[np.isfinite(values)].ravel()
+    if values.size < 16:
+        return 0.0, 0.0
+    lo, med, hi = np.percentile(values, (0.5, 50, 99.5))
+    if hi <= lo:
+        return 0.0, 0.0
+    return float(stats.skew(np.clip(values, lo, hi))), float((med - lo) / (hi - lo))
+
+
+def is_bright_field(data: np.ndarray, meta: dict, exclude: np.ndarray | None = None) -> tuple[bool, str]:
+    """(True, why) for a bright-field frame; the reason is the one-line text a person reads."""
+    said = detector_says(meta)
+    if said is not None:
+        return said == "bf", "the file names a bright-field detector" if said == "bf" else ""
+    skew, median_position = histogram_features(data, exclude)
+    if skew < MAX_SKEW and median_position > MIN_MEDIAN_POSITION:
+        return True, (f"dark particles on a bright background (grey-level skew {skew:.2f}, "
+                      f"median at {median_position:.0%} of the range)")
+    return False, ""
