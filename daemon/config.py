@@ -65,7 +65,7 @@ def settings_from_config(config: dict) -> Settings:
         overlap=int(seg.get("overlap", defaults.overlap)),
         precision=seg.get("precision", defaults.precision),
         runtime=seg.get("runtime", defaults.runtime),
-        threshold=float(seg.get("threshold", defaults.threshold)),
+        threshold=None if seg.get("threshold", "auto") == "auto" else float(seg["threshold"]),
         fallback_nm_per_px=scale_cfg.get("nm_per_px"),
         disagreement_pct=float(scale_cfg.get("disagreement_pct", defaults.disagreement_pct)),
         ocr=bool(scale_cfg.get("ocr", defaults.ocr)),

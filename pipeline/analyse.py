@@ -25,7 +25,7 @@ class Settings:
     overlap: int = 64
     precision: str = "auto"
     runtime: str = "auto"
-    threshold: float = 0.5
+    threshold: float | None = None       # None: the model's own (its card), else 0.5
     fallback_nm_per_px: float | None = None
     disagreement_pct: float = 2.0
     ocr: bool = True
@@ -154,6 +154,8 @@ def analyse_image(path: str | Path, settings: Settings, model: Model | None = No
         flags.append("large_exclusion")
     engine = resolve_engine(settings.engine, model)
     used_model = model if engine == "unet" else None
+    threshold = settings.threshold if settings.threshold is not None else (
+        used_model.threshold if used_model else 0.5)
     common = dict(image=str(path), nm_per_px=decision.nm_per_px, scale_source=decision.source,
                   scale_text=decision.text, engine=engine,
                   model=used_model.name if used_model else "classical",
@@ -175,12 +177,12 @@ def analyse_image(path: str | Path, settings: Settings, model: Model | None = No
     sizing = size.SizeDecision(1.0, None, None, 0, "size-aware segmentation is off")
     if settings.size_aware:
         def segment_at(small: np.ndarray, small_exclude: np.ndarray | None) -> np.ndarray:
-            return segment.segment(small, exclude=small_exclude, threshold=settings.threshold, **seg)[0]
+            return segment.segment(small, exclude=small_exclude, threshold=threshold, **seg)[0]
         sizing = size.decide_scale(loaded.data, exclude, survey, segment_at, settings.target_diameter_px)
     timings["size_s"] = time.perf_counter() - t
 
     raw_mask, engine, seg_timing = segment.segment(
-        loaded.data, exclude=exclude, nm_per_px=decision.nm_per_px, threshold=settings.threshold,
+        loaded.data, exclude=exclude, nm_per_px=decision.nm_per_px, threshold=threshold,
         scale=sizing.scale, **seg)
     timings.update(seg_timing)
 

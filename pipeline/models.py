@@ -34,6 +34,9 @@ class Model:
     # Set by segment.prepare_model when an exported graph runs the network
     # (float32 NCHW tiles in, logits out); None = PyTorch runs it.
     runner: Callable | None = None
+    # Probability above which a pixel is particle: chosen on validation when the
+    # model was trained (its card's "threshold"); 0.5 for models without one.
+    threshold: float = 0.5
 
 
 def build_unet() -> torch.nn.Module:
@@ -76,7 +79,8 @@ def load_model(models_dir: Path, name: str) -> Model:
     card = load_card(models_dir, name) or {}
     net = load_weights(build_unet(), weights)
     net.eval()
-    return Model(name=name, sha256=file_sha256(weights), net=net, card=card)
+    return Model(name=name, sha256=file_sha256(weights), net=net, card=card,
+                 threshold=float(card.get("threshold", 0.5)))
 
 
 def load_weights(net: torch.nn.Module, weights: Path) -> torch.nn.Module:
