@@ -27,11 +27,11 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from daemon.config import load_config, settings_from_config  # noqa: E402
-from daemon.live_model import load_live_model  # noqa: E402
-from pipeline import classical, measure, metrics, models, psd, segment  # noqa: E402
-from pipeline.analyse import analyse_image  # noqa: E402
-from pipeline.synth import STYLES, SynthSpec, synth_image, write_example  # noqa: E402
+from psdwatch.daemon.config import load_config, settings_from_config  # noqa: E402
+from psdwatch.daemon.live_model import load_live_model  # noqa: E402
+from psdwatch.pipeline import classical, measure, metrics, models, psd, segment  # noqa: E402
+from psdwatch.pipeline.analyse import analyse_image  # noqa: E402
+from psdwatch.pipeline.synth import STYLES, SynthSpec, synth_image, write_example  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data"
 
@@ -217,7 +217,7 @@ def daemon_drain(count: int, size: int) -> dict:
     after the first tenth."""
     import subprocess
 
-    from daemon import store
+    from psdwatch.daemon import store
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -228,7 +228,7 @@ def daemon_drain(count: int, size: int) -> dict:
                           f'[models]\ndir = "{load_config()["models"]["dir"].as_posix()}"\n'
                           '[train]\nenabled = false\n')
         started = time.perf_counter()
-        daemon = subprocess.Popen([sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+        daemon = subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
                                   cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         db_path, samples, finished = tmp / "state" / "db.sqlite", [], 0
         try:

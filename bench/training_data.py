@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.io import load_image
-from pipeline.weak_masks import mask_from_boxes, read_yolo_boxes
+from psdwatch.pipeline.io import load_image
+from psdwatch.pipeline.weak_masks import mask_from_boxes, read_yolo_boxes
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from daemon import demo
-from daemon.config import ConfigError, load_config, settings_from_config
-from daemon.live_model import load_live_model
-from daemon.samples import sample_of
-from pipeline import models, synth, train
-from pipeline.analyse import Analysis, analyse_image, analysis_record
-from pipeline.io import UnreadableImage
+from . import demo
+from .config import ConfigError, load_config, settings_from_config
+from .live_model import load_live_model
+from .samples import sample_of
+from ..pipeline import models, synth, train
+from ..pipeline.analyse import Analysis, analyse_image, analysis_record
+from ..pipeline.io import UnreadableImage
 
 
 def print_summary(record: dict) -> None:
@@ -86,14 +86,14 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from daemon import service
+    from . import service
 
     service.setup_logging()
     return service.run_service(args.config)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from daemon import store
+    from . import store
 
     config = load_config(args.config)
     database = config["store"]["database"]
@@ -119,7 +119,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from daemon import report, store
+    from . import report, store
 
     config = load_config(args.config)
     settings = settings_from_config(config)
@@ -130,7 +130,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from daemon.schedule import TrainingRunning, training_lock
+    from .schedule import TrainingRunning, training_lock
 
     config = load_config(args.config)
     defaults = config.get("train", {})

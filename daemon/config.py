@@ -10,7 +10,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pipeline.analyse import Settings
+from ..pipeline.analyse import Settings
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 PATH_KEYS = (("watch", "root"), ("store", "database"), ("reports", "dir"), ("models", "dir"),

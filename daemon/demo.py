@@ -17,10 +17,10 @@ from pathlib import Path
 
 import tifffile
 
-from daemon import service, store
-from daemon.config import DEFAULT_CONFIG, load_config
-from pipeline import psd
-from pipeline.synth import STYLES, SynthSpec, synth_image
+from . import service, store
+from .config import DEFAULT_CONFIG, load_config
+from ..pipeline import psd
+from ..pipeline.synth import STYLES, SynthSpec, synth_image
 
 SAMPLES = ("Pt-Al2O3 batch 1", "Pt-Al2O3 batch 2")
 

@@ -6,8 +6,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from daemon.config import DEFAULT_CONFIG, ConfigError
-from pipeline import models, onnx_runtime, segment
+from .config import DEFAULT_CONFIG, ConfigError
+from ..pipeline import models, onnx_runtime, segment
 
 log = logging.getLogger("psdwatch")
 

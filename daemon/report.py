@@ -45,8 +45,8 @@ import cv2
 import jinja2
 import numpy as np
 
-from pipeline import __version__ as SOFTWARE_VERSION
-from pipeline import psd
+from ..pipeline import __version__ as SOFTWARE_VERSION
+from ..pipeline import psd
 
 log = logging.getLogger("psdwatch.report")
 

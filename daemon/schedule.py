@@ -31,9 +31,9 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from daemon.config import ConfigError
-from pipeline import models
-from pipeline.train import find_annotations
+from .config import ConfigError
+from ..pipeline import models
+from ..pipeline.train import find_annotations
 
 log = logging.getLogger("psdwatch")
 
@@ -113,7 +113,7 @@ def train_command(config: dict, name: str) -> list[str]:
     """The child process: `psdwatch train` with the service's config, starting
     from the live model when there is one (fine-tuning takes a fraction of a
     training from scratch on a CPU)."""
-    command = [sys.executable, "-m", "daemon.cli", "train", "--config", str(config["_path"]), "--name", name]
+    command = [sys.executable, "-m", "psdwatch.daemon.cli", "train", "--config", str(config["_path"]), "--name", name]
     init = config.get("train", {}).get("init", "live")
     if init == "live" and models.live_model_name(config["models"]["dir"]) is None:
         init = ""

@@ -15,13 +15,13 @@ import threading
 import time
 from pathlib import Path
 
-from daemon import proposals, report, schedule, store
-from daemon.config import load_config, settings_from_config
-from daemon.live_model import load_live_model
-from daemon.watch import StoreIntake, WatchSettings, Watcher, root_problem
-from daemon.worker import Outcome, process_job
-from pipeline import models
-from pipeline.analyse import Settings
+from . import proposals, report, schedule, store
+from .config import load_config, settings_from_config
+from .live_model import load_live_model
+from .watch import StoreIntake, WatchSettings, Watcher, root_problem
+from .worker import Outcome, process_job
+from ..pipeline import models
+from ..pipeline.analyse import Settings
 
 log = logging.getLogger("psdwatch")
 

@@ -35,7 +35,7 @@ from typing import Iterator, NamedTuple
 
 from sqlite_utils import Database
 
-from pipeline import __version__ as SOFTWARE_VERSION
+from ..pipeline import __version__ as SOFTWARE_VERSION
 
 STATUSES = ("done", "quarantined", "duplicate", "skipped")
 

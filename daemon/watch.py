@@ -384,7 +384,7 @@ class StoreIntake:
     become queue entries under their sample (DESIGN's sample rule)."""
 
     def __init__(self, db, root: Path, sample_pattern: str | None = None):
-        from daemon import samples, store  # noqa: PLC0415  (keeps watch usable without a store)
+        from . import samples, store  # noqa: PLC0415  (keeps watch usable without a store)
         self._store, self._samples = store, samples
         self.db, self.root, self.sample_pattern = db, Path(root), sample_pattern
 

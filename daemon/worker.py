@@ -18,12 +18,12 @@ from typing import Callable
 
 from sqlite_utils import Database
 
-from daemon import store
-from daemon.samples import locate
-from daemon.watch import root_problem
-from pipeline.analyse import Analysis, Settings, analyse_image, analysis_record
-from pipeline.io import UnreadableImage, file_sha256
-from pipeline.models import Model
+from . import store
+from .samples import locate
+from .watch import root_problem
+from ..pipeline.analyse import Analysis, Settings, analyse_image, analysis_record
+from ..pipeline.io import UnreadableImage, file_sha256
+from ..pipeline.models import Model
 
 log = logging.getLogger("psdwatch")
 BRIGHT_FIELD_REASON = "bright-field image; psdwatch measures HAADF"

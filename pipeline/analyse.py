@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import blobs, contrast, measure, psd, scale, segment, size
-from pipeline.io import Calibration, load_image
-from pipeline.models import Model
+from . import blobs, contrast, measure, psd, scale, segment, size
+from .io import Calibration, load_image
+from .models import Model
 
 
 @dataclass

@@ -19,7 +19,7 @@ import segmentation_models_pytorch as smp
 import torch
 from safetensors.torch import load_file, save_file
 
-from pipeline.io import file_sha256
+from .io import file_sha256
 
 ARCHITECTURE = "Unet(tu-seresnet34, in_channels=1, classes=1)"
 LIVE_FILE = "LIVE"

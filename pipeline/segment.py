@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline import classical, size
-from pipeline.models import Model
+from . import classical, size
+from .models import Model
 
 ENGINES = ("auto", "unet", "classical")
 log = logging.getLogger("psdwatch")
@@ -129,7 +129,7 @@ def prepare_model(model: Model, threads: int = 0, runtime: str = "torch",
         torch.set_num_threads(threads)
     model.net.eval()
     if runtime == "onnxruntime":
-        from pipeline import onnx_runtime
+        from . import onnx_runtime
 
         try:
             model.runner = onnx_runtime.runner(model.net, model.sha256,

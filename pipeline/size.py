@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 from skimage import measure
 
-from pipeline import blobs
+from . import blobs
 
 TARGET_DIAMETER_PX = 20.0  # the middle of the sizes the starter model was trained on
 PROBE_FACTOR = 4

@@ -24,8 +24,8 @@ import segmentation_models_pytorch as smp
 import torch
 from safetensors.torch import load_file, save_file
 
-from pipeline import classical, metrics, models, segment
-from pipeline.io import file_sha256, load_image
+from . import classical, metrics, models, segment
+from .io import file_sha256, load_image
 
 MASK_SUFFIXES = ("_mask.png", "_mask.tif", "_mask.tiff")
 
@@ -489,7 +489,7 @@ def run_training(annotations: list[Example], models_dir: Path, options: TrainOpt
 
 
 def _code_version() -> str:
-    from pipeline import __version__
+    from . import __version__
     return __version__
 
 
@@ -499,7 +499,7 @@ def synthetic_examples(count: int, size: int = 512, seed: int = 1) -> list[Examp
     oxide supports in turn; particle medians log-uniform from 4 to 40 px (size-aware
     segmentation shrinks larger ones into this range); 8 and 16 bit; a third of
     them through JPEG at quality 60-90, as figures are exported."""
-    from pipeline.synth import BACKGROUNDS, STYLES, SynthSpec, synth_image
+    from .synth import BACKGROUNDS, STYLES, SynthSpec, synth_image
 
     out = []
     for i in range(count):
@@ -525,9 +525,9 @@ def synthetic_d50_error(model: models.Model, count: int = 4, size: int = 1024, s
     whether the number a user reads off the report is right."""
     import tempfile
 
-    from pipeline import psd
-    from pipeline.analyse import Settings, analyse_image
-    from pipeline.synth import STYLES, SynthSpec, synth_image, write_example
+    from . import psd
+    from .analyse import Settings, analyse_image
+    from .synth import STYLES, SynthSpec, synth_image, write_example
 
     errors = []
     settings = Settings(engine="unet", precision="fp32", bootstrap=0)

@@ -52,11 +52,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from daemon import report, store
-from daemon.config import load_config, settings_from_config
-from pipeline import psd
-from pipeline.analyse import analyse_image, analysis_record
-from pipeline.synth import SynthSpec, synth_image
+from psdwatch.daemon import report, store
+from psdwatch.daemon.config import load_config, settings_from_config
+from psdwatch.pipeline import psd
+from psdwatch.pipeline.analyse import analyse_image, analysis_record
+from psdwatch.pipeline.synth import SynthSpec, synth_image
 
 REPO = Path(__file__).resolve().parent.parent
 SETTLE = 0.6
@@ -225,7 +225,7 @@ class Daemon:
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
         self.lines.append(f"--- start {self.starts} ---")
         self._mark = len(self.lines)
-        self.proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "run", "--config", str(self.config)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(self.config)],
                                      cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, errors="replace")
         self.starts += 1

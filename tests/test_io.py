@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from pipeline import io as pio
-from pipeline.io import UnreadableImage, load_image
+from psdwatch.pipeline import io as pio
+from psdwatch.pipeline.io import UnreadableImage, load_image
 from tests.conftest import DATA
 
 FORMATS = DATA / "formats"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage.draw import disk, rectangle
 
-from pipeline import measure
+from psdwatch.pipeline import measure
 
 
 def _disks(shape, specs):

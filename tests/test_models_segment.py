@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import models, segment
+from psdwatch.pipeline import models, segment
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +78,8 @@ def test_normalise_ignores_excluded_pixels():
 
 
 def test_onnx_runtime_gives_the_same_particles_as_pytorch(model_dir, tmp_path):
-    from pipeline import measure, onnx_runtime
-    from pipeline.synth import SynthSpec, synth_image
+    from psdwatch.pipeline import measure, onnx_runtime
+    from psdwatch.pipeline.synth import SynthSpec, synth_image
 
     image, _, _ = synth_image(SynthSpec(size=384, bits=16, style="band", seed=4))
     plain = segment.prepare_model(models.load_model(model_dir, "random-0"), runtime="torch")

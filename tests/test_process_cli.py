@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from daemon.cli import main
-from pipeline import psd
-from pipeline.synth import SynthSpec, synth_image, write_example
+from psdwatch.daemon.cli import main
+from psdwatch.pipeline import psd
+from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
 REQUIRED_PARTICLE_KEYS = {"id", "x", "y", "area_px", "area_nm2", "perimeter_nm", "ecd_nm"}
 
@@ -98,14 +98,14 @@ def test_bad_input_exits_nonzero_with_one_line(name, tmp_path, capsys):
 
 def test_console_script_as_a_subprocess(tmp_path, formats_dir):
     """The installed command, its exit codes and its streams, as a script sees them."""
-    ok = subprocess.run([sys.executable, "-m", "daemon.cli", "process",
+    ok = subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "process",
                          str(formats_dir / "JEOL HAADF Image.dm4"), "--json"],
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["scale_source"] == "metadata"
     empty = tmp_path / "empty.tif"
     empty.write_bytes(b"")
-    bad = subprocess.run([sys.executable, "-m", "daemon.cli", "process", str(empty)],
+    bad = subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "process", str(empty)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
 

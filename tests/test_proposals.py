@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import tifffile
 
-from daemon import proposals
-from daemon.service import run_service
-from pipeline import train
-from pipeline.synth import SynthSpec, synth_image, write_example
+from psdwatch.daemon import proposals
+from psdwatch.daemon.service import run_service
+from psdwatch.pipeline import train
+from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
 
 def test_the_service_proposes_pairs_the_trainer_reads(tmp_path):

@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import pytest
 
-from daemon import report, store
-from pipeline import psd
+from psdwatch.daemon import report, store
+from psdwatch.pipeline import psd
 
 HOSTILE = ["<script>alert(1)</script>", 'Pt "quoted" \'single\' & <b>', "Pt/Al₂O₃ é 試料",
            "Pt-Al2O3-e", "A", "a", "index", "..", "CON"]
@@ -373,8 +373,8 @@ def test_sample_slug_is_safe_stable_and_distinct():
 @pytest.fixture(scope="module")
 def analyses(tmp_path_factory):
     """Real images through the real pipeline: two with a scale bar, one without."""
-    from pipeline import synth
-    from pipeline.analyse import Settings, analyse_image
+    from psdwatch.pipeline import synth
+    from psdwatch.pipeline.analyse import Settings, analyse_image
     share = tmp_path_factory.mktemp("share")
     out = []
     for i, (seed, ocr) in enumerate([(3, True), (11, True), (5, False)]):
@@ -431,7 +431,7 @@ def rendered(analyses, tmp_path_factory):
     db = store.open_store(root / "state" / "psdwatch.sqlite")
     reports = root / "reports"
     sample = 'Pt/Al₂O₃ 450 °C <script>alert(1)</script> "batch 7"'
-    from pipeline.analyse import analysis_record
+    from psdwatch.pipeline.analyse import analysis_record
     for path, analysis in analyses:
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
         report.write_thumbnail(analysis, report.thumbnail_path(reports, sha))

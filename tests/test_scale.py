@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from pipeline import scale
-from pipeline.bars import FONTS as ALL_FONTS
-from pipeline.bars import STYLES, draw_scale_bar, render_text
-from pipeline.scale import find_scale_bar
+from psdwatch.pipeline import scale
+from psdwatch.pipeline.bars import FONTS as ALL_FONTS
+from psdwatch.pipeline.bars import STYLES, draw_scale_bar, render_text
+from psdwatch.pipeline.scale import find_scale_bar
 from tests.conftest import DATA
 
 FEI = DATA / "formats"

@@ -15,9 +15,9 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from daemon import schedule
-from daemon.config import ConfigError, load_config
-from daemon.service import run_service
+from psdwatch.daemon import schedule
+from psdwatch.daemon.config import ConfigError, load_config
+from psdwatch.daemon.service import run_service
 
 TINY_TRAIN = """
 [train]
@@ -73,7 +73,7 @@ def test_a_second_training_is_refused_while_one_holds_the_lock(tmp_path, data_di
     annotate(data_dir, tmp_path / "annotations", ["ptal_000", "ptal_001"])
     models_dir = tmp_path / "state" / "models"
     with schedule.training_lock(models_dir):
-        done = subprocess.run([sys.executable, "-m", "daemon.cli", "train", "--config", str(config)],
+        done = subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "train", "--config", str(config)],
                               capture_output=True, text=True, timeout=300)
     assert done.returncode == 3
     assert "another training is running" in done.stderr and len(done.stderr.strip().splitlines()) == 1

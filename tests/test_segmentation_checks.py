@@ -17,12 +17,12 @@ import cv2
 import numpy as np
 import pytest
 
-from daemon.cli import main
-from pipeline import blobs, contrast, segment
-from pipeline.analyse import Settings, analyse_image
-from pipeline.io import load_image
-from pipeline.models import load_model
-from pipeline.synth import SynthSpec, synth_image, write_example
+from psdwatch.daemon.cli import main
+from psdwatch.pipeline import blobs, contrast, segment
+from psdwatch.pipeline.analyse import Settings, analyse_image
+from psdwatch.pipeline.io import load_image
+from psdwatch.pipeline.models import load_model
+from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
 REPO = Path(__file__).resolve().parent.parent
 BRIGHT_FIELD = {"PtC1", "Pt_carbon1"}  # the two BF frames of catalysts-boxed (its README)
@@ -163,12 +163,12 @@ def test_the_service_files_a_bright_field_frame_skipped_and_status_counts_it(tmp
     config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.5\n'
                       '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
                       '[models]\ndir = "no-models"\n[segment]\nengine = "classical"\n')
-    service = subprocess.Popen([sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+    service = subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         counts = {}
         for _ in range(240):
-            out = subprocess.run([sys.executable, "-m", "daemon.cli", "status", "--json", "--config",
+            out = subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "status", "--json", "--config",
                                   str(config)], capture_output=True, text=True, check=True).stdout
             counts = json.loads(out)
             if counts["done"] + counts["skipped"] >= 2:
@@ -178,7 +178,7 @@ def test_the_service_files_a_bright_field_frame_skipped_and_status_counts_it(tmp
         service.terminate()
         service.wait(timeout=60)
     assert counts["done"] == 1 and counts["skipped"] == 1, counts
-    from daemon import store
+    from psdwatch.daemon import store
     db = store.open_store(tmp_path / "state/db.sqlite")
     row = next(db.query("SELECT * FROM images WHERE path = 'cat-A/PtC1_BF.jpg'"))
     assert row["status"] == "skipped" and row["reason"] == "bright-field image; psdwatch measures HAADF"

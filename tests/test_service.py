@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon import store
-from pipeline.synth import SynthSpec, synth_image, write_example
+from psdwatch.daemon import store
+from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
 
 def share_state(root: Path) -> dict[str, str]:
@@ -29,7 +29,7 @@ def share_state(root: Path) -> dict[str, str]:
 
 
 def start(config: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+    return subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -115,7 +115,7 @@ def test_daemon_survives_kill_9_and_ends_with_one_right_outcome_per_file(setup):
     assert share_state(root) == before  # the share is read-only to psdwatch
     index = (reports / "index.html").read_text()
     assert "batch A" in index and "batch B" in index
-    status = subprocess.run([sys.executable, "-m", "daemon.cli", "status", "--config", str(config), "--json"],
+    status = subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "status", "--config", str(config), "--json"],
                             capture_output=True, text=True, timeout=60)
     counts = json.loads(status.stdout)
     assert (counts["done"], counts["duplicate"], counts["quarantined"], counts["queued"]) == (5, 1, 1, 0)
@@ -127,16 +127,16 @@ def test_unet_engine_without_a_live_model_refuses_to_start(setup):
     root, config, database, _ = setup
     config.write_text(config.read_text().replace('engine = "classical"', 'engine = "unet"')
                       .replace('dir = "no-models"', 'dir = "no-models"\nstarter = false'))
-    result = subprocess.run([sys.executable, "-m", "daemon.cli", "run", "--config", str(config)],
+    result = subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "no live model" in result.stderr and str(config) in result.stderr
 
 
 def test_a_fresh_models_dir_gets_the_bundled_starter_and_a_used_one_is_left_alone(tmp_path):
-    from daemon.config import load_config
-    from daemon.live_model import BUNDLED_MODELS, install_starter, load_live_model
-    from pipeline import models
+    from psdwatch.daemon.config import load_config
+    from psdwatch.daemon.live_model import BUNDLED_MODELS, install_starter, load_live_model
+    from psdwatch.pipeline import models
 
     bundled = models.live_model_name(BUNDLED_MODELS)
     assert bundled is not None, "psdwatch ships a live starter model"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from daemon import store
+from psdwatch.daemon import store
 
 MAIN = Path(__file__).resolve().parent.parent
 
@@ -263,7 +263,7 @@ def test_touched_file_with_same_content_changes_nothing_else(db):
 CLAIM_AND_DIE = textwrap.dedent("""
     import os, signal, sys
     sys.path[:0] = [{main!r}]
-    from daemon import store
+    from psdwatch.daemon import store
     db = store.open_store(sys.argv[1])
     job = store.claim_next(db)
     store.note_sha256(db, job, "deadly")
@@ -304,7 +304,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path):
     script = textwrap.dedent("""
         import sys
         sys.path[:0] = [{main!r}]
-        from daemon import store
+        from psdwatch.daemon import store
         particles = [{{"id": i + 1, "x": 1.0, "y": 2.0, "area_px": 50.0, "ecd_nm": 4.0}}
                      for i in range(300)]
         db = store.open_store(sys.argv[1])
@@ -381,7 +381,7 @@ def test_a_second_writer_waits_instead_of_failing(tmp_path):
         writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
             import sys
             sys.path[:0] = [{str(MAIN)!r}]
-            from daemon import store
+            from psdwatch.daemon import store
             db = store.open_store({str(path)!r}, busy_timeout=10)
             print(store.enqueue(db, "s1/y.tif", "s1", 1, 1))
         """)], stdout=subprocess.PIPE, text=True)
@@ -410,7 +410,7 @@ def test_real_measured_particles_fit_the_table(db, tmp_path):
     """Particles measured by the real pipeline.measure on a real human mask
     (../shared/data) go into the table column for column."""
     import cv2
-    from pipeline import measure
+    from psdwatch.pipeline import measure
     data = MAIN.parent / "shared" / "data" / "pt-alumina-haadf"
     image = cv2.imread(str(data / "ptal_014.tif"), cv2.IMREAD_UNCHANGED)
     mask = cv2.imread(str(data / "ptal_014_mask.png"), cv2.IMREAD_GRAYSCALE) > 0
@@ -430,7 +430,7 @@ def test_real_measured_particles_fit_the_table(db, tmp_path):
 
 def test_full_pipeline_record_is_stored(db):
     """The real analyse_image -> analysis_record -> finish_done path."""
-    from pipeline.analyse import Settings, analyse_image, analysis_record
+    from psdwatch.pipeline.analyse import Settings, analyse_image, analysis_record
     path = MAIN.parent / "shared" / "data" / "pt-alumina-haadf" / "ptal_014.tif"
     analysis = analyse_image(path, Settings(engine="classical", bootstrap=20))
     rec = analysis_record(analysis, "pt")

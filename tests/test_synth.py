@@ -11,8 +11,8 @@ import pytest
 import tifffile
 from skimage import measure
 
-from pipeline.bars import STYLES
-from pipeline.synth import SynthSpec, synth_image, synth_set
+from psdwatch.pipeline.bars import STYLES
+from psdwatch.pipeline.synth import SynthSpec, synth_image, synth_set
 
 
 @pytest.mark.parametrize("style", STYLES)

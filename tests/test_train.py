@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from pipeline import models, train
+from psdwatch.pipeline import models, train
 
 TINY = train.TrainOptions(crop=64, batch=2, max_epochs=1, steps_per_epoch=2, patience=5,
                           precision="fp32", lr=1e-3, final_fit_max_epochs=1, synthetic_check_images=1)

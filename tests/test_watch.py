@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from daemon import store
-from daemon.watch import (Settler, StoreIntake, Watcher, WatchSettings, matches, mount_type,
+from psdwatch.daemon import store
+from psdwatch.daemon.watch import (Settler, StoreIntake, Watcher, WatchSettings, matches, mount_type,
                           wants_polling)
 
 SETTLE = 0.8
@@ -286,7 +286,7 @@ def test_periodic_rescan_finds_what_events_missed(share, db):
 
 
 def test_settings_from_the_real_config_loader(tmp_path):
-    from daemon.config import load_config
+    from psdwatch.daemon.config import load_config
     config_file = tmp_path / "psdwatch.toml"
     config_file.write_text('[watch]\nroot = "export"\npolling = true\npoll_interval = 1.5\n'
                            'settle_seconds = 4\npatterns = ["*.TIF"]\n')
