@@ -1,257 +1,320 @@
-"""The `psdwatch` command: a thin layer over the pipeline and the daemon.
+"""The `psdwatch` command: a thin click layer over the pipeline and the daemon.
 
 Every failure a user can cause (a bad file, a bad config) ends in one line on
 stderr and a non-zero exit, never a traceback: the command is also driven by
-scripts that read its exit code.
+scripts that read its exit code. The image and network libraries are imported
+inside the commands that use them, so `--help`, `status`, `config` and a refused
+file answer in about a second instead of paying for torch.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
-import cv2
-import numpy as np
+import click
 
-from . import demo
 from .config import ConfigError, load_config, settings_from_config
-from .live_model import load_live_model
-from .samples import sample_of
-from ..pipeline import models, synth, train
-from ..pipeline.analyse import Analysis, analyse_image, analysis_record
-from ..pipeline.io import UnreadableImage
 
+CONFIG_HELP = "Configuration file (TOML); keys left out take the defaults of the embedded config.toml."
+
+
+class Fail(click.ClickException):
+    """One line on stderr, `psdwatch: ...`, and the exit code given."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(" ".join(str(message).split()))
+        self.exit_code = code
+
+    def show(self, file=None) -> None:
+        click.echo(f"psdwatch: {self.format_message()}", err=True, file=file)
+
+
+def with_config(command):
+    """`--config F` declared once for every command that reads one."""
+    return click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                        help=CONFIG_HELP)(command)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """psdwatch: particle size distributions from HAADF STEM images, measured as they
+    leave the microscope.
+
+    Measure one file with `psdwatch process IMAGE`; run the service that watches the
+    microscope's export share with `psdwatch run`."""
+
+
+# --------------------------------------------------------------------------- one image
 
 def print_summary(record: dict) -> None:
     psd = record["psd"]
     unit = psd.get("unit", "nm")
     scale = (f"{record['nm_per_px']:.5g} nm/px from {record['scale_source']} ({record['scale_text']})"
              if record["nm_per_px"] else "unknown")
-    print(f"image   {record['image']}")
-    print(f"sample  {record['sample']}")
-    print(f"scale   {scale}")
-    print(f"model   {record['model']} ({record['engine']}, segmented at scale {record['segment_scale']:g})")
+    click.echo(f"image   {record['image']}")
+    click.echo(f"sample  {record['sample']}")
+    click.echo(f"scale   {scale}")
+    click.echo(f"model   {record['model']} ({record['engine']}, segmented at scale {record['segment_scale']:g})")
     if psd["n"]:
         ci = psd.get("d50_ci95") or [psd["d50"], psd["d50"]]
-        print(f"PSD     n={psd['n']}  d10={psd['d10']:.3g}  d50={psd['d50']:.3g} "
-              f"[{ci[0]:.3g}, {ci[1]:.3g}]  d90={psd['d90']:.3g}  mean={psd['mean']:.3g} "
-              f"std={psd['std']:.3g} {unit}")
+        click.echo(f"PSD     n={psd['n']}  d10={psd['d10']:.3g}  d50={psd['d50']:.3g} "
+                   f"[{ci[0]:.3g}, {ci[1]:.3g}]  d90={psd['d90']:.3g}  mean={psd['mean']:.3g} "
+                   f"std={psd['std']:.3g} {unit}")
     else:
-        print("PSD     no particles measured")
-    print(f"flags   {', '.join(record['flags']) or 'none'}")
+        click.echo("PSD     no particles measured")
+    click.echo(f"flags   {', '.join(record['flags']) or 'none'}")
 
 
-def write_mask(path: Path, analysis: Analysis) -> None:
-    if not cv2.imwrite(str(path), analysis.mask.astype(np.uint8) * 255):
-        raise OSError(f"cannot write mask to {path}")
-
-
-def cmd_process(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+@cli.command()
+@click.argument("image", type=click.Path(dir_okay=False))
+@with_config
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts) instead of a summary.")
+@click.option("--mask-out", type=click.Path(dir_okay=False),
+              help="Also write the final particle mask as a black and white PNG (255 = particle).")
+def process(image: str, config_path: str | None, as_json: bool, mask_out: str | None) -> None:
+    """Measure the particles of one image file (TIFF, DM3/DM4, Velox EMD, TIA EMI/SER,
+    PNG, JPEG): scale, particles, d10/d50/d90, and any warnings."""
+    config = load_config(config_path)
     settings = settings_from_config(config)
+    from ..pipeline.io import UnreadableImage, load_image
+
+    try:  # the file first: a refused file answers before the analysis and model libraries load
+        loaded = load_image(image)
+    except UnreadableImage as error:
+        raise Fail(f"{image}: {error}", 2) from None
+    from ..pipeline.analyse import analyse_loaded, analysis_record
+    from .live_model import load_live_model
+    from .samples import sample_of
     model = load_live_model(config, settings.engine)
-    analysis = analyse_image(args.image, settings, model)
-    record = analysis_record(analysis, sample_of(Path(args.image), config["watch"]["root"],
-                                                 config["watch"].get("sample_pattern")))
-    if args.mask_out:
-        write_mask(Path(args.mask_out), analysis)
-    if args.json:
-        print(json.dumps(record))
+    analysis = analyse_loaded(loaded, settings, model, image, {})
+    record = analysis_record(analysis, sample_of(Path(image), config["watch"]["root"],
+                                                 config["watch"]["sample_pattern"]))
+    if mask_out:
+        import cv2
+
+        if not cv2.imwrite(str(mask_out), analysis.mask.astype("uint8") * 255):
+            raise Fail(f"cannot write mask to {mask_out}")
+    if as_json:
+        click.echo(json.dumps(record))
     else:
         print_summary(record)
-    return 0
 
 
-def cmd_synth(args: argparse.Namespace) -> int:
-    paths = synth.synth_set(Path(args.outdir), args.count, args.size, args.seed,
-                            styles=tuple(args.style) if args.style else synth.STYLES,
-                            bits=tuple(args.bits) if args.bits else (8, 16))
-    for path in paths:
-        print(path)
-    return 0
+# --------------------------------------------------------------------------- the service
 
-
-def cmd_models(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    cards = models.list_models(config["models"]["dir"])
-    if not cards:
-        print(f"no models in {config['models']['dir']}: the classical engine is used")
-    for card in cards:
-        metrics = card.get("test_metrics", {})
-        print(f"{'*' if card['live'] else ' '} {card.get('name')}  {card.get('date', '')}  "
-              + "  ".join(f"{k}={v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
-    return 0
-
-
-def cmd_run(args: argparse.Namespace) -> int:
+@cli.command()
+@with_config
+def run(config_path: str | None) -> None:
+    """Run the service: watch the share, measure every new image, store it, update the reports.
+    Runs until stopped (Ctrl-C or SIGTERM)."""
     from . import service
 
+    load_config(config_path)  # a bad config is one line before anything starts
     service.setup_logging()
-    return service.run_service(args.config)
+    code = service.run_service(config_path)
+    if code:
+        sys.exit(code)
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+@cli.command()
+@with_config
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(config_path: str | None, as_json: bool) -> None:
+    """What is queued, done, quarantined, duplicate and skipped, and which model is live."""
     from . import store
+    from ..pipeline import models
 
-    config = load_config(args.config)
+    config = load_config(config_path)
     database = config["store"]["database"]
     live = models.live_model_name(config["models"]["dir"])
-    engine = config.get("segment", {}).get("engine", "auto")
-    model = "classical" if engine == "classical" or live is None else live
+    model = "classical" if config["segment"]["engine"] == "classical" or live is None else live
     if not Path(database).is_file():
-        counts = {"queued": 0, "processing": 0, "done": 0, "quarantined": 0, "duplicate": 0,
-                  "skipped": 0, "samples": 0, "model": model, "unsure": 0, "mixed_model_samples": 0}
+        counts = {"queued": 0, "processing": 0, **{s: 0 for s in store.STATUSES},
+                  "samples": 0, "model": model, "unsure": 0, "mixed_model_samples": 0}
     else:
         counts = store.counts(store.open_store(database), model)
-    if args.json:
-        print(json.dumps(counts))
-        return 0
-    print(f"store    {database}")
-    print(f"model    {counts['model']}")
-    print(f"images   {counts['done']} done, {counts['quarantined']} quarantined, "
-          f"{counts['duplicate']} duplicate, {counts['skipped']} skipped (not HAADF); "
-          f"{counts['queued']} queued, {counts['processing']} processing")
-    print(f"unsure   {counts['unsure']} done images flagged segmentation_unsure")
-    print(f"samples  {counts['samples']} ({counts['mixed_model_samples']} measured with more than one model)")
-    return 0
+    if as_json:
+        click.echo(json.dumps(counts))
+        return
+    click.echo(f"store    {database}")
+    click.echo(f"model    {counts['model']}")
+    click.echo(f"images   {counts['done']} done, {counts['quarantined']} quarantined, "
+               f"{counts['duplicate']} duplicate, {counts['skipped']} skipped (not HAADF); "
+               f"{counts['queued']} queued, {counts['processing']} processing")
+    click.echo(f"unsure   {counts['unsure']} done images flagged segmentation_unsure")
+    click.echo(f"samples  {counts['samples']} ({counts['mixed_model_samples']} measured with more than one model)")
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from . import report, store
+@cli.command()
+@with_config
+def report(config_path: str | None) -> None:
+    """Rebuild every sample's report page and the index from the store."""
+    from . import report as reports, store
 
-    config = load_config(args.config)
+    config = load_config(config_path)
     settings = settings_from_config(config)
-    index = report.write_reports(store.open_store(config["store"]["database"]), config["reports"]["dir"],
-                                 min_particles=settings.min_particles, bootstrap=settings.bootstrap)
-    print(index)
-    return 0
+    index = reports.write_reports(store.open_store(config["store"]["database"]), config["reports"]["dir"],
+                                  min_particles=settings.min_particles, bootstrap=settings.bootstrap)
+    click.echo(index)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+@cli.command("config")
+@with_config
+def show_config(config_path: str | None) -> None:
+    """Print the effective configuration (defaults with your file over them) as TOML."""
+    click.echo(to_toml(load_config(config_path)), nl=False)
+
+
+def to_toml(config: dict) -> str:
+    """The validated configuration as TOML; unset optional keys as comments."""
+    lines = [f"# effective configuration; file: {config['_path']}"]
+    for section, values in config.items():
+        if section.startswith("_"):
+            continue
+        lines.append(f"\n[{section}]")
+        for key, value in values.items():
+            if value is None:
+                lines.append(f"# {key} = (not set)")
+            elif isinstance(value, bool):
+                lines.append(f"{key} = {'true' if value else 'false'}")
+            elif isinstance(value, (int, float)):
+                lines.append(f"{key} = {value!r}")
+            elif isinstance(value, (list, tuple)):
+                lines.append(f"{key} = {json.dumps([str(v) for v in value], ensure_ascii=False)}")
+            else:
+                lines.append(f"{key} = {json.dumps(str(value), ensure_ascii=False)}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- models
+
+@cli.command("models")
+@with_config
+def list_models(config_path: str | None) -> None:
+    """List the models in the models folder; * marks the live one."""
+    from ..pipeline import models
+
+    config = load_config(config_path)
+    cards = models.list_models(config["models"]["dir"])
+    if not cards:
+        click.echo(f"no models in {config['models']['dir']}: the classical engine is used")
+    for card in cards:
+        metrics = card.get("test_metrics", {})
+        click.echo(f"{'*' if card['live'] else ' '} {card.get('name')}  {card.get('date', '')}  "
+                   + "  ".join(f"{k}={v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
+
+
+@cli.command()
+@with_config
+@click.option("--annotations", type=click.Path(file_okay=False),
+              help="Folder of images with <stem>_mask.png beside them (default: [annotations] dir).")
+@click.option("--synthetic", type=int, help="Synthetic images to mix in ([train] synthetic).")
+@click.option("--max-epochs", type=int, help="Most epochs ([train] max_epochs).")
+@click.option("--steps", type=int, help="Batches per epoch ([train] steps).")
+@click.option("--crop", type=int, help="Crop edge in pixels ([train] crop).")
+@click.option("--batch", type=int, help="Crops per batch ([train] batch).")
+@click.option("--lr", type=float, help="Adam's starting learning rate ([train] lr, the study's 0.01; "
+                                       "[train] finetune_lr with --init).")
+@click.option("--time-budget", type=float, help="Minutes; stop after the epoch that reaches it ([train] time_budget).")
+@click.option("--d50-check-images", type=int, help="Synthetic images for the card's d50 error ([train] d50_check_images).")
+@click.option("--name", help="Model name (default: unet-<date>-<time>).")
+@click.option("--init", help='Start from these weights: "live", a model name or a .safetensors file '
+                             "(default: random weights).")
+@click.option("--no-final-fit", is_flag=True, help="Skip the final fit on train + validation after early stopping.")
+def train(config_path: str | None, annotations: str | None, synthetic: int | None, max_epochs: int | None,
+          steps: int | None, crop: int | None, batch: int | None, lr: float | None, time_budget: float | None,
+          d50_check_images: int | None, name: str | None, init: str | None, no_final_fit: bool) -> None:
+    """Train a segmentation model now on the annotated images, and make it live if it
+    measures better than the live one on the fixed test set."""
     from .schedule import TrainingRunning, training_lock
+    from ..pipeline import train as training
 
-    config = load_config(args.config)
-    defaults = config.get("train", {})
-
-    def option(name: str, fallback):
-        value = getattr(args, name)
-        return value if value is not None else type(fallback)(defaults.get(name, fallback))
-
-    folder = Path(args.annotations) if args.annotations else config["annotations"]["dir"]
-    pairs = train.find_annotations(folder)
+    config = load_config(config_path)
+    defaults = config["train"]
+    pick = lambda given, key: given if given is not None else defaults[key]  # noqa: E731
+    folder = Path(annotations) if annotations else config["annotations"]["dir"]
+    pairs = training.find_annotations(folder)
     if not pairs:
-        raise ConfigError(f"no annotated images (<stem>_mask.png beside <stem>.tif) in {folder}")
-    annotated = [train.load_example(image, mask) for image, mask in pairs]
-    count = option("synthetic", 0)
-    synthetic = train.synthetic_examples(count) if count else []
-    budget = option("time_budget", 0.0)
-    options = train.TrainOptions(max_epochs=option("max_epochs", 200), steps_per_epoch=option("steps", 40),
-                                 crop=option("crop", 256), batch=option("batch", 4),
-                                 lr=args.lr or float(defaults.get("finetune_lr" if args.init else "lr",
-                                                                  0.001 if args.init else 0.01)),
-                                 time_budget_s=budget * 60 if budget else None,
-                                 final_fit=not args.no_final_fit,
-                                 synthetic_check_images=option("d50_check_images", 4),
-                                 precision=config.get("segment", {}).get("precision", "auto"))
+        raise Fail(f"no annotated images (<stem>_mask.png beside <stem>.tif) in {folder}")
+    annotated = [training.load_example(image, mask) for image, mask in pairs]
+    count = pick(synthetic, "synthetic")
+    budget = pick(time_budget, "time_budget")
+    options = training.TrainOptions(
+        max_epochs=pick(max_epochs, "max_epochs"), steps_per_epoch=pick(steps, "steps"),
+        crop=pick(crop, "crop"), batch=pick(batch, "batch"),
+        lr=lr or defaults["finetune_lr" if init else "lr"],
+        time_budget_s=budget * 60 if budget else None, final_fit=not no_final_fit,
+        synthetic_check_images=pick(d50_check_images, "d50_check_images"),
+        precision=config["segment"]["precision"])
     try:
         with training_lock(config["models"]["dir"]):
-            card, live, why = train.run_training(annotated, config["models"]["dir"], options, synthetic,
-                                                 args.name, init=args.init)
+            card, live, why = training.run_training(
+                annotated, config["models"]["dir"], options,
+                training.synthetic_examples(count) if count else [], name, init=init)
     except TrainingRunning as error:
-        print(f"psdwatch: {error}", file=sys.stderr)
-        return 3
-    print(json.dumps({"model": card["name"], "live": live, "why": why,
-                      "test_metrics": card["test_metrics"], "validation": card["validation"]}))
-    return 0
+        raise Fail(str(error), 3) from None
+    click.echo(json.dumps({"model": card["name"], "live": live, "why": why,
+                           "test_metrics": card["test_metrics"], "validation": card["validation"]}))
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    return demo.run_demo(Path(args.outdir) if args.outdir else None, args.images, args.size)
+# --------------------------------------------------------------------------- tools
+
+@cli.command()
+@click.argument("outdir", type=click.Path(file_okay=False))
+@click.option("--count", type=int, default=8, show_default=True, help="How many images.")
+@click.option("--size", type=int, default=1024, show_default=True, help="Edge in pixels (up to 2048 and more).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same images.")
+@click.option("--style", multiple=True, type=click.Choice(["band", "box", "bare", "fei"]),
+              help="Scale bar style (repeatable; default: all).")
+@click.option("--bits", multiple=True, type=click.Choice(["8", "16"]), help="Bit depth (repeatable; default: 8 and 16).")
+def synth(outdir: str, count: int, size: int, seed: int, style: tuple[str, ...], bits: tuple[str, ...]) -> None:
+    """Write synthetic HAADF images with their ground truth (<stem>.tif, <stem>_mask.png,
+    <stem>.json with the scale and every particle's true diameter)."""
+    from ..pipeline import synth as synthetic
+
+    paths = synthetic.synth_set(Path(outdir), count, size, seed, styles=style or synthetic.STYLES,
+                                bits=tuple(int(b) for b in bits) or (8, 16))
+    for path in paths:
+        click.echo(path)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="psdwatch", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+@cli.command()
+@click.option("--outdir", type=click.Path(file_okay=False),
+              help="Where to keep the session (default: a new temporary folder).")
+@click.option("--images", type=int, default=6, show_default=True, help="Frames the simulated microscope writes.")
+@click.option("--size", type=int, default=1024, show_default=True, help="Frame edge in pixels.")
+def demo(outdir: str | None, images: int, size: int) -> None:
+    """Play a simulated microscope session end to end through the real service."""
+    from . import demo as session
 
-    p = sub.add_parser("process", help="measure the particles of one image file")
-    p.add_argument("image")
-    p.add_argument("--config", help="config file (default: the embedded config.toml)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--mask-out", help="write the final binary mask as a 0/255 PNG")
-    p.set_defaults(func=cmd_process)
-
-    p = sub.add_parser("run", help="the service: watch the share, measure, store, report")
-    p.add_argument("--config")
-    p.set_defaults(func=cmd_run)
-
-    p = sub.add_parser("status", help="what is queued, done, failed, and which model is live")
-    p.add_argument("--config")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_status)
-
-    p = sub.add_parser("report", help="rebuild every sample report and the index")
-    p.add_argument("--config")
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("synth", help="write synthetic HAADF images with ground truth")
-    p.add_argument("outdir")
-    p.add_argument("--count", type=int, default=8)
-    p.add_argument("--size", type=int, default=1024, help="edge in pixels (up to 2048 and more)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--style", action="append", choices=synth.STYLES,
-                   help="scale bar style (repeatable; default: all)")
-    p.add_argument("--bits", action="append", type=int, choices=(8, 16),
-                   help="bit depth (repeatable; default: 8 and 16)")
-    p.set_defaults(func=cmd_synth)
-
-    p = sub.add_parser("models", help="list the models and which one is live")
-    p.add_argument("--config")
-    p.set_defaults(func=cmd_models)
-
-    p = sub.add_parser("train", help="train a model now on the annotations (and promote it if better)")
-    p.add_argument("--config")
-    p.add_argument("--annotations", help="folder of images with <stem>_mask.png (default: [annotations] dir)")
-    p.add_argument("--synthetic", type=int, help="synthetic images to mix in ([train] synthetic)")
-    p.add_argument("--max-epochs", type=int, help="[train] max_epochs, default 200")
-    p.add_argument("--steps", type=int, help="batches per epoch ([train] steps, default 40)")
-    p.add_argument("--crop", type=int, help="[train] crop, default 256")
-    p.add_argument("--batch", type=int, help="[train] batch, default 4")
-    p.add_argument("--lr", type=float, help="Adam's starting learning rate ([train] lr; the study's 0.01)")
-    p.add_argument("--time-budget", type=float, help="minutes; stop after the epoch that reaches it "
-                                                     "([train] time_budget)")
-    p.add_argument("--d50-check-images", type=int,
-                   help="synthetic images for the card's d50 error ([train] d50_check_images, default 4)")
-    p.add_argument("--name", help="model name (default: unet-<date>-<time>)")
-    p.add_argument("--init", help='start from these weights: "live", a model name, or a .safetensors path '
-                                  "(default: random weights)")
-    p.add_argument("--no-final-fit", action="store_true",
-                   help="skip the final fit on train + validation after early stopping")
-    p.set_defaults(func=cmd_train)
-
-    p = sub.add_parser("demo", help="a simulated microscope session end to end")
-    p.add_argument("--outdir", help="where to keep the session (default: a new temporary folder)")
-    p.add_argument("--images", type=int, default=6)
-    p.add_argument("--size", type=int, default=1024)
-    p.set_defaults(func=cmd_demo)
-    return parser
+    code = session.run_demo(Path(outdir) if outdir else None, images, size)
+    if code:
+        sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Entry point; returns the exit code (also for tests that call it in-process)."""
     try:
-        return args.func(args)
-    except UnreadableImage as error:
-        print(f"psdwatch: {getattr(args, 'image', '')}: {error}", file=sys.stderr)
-        return 2
+        cli.main(args=argv, prog_name="psdwatch", standalone_mode=False)
+        return 0
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.Abort:
+        return 130
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except SystemExit as done:
+        return int(done.code or 0)
     except (ConfigError, ValueError, OSError) as error:
-        print(f"psdwatch: {error}", file=sys.stderr)
+        click.echo(f"psdwatch: {' '.join(str(error).split())}", err=True)
         return 1
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # the contract: one line, never a traceback
-        print(f"psdwatch: internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        click.echo(f"psdwatch: internal error: {type(error).__name__}: {' '.join(str(error).split())}", err=True)
         return 1
 
 

@@ -1,24 +1,164 @@
-"""Configuration: the embedded config.toml, overlaid by the user's file.
+"""Configuration: one typed schema holding every key and its only default.
 
-Every key has its default in the embedded file, so a user's config holds only
-what differs. Paths are resolved against the folder of the file that set them,
-so a config can be moved together with its share and state folders.
+config.toml at the top of the project documents each key (a test proves it
+holds exactly these defaults); a user's file holds only what differs. A typo
+or a wrong type is not ignored: it stops every command with one line naming
+the file, the section and the key, because a misspelt `engin = "unet"` that
+silently runs the default is a wrong number that looks right.
+
+Paths are resolved against the folder of the file that set them, so a config
+can be moved together with its share and state folders. The rest of psdwatch
+reads the validated result as a dict of sections (`config["watch"]["root"]`).
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
+from typing import Literal
 
-from ..pipeline.analyse import Settings
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
+                      ValidationError, field_validator)
+
+from ..pipeline.settings import Settings
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
-PATH_KEYS = (("watch", "root"), ("store", "database"), ("reports", "dir"), ("models", "dir"),
-             ("annotations", "dir"), ("annotations", "proposals_dir"))
+PROJECT = DEFAULT_CONFIG.parent
+
+Fraction = StrictFloat
 
 
 class ConfigError(ValueError):
     """A config file that cannot be used, with the file's path in the message."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Watch(_Section):
+    root: Path = Path("share")
+    polling: StrictBool | Literal["auto"] = "auto"
+    poll_interval: StrictFloat = Field(5.0, gt=0)
+    settle_seconds: StrictFloat = Field(2.0, ge=0)
+    rescan_seconds: StrictFloat = Field(600.0, gt=0)
+    patterns: list[StrictStr] = ["*.tif", "*.tiff", "*.dm3", "*.dm4", "*.emd", "*.emi",
+                                 "*.png", "*.jpg", "*.jpeg"]
+    sample_pattern: StrictStr | None = None
+
+    @field_validator("sample_pattern")
+    @classmethod
+    def _named_group(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                compiled = re.compile(value)
+            except re.error as error:
+                raise ValueError(f"not a regular expression ({error})") from None
+            if "sample" not in compiled.groupindex:
+                raise ValueError("needs a named group (?P<sample>...)")
+        return value
+
+
+class Store(_Section):
+    database: Path = Path("state/psdwatch.sqlite")
+
+
+class Reports(_Section):
+    dir: Path = Path("state/reports")
+
+
+class Models(_Section):
+    dir: Path = Path("models")
+    starter: StrictBool = True
+
+
+class Annotations(_Section):
+    dir: Path = Path("annotations")
+    proposals_dir: Path = Path("state/proposals")
+    propose: StrictBool = False
+    max_proposals: StrictInt = Field(500, ge=0)
+
+
+class Train(_Section):
+    enabled: StrictBool = True
+    schedule: StrictStr = "0 2 * * *"
+    nice: StrictInt = Field(19, ge=0, le=19)
+    init: StrictStr = "live"
+    synthetic: StrictInt = Field(24, ge=0)
+    time_budget: StrictFloat = Field(240.0, ge=0)
+    max_epochs: StrictInt = Field(200, gt=0)
+    steps: StrictInt = Field(40, gt=0)
+    crop: StrictInt = Field(256, ge=64, multiple_of=32)
+    batch: StrictInt = Field(4, gt=0)
+    lr: StrictFloat = Field(0.01, gt=0)
+    finetune_lr: StrictFloat = Field(0.001, gt=0)
+    d50_check_images: StrictInt = Field(4, ge=0)
+
+
+class Scale(_Section):
+    nm_per_px: StrictFloat | None = Field(None, gt=0)
+    disagreement_pct: StrictFloat = Field(2.0, gt=0)
+    ocr: StrictBool = True
+
+
+class Segment(_Section):
+    engine: Literal["auto", "unet", "classical"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    tile: StrictInt = Field(512, ge=64, multiple_of=32)
+    overlap: StrictInt = Field(64, ge=0)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    runtime: Literal["auto", "onnxruntime", "torch"] = "auto"
+    threads: StrictInt = Field(0, ge=0)
+    threshold: Literal["auto"] | Fraction = "auto"
+    size_aware: StrictBool = True
+    target_diameter_px: StrictFloat = Field(20.0, gt=0)
+    max_excluded_fraction: Fraction = Field(0.15, gt=0, le=1)
+    skip_bright_field: StrictBool = True
+
+    @field_validator("threshold")
+    @classmethod
+    def _probability(cls, value):
+        if value != "auto" and not 0 < value < 1:
+            raise ValueError("must be \"auto\" or a probability between 0 and 1")
+        return value
+
+
+class Measure(_Section):
+    min_diameter_nm: StrictFloat = Field(0.5, ge=0)
+    min_area_px: StrictInt = Field(6, ge=1)
+    watershed: StrictBool = False
+    exclude_border: StrictBool = True
+
+
+class Psd(_Section):
+    min_particles: StrictInt = Field(100, ge=1)
+    bootstrap: StrictInt = Field(1000, ge=0)
+
+
+class Compute(_Section):
+    scheduler: StrictStr = ""
+
+    @field_validator("scheduler")
+    @classmethod
+    def _in_process_only(cls, value: str) -> str:
+        if value:
+            raise ValueError('only "" (analysis in the service\'s own process) is supported in this version')
+        return value
+
+
+class Config(_Section):
+    watch: Watch = Watch()
+    store: Store = Store()
+    reports: Reports = Reports()
+    models: Models = Models()
+    annotations: Annotations = Annotations()
+    train: Train = Train()
+    scale: Scale = Scale()
+    segment: Segment = Segment()
+    measure: Measure = Measure()
+    psd: Psd = Psd()
+    compute: Compute = Compute()
 
 
 def _read(path: Path) -> dict:
@@ -30,53 +170,69 @@ def _read(path: Path) -> dict:
         raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
 
 
-def _resolve_paths(config: dict, base: Path) -> None:
-    for section, key in PATH_KEYS:
-        value = config.get(section, {}).get(key)
-        if isinstance(value, str):
-            config[section][key] = (base / Path(value).expanduser()).resolve()
-
-
-def load_config(path: str | Path | None = None) -> dict:
-    """The effective configuration as a dict of sections, with absolute Paths."""
-    config = _read(DEFAULT_CONFIG)
-    _resolve_paths(config, DEFAULT_CONFIG.parent)
-    if path is not None:
-        path = Path(path).resolve()
-        user = _read(path)
-        _resolve_paths(user, path.parent)
-        for section, values in user.items():
-            if not isinstance(values, dict):
-                raise ConfigError(f"config file {path}: top-level key {section!r} must be a [section]")
-            config.setdefault(section, {}).update(values)
-        config["_path"] = path
-    else:
-        config["_path"] = DEFAULT_CONFIG
+def _resolve_paths(config: dict, base: Path) -> dict:
+    """Every Path-typed key made absolute against `base` (the file's folder)."""
+    for section, values in config.items():
+        fields = Config.model_fields.get(section)
+        if fields is None or not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            spec = fields.annotation.model_fields.get(key)
+            if spec is not None and spec.annotation is Path and isinstance(value, (str, Path)):
+                values[key] = (base / Path(value).expanduser()).resolve()
     return config
 
 
+def one_line(error: ValidationError, path: Path) -> str:
+    """The first problem of a validation, as `config file F: [section] key: what is wrong`."""
+    first = error.errors()[0]
+    loc = [str(part) for part in first["loc"]]
+    where = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else f"[{loc[0]}]" if loc else "(top level)"
+    what = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+    if first["type"] == "extra_forbidden" and len(loc) == 1:
+        what = "unknown section"
+    if first["type"].startswith(("literal_error", "int_", "float_", "bool_", "string_", "greater",
+                                 "less", "multiple", "value_error")) and "input" in first:
+        what += f" (got {first['input']!r})"
+    more = len(error.errors()) - 1
+    return f"config file {path}: {where}: {what}" + (f" (and {more} more)" if more else "")
+
+
+def defaults() -> dict:
+    """The schema's defaults, paths resolved against the project folder."""
+    return _resolve_paths(Config().model_dump(), PROJECT)
+
+
+def load_config(path: str | Path | None = None) -> dict:
+    """The effective configuration as a dict of sections, with absolute Paths.
+    Raises ConfigError (one line) for anything the schema refuses."""
+    config = defaults()
+    source = DEFAULT_CONFIG
+    if path is not None:
+        source = Path(path).resolve()
+        user = _resolve_paths(_read(source), source.parent)
+        for section, values in user.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"config file {source}: top-level key {section!r} must be a [section]")
+            config.setdefault(section, {}).update(values)
+    try:
+        validated = Config.model_validate(config).model_dump()
+    except ValidationError as error:
+        raise ConfigError(one_line(error, source)) from None
+    validated["_path"] = source
+    return validated
+
+
 def settings_from_config(config: dict) -> Settings:
-    """The pipeline's knobs out of the config's sections."""
-    seg, meas, psd_cfg, scale_cfg = (config.get(k, {}) for k in ("segment", "measure", "psd", "scale"))
-    defaults = Settings()
+    """The pipeline's knobs out of the config's sections (already validated)."""
+    seg, meas, psd_cfg, scale_cfg = (config[k] for k in ("segment", "measure", "psd", "scale"))
     return Settings(
-        engine=seg.get("engine", defaults.engine),
-        tile=int(seg.get("tile", defaults.tile)),
-        overlap=int(seg.get("overlap", defaults.overlap)),
-        precision=seg.get("precision", defaults.precision),
-        runtime=seg.get("runtime", defaults.runtime),
-        threshold=None if seg.get("threshold", "auto") == "auto" else float(seg["threshold"]),
-        fallback_nm_per_px=scale_cfg.get("nm_per_px"),
-        disagreement_pct=float(scale_cfg.get("disagreement_pct", defaults.disagreement_pct)),
-        ocr=bool(scale_cfg.get("ocr", defaults.ocr)),
-        min_diameter_nm=float(meas.get("min_diameter_nm", defaults.min_diameter_nm)),
-        min_area_px=int(meas.get("min_area_px", defaults.min_area_px)),
-        watershed=bool(meas.get("watershed", defaults.watershed)),
-        exclude_border=bool(meas.get("exclude_border", defaults.exclude_border)),
-        min_particles=int(psd_cfg.get("min_particles", defaults.min_particles)),
-        bootstrap=int(psd_cfg.get("bootstrap", defaults.bootstrap)),
-        size_aware=bool(seg.get("size_aware", defaults.size_aware)),
-        target_diameter_px=float(seg.get("target_diameter_px", defaults.target_diameter_px)),
-        max_excluded_fraction=float(seg.get("max_excluded_fraction", defaults.max_excluded_fraction)),
-        skip_bright_field=bool(seg.get("skip_bright_field", defaults.skip_bright_field)),
+        engine=seg["engine"], tile=seg["tile"], overlap=seg["overlap"], precision=seg["precision"],
+        runtime=seg["runtime"], threshold=None if seg["threshold"] == "auto" else float(seg["threshold"]),
+        fallback_nm_per_px=scale_cfg["nm_per_px"], disagreement_pct=scale_cfg["disagreement_pct"],
+        ocr=scale_cfg["ocr"], min_diameter_nm=meas["min_diameter_nm"], min_area_px=meas["min_area_px"],
+        watershed=meas["watershed"], exclude_border=meas["exclude_border"],
+        min_particles=psd_cfg["min_particles"], bootstrap=psd_cfg["bootstrap"],
+        size_aware=seg["size_aware"], target_diameter_px=seg["target_diameter_px"],
+        max_excluded_fraction=seg["max_excluded_fraction"], skip_bright_field=seg["skip_bright_field"],
     )

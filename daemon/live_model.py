@@ -21,7 +21,7 @@ def install_starter(config: dict) -> str | None:
     holds any model is the lab's own and is left alone; `[models] starter =
     false` turns this off. Returns the installed model's name."""
     models_dir = Path(config["models"]["dir"])
-    if not config["models"].get("starter", True) or models_dir.resolve() == BUNDLED_MODELS.resolve():
+    if not config["models"]["starter"] or models_dir.resolve() == BUNDLED_MODELS.resolve():
         return None
     if models_dir.is_dir() and any(models_dir.glob("*.safetensors")):
         return None
@@ -52,9 +52,10 @@ def load_live_model(config: dict, engine: str) -> models.Model | None:
             raise ConfigError(f"[segment] engine is 'unet' but {models_dir} has no live model "
                               f"(config {config['_path']})")
         return None
-    seg = config.get("segment", {})
-    threads = int(seg.get("threads", 0))
-    runtime = onnx_runtime.choose_runtime(seg.get("runtime", "auto"),
-                                          segment.choose_precision(seg.get("precision", "auto")))
-    log.info("model %s runs on %s", name, runtime)
-    return segment.prepare_model(models.load_model(models_dir, name), threads, runtime, models_dir)
+    seg = config["segment"]
+    device = segment.choose_device(seg["device"])
+    runtime = "torch" if device == "cuda" else onnx_runtime.choose_runtime(
+        seg["runtime"], segment.choose_precision(seg["precision"]))
+    log.info("model %s runs on %s (%s)", name, runtime, device)
+    return segment.prepare_model(models.load_model(models_dir, name), seg["threads"], runtime, models_dir,
+                                 device=device)

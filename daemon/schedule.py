@@ -114,7 +114,7 @@ def train_command(config: dict, name: str) -> list[str]:
     from the live model when there is one (fine-tuning takes a fraction of a
     training from scratch on a CPU)."""
     command = [sys.executable, "-m", "psdwatch.daemon.cli", "train", "--config", str(config["_path"]), "--name", name]
-    init = config.get("train", {}).get("init", "live")
+    init = config["train"]["init"]
     if init == "live" and models.live_model_name(config["models"]["dir"]) is None:
         init = ""
     return command + (["--init", init] if init else [])
@@ -131,7 +131,7 @@ def retrain_if_changed(config: dict, stop: threading.Event | None = None) -> str
     # Named after the annotations, so a training stopped with the service resumes
     # from its checkpoint at the next run instead of starting over.
     name = f"unet-{current[:12]}"
-    nice = int(config.get("train", {}).get("nice", 19))
+    nice = config["train"]["nice"]
     log.info("retraining: annotations changed; training %s at nice %d", name, nice)
     child = subprocess.Popen(train_command(config, name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, preexec_fn=lambda: os.nice(nice))
@@ -162,16 +162,16 @@ def _said(message: str) -> str:
 
 def start_scheduler(config: dict, stop: threading.Event) -> BackgroundScheduler | None:
     """Start the retraining schedule from [train]; None when it is disabled."""
-    train = config.get("train", {})
-    if not train.get("enabled", True):
+    train = config["train"]
+    if not train["enabled"]:
         log.info("retraining: disabled in [train]")
         return None
-    trigger = parse_schedule(str(train.get("schedule", "0 2 * * *")))
+    trigger = parse_schedule(train["schedule"])
     scheduler = BackgroundScheduler(daemon=True)
     # One at a time; a run missed while the machine was off happens once, not N times.
     scheduler.add_job(retrain_if_changed, trigger, args=(config, stop), id="retrain",
                       max_instances=1, coalesce=True, misfire_grace_time=6 * 3600)
     scheduler.start()
-    log.info("retraining: schedule %r, next run %s", train.get("schedule", "0 2 * * *"),
+    log.info("retraining: schedule %r, next run %s", train["schedule"],
              scheduler.get_job("retrain").next_run_time)
     return scheduler

@@ -59,7 +59,7 @@ class LiveModel:
 def _watch_thread(config: dict, stop: threading.Event, watcher_ready: threading.Event) -> None:
     """The watcher owns its own store connection (SQLite connections stay in their thread)."""
     db = store.open_store(config["store"]["database"])
-    intake = StoreIntake(db, config["watch"]["root"], config["watch"].get("sample_pattern"))
+    intake = StoreIntake(db, config["watch"]["root"], config["watch"]["sample_pattern"])
     watcher = Watcher(WatchSettings.from_config(config), intake.on_settled, intake.known)
     watcher.ready = watcher_ready
     watcher.run(stop)
@@ -89,12 +89,12 @@ def propose(outcome: Outcome, annotations: dict) -> None:
     """The image and its predicted mask for people to correct, when [annotations]
     propose is on. A proposal is a convenience: failing to write one is logged,
     never a reason to lose or redo the image's result."""
-    if not annotations.get("propose", False) or outcome.status != "done" or outcome.analysis is None:
+    if not annotations["propose"] or outcome.status != "done" or outcome.analysis is None:
         return
     try:
         written = proposals.write_proposal(annotations["proposals_dir"], outcome.sample, outcome.analysis.image,
                                            outcome.sha256 or "", outcome.analysis.data, outcome.analysis.mask,
-                                           int(annotations.get("max_proposals", 500)))
+                                           annotations["max_proposals"])
         if written:
             log.info("proposal written: %s", written)
     except OSError as error:

@@ -56,12 +56,9 @@ class WatchSettings:
     @classmethod
     def from_config(cls, config: dict) -> "WatchSettings":
         watch = config["watch"]
-        return cls(root=Path(watch["root"]),
-                   patterns=tuple(watch.get("patterns", cls.patterns)),
-                   settle_seconds=float(watch.get("settle_seconds", cls.settle_seconds)),
-                   polling=watch.get("polling", cls.polling),
-                   poll_interval=float(watch.get("poll_interval", cls.poll_interval)),
-                   rescan_seconds=float(watch.get("rescan_seconds", cls.rescan_seconds)),
+        return cls(root=Path(watch["root"]), patterns=tuple(watch["patterns"]),
+                   settle_seconds=watch["settle_seconds"], polling=watch["polling"],
+                   poll_interval=watch["poll_interval"], rescan_seconds=watch["rescan_seconds"],
                    config_path=config.get("_path"))
 
 

@@ -13,32 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from . import blobs, contrast, measure, psd, scale, segment, size
-from .io import Calibration, load_image
+from .io import Calibration, LoadedImage, load_image
+from .settings import Settings
 from .models import Model
-
-
-@dataclass
-class Settings:
-    """Every knob of the method, with the defaults of the embedded config.toml."""
-    engine: str = "auto"
-    tile: int = 512
-    overlap: int = 64
-    precision: str = "auto"
-    runtime: str = "auto"
-    threshold: float | None = None       # None: the model's own (its card), else 0.5
-    fallback_nm_per_px: float | None = None
-    disagreement_pct: float = 2.0
-    ocr: bool = True
-    min_diameter_nm: float = 0.5
-    min_area_px: int = 6
-    watershed: bool = False
-    exclude_border: bool = True
-    min_particles: int = 100
-    bootstrap: int = 1000
-    size_aware: bool = True              # shrink frames of large particles (pipeline.size)
-    target_diameter_px: float = size.TARGET_DIAMETER_PX
-    max_excluded_fraction: float = 0.15  # more kept out of segmentation than a band's worth is flagged
-    skip_bright_field: bool = True
 
 
 @dataclass
@@ -136,11 +113,25 @@ def resolve_engine(engine: str, model: Model | None) -> str:
 def analyse_image(path: str | Path, settings: Settings, model: Model | None = None) -> Analysis:
     """Particles and PSD of one image file. Raises io.UnreadableImage (a one-line
     reason) for files that cannot be read as an image."""
-    timings: dict = {}
     t = time.perf_counter()
     loaded = load_image(path)
-    timings["read_s"] = time.perf_counter() - t
+    return analyse_loaded(loaded, settings, model, str(path), {"read_s": time.perf_counter() - t})
 
+
+def analyse_array(data: np.ndarray, settings: Settings, model: Model | None = None,
+                  nm_per_px: float | None = None, name: str = "array") -> Analysis:
+    """Particles and PSD of an image already in memory (training, tests, notebooks):
+    the same method as analyse_image, without writing a file. `nm_per_px` plays
+    the part of a file's calibration; without it the scale bar is read, as for a file."""
+    calibration = (Calibration(float(nm_per_px), float(nm_per_px), float(nm_per_px), "given", f"{nm_per_px} nm/px")
+                   if nm_per_px else None)
+    loaded = LoadedImage(data=np.asarray(data, np.float32), calibration=calibration)
+    return analyse_loaded(loaded, settings, model, name, {"read_s": 0.0})
+
+
+def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None, image: str,
+                   timings: dict) -> Analysis:
+    """The method on a read image: scale, bright-field check, size, segment, measure, PSD."""
     t = time.perf_counter()
     bar = read_scale_bar(loaded.data, loaded.meta.get("databar")) if settings.ocr else None
     decision = decide_scale(loaded.calibration, bar, settings.fallback_nm_per_px,
@@ -156,7 +147,7 @@ def analyse_image(path: str | Path, settings: Settings, model: Model | None = No
     used_model = model if engine == "unet" else None
     threshold = settings.threshold if settings.threshold is not None else (
         used_model.threshold if used_model else 0.5)
-    common = dict(image=str(path), nm_per_px=decision.nm_per_px, scale_source=decision.source,
+    common = dict(image=image, nm_per_px=decision.nm_per_px, scale_source=decision.source,
                   scale_text=decision.text, engine=engine,
                   model=used_model.name if used_model else "classical",
                   model_sha256=used_model.sha256 if used_model else None,

@@ -13,13 +13,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import segmentation_models_pytorch as smp
-import torch
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Callable
 
 from .io import file_sha256
+
+if TYPE_CHECKING:  # torch is imported where a network is built: `status` and `--help` never pay for it
+    import torch
 
 ARCHITECTURE = "Unet(tu-seresnet34, in_channels=1, classes=1)"
 LIVE_FILE = "LIVE"
@@ -42,6 +41,8 @@ class Model:
 def build_unet() -> torch.nn.Module:
     """The study's network, with random weights: no ImageNet weights can be
     fetched here, and a one-channel HAADF input would not use them as-is."""
+    import segmentation_models_pytorch as smp
+
     return smp.Unet("tu-seresnet34", encoder_weights=None, in_channels=1, classes=1)
 
 
@@ -55,6 +56,9 @@ def save_model(net: torch.nn.Module, models_dir: Path, name: str, card: dict,
                half: bool = False) -> Path:
     """Write <name>.safetensors and <name>.json; the card gets the architecture
     and the weights' hash so a result can always be traced to its exact model."""
+    import torch
+    from safetensors.torch import save_file
+
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     dtype = torch.float16 if half else torch.float32
@@ -85,6 +89,8 @@ def load_model(models_dir: Path, name: str) -> Model:
 
 def load_weights(net: torch.nn.Module, weights: Path) -> torch.nn.Module:
     """Fill `net` from a safetensors file (fp16 or fp32 on disk, fp32 in memory)."""
+    from safetensors.torch import load_file
+
     state = {k: v.float() if v.is_floating_point() else v
              for k, v in load_file(str(weights)).items()}
     net.load_state_dict(state)

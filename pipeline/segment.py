@@ -14,11 +14,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from . import classical, size
 from .models import Model
+
+if TYPE_CHECKING:  # imported where the network runs; the classical engine never loads torch
+    import torch
 
 ENGINES = ("auto", "unet", "classical")
 log = logging.getLogger("psdwatch")
@@ -60,6 +64,22 @@ def choose_precision(setting: str) -> str:
     return setting
 
 
+def choose_device(setting: str) -> str:
+    """"auto" takes a CUDA GPU when torch sees one; "cuda" without one is an error,
+    not a silent fall back to a CPU run twenty times slower."""
+    if setting not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"[segment] device must be auto, cpu or cuda, not {setting!r}")
+    if setting == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if setting == "cuda":
+        raise ValueError("[segment] device is 'cuda' but torch sees no CUDA GPU")
+    return "cpu"
+
+
 def _tile_starts(length: int, tile: int, stride: int) -> list[int]:
     if length <= tile:
         return [0]
@@ -78,7 +98,7 @@ def _ramp(length: int, overlap: int) -> np.ndarray:
 
 def predict_probability(model: Model, image: np.ndarray, exclude: np.ndarray | None = None,
                         tile: int = 512, overlap: int = 64, precision: str = "fp32",
-                        batch: int = 2) -> np.ndarray:
+                        batch: int | None = None) -> np.ndarray:
     """Per-pixel particle probability, with the same normalisation as training.
 
     Overlapping tiles are blended with weights that fade towards each tile's
@@ -86,6 +106,8 @@ def predict_probability(model: Model, image: np.ndarray, exclude: np.ndarray | N
     """
     if tile % 32 or not 0 <= overlap < tile // 2:
         raise ValueError("tile must be a multiple of 32 and overlap less than half of it")
+    if batch is None:  # a GPU wants many tiles at once; on a CPU two measured best
+        batch = 8 if model.runner is None and next(model.net.parameters()).is_cuda else 2
     x = normalise(image, exclude)
     h, w = x.shape
     th, tw = min(tile, -(-h // 32) * 32), min(tile, -(-w // 32) * 32)
@@ -103,8 +125,10 @@ def predict_probability(model: Model, image: np.ndarray, exclude: np.ndarray | N
             logits = model.runner(stack)[:, 0]
             probs = 0.5 * (np.tanh(0.5 * logits) + 1.0)  # the sigmoid, without overflow
         else:
+            import torch
+
             logits = run_network(model.net, torch.from_numpy(stack), precision)
-            probs = torch.sigmoid(logits.float())[:, 0].numpy()
+            probs = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
         for (y, x0), p in zip(chunk, probs):
             acc[y:y + th, x0:x0 + tw] += p * window
             weight[y:y + th, x0:x0 + tw] += window
@@ -112,9 +136,17 @@ def predict_probability(model: Model, image: np.ndarray, exclude: np.ndarray | N
 
 
 def run_network(net: torch.nn.Module, batch: torch.Tensor, precision: str) -> torch.Tensor:
-    """One forward pass in the chosen precision; channels_last measures faster on CPU."""
-    batch = batch.contiguous(memory_format=torch.channels_last)
+    """One forward pass in the chosen precision; channels_last measures faster on CPU.
+    On a GPU the tiles run in fp16 autocast (bf16 where the GPU has it)."""
+    import torch
+
+    device = next(net.parameters()).device
+    batch = batch.to(device).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
+        if device.type == "cuda":
+            half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            with torch.autocast("cuda", dtype=half):
+                return net(batch)
         if precision == "bf16":
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 return net(batch)
@@ -122,12 +154,17 @@ def run_network(net: torch.nn.Module, batch: torch.Tensor, precision: str) -> to
 
 
 def prepare_model(model: Model, threads: int = 0, runtime: str = "torch",
-                  models_dir: Path | None = None) -> Model:
-    """Once per process: eval mode, channels_last weights, thread count, and the
-    ONNX Runtime session when that runtime was chosen (onnx_runtime.choose_runtime)."""
+                  models_dir: Path | None = None, device: str = "cpu") -> Model:
+    """Once per process: eval mode, channels_last weights, thread count, the device,
+    and the ONNX Runtime session when that runtime was chosen (onnx_runtime.choose_runtime)."""
+    import torch
+
     if threads > 0:
         torch.set_num_threads(threads)
     model.net.eval()
+    if device == "cuda":
+        model.net.to("cuda", memory_format=torch.channels_last)
+        return model
     if runtime == "onnxruntime":
         from . import onnx_runtime
 

@@ -29,8 +29,8 @@ import numpy as np
 from skimage import measure
 
 from . import blobs
+from .settings import TARGET_DIAMETER_PX
 
-TARGET_DIAMETER_PX = 20.0  # the middle of the sizes the starter model was trained on
 PROBE_FACTOR = 4
 MIN_SCALE = 1 / 16
 AGREE = 2.2                # the two estimates may differ by this factor (the blob ladder is in sqrt 2 steps)
