@@ -10,14 +10,16 @@ normalises each image by its own percentiles, so a linear rescale costs nothing.
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 import tifffile
+
+from ..pipeline.files import write_atomic
 
 log = logging.getLogger("psdwatch")
 
@@ -56,8 +58,10 @@ def write_proposal(proposals_dir: Path, sample: str, image_path: str, sha256: st
         return None
     folder.mkdir(parents=True, exist_ok=True)
     # The mask first and the image last: a pair is complete once its image exists.
-    _atomic(mask_out, lambda tmp: cv2.imwrite(str(tmp), mask.astype(np.uint8) * 255))
-    _atomic(image_out, lambda tmp: tifffile.imwrite(tmp, as_uint16(data), compression="zlib"))
+    write_atomic(mask_out, cv2.imencode(".png", mask.astype(np.uint8) * 255)[1].tobytes())
+    tiff = io.BytesIO()
+    tifffile.imwrite(tiff, as_uint16(data), compression="zlib")
+    write_atomic(image_out, tiff.getvalue())
     return image_out
 
 
@@ -65,9 +69,3 @@ def count_proposals(proposals_dir: Path) -> int:
     folder = Path(proposals_dir)
     return sum(1 for _ in folder.rglob("*_mask.png")) if folder.is_dir() else 0
 
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    if write(tmp) is False:
-        raise OSError(f"could not write {tmp}")
-    os.replace(tmp, path)

@@ -33,6 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import ConfigError
 from ..pipeline import models
+from ..pipeline.files import write_atomic
 from ..pipeline.train import find_annotations
 
 log = logging.getLogger("psdwatch")
@@ -85,11 +86,9 @@ def last_training(models_dir: Path) -> dict:
 
 
 def record_training(models_dir: Path, annotations_sha256: str, model: str, returncode: int) -> None:
-    path = Path(models_dir) / STATE_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps({"annotations_sha256": annotations_sha256, "model": model,
-                               "returncode": returncode, "date": time.strftime("%Y-%m-%dT%H:%M:%S")}))
-    os.replace(tmp, path)
+    write_atomic(Path(models_dir) / STATE_FILE,
+                 json.dumps({"annotations_sha256": annotations_sha256, "model": model,
+                             "returncode": returncode, "date": time.strftime("%Y-%m-%dT%H:%M:%S")}))
 
 
 @contextmanager

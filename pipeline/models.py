@@ -10,11 +10,11 @@ model and never half of one.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from .files import write_atomic
 from .io import file_sha256
 
 if TYPE_CHECKING:  # torch is imported where a network is built: `status` and `--help` never pay for it
@@ -46,18 +46,12 @@ def build_unet() -> torch.nn.Module:
     return smp.Unet("tu-seresnet34", encoder_weights=None, in_channels=1, classes=1)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def save_model(net: torch.nn.Module, models_dir: Path, name: str, card: dict,
                half: bool = False) -> Path:
     """Write <name>.safetensors and <name>.json; the card gets the architecture
     and the weights' hash so a result can always be traced to its exact model."""
     import torch
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -65,12 +59,10 @@ def save_model(net: torch.nn.Module, models_dir: Path, name: str, card: dict,
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in net.state_dict().items()}
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in tensors.items()}
     weights = models_dir / f"{name}.safetensors"
-    tmp = weights.with_name(f".{weights.name}.tmp")
-    save_file(tensors, str(tmp))
-    os.replace(tmp, weights)
+    write_atomic(weights, save(tensors))
     card = {**card, "name": name, "architecture": ARCHITECTURE,
             "weights_sha256": file_sha256(weights)}
-    _atomic_write(models_dir / f"{name}.json", json.dumps(card, indent=2).encode())
+    write_atomic(models_dir / f"{name}.json", json.dumps(card, indent=2).encode())
     return weights
 
 
@@ -132,7 +124,7 @@ def set_live(models_dir: Path, name: str) -> None:
     """Point LIVE at a model; atomic so a daemon reading it never sees half a name."""
     if not (Path(models_dir) / f"{name}.safetensors").is_file():
         raise FileNotFoundError(f"no model {name!r} in {models_dir}")
-    _atomic_write(Path(models_dir) / LIVE_FILE, f"{name}\n".encode())
+    write_atomic(Path(models_dir) / LIVE_FILE, f"{name}\n".encode())
 
 
 def list_models(models_dir: Path) -> list[dict]:

@@ -20,6 +20,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .files import write_atomic
+
 log = logging.getLogger("psdwatch")
 
 RUNTIMES = ("auto", "torch", "onnxruntime")
@@ -49,18 +51,17 @@ def export(net: torch.nn.Module, path: Path) -> Path:
     """ONNX graph with batch, height and width free (tiles are any multiple of 32)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     net = net.eval().to(memory_format=torch.contiguous_format)
     # The TorchScript exporter: deprecated, but it needs only `onnx` and takes
     # seconds; the dynamo exporter needs onnxscript too and took 4x longer here.
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(net, (torch.zeros(1, 1, 256, 256),), str(tmp), dynamo=False, opset_version=17,
-                          input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                        "logits": {0: "batch", 2: "height", 3: "width"}})
-    os.replace(tmp, path)
-    return path
+    def write(f) -> None:
+        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(net, (torch.zeros(1, 1, 256, 256),), f, dynamo=False, opset_version=17,
+                              input_names=["image"], output_names=["logits"],
+                              dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                                            "logits": {0: "batch", 2: "height", 3: "width"}})
+    return write_atomic(path, write)
 
 
 def cache_dir(models_dir: Path) -> Path:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import stats
 
 
 def _empty(unit: str) -> dict:
@@ -45,11 +46,45 @@ def summarise(diameters: np.ndarray | list[float], unit: str = "nm", bootstrap: 
     return out
 
 
+def _lognormal(median: float, sigma_g: float):
+    return stats.lognorm(s=math.log(sigma_g) if sigma_g > 1 else 1e-6, scale=median)
+
+
 def lognormal_pdf(d: np.ndarray, median: float, sigma_g: float) -> np.ndarray:
     """Number density of the fitted lognormal, for drawing the fit over a histogram."""
-    s = math.log(sigma_g) if sigma_g > 1 else 1e-6
-    d = np.asarray(d, float)
-    return np.exp(-(np.log(d / median) ** 2) / (2 * s * s)) / (d * s * math.sqrt(2 * math.pi))
+    return _lognormal(median, sigma_g).pdf(np.asarray(d, float))
+
+
+def lognormal_cdf(d: np.ndarray, median: float, sigma_g: float) -> np.ndarray:
+    """Cumulative share of the fitted lognormal, for the cumulative plot."""
+    return _lognormal(median, sigma_g).cdf(np.asarray(d, float))
+
+
+# Bootstrapping the d50 interval costs bootstrap x n draws; above this many the
+# distribution-free order-statistic interval is used, which at such n agrees
+# with the bootstrap and costs one sort, not hundreds of MB.
+MAX_BOOTSTRAP_DRAWS = 4_000_000
+
+
+def summarise_sample(diameters: np.ndarray | list[float], unit: str, bootstrap: int = 1000) -> dict:
+    """summarise() for a whole sample, which may hold 10^5 particles: the d50
+    interval comes from order statistics when a bootstrap would need more than
+    MAX_BOOTSTRAP_DRAWS draws (10^5 x 1000 resamples is 800 MB). `ci_method`
+    says which one was used."""
+    d = np.asarray(diameters, float)
+    d = d[np.isfinite(d) & (d > 0)]
+    if d.size * bootstrap <= MAX_BOOTSTRAP_DRAWS:
+        out = summarise(d, unit, bootstrap)
+        out["ci_method"] = f"bootstrap, {bootstrap} resamples" if out["d50_ci95"] else None
+        return out
+    out = summarise(d, unit, bootstrap=0)
+    s = np.sort(d)
+    n = s.size
+    half = 1.959964 * math.sqrt(n) / 2  # binomial(n, 1/2) ranks around the median
+    lo_rank, hi_rank = max(1, math.floor(n / 2 - half)), min(n, math.ceil(n / 2 + half) + 1)
+    out["d50_ci95"] = [float(s[lo_rank - 1]), float(s[hi_rank - 1])]
+    out["ci_method"] = "order statistics (distribution-free)"
+    return out
 
 
 def psd_flags(summary: dict, min_particles: int) -> list[str]:

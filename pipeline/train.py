@@ -22,9 +22,10 @@ import cv2
 import numpy as np
 import segmentation_models_pytorch as smp
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from . import classical, metrics, models, segment
+from .files import write_atomic
 from .io import file_sha256, load_image
 
 MASK_SUFFIXES = ("_mask.png", "_mask.tif", "_mask.tiff")
@@ -235,10 +236,8 @@ def save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Opt
     for pid, slots in opt["state"].items():
         for key, value in slots.items():
             tensors[f"opt.{pid}.{key}"] = torch.as_tensor(value).detach().contiguous()
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(path)
-    path.with_suffix(".json").write_text(json.dumps({**state, "param_groups": opt["param_groups"]}))
+    write_atomic(path, save(tensors))
+    write_atomic(path.with_suffix(".json"), json.dumps({**state, "param_groups": opt["param_groups"]}))
 
 
 def load_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:

@@ -1,0 +1,200 @@
+"""Inline SVG geometry of the PSD plots (histogram with the lognormal fit, cumulative
+curve): numbers in Python, markup in the templates. The pages are opened from a
+share without a server or internet, so there is no plotting library in the browser."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..pipeline import psd
+
+
+def format_number(value: float | None, unit: str | None = None) -> str:
+    """Three significant figures, never in exponent notation (a microscopist
+    reads "0.812 nm", "3.46 nm", "128 nm"); an em dash for a missing value."""
+    if value is None or not math.isfinite(value):
+        return "\u2014"
+    a = abs(value)
+    if a >= 100:
+        text = f"{value:.0f}"
+    elif a >= 10:
+        text = f"{value:.1f}"
+    elif a >= 1:
+        text = f"{value:.2f}"
+    elif a == 0:
+        text = "0"
+    else:
+        text = f"{value:.{max(2, 2 - math.floor(math.log10(a)))}f}"
+    return f"{text} {unit}" if unit else text
+
+
+PLOT_W, PLOT_H = 560, 330
+MARGIN = {"left": 58, "right": 16, "top": 16, "bottom": 48}
+
+
+def nice_ticks(lo: float, hi: float, target: int = 6) -> tuple[list[float], float]:
+    """Round tick values (1, 2, 2.5, 5 x 10^k) covering [lo, hi]."""
+    span = hi - lo if hi > lo else (abs(hi) or 1.0)
+    raw = span / max(1, target)
+    mag = 10 ** math.floor(math.log10(raw))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * 0.999)
+    first = math.ceil(lo / step - 1e-9) * step
+    ticks, k = [], 0
+    while first + k * step <= hi + step * 1e-9:
+        ticks.append(round(first + k * step, 12))
+        k += 1
+    return ticks, step
+
+
+def _nice_step(raw: float) -> float:
+    """The 1, 2, 2.5 or 5 x 10^k nearest to raw (in ratio): bin widths people can read."""
+    mag = 10 ** math.floor(math.log10(raw))
+    return min((m * mag for m in (1, 2, 2.5, 5, 10)), key=lambda v: abs(math.log(v / raw)))
+
+
+def _tick_label(value: float, step: float) -> str:
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9)) + (1 if round(step / 10 ** math.floor(math.log10(step)), 3) == 2.5 else 0)
+    return f"{value:.{decimals}f}"
+
+
+class _Frame:
+    """Maps data to SVG coordinates for one plot."""
+
+    def __init__(self, x0: float, x1: float, y0: float, y1: float):
+        self.x0, self.x1, self.y0, self.y1 = x0, x1, y0, y1
+        self.left, self.top = MARGIN["left"], MARGIN["top"]
+        self.width = PLOT_W - MARGIN["left"] - MARGIN["right"]
+        self.height = PLOT_H - MARGIN["top"] - MARGIN["bottom"]
+
+    def x(self, v):
+        return self.left + (np.asarray(v, float) - self.x0) / (self.x1 - self.x0) * self.width
+
+    def y(self, v):
+        return self.top + self.height - (np.asarray(v, float) - self.y0) / (self.y1 - self.y0) * self.height
+
+    def path(self, xs, ys) -> str:
+        px, py = self.x(xs), self.y(ys)
+        keep = np.isfinite(px) & np.isfinite(py)
+        pts = [f"{a:.1f},{b:.1f}" for a, b in zip(px[keep], py[keep])]
+        return ("M" + " L".join(pts)) if pts else ""
+
+    def axes(self, xstep_ticks, ystep_ticks, xlabel: str, ylabel: str) -> dict:
+        (xt, xs), (yt, ys) = xstep_ticks, ystep_ticks
+        return {
+            "w": PLOT_W, "h": PLOT_H, "left": self.left, "top": self.top,
+            "right": self.left + self.width, "bottom": self.top + self.height,
+            "xticks": [{"pos": round(float(self.x(t)), 1), "label": _tick_label(t, xs)}
+                       for t in xt if self.x0 - 1e-9 <= t <= self.x1 + 1e-9],
+            "yticks": [{"pos": round(float(self.y(t)), 1), "label": _tick_label(t, ys)}
+                       for t in yt if self.y0 - 1e-9 <= t <= self.y1 + 1e-9],
+            "xlabel": xlabel, "ylabel": ylabel,
+        }
+
+
+def _x_range(d: np.ndarray) -> tuple[float, float, int]:
+    """The diameter axis: from 0, unless all particles sit far from 0 (a narrow
+    distribution would be squeezed into a corner), to the largest particle,
+    unless a few outliers would do the same squeezing: then to the 99.5th
+    percentile, and the number of particles off scale is shown on the plot."""
+    top = float(d.max())
+    p995 = float(np.percentile(d, 99.5))
+    if d.size >= 50 and top > 1.6 * p995:
+        top = p995 * 1.08
+    low = float(np.percentile(d, 0.5))
+    ticks, step = nice_ticks(0.0, top)
+    x0 = 0.0
+    if low > 0.45 * top:
+        ticks, step = nice_ticks(low * 0.95, top)
+        x0 = ticks[0] - step if ticks[0] > low * 0.95 else ticks[0]
+    x1 = ticks[-1] if ticks[-1] >= top else ticks[-1] + step
+    return x0, x1, int((d > x1).sum() + (d < x0).sum())
+
+
+def histogram_plot(d: np.ndarray, summary: dict, unit: str) -> dict | None:
+    """Geometry of the histogram (number of particles per bin) with the fitted
+    lognormal scaled to counts; bins by the Freedman-Diaconis rule, rounded to a
+    nice width, between 8 and 60 of them over the plotted range."""
+    d = d[np.isfinite(d) & (d > 0)]
+    if d.size == 0:
+        return None
+    x0, x1, off = _x_range(d)
+    q75, q25 = np.percentile(d[d <= x1], (75, 25))
+    fd = 2 * (q75 - q25) / d.size ** (1 / 3)
+    bins = min(60, max(8, math.ceil((x1 - x0) / fd))) if fd > 0 else 20
+    width = _nice_step((x1 - x0) / bins)
+    edges = np.arange(x0, x1 + width * 0.5, width)
+    if edges[-1] < x1:
+        edges = np.append(edges, edges[-1] + width)
+    counts, _ = np.histogram(d, edges)
+    x1 = float(edges[-1])
+    xs = np.linspace(max(x0, x1 / 2000, 1e-9), x1, 240)
+    fit = None
+    if summary.get("lognormal_median") and d.size > 1:
+        fit = d.size * width * psd.lognormal_pdf(xs, summary["lognormal_median"], summary["lognormal_sigma_g"])
+    # The fit may peak above the bars (a narrow fit on coarse bins) but must not
+    # flatten them: the axis stops at 1.5 x the tallest bar and the curve is clipped.
+    tallest = float(counts.max())
+    fit_top = float(np.nanmax(fit)) if fit is not None else 0.0
+    ytop = max(tallest, min(fit_top, 1.5 * tallest)) * 1.08 or 1.0
+    yt = nice_ticks(0, ytop, 5)
+    if yt[0][-1] < ytop:
+        yt[0].append(yt[0][-1] + yt[1])
+    f = _Frame(x0, x1, 0, yt[0][-1])
+    plot = f.axes(nice_ticks(x0, x1), yt, f"equivalent circular diameter / {unit}", "particles")
+    plot["bars"] = [{"x": round(float(f.x(a)), 2), "w": round(float(f.x(a + width) - f.x(a)), 2),
+                     "y": round(float(f.y(c)), 2), "h": round(float(f.y(0) - f.y(c)), 2),
+                     "title": f"{_tick_label(a, width)}\u2013{_tick_label(a + width, width)} {unit}: {c}"}
+                    for a, c in zip(edges[:-1], counts) if c > 0]
+    plot["fit"] = f.path(xs, np.minimum(fit, f.y1)) if fit is not None else ""
+    plot["markers"] = _markers(f, summary)
+    plot["off_scale"] = off
+    plot["bin_width"] = _tick_label(width, width)
+    return plot
+
+
+def _markers(f: _Frame, summary: dict) -> list[dict]:
+    """d10/d50/d90 lines; a label that would collide with its left neighbour
+    moves one line down."""
+    out, last_x, last_row = [], -1e9, 1
+    for k in ("d10", "d50", "d90"):
+        v = summary.get(k)
+        if v is None or not f.x0 <= v <= f.x1:
+            continue
+        x = round(float(f.x(v)), 1)
+        row = 1 - last_row if x - last_x < 28 else 0
+        out.append({"x": x, "label": k, "dy": 13 * row})
+        last_x, last_row = x, row
+    return out
+
+
+def cumulative_plot(d: np.ndarray, summary: dict, unit: str) -> dict | None:
+    """Geometry of the cumulative number distribution (empirical, as a step
+    curve, sampled at 600 quantiles for large samples so the page stays small)
+    with the fitted lognormal's cumulative curve and d10/d50/d90."""
+    d = np.sort(d[np.isfinite(d) & (d > 0)])
+    if d.size == 0:
+        return None
+    x0, x1, off = _x_range(d)
+    f = _Frame(x0, x1, 0, 100)
+    plot = f.axes(nice_ticks(x0, x1), nice_ticks(0, 100, 5), f"equivalent circular diameter / {unit}",
+                  "cumulative number / %")
+    if d.size <= 600:
+        xs = np.repeat(d, 2)
+        ys = np.repeat(np.arange(d.size + 1) / d.size * 100, 2)[1:-1]
+    else:
+        p = np.linspace(0, 1, 601)
+        xs, ys = np.quantile(d, p), p * 100
+    xs = np.concatenate([[x0], np.clip(xs, x0, x1), [x1]])
+    ys = np.concatenate([[0], ys, [ys[-1] if d[-1] > x1 else 100]])
+    plot["ecdf"] = f.path(xs, ys)
+    plot["fit"] = ""
+    if summary.get("lognormal_median") and d.size > 1:
+        fx = np.linspace(max(x0, x1 / 2000, 1e-9), x1, 240)
+        plot["fit"] = f.path(fx, 100 * psd.lognormal_cdf(fx, summary["lognormal_median"],
+                                                     summary["lognormal_sigma_g"]))
+    plot["markers"] = _markers(f, summary)
+    plot["levels"] = [{"y": round(float(f.y(v)), 1), "label": f"{v} %"} for v in (10, 50, 90)]
+    plot["off_scale"] = off
+    return plot

@@ -1,0 +1,156 @@
+"""The reports' reads of the store, and their cache of per-sample numbers.
+
+Every read of one page runs in one consistent snapshot (WAL). A sample page
+reads that sample's rows through the (sample, status) index of `images` and the
+image_id index of `particles`, so it costs the same at 10 samples or 1000; the
+index page is one aggregate over `images` joined to `sample_summaries`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from contextlib import contextmanager, suppress
+from datetime import datetime, timezone
+from typing import Iterator
+
+import numpy as np
+
+log = logging.getLogger("psdwatch.report")
+
+SUMMARY_TABLE = "sample_summaries"
+SUMMARY_COLUMNS = ("sample", "page", "unit", "n", "d10", "d50", "d90", "d50_lo", "d50_hi",
+                   "mean", "std", "lognormal_median", "lognormal_sigma_g", "n_px",
+                   "images_done", "as_of", "generated_at")
+
+
+@contextmanager
+def snapshot(db) -> Iterator[None]:
+    """All reads of one page from one consistent snapshot (WAL): the worker may
+    commit the next image between two of our queries."""
+    conn = db.conn
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+
+
+IMAGE_FIELDS = ("id", "path", "status", "reason", "duplicate_of", "nm_per_px", "scale_source",
+                "scale_text", "model", "engine", "n_particles", "flags", "scale_details",
+                "processed_at", "sha256")
+PARTICLE_FIELDS = ("image_id", "number", "x", "y", "area_px", "area_nm2", "perimeter_px",
+                   "perimeter_nm", "ecd_px", "ecd_nm", "feret_max_px", "feret_max_nm",
+                   "feret_min_px", "feret_min_nm", "circularity", "solidity", "mean_intensity")
+
+
+def _columns(db, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info([{table}])").fetchall()}
+
+
+def _select(fields: tuple[str, ...], have: set[str], prefix: str) -> str:
+    """Missing columns (an older store) read as NULL instead of failing."""
+    return ", ".join(f"{prefix}.[{c}]" if c in have else f"NULL AS [{c}]" for c in fields)
+
+
+def read_sample(db, sample: str, chunk: int = 20_000) -> tuple[list[dict], np.ndarray]:
+    """The sample's image rows and its particles as a float array (one row
+    per particle, PARTICLE_FIELDS as columns, NULL as NaN, ordered by image
+    and particle number). Two indexed queries; nothing outside the sample is
+    touched. Rows are converted in chunks: 10^5 particles as Python tuples
+    would cost ~60 MB, as float64 14 MB."""
+    img_cols, part_cols = _columns(db, "images"), _columns(db, "particles")
+    with snapshot(db):
+        cur = db.execute(f"SELECT {_select(IMAGE_FIELDS, img_cols, 'i')} FROM images i "
+                         "WHERE i.sample = ?", [sample])
+        images = [dict(zip(IMAGE_FIELDS, row)) for row in cur.fetchall()]
+        cur = db.execute(
+            f"SELECT {_select(PARTICLE_FIELDS, part_cols, 'p')} FROM images i "
+            "JOIN particles p ON p.image_id = i.id WHERE i.sample = ? AND i.status = 'done'",
+            [sample])
+        blocks = []
+        while rows := cur.fetchmany(chunk):
+            blocks.append(np.array(rows, dtype=float).reshape(len(rows), len(PARTICLE_FIELDS)))
+    parts = np.concatenate(blocks) if blocks else np.zeros((0, len(PARTICLE_FIELDS)))
+    if parts.shape[0]:
+        parts = parts[np.lexsort((parts[:, 1], parts[:, 0]))]  # by image, then particle number
+    return images, parts
+
+
+INDEX_SQL = f"""
+SELECT a.*, s.page, s.n, s.d50, s.d50_lo, s.d50_hi, s.n_px, s.images_done AS summary_done,
+       s.as_of
+FROM (SELECT sample, COUNT(*) AS images,
+             SUM(status = 'done') AS done, SUM(status = 'quarantined') AS quarantined,
+             SUM(status = 'duplicate') AS duplicate, SUM(status = 'skipped') AS skipped,
+             SUM(status = 'done' AND nm_per_px IS NULL) AS unscaled,
+             MAX(processed_at) AS last_update
+      FROM images GROUP BY sample) AS a
+LEFT JOIN [{SUMMARY_TABLE}] AS s ON s.sample = a.sample
+ORDER BY a.last_update DESC, a.sample
+"""
+INDEX_SQL_NO_CACHE = INDEX_SQL.replace(
+    f"LEFT JOIN [{SUMMARY_TABLE}] AS s ON s.sample = a.sample",
+    "LEFT JOIN (SELECT NULL AS sample, NULL AS page, NULL AS n, NULL AS d50, NULL AS d50_lo, "
+    "NULL AS d50_hi, NULL AS n_px, NULL AS images_done, NULL AS as_of) AS s ON 0")
+
+
+def index_rows(db) -> list[dict]:
+    """One row per sample: counts by status, the last update and the cached numbers."""
+    with snapshot(db):
+        cached = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                            [SUMMARY_TABLE]).fetchone()
+        cur = db.execute(INDEX_SQL if cached else INDEX_SQL_NO_CACHE)
+        names = [c[0] for c in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def queue_counts(db) -> dict:
+    """Jobs by state; empty for a store written by an older version without a queue."""
+    with suppress(sqlite3.Error):
+        return dict(db.execute("SELECT state, COUNT(*) FROM queue GROUP BY state").fetchall())
+    return {}
+
+
+def _ensure_summary_table(db) -> None:
+    db.execute(f"""CREATE TABLE IF NOT EXISTS [{SUMMARY_TABLE}] (
+        sample TEXT PRIMARY KEY, page TEXT, unit TEXT, n INTEGER, d10 REAL, d50 REAL, d90 REAL,
+        d50_lo REAL, d50_hi REAL, mean REAL, std REAL, lognormal_median REAL,
+        lognormal_sigma_g REAL, n_px INTEGER, images_done INTEGER, as_of TEXT, generated_at TEXT)""")
+
+
+def save_summary(db, sample: str, page: str, images: list[dict], summary: dict, n_px: int) -> None:
+    """Cache the sample's numbers for the index page. A report built from an
+    older snapshot (two writers racing) never overwrites a newer one."""
+    ci = summary.get("d50_ci95") or [None, None]
+    row = {"sample": sample, "page": page, "unit": "nm", "n": summary["n"],
+           "d10": summary["d10"], "d50": summary["d50"], "d90": summary["d90"],
+           "d50_lo": ci[0], "d50_hi": ci[1], "mean": summary["mean"], "std": summary["std"],
+           "lognormal_median": summary["lognormal_median"],
+           "lognormal_sigma_g": summary["lognormal_sigma_g"], "n_px": n_px,
+           "images_done": sum(im["status"] == "done" for im in images),
+           "as_of": max((im["processed_at"] or "" for im in images), default=""),
+           "generated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+    cols = ", ".join(SUMMARY_COLUMNS)
+    marks = ", ".join("?" for _ in SUMMARY_COLUMNS)
+    update = ", ".join(f"{c} = excluded.{c}" for c in SUMMARY_COLUMNS if c != "sample")
+    sql = (f"INSERT INTO [{SUMMARY_TABLE}] ({cols}) VALUES ({marks}) ON CONFLICT(sample) DO UPDATE "
+           f"SET {update} WHERE excluded.as_of >= IFNULL([{SUMMARY_TABLE}].as_of, '')")
+    conn = db.conn
+    nested = conn.in_transaction
+    try:
+        if not nested:
+            conn.execute("BEGIN IMMEDIATE")
+        _ensure_summary_table(db)
+        conn.execute(sql, [row[c] for c in SUMMARY_COLUMNS])
+        if not nested:
+            conn.execute("COMMIT")
+    except sqlite3.Error as error:
+        if not nested and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        # The page is written; only the index's cached numbers lag behind.
+        log.warning("could not cache the summary of sample %r for the index: %s", sample, error)
