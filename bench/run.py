@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from psdwatch.daemon.config import load_config, settings_from_config  # noqa: E402
+from psdwatch.daemon import live_model  # noqa: E402
 from psdwatch.daemon.live_model import load_live_model  # noqa: E402
 from psdwatch.pipeline import classical, measure, metrics, models, psd, segment  # noqa: E402
 from psdwatch.pipeline.analyse import analyse_image  # noqa: E402
@@ -126,7 +127,7 @@ def unet_speed(settings, runs: int = 3) -> dict:
     Timing does not depend on the weights, so a fresh network stands in when none is live."""
     config = load_config()
     models_dir = config["models"]["dir"]
-    name = models.live_model_name(models_dir)
+    name = live_model.live_model_name(models_dir)
     load = (lambda: models.load_model(models_dir, name)) if name else (
         lambda: models.Model("random", "", models.build_unet(), {}))
     torch_model = segment.prepare_model(load(), runtime="torch")

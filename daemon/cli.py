@@ -124,11 +124,11 @@ def run(config_path: str | None) -> None:
 def status(config_path: str | None, as_json: bool) -> None:
     """What is queued, done, quarantined, duplicate and skipped, and which model is live."""
     from . import store
-    from ..pipeline import models
+    from .live_model import live_model_name
 
     config = load_config(config_path)
     database = config["store"]["database"]
-    live = models.live_model_name(config["models"]["dir"])
+    live = live_model_name(config["models"]["dir"])
     model = "classical" if config["segment"]["engine"] == "classical" or live is None else live
     if not Path(database).is_file():
         counts = {"queued": 0, "processing": 0, **{s: 0 for s in store.STATUSES},
@@ -194,10 +194,10 @@ def to_toml(config: dict) -> str:
 @with_config
 def list_models(config_path: str | None) -> None:
     """List the models in the models folder; * marks the live one."""
-    from ..pipeline import models
+    from .live_model import list_models as cards_of
 
     config = load_config(config_path)
-    cards = models.list_models(config["models"]["dir"])
+    cards = cards_of(config["models"]["dir"])
     if not cards:
         click.echo(f"no models in {config['models']['dir']}: the classical engine is used")
     for card in cards:
@@ -228,17 +228,18 @@ def train(config_path: str | None, annotations: str | None, synthetic: int | Non
           d50_check_images: int | None, name: str | None, init: str | None, no_final_fit: bool) -> None:
     """Train a segmentation model now on the annotated images, and make it live if it
     measures better than the live one on the fixed test set."""
+    from .promotion import train_and_promote
     from .schedule import TrainingRunning, training_lock
-    from ..pipeline import train as training
+    from ..pipeline import train as training, train_data
 
     config = load_config(config_path)
     defaults = config["train"]
     pick = lambda given, key: given if given is not None else defaults[key]  # noqa: E731
     folder = Path(annotations) if annotations else config["annotations"]["dir"]
-    pairs = training.find_annotations(folder)
+    pairs = train_data.find_annotations(folder)
     if not pairs:
         raise Fail(f"no annotated images (<stem>_mask.png beside <stem>.tif) in {folder}")
-    annotated = [training.load_example(image, mask) for image, mask in pairs]
+    annotated = [train_data.load_example(image, mask) for image, mask in pairs]
     count = pick(synthetic, "synthetic")
     budget = pick(time_budget, "time_budget")
     options = training.TrainOptions(
@@ -250,9 +251,9 @@ def train(config_path: str | None, annotations: str | None, synthetic: int | Non
         precision=config["segment"]["precision"])
     try:
         with training_lock(config["models"]["dir"]):
-            card, live, why = training.run_training(
+            card, live, why = train_and_promote(
                 annotated, config["models"]["dir"], options,
-                training.synthetic_examples(count) if count else [], name, init=init)
+                train_data.synthetic_examples(count) if count else [], name, init=init)
     except TrainingRunning as error:
         raise Fail(str(error), 3) from None
     click.echo(json.dumps({"model": card["name"], "live": live, "why": why,

@@ -2,16 +2,61 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from pathlib import Path
 
 from .config import DEFAULT_CONFIG, ConfigError
-from ..pipeline import models, onnx_runtime, segment
+from ..pipeline import models
+from ..pipeline.files import write_atomic
 
 log = logging.getLogger("psdwatch")
 
 BUNDLED_MODELS = DEFAULT_CONFIG.parent / "models"
+# The live model is named by the one-line file LIVE in the models dir, replaced
+# atomically, so a reader sees the old or the new model and never half of one.
+LIVE_FILE = "LIVE"
+
+
+def live_model_name(models_dir: Path) -> str | None:
+    """The live model's name, or None when there is none (or its weights are gone)."""
+    live = Path(models_dir) / LIVE_FILE
+    if not live.is_file():
+        return None
+    name = live.read_text().strip()
+    if not name or not (Path(models_dir) / f"{name}.safetensors").is_file():
+        return None
+    return name
+
+
+def set_live(models_dir: Path, name: str) -> None:
+    """Point LIVE at a model; atomic so a daemon reading it never sees half a name."""
+    if not (Path(models_dir) / f"{name}.safetensors").is_file():
+        raise FileNotFoundError(f"no model {name!r} in {models_dir}")
+    write_atomic(Path(models_dir) / LIVE_FILE, f"{name}\n".encode())
+
+
+def list_models(models_dir: Path) -> list[dict]:
+    """Every model card in the dir, newest first, with `live` set on the live one."""
+    live = live_model_name(models_dir)
+    cards = []
+    for path in sorted(Path(models_dir).glob("*.json")):
+        if (path.with_suffix(".safetensors")).is_file():
+            card = json.loads(path.read_text())
+            card["live"] = card.get("name", path.stem) == live
+            cards.append(card)
+    return sorted(cards, key=lambda c: c.get("date", ""), reverse=True)
+
+
+def resolve_init(models_dir: Path, init: str | None) -> str | None:
+    """A training's starting weights: "live" becomes the live model's name."""
+    if init != "live":
+        return init
+    name = live_model_name(models_dir)
+    if name is None:
+        raise FileNotFoundError(f"no live model in {models_dir} to start from")
+    return name
 
 
 def install_starter(config: dict) -> str | None:
@@ -25,13 +70,13 @@ def install_starter(config: dict) -> str | None:
         return None
     if models_dir.is_dir() and any(models_dir.glob("*.safetensors")):
         return None
-    name = models.live_model_name(BUNDLED_MODELS)
+    name = live_model_name(BUNDLED_MODELS)
     if name is None:
         return None
     models_dir.mkdir(parents=True, exist_ok=True)
     for suffix in (".json", ".safetensors"):  # weights last: a model exists once its weights do
         shutil.copyfile(BUNDLED_MODELS / f"{name}{suffix}", models_dir / f"{name}{suffix}")
-    models.set_live(models_dir, name)
+    set_live(models_dir, name)
     log.info("installed the starter model %s into %s", name, models_dir)
     return name
 
@@ -46,12 +91,14 @@ def load_live_model(config: dict, engine: str) -> models.Model | None:
         return None
     install_starter(config)
     models_dir = config["models"]["dir"]
-    name = models.live_model_name(models_dir)
+    name = live_model_name(models_dir)
     if name is None:
         if engine == "unet":
             raise ConfigError(f"[segment] engine is 'unet' but {models_dir} has no live model "
                               f"(config {config['_path']})")
         return None
+    from ..pipeline import onnx_runtime, segment  # torch: only where a network runs
+
     seg = config["segment"]
     device = segment.choose_device(seg["device"])
     runtime = "torch" if device == "cuda" else onnx_runtime.choose_runtime(

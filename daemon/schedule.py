@@ -32,9 +32,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .config import ConfigError
-from ..pipeline import models
 from ..pipeline.files import write_atomic
-from ..pipeline.train import find_annotations
+from ..pipeline.train_data import find_annotations
+from .live_model import live_model_name
 
 log = logging.getLogger("psdwatch")
 
@@ -114,7 +114,7 @@ def train_command(config: dict, name: str) -> list[str]:
     training from scratch on a CPU)."""
     command = [sys.executable, "-m", "psdwatch.daemon.cli", "train", "--config", str(config["_path"]), "--name", name]
     init = config["train"]["init"]
-    if init == "live" and models.live_model_name(config["models"]["dir"]) is None:
+    if init == "live" and live_model_name(config["models"]["dir"]) is None:
         init = ""
     return command + (["--init", init] if init else [])
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 from . import proposals, report, schedule, store
 from .config import load_config, settings_from_config
-from .live_model import load_live_model
+from .live_model import live_model_name, load_live_model
 from .watch import StoreIntake, WatchSettings, Watcher, root_problem
 from .worker import Outcome, process_job
-from ..pipeline import models
 from ..pipeline.analyse import Settings
 
 log = logging.getLogger("psdwatch")
@@ -47,11 +46,11 @@ class LiveModel:
         # not on the first image. The name is read after loading, because
         # loading may install the starter and so change what LIVE says.
         self.model = load_live_model(self.config, self.engine)
-        self.name = models.live_model_name(self.config["models"]["dir"])
+        self.name = live_model_name(self.config["models"]["dir"])
         log.info("model: %s", self.model.name if self.model else "classical engine")
 
     def refresh(self):
-        if models.live_model_name(self.config["models"]["dir"]) != self.name:
+        if live_model_name(self.config["models"]["dir"]) != self.name:
             self._load()
         return self.model
 

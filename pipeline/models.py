@@ -1,10 +1,8 @@
-"""Model files: the U-Net's architecture, its safetensors weights, its card, and
-which one is live.
+"""Model files: the U-Net's architecture, its safetensors weights and its card.
 
 Weights are only ever stored as safetensors so that loading a model file can
-never run code (a pickle can). The live model is named by the one-line file
-LIVE in the models dir, replaced atomically, so a reader sees the old or the new
-model and never half of one.
+never run code (a pickle can). Which model is live, and promotion, are the
+service's: psdwatch.daemon.live_model and psdwatch.daemon.promotion.
 """
 
 from __future__ import annotations
@@ -21,7 +19,6 @@ if TYPE_CHECKING:  # torch is imported where a network is built: `status` and `-
     import torch
 
 ARCHITECTURE = "Unet(tu-seresnet34, in_channels=1, classes=1)"
-LIVE_FILE = "LIVE"
 
 
 @dataclass
@@ -90,12 +87,8 @@ def load_weights(net: torch.nn.Module, weights: Path) -> torch.nn.Module:
 
 
 def resolve_weights(models_dir: Path, init: str) -> Path:
-    """The weights file `init` names: "live", a model in the dir, or a path."""
-    if init == "live":
-        name = live_model_name(models_dir)
-        if name is None:
-            raise FileNotFoundError(f"no live model in {models_dir} to start from")
-        return Path(models_dir) / f"{name}.safetensors"
+    """The weights file `init` names: a model in the dir, or a path. (Which model is
+    live is the service's business: psdwatch.daemon.live_model resolves "live".)"""
     named = Path(models_dir) / f"{init}.safetensors"
     if named.is_file():
         return named
@@ -107,33 +100,3 @@ def resolve_weights(models_dir: Path, init: str) -> Path:
 def load_card(models_dir: Path, name: str) -> dict | None:
     path = Path(models_dir) / f"{name}.json"
     return json.loads(path.read_text()) if path.is_file() else None
-
-
-def live_model_name(models_dir: Path) -> str | None:
-    """The live model's name, or None when there is none (or its weights are gone)."""
-    live = Path(models_dir) / LIVE_FILE
-    if not live.is_file():
-        return None
-    name = live.read_text().strip()
-    if not name or not (Path(models_dir) / f"{name}.safetensors").is_file():
-        return None
-    return name
-
-
-def set_live(models_dir: Path, name: str) -> None:
-    """Point LIVE at a model; atomic so a daemon reading it never sees half a name."""
-    if not (Path(models_dir) / f"{name}.safetensors").is_file():
-        raise FileNotFoundError(f"no model {name!r} in {models_dir}")
-    write_atomic(Path(models_dir) / LIVE_FILE, f"{name}\n".encode())
-
-
-def list_models(models_dir: Path) -> list[dict]:
-    """Every model card in the dir, newest first, with `live` set on the live one."""
-    live = live_model_name(models_dir)
-    cards = []
-    for path in sorted(Path(models_dir).glob("*.json")):
-        if (path.with_suffix(".safetensors")).is_file():
-            card = json.loads(path.read_text())
-            card["live"] = card.get("name", path.stem) == live
-            cards.append(card)
-    return sorted(cards, key=lambda c: c.get("date", ""), reverse=True)

@@ -24,19 +24,11 @@ import segmentation_models_pytorch as smp
 import torch
 from safetensors.torch import load_file, save
 
-from . import classical, metrics, models, segment
+from . import metrics, models, segment
 from .files import write_atomic
-from .io import file_sha256, load_image
+from .io import file_sha256
+from .train_data import Example, dataset_card, fixed_test_set, split, synthetic_d50_error
 
-MASK_SUFFIXES = ("_mask.png", "_mask.tif", "_mask.tiff")
-
-
-@dataclass
-class Example:
-    name: str
-    sha256: str
-    image: np.ndarray   # normalised float32, as the network sees it
-    mask: np.ndarray    # bool, True = particle
 
 
 @dataclass
@@ -67,58 +59,6 @@ class History:
     best_epoch: int = -1
     stopped: str = ""
     final_fit: dict = field(default_factory=dict)
-
-
-def find_annotations(folder: Path) -> list[tuple[Path, Path]]:
-    """(image, mask) pairs: every image with `<stem>_mask.png` (or .tif) beside it."""
-    pairs = []
-    for mask in sorted(p for p in Path(folder).rglob("*_mask.*") if p.name.endswith(MASK_SUFFIXES)):
-        stem = mask.name[: mask.name.rindex("_mask")]
-        candidates = [p for p in mask.parent.glob(f"{stem}.*")
-                      if p != mask and p.suffix.lower() in (".tif", ".tiff", ".png", ".jpg", ".dm4", ".dm3", ".emd")]
-        if candidates:
-            pairs.append((sorted(candidates)[0], mask))
-    return pairs
-
-
-def load_example(image_path: Path, mask_path: Path) -> Example:
-    loaded = load_image(image_path)
-    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise ValueError(f"cannot read mask {mask_path}")
-    mask = (mask if mask.ndim == 2 else mask[..., 0]) > 0
-    if mask.shape != loaded.data.shape:
-        raise ValueError(f"mask {mask_path.name} is {mask.shape}, image is {loaded.data.shape}")
-    digest = hashlib.sha256(Path(image_path).read_bytes() + Path(mask_path).read_bytes()).hexdigest()
-    return Example(image_path.stem, digest, segment.normalise(loaded.data), mask)
-
-
-def fixed_test_set(models_dir: Path, examples: list[Example], fraction: float = 0.2) -> set[str]:
-    """The hashes of the test set, chosen once and kept in the models dir.
-
-    Every model is scored on the same images, so a new one can be compared with
-    the live one; images added later join training, never the test set. The
-    test set is the last block in name order, not a random draw: neighbouring
-    images (slices of one tomogram, frames of one session) are near copies, and
-    a random draw would put copies of training images in the test set.
-    """
-    path = Path(models_dir) / "test_set.json"
-    if path.is_file():
-        return set(json.loads(path.read_text())["sha256"])
-    ranked = sorted(examples, key=lambda e: e.name)
-    chosen = ranked[len(ranked) - max(1, round(len(ranked) * fraction)):]
-    Path(models_dir).mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"names": [e.name for e in chosen],
-                                "sha256": [e.sha256 for e in chosen]}, indent=1))
-    return {e.sha256 for e in chosen}
-
-
-def split(examples: list[Example], val_fraction: float) -> tuple[list[Example], list[Example]]:
-    """Train/validation as contiguous blocks in name order, for the same reason
-    as the test set: early stopping on near copies of training images stops late."""
-    ranked = sorted(examples, key=lambda e: e.name)
-    n_val = max(1, round(len(ranked) * val_fraction)) if len(ranked) > 1 else 0
-    return ranked[:len(ranked) - n_val], ranked[len(ranked) - n_val:]
 
 
 def augmenter() -> A.Compose:
@@ -355,64 +295,6 @@ def fit(net: torch.nn.Module, train: list[Example], val: list[Example], options:
     return history
 
 
-def dataset_card(examples: list[Example], kind: str) -> dict:
-    return {"kind": kind, "count": len(examples), "sha256": sorted(e.sha256 for e in examples),
-            "particle_fraction": float(np.mean([e.mask.mean() for e in examples])) if examples else 0.0,
-            "particle_diameter_px": particle_diameters([e.mask for e in examples])}
-
-
-def particle_diameters(masks: list[np.ndarray]) -> dict | None:
-    """d10/d50/d90 of the equivalent diameters (px) of the particles the model learnt
-    from: size-aware segmentation (pipeline.size) shrinks frames towards these sizes."""
-    areas = np.concatenate([cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)[2][1:, 4]
-                            for m in masks] or [np.zeros(0)])
-    if not areas.size:
-        return None
-    d10, d50, d90 = np.percentile(np.sqrt(4 * areas / np.pi), (10, 50, 90))
-    return {"n": int(areas.size), "d10": round(float(d10), 1), "d50": round(float(d50), 1),
-            "d90": round(float(d90), 1)}
-
-
-def is_better(candidate: dict, live: dict | None) -> tuple[bool, str]:
-    """Promotion rule: higher test IoU and PPV not worse, on the same fixed test set."""
-    if live is None:
-        return True, "nothing to compare with"
-    new, old = candidate.get("test_metrics", {}), live.get("test_metrics", {})
-    if candidate.get("test_set") != live.get("test_set"):
-        return False, "scored on a different test set than the live model"
-    if new.get("iou", -1) <= old.get("iou", -1):
-        return False, (f"test IoU {new.get('iou', 0):.3f} is not above {old.get('iou', 0):.3f} "
-                       f"of {live.get('name', 'the live model')}")
-    if new.get("ppv", -1) < old.get("ppv", -1):
-        return False, (f"test PPV {new.get('ppv', 0):.3f} is below {old.get('ppv', 0):.3f} "
-                       f"of {live.get('name', 'the live model')}")
-    return True, (f"test IoU {new['iou']:.3f} > {old.get('iou', 0):.3f} and PPV {new['ppv']:.3f} >= "
-                  f"{old.get('ppv', 0):.3f} of {live.get('name', 'the live model')}")
-
-
-def classical_card(test: list[Example]) -> dict:
-    """What a model must beat when none is live: the classical engine, which is
-    what `auto` runs without a model, scored on the same test set."""
-    total = np.zeros(4, np.int64)
-    for example in test:
-        total += metrics.confusion(classical.segment_classical(example.image), example.mask)
-    return {"name": "classical", "test_set": test_set_id(test), "test_metrics": metrics.scores(total)}
-
-
-def incumbent_card(models_dir: Path, test: list[Example]) -> dict:
-    """What a new model must beat, scored on this test set: the live model's card,
-    re-scored when its card was measured on another test set (a starter model
-    meets a lab's own annotations), or the classical engine when none is live."""
-    live = models.live_model_name(models_dir)
-    if live is None:
-        return classical_card(test)
-    card = models.load_card(models_dir, live) or {"name": live}
-    if card.get("test_set") != test_set_id(test) and test:
-        card = {**card, "test_set": test_set_id(test),
-                "test_metrics": evaluate(models.load_model(models_dir, live), test)}
-    return card
-
-
 def test_set_id(test: list[Example]) -> str:
     return hashlib.sha256("".join(sorted(e.sha256 for e in test)).encode()).hexdigest()[:16]
 
@@ -420,13 +302,14 @@ def test_set_id(test: list[Example]) -> str:
 def run_training(annotations: list[Example], models_dir: Path, options: TrainOptions,
                  synthetic: list[Example] | None = None, name: str | None = None,
                  progress: Callable[[str], None] = print,
-                 init: str | None = None) -> tuple[dict, bool, str]:
+                 init: str | None = None) -> tuple[dict, list[Example]]:
     """One training: split, fit, final fit on train + validation, score on the
-    fixed test set, save, maybe promote. `init` starts from existing weights
-    ("live", a model name or a safetensors path): on a CPU, fine-tuning the live
-    model on the grown annotation set takes a fraction of a training from scratch.
+    fixed test set, save. `init` starts from existing weights (a model name or a
+    safetensors path): on a CPU, fine-tuning the live model on the grown
+    annotation set takes a fraction of a training from scratch. Whether the new
+    model goes live is decided by the service (psdwatch.daemon.promotion).
 
-    Returns the new model's card, whether it went live, and why.
+    Returns the new model's card and the test set it was scored on.
     """
     models_dir = Path(models_dir)
     test_hashes = fixed_test_set(models_dir, annotations)
@@ -478,69 +361,11 @@ def run_training(annotations: list[Example], models_dir: Path, options: TrainOpt
         "history": history.epochs,
     }
     models.save_model(net, models_dir, name, card)
-    better, why = is_better(card, incumbent_card(models_dir, test))
-    if better:
-        models.set_live(models_dir, name)
     checkpoint.unlink(missing_ok=True)
     checkpoint.with_suffix(".json").unlink(missing_ok=True)
-    progress(f"model {name}: {'live' if better else 'kept, not live'} ({why})")
-    return card, better, why
+    return card, test
 
 
 def _code_version() -> str:
     from . import __version__
     return __version__
-
-
-def synthetic_examples(count: int, size: int = 512, seed: int = 1) -> list[Example]:
-    """Synthetic images with exact masks, to mix into training: the domain the real
-    set lacks. Dark carbon (saturated cores), textured alumina and thick bright
-    oxide supports in turn; particle medians log-uniform from 4 to 40 px (size-aware
-    segmentation shrinks larger ones into this range); 8 and 16 bit; a third of
-    them through JPEG at quality 60-90, as figures are exported."""
-    from .synth import BACKGROUNDS, STYLES, SynthSpec, synth_image
-
-    out = []
-    for i in range(count):
-        rng = np.random.default_rng(seed * 7919 + i)
-        spec = SynthSpec(size=size, bits=(8, 16)[i % 2], style=STYLES[i % 4], seed=seed * 7919 + i,
-                         background=BACKGROUNDS[i % len(BACKGROUNDS)],
-                         d_median_px=float(np.exp(rng.uniform(np.log(4), np.log(40)))),
-                         coverage=float(rng.uniform(0.02, 0.1)))
-        image, mask, _ = synth_image(spec)
-        if i % 3 == 2:
-            eight = cv2.normalize(image.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-            ok, jpeg = cv2.imencode(".jpg", eight, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 91))])
-            image = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE)
-        digest = hashlib.sha256(image.tobytes()).hexdigest()
-        out.append(Example(f"synth_{seed}_{i}", digest, segment.normalise(image.astype(np.float32)), mask))
-    return out
-
-
-def synthetic_d50_error(model: models.Model, count: int = 4, size: int = 1024, seed: int = 9000) -> dict:
-    """The d50 error of the whole method with this model on synthetic images it
-    never saw (seeds apart from the training mix), sized with the true scale so
-    the figure is the segmentation's alone. IoU says how pixels agree; this says
-    whether the number a user reads off the report is right."""
-    import tempfile
-
-    from . import psd
-    from .analyse import Settings, analyse_image
-    from .synth import STYLES, SynthSpec, synth_image, write_example
-
-    errors = []
-    settings = Settings(engine="unet", precision="fp32", bootstrap=0)
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(count):
-            image, mask, truth = synth_image(SynthSpec(size=size, bits=(8, 16)[i % 2],
-                                                       style=STYLES[i % len(STYLES)], seed=seed + i))
-            path = write_example(Path(tmp), f"check_{i}", image, mask, truth)
-            analysis = analyse_image(path, settings, model)
-            found = [p["ecd_px"] * truth["nm_per_px"] for p in analysis.particles]
-            true_d50 = psd.summarise([p["ecd_nm"] for p in truth["particles"]], bootstrap=0)["d50"]
-            if found and true_d50:
-                errors.append(psd.summarise(found, bootstrap=0)["d50"] / true_d50 - 1)
-    if not errors:
-        return {"images": count, "measured": 0}
-    return {"images": count, "measured": len(errors), "median_abs": float(np.median(np.abs(errors))),
-            "max_abs": float(np.max(np.abs(errors))), "errors": [round(e, 4) for e in errors]}

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from psdwatch.daemon import live_model
 from psdwatch.pipeline import models, segment
 
 
@@ -33,13 +34,13 @@ def test_saved_model_is_safetensors_and_loads_back(model_dir):
 
 
 def test_live_pointer_switches_atomically(model_dir):
-    assert models.live_model_name(model_dir) is None
-    models.set_live(model_dir, "random-0")
-    assert models.live_model_name(model_dir) == "random-0"
-    assert [c["name"] for c in models.list_models(model_dir) if c["live"]] == ["random-0"]
+    assert live_model.live_model_name(model_dir) is None
+    live_model.set_live(model_dir, "random-0")
+    assert live_model.live_model_name(model_dir) == "random-0"
+    assert [c["name"] for c in live_model.list_models(model_dir) if c["live"]] == ["random-0"]
     with pytest.raises(FileNotFoundError):
-        models.set_live(model_dir, "missing")
-    assert models.live_model_name(model_dir) == "random-0"
+        live_model.set_live(model_dir, "missing")
+    assert live_model.live_model_name(model_dir) == "random-0"
     (model_dir / "LIVE").unlink()
 
 

@@ -12,7 +12,7 @@ import tifffile
 
 from psdwatch.daemon import proposals
 from psdwatch.daemon.service import run_service
-from psdwatch.pipeline import train
+from psdwatch.pipeline import train_data
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
 
@@ -39,13 +39,13 @@ def test_the_service_proposes_pairs_the_trainer_reads(tmp_path):
     finally:
         stop.set()
         service.join(timeout=30)
-    pairs = train.find_annotations(tmp_path / "state" / "proposals")
+    pairs = train_data.find_annotations(tmp_path / "state" / "proposals")
     assert len(pairs) == 1
     image_out, mask_out = pairs[0]
     assert image_out.parent.name == "Pt_b_batch_7"  # a safe folder name for any sample
     assert tifffile.imread(image_out).dtype == np.uint16
     assert np.array_equal(tifffile.imread(image_out), image)  # 16-bit pixels kept as they are
-    example = train.load_example(image_out, mask_out)
+    example = train_data.load_example(image_out, mask_out)
     predicted = cv2.imread(str(mask_out), cv2.IMREAD_GRAYSCALE)
     assert set(np.unique(predicted)) <= {0, 255}
     # The proposal is the service's prediction: close to the truth, not a copy of it.

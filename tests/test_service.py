@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from psdwatch.daemon import store
+from psdwatch.daemon import live_model, store
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
 
@@ -138,17 +138,17 @@ def test_a_fresh_models_dir_gets_the_bundled_starter_and_a_used_one_is_left_alon
     from psdwatch.daemon.live_model import BUNDLED_MODELS, install_starter, load_live_model
     from psdwatch.pipeline import models
 
-    bundled = models.live_model_name(BUNDLED_MODELS)
+    bundled = live_model.live_model_name(BUNDLED_MODELS)
     assert bundled is not None, "psdwatch ships a live starter model"
     config_path = tmp_path / "psdwatch.toml"
     config_path.write_text('[models]\ndir = "state/models"\n')
     model = load_live_model(load_config(config_path), "auto")
     assert model is not None and model.name == bundled
-    assert models.live_model_name(tmp_path / "state" / "models") == bundled
+    assert live_model.live_model_name(tmp_path / "state" / "models") == bundled
     assert model.sha256 == models.load_card(BUNDLED_MODELS, bundled)["weights_sha256"]
     # A dir that holds the lab's own model keeps it, live or not.
     own = tmp_path / "own"
     models.save_model(models.build_unet(), own, "ours", {"date": "2026-11-25"})
-    assert install_starter({"models": {"dir": own}}) is None and models.live_model_name(own) is None
+    assert install_starter({"models": {"dir": own, "starter": True}}) is None and live_model.live_model_name(own) is None
     off = {"models": {"dir": tmp_path / "off", "starter": False}}
     assert install_starter(off) is None and not (tmp_path / "off").exists()

@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 
-from psdwatch.pipeline import models, train
+from psdwatch.daemon import live_model, promotion
+from psdwatch.pipeline import models, train, train_data
 
 TINY = train.TrainOptions(crop=64, batch=2, max_epochs=1, steps_per_epoch=2, patience=5,
                           precision="fp32", lr=1e-3, final_fit_max_epochs=1, synthetic_check_images=1)
@@ -16,17 +17,17 @@ TINY = train.TrainOptions(crop=64, batch=2, max_epochs=1, steps_per_epoch=2, pat
 
 @pytest.fixture(scope="module")
 def examples(data_dir):
-    pairs = train.find_annotations(data_dir / "pt-alumina-haadf")
+    pairs = train_data.find_annotations(data_dir / "pt-alumina-haadf")
     assert len(pairs) == 45 and all(m.name.endswith("_mask.png") for _, m in pairs)
-    return [train.load_example(image, mask) for image, mask in pairs[8:13]]
+    return [train_data.load_example(image, mask) for image, mask in pairs[8:13]]
 
 
 def test_a_few_steps_change_the_weights_and_write_a_valid_card(examples, tmp_path):
     before = {k: v.clone() for k, v in models.build_unet().state_dict().items()}
     torch.manual_seed(0)
-    card, live, why = train.run_training(examples, tmp_path, TINY, name="tiny-1", progress=lambda _: None)
+    card, live, why = promotion.train_and_promote(examples, tmp_path, TINY, name="tiny-1", progress=lambda _: None)
     # Two steps of training cannot beat the classical engine, which is what runs without a model.
-    assert not live and "of classical" in why and models.live_model_name(tmp_path) is None
+    assert not live and "of classical" in why and live_model.live_model_name(tmp_path) is None
     model = models.load_model(tmp_path, "tiny-1")
     after = model.net.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
@@ -46,23 +47,23 @@ def test_a_few_steps_change_the_weights_and_write_a_valid_card(examples, tmp_pat
 
 def test_the_promotion_rule():
     live = {"test_set": "t", "test_metrics": {"iou": 0.7, "ppv": 0.8}}
-    assert train.is_better({"test_set": "t", "test_metrics": {"iou": 0.75, "ppv": 0.8}}, live)[0]
-    assert not train.is_better({"test_set": "t", "test_metrics": {"iou": 0.69, "ppv": 0.9}}, live)[0]
-    worse_ppv = train.is_better({"test_set": "t", "test_metrics": {"iou": 0.8, "ppv": 0.7}}, live)
+    assert promotion.is_better({"test_set": "t", "test_metrics": {"iou": 0.75, "ppv": 0.8}}, live)[0]
+    assert not promotion.is_better({"test_set": "t", "test_metrics": {"iou": 0.69, "ppv": 0.9}}, live)[0]
+    worse_ppv = promotion.is_better({"test_set": "t", "test_metrics": {"iou": 0.8, "ppv": 0.7}}, live)
     assert not worse_ppv[0] and "PPV" in worse_ppv[1]
-    assert train.is_better({"test_set": "t", "test_metrics": {"iou": 0.5, "ppv": 0.5}}, None)[0]
-    assert not train.is_better({"test_set": "other", "test_metrics": {"iou": 0.9, "ppv": 0.9}}, live)[0]
+    assert promotion.is_better({"test_set": "t", "test_metrics": {"iou": 0.5, "ppv": 0.5}}, None)[0]
+    assert not promotion.is_better({"test_set": "other", "test_metrics": {"iou": 0.9, "ppv": 0.9}}, live)[0]
 
 
 def test_a_worse_model_is_kept_but_not_live(examples, tmp_path):
-    train.run_training(examples, tmp_path, TINY, name="first", progress=lambda _: None)
+    promotion.train_and_promote(examples, tmp_path, TINY, name="first", progress=lambda _: None)
     card = models.load_card(tmp_path, "first")
     card["test_metrics"] = {"iou": 1.0, "ppv": 1.0, "npv": 1.0}  # a live model nothing can beat
     (tmp_path / "first.json").write_text(json.dumps(card))
-    models.set_live(tmp_path, "first")
-    _, live, why = train.run_training(examples, tmp_path, TINY, name="second", progress=lambda _: None)
+    live_model.set_live(tmp_path, "first")
+    _, live, why = promotion.train_and_promote(examples, tmp_path, TINY, name="second", progress=lambda _: None)
     assert not live and "not above" in why
-    assert models.live_model_name(tmp_path) == "first"
+    assert live_model.live_model_name(tmp_path) == "first"
     assert (tmp_path / "second.safetensors").is_file()
 
 
@@ -83,16 +84,16 @@ def test_checkpoint_round_trip_without_pickle(tmp_path):
 
 def test_training_can_start_from_a_saved_model(examples, tmp_path):
     with pytest.raises(FileNotFoundError, match="no live model"):
-        models.resolve_weights(tmp_path, "live")
+        live_model.resolve_init(tmp_path, "live")
     start = models.build_unet()
     weights = models.save_model(start, tmp_path, "start", {"date": "2026-01-01"})
-    models.set_live(tmp_path, "start")
-    assert models.resolve_weights(tmp_path, "live") == weights
+    live_model.set_live(tmp_path, "start")
+    assert models.resolve_weights(tmp_path, live_model.resolve_init(tmp_path, "live")) == weights
     assert models.resolve_weights(tmp_path, "start") == weights
     assert models.resolve_weights(tmp_path, str(weights)) == weights
     options = train.TrainOptions(**{**TINY.__dict__, "final_fit": False, "synthetic_check_images": 0})
-    card, _, _ = train.run_training(examples, tmp_path, options, name="tuned", progress=lambda _: None,
-                                    init="live")
+    card, _, _ = promotion.train_and_promote(examples, tmp_path, options, name="tuned",
+                                             progress=lambda _: None, init="live")
     assert card["initial_weights"].startswith("start.safetensors sha256 ")
     tuned = models.load_model(tmp_path, "tuned").net.state_dict()
     original = dict(start.named_parameters())  # weights, not the batch-norm statistics
@@ -107,9 +108,9 @@ def test_training_can_start_from_a_saved_model(examples, tmp_path):
 def test_a_live_model_scored_on_another_test_set_is_rescored_before_comparing(examples, tmp_path):
     net = models.build_unet()
     models.save_model(net, tmp_path, "starter", {"test_set": "elsewhere", "test_metrics": {"iou": 0.99, "ppv": 0.99}})
-    models.set_live(tmp_path, "starter")
+    live_model.set_live(tmp_path, "starter")
     test = examples[-1:]
-    card = train.incumbent_card(tmp_path, test)
+    card = promotion.incumbent_card(tmp_path, test)
     # Its card's 0.99 was on other images; on these a random network scores what it scores.
     assert card["test_set"] == train.test_set_id(test) and card["test_metrics"]["iou"] < 0.5
     assert card["name"] == "starter"

@@ -1,0 +1,151 @@
+"""The data a model learns from and is checked on: annotated images found and
+loaded, the fixed test set and the blocked split, the synthetic mix, the card's
+record of what was used, and the d50 check on synthetic truth."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from . import models, segment
+from .io import load_image
+
+MASK_SUFFIXES = ("_mask.png", "_mask.tif", "_mask.tiff")
+
+
+@dataclass
+class Example:
+    name: str
+    sha256: str
+    image: np.ndarray   # normalised float32, as the network sees it
+    mask: np.ndarray    # bool, True = particle
+
+
+def find_annotations(folder: Path) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs: every image with `<stem>_mask.png` (or .tif) beside it."""
+    pairs = []
+    for mask in sorted(p for p in Path(folder).rglob("*_mask.*") if p.name.endswith(MASK_SUFFIXES)):
+        stem = mask.name[: mask.name.rindex("_mask")]
+        candidates = [p for p in mask.parent.glob(f"{stem}.*")
+                      if p != mask and p.suffix.lower() in (".tif", ".tiff", ".png", ".jpg", ".dm4", ".dm3", ".emd")]
+        if candidates:
+            pairs.append((sorted(candidates)[0], mask))
+    return pairs
+
+
+def load_example(image_path: Path, mask_path: Path) -> Example:
+    loaded = load_image(image_path)
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ValueError(f"cannot read mask {mask_path}")
+    mask = (mask if mask.ndim == 2 else mask[..., 0]) > 0
+    if mask.shape != loaded.data.shape:
+        raise ValueError(f"mask {mask_path.name} is {mask.shape}, image is {loaded.data.shape}")
+    digest = hashlib.sha256(Path(image_path).read_bytes() + Path(mask_path).read_bytes()).hexdigest()
+    return Example(image_path.stem, digest, segment.normalise(loaded.data), mask)
+
+
+def fixed_test_set(models_dir: Path, examples: list[Example], fraction: float = 0.2) -> set[str]:
+    """The hashes of the test set, chosen once and kept in the models dir.
+
+    Every model is scored on the same images, so a new one can be compared with
+    the live one; images added later join training, never the test set. The
+    test set is the last block in name order, not a random draw: neighbouring
+    images (slices of one tomogram, frames of one session) are near copies, and
+    a random draw would put copies of training images in the test set.
+    """
+    path = Path(models_dir) / "test_set.json"
+    if path.is_file():
+        return set(json.loads(path.read_text())["sha256"])
+    ranked = sorted(examples, key=lambda e: e.name)
+    chosen = ranked[len(ranked) - max(1, round(len(ranked) * fraction)):]
+    Path(models_dir).mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"names": [e.name for e in chosen],
+                                "sha256": [e.sha256 for e in chosen]}, indent=1))
+    return {e.sha256 for e in chosen}
+
+
+def split(examples: list[Example], val_fraction: float) -> tuple[list[Example], list[Example]]:
+    """Train/validation as contiguous blocks in name order, for the same reason
+    as the test set: early stopping on near copies of training images stops late."""
+    ranked = sorted(examples, key=lambda e: e.name)
+    n_val = max(1, round(len(ranked) * val_fraction)) if len(ranked) > 1 else 0
+    return ranked[:len(ranked) - n_val], ranked[len(ranked) - n_val:]
+
+
+def dataset_card(examples: list[Example], kind: str) -> dict:
+    return {"kind": kind, "count": len(examples), "sha256": sorted(e.sha256 for e in examples),
+            "particle_fraction": float(np.mean([e.mask.mean() for e in examples])) if examples else 0.0,
+            "particle_diameter_px": particle_diameters([e.mask for e in examples])}
+
+
+def particle_diameters(masks: list[np.ndarray]) -> dict | None:
+    """d10/d50/d90 of the equivalent diameters (px) of the particles the model learnt
+    from: size-aware segmentation (pipeline.size) shrinks frames towards these sizes."""
+    areas = np.concatenate([cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)[2][1:, 4]
+                            for m in masks] or [np.zeros(0)])
+    if not areas.size:
+        return None
+    d10, d50, d90 = np.percentile(np.sqrt(4 * areas / np.pi), (10, 50, 90))
+    return {"n": int(areas.size), "d10": round(float(d10), 1), "d50": round(float(d50), 1),
+            "d90": round(float(d90), 1)}
+
+
+def synthetic_examples(count: int, size: int = 512, seed: int = 1) -> list[Example]:
+    """Synthetic images with exact masks, to mix into training: the domain the real
+    set lacks. Dark carbon (saturated cores), textured alumina and thick bright
+    oxide supports in turn; particle medians log-uniform from 4 to 40 px (size-aware
+    segmentation shrinks larger ones into this range); 8 and 16 bit; a third of
+    them through JPEG at quality 60-90, as figures are exported."""
+    from .synth import BACKGROUNDS, STYLES, SynthSpec, synth_image
+
+    out = []
+    for i in range(count):
+        rng = np.random.default_rng(seed * 7919 + i)
+        spec = SynthSpec(size=size, bits=(8, 16)[i % 2], style=STYLES[i % 4], seed=seed * 7919 + i,
+                         background=BACKGROUNDS[i % len(BACKGROUNDS)],
+                         d_median_px=float(np.exp(rng.uniform(np.log(4), np.log(40)))),
+                         coverage=float(rng.uniform(0.02, 0.1)))
+        image, mask, _ = synth_image(spec)
+        if i % 3 == 2:
+            eight = cv2.normalize(image.astype(np.float32), None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+            ok, jpeg = cv2.imencode(".jpg", eight, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 91))])
+            image = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE)
+        digest = hashlib.sha256(image.tobytes()).hexdigest()
+        out.append(Example(f"synth_{seed}_{i}", digest, segment.normalise(image.astype(np.float32)), mask))
+    return out
+
+
+def synthetic_d50_error(model: models.Model, count: int = 4, size: int = 1024, seed: int = 9000) -> dict:
+    """The d50 error of the whole method with this model on synthetic images it
+    never saw (seeds apart from the training mix), sized with the true scale so
+    the figure is the segmentation's alone. IoU says how pixels agree; this says
+    whether the number a user reads off the report is right."""
+    import tempfile
+
+    from . import psd
+    from .analyse import Settings, analyse_image
+    from .synth import STYLES, SynthSpec, synth_image, write_example
+
+    errors = []
+    settings = Settings(engine="unet", precision="fp32", bootstrap=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(count):
+            image, mask, truth = synth_image(SynthSpec(size=size, bits=(8, 16)[i % 2],
+                                                       style=STYLES[i % len(STYLES)], seed=seed + i))
+            path = write_example(Path(tmp), f"check_{i}", image, mask, truth)
+            analysis = analyse_image(path, settings, model)
+            found = [p["ecd_px"] * truth["nm_per_px"] for p in analysis.particles]
+            true_d50 = psd.summarise([p["ecd_nm"] for p in truth["particles"]], bootstrap=0)["d50"]
+            if found and true_d50:
+                errors.append(psd.summarise(found, bootstrap=0)["d50"] / true_d50 - 1)
+    if not errors:
+        return {"images": count, "measured": 0}
+    return {"images": count, "measured": len(errors), "median_abs": float(np.median(np.abs(errors))),
+            "max_abs": float(np.max(np.abs(errors))), "errors": [round(e, 4) for e in errors]}
