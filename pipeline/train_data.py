@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from dataclasses import dataclass
@@ -71,12 +72,29 @@ def fixed_test_set(models_dir: Path, examples: list[Example], fraction: float = 
     return {e.sha256 for e in chosen}
 
 
+def series(name: str) -> str:
+    """The acquisition series an image belongs to: its name up to the first '_' or
+    digit ("ptal_012" -> "ptal", "cat_PtW2" -> "cat", "sampleA-3" -> "sampleA-")."""
+    return re.split(r"[_\d]", name, maxsplit=1)[0]
+
+
 def split(examples: list[Example], val_fraction: float) -> tuple[list[Example], list[Example]]:
     """Train/validation as contiguous blocks in name order, for the same reason
-    as the test set: early stopping on near copies of training images stops late."""
-    ranked = sorted(examples, key=lambda e: e.name)
-    n_val = max(1, round(len(ranked) * val_fraction)) if len(ranked) > 1 else 0
-    return ranked[:len(ranked) - n_val], ranked[len(ranked) - n_val:]
+    as the test set: early stopping on near copies of training images stops late.
+    The last block of each series goes to validation, so that early stopping
+    weighs every kind of image it trains on (Pt/alumina patches and catalysts
+    alike), not only the series that sorts last."""
+    groups: dict[str, list[Example]] = {}
+    for example in sorted(examples, key=lambda e: e.name):
+        groups.setdefault(series(example.name), []).append(example)
+    train, val = [], []
+    for members in groups.values():
+        n_val = round(len(members) * val_fraction) if len(members) > 2 else 0
+        train += members[:len(members) - n_val]
+        val += members[len(members) - n_val:]
+    if not val and len(train) > 1:  # tiny sets: at least one image to stop on
+        val, train = train[-1:], train[:-1]
+    return train, val
 
 
 def dataset_card(examples: list[Example], kind: str) -> dict:

@@ -60,6 +60,7 @@ def test_a_bad_key_is_one_line_naming_file_section_and_key(tmp_path, text, words
         assert word in message, message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text, key", [('[segment]\nengin = "unet"\n', "engin"),
                                         ('[measure]\nmin_area_px = 2.5\n', "min_area_px")])
 def test_process_and_status_stop_on_a_bad_config(tmp_path, patches, text, key):

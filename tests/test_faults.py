@@ -58,6 +58,10 @@ from psdwatch.pipeline import psd
 from psdwatch.pipeline.analyse import analyse_image, analysis_record
 from psdwatch.pipeline.synth import SynthSpec, synth_image
 
+from .conftest import wait_for as shared_wait_for
+
+pytestmark = pytest.mark.slow  # real processes or training: `pytest -m 'not slow'` skips them
+
 REPO = Path(__file__).resolve().parent.parent
 SETTLE = 0.6
 XSS_SAMPLE = "<img src=x onerror=alert(1)>"          # a sample folder name
@@ -269,16 +273,12 @@ class Daemon:
 
 def wait_for(predicate, timeout: float, what: str, daemon: Daemon | None = None,
              interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
+    """The shared wait, failing at once with the log when the daemon died."""
+    def alive(what: str) -> None:
         if daemon is not None and not daemon.alive():
             pytest.fail(f"the daemon died (exit {daemon.proc.returncode}) while waiting for {what}:\n"
                         f"{daemon.log()}")
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout:g} s waiting for {what}"
-                + (f"\n--- daemon log ---\n{daemon.log()}" if daemon else ""))
+    shared_wait_for(predicate, timeout, what, interval, alive)
 
 
 def connect(database: Path, timeout: float = 10.0) -> sqlite3.Connection:

@@ -78,6 +78,7 @@ def test_normalise_ignores_excluded_pixels():
     assert x[:56].max() <= 1.01 and x[:56].min() >= -0.01
 
 
+@pytest.mark.slow
 def test_onnx_runtime_gives_the_same_particles_as_pytorch(model_dir, tmp_path):
     from psdwatch.pipeline import measure, onnx_runtime
     from psdwatch.pipeline.synth import SynthSpec, synth_image

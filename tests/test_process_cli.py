@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,9 +13,11 @@ import pytest
 import tifffile
 
 from psdwatch.daemon.cli import main
+from psdwatch.daemon.live_model import live_model_name
 from psdwatch.pipeline import psd
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
+REPO = Path(__file__).resolve().parent.parent
 REQUIRED_PARTICLE_KEYS = {"id", "x", "y", "area_px", "area_nm2", "perimeter_nm", "ecd_nm"}
 
 
@@ -46,7 +49,8 @@ def test_real_patch_without_scale_is_flagged_not_guessed(capsys, patches, tmp_pa
     record = run_json(capsys, patches[1], "--mask-out", mask_png)
     assert record["nm_per_px"] is None and record["scale_source"] is None
     assert "scale_unknown" in record["flags"]
-    assert record["model"] == "classical" or record["engine"] == "unet"
+    # the embedded config: engine "auto" with the shipped live model
+    assert record["engine"] == "unet" and record["model"] == live_model_name(REPO / "models")
     assert all(p["ecd_nm"] is None and p["area_px"] > 0 for p in record["particles"])
     mask = cv2.imread(str(mask_png), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (512, 512) and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
@@ -60,6 +64,7 @@ def test_config_fallback_scale_is_used_and_said(capsys, patches, tmp_path):
     assert "scale_from_config" in record["flags"] and "scale_unknown" not in record["flags"]
 
 
+@pytest.mark.slow
 def test_synthetic_image_scale_read_from_its_bar(capsys, tmp_path):
     image, mask, truth = synth_image(SynthSpec(size=1024, bits=16, style="band", seed=11))
     path = write_example(tmp_path, "bar", image, mask, truth)
@@ -96,6 +101,7 @@ def test_bad_input_exits_nonzero_with_one_line(name, tmp_path, capsys):
     assert len(lines) == 1 and name in lines[0] and "Traceback" not in captured.err
 
 
+@pytest.mark.slow
 def test_console_script_as_a_subprocess(tmp_path, formats_dir):
     """The installed command, its exit codes and its streams, as a script sees them."""
     ok = subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "process",
@@ -110,6 +116,7 @@ def test_console_script_as_a_subprocess(tmp_path, formats_dir):
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", ["classical", "unet"])
 def test_psd_of_synthetic_frames_matches_their_truth(capsys, tmp_path, engine):
     """Three frames of one 'sample' (16 and 8 bit, two bar styles), read and

@@ -3,6 +3,8 @@ training loader takes as it is, and the mask is the one the service measured."""
 
 from __future__ import annotations
 
+import pytest
+
 import threading
 import time
 
@@ -14,6 +16,8 @@ from psdwatch.daemon import proposals
 from psdwatch.daemon.service import run_service
 from psdwatch.pipeline import train_data
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
+
+pytestmark = pytest.mark.slow  # real processes or training: `pytest -m 'not slow'` skips them
 
 
 def test_the_service_proposes_pairs_the_trainer_reads(tmp_path):

@@ -63,6 +63,7 @@ def classify(result, nm_per_px: float) -> str:
     return "right" if abs(result.nm_per_px / nm_per_px - 1) <= 0.01 else "wrong"
 
 
+@pytest.mark.slow
 def test_synthetic_matrix() -> None:
     table: dict[str, collections.Counter] = {s: collections.Counter() for s in STYLES}
     wrong = []

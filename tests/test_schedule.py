@@ -19,6 +19,8 @@ from psdwatch.daemon import schedule
 from psdwatch.daemon.config import ConfigError, load_config
 from psdwatch.daemon.service import run_service
 
+pytestmark = pytest.mark.slow  # real processes or training: `pytest -m 'not slow'` skips them
+
 TINY_TRAIN = """
 [train]
 schedule = "every 2s"

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from psdwatch.daemon.cli import main
+from psdwatch.daemon.live_model import live_model_name
 from psdwatch.pipeline import blobs, contrast, segment
 from psdwatch.pipeline.analyse import Settings, analyse_image
 from psdwatch.pipeline.io import load_image
@@ -30,7 +31,7 @@ BRIGHT_FIELD = {"PtC1", "Pt_carbon1"}  # the two BF frames of catalysts-boxed (i
 
 @pytest.fixture(scope="module")
 def starter():
-    return segment.prepare_model(load_model(REPO / "models", "starter-v1"))
+    return segment.prepare_model(load_model(REPO / "models", live_model_name(REPO / "models")))
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -41,6 +42,7 @@ def truth_d50(truth: dict) -> float:
     return float(np.median([p["ecd_nm"] for p in truth["particles"]]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("background", ["dark", "bright"])
 @pytest.mark.parametrize("bits", [8, 16])
 @pytest.mark.parametrize("style", ["band", "box", "bare", "fei"])
@@ -69,6 +71,7 @@ def test_a_large_exclusion_is_flagged_not_silent(tmp_path):
     assert "large_exclusion" in analysis.flags
 
 
+@pytest.mark.slow
 def test_large_particles_are_segmented_at_a_smaller_scale_with_the_unet(tmp_path, starter):
     image, mask, truth = synth_image(SynthSpec(size=1024, bits=8, style="band", seed=21,
                                                background="dark", d_median_px=90, coverage=0.08))
@@ -144,6 +147,7 @@ def test_the_cross_check_flags_a_frame_whose_particles_were_missed():
     assert blobs.cross_check(survey, fifth).unsure
 
 
+@pytest.mark.slow
 def test_no_real_patch_is_flagged_unsure_by_the_unet(patches, starter):
     flagged = [p.name for p in patches
                if "segmentation_unsure" in analyse_image(p, Settings(engine="unet", bootstrap=0),
@@ -151,6 +155,7 @@ def test_no_real_patch_is_flagged_unsure_by_the_unet(patches, starter):
     assert flagged == []
 
 
+@pytest.mark.slow
 def test_the_service_files_a_bright_field_frame_skipped_and_status_counts_it(tmp_path, data_dir):
     root = tmp_path / "share" / "cat-A"
     root.mkdir(parents=True)

@@ -22,6 +22,10 @@ import pytest
 from psdwatch.daemon import live_model, store
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
+from .conftest import wait_for
+
+pytestmark = pytest.mark.slow  # real processes or training: `pytest -m 'not slow'` skips them
+
 
 def share_state(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -31,15 +35,6 @@ def share_state(root: Path) -> dict[str, str]:
 def start(config: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    pytest.fail(f"timed out waiting for {what}")
 
 
 def rows(database: Path) -> dict[str, dict]:

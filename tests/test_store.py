@@ -293,6 +293,7 @@ def test_a_file_that_kills_the_worker_three_times_is_quarantined(tmp_path):
     assert store.problems(db) == []
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path):
     """A worker loop killed with SIGKILL at random moments and restarted, until
     the queue is empty: every image ends with one row and all its particles."""

@@ -11,6 +11,8 @@ import torch
 from psdwatch.daemon import live_model, promotion
 from psdwatch.pipeline import models, train, train_data
 
+pytestmark = pytest.mark.slow  # real processes or training: `pytest -m 'not slow'` skips them
+
 TINY = train.TrainOptions(crop=64, batch=2, max_epochs=1, steps_per_epoch=2, patience=5,
                           precision="fp32", lr=1e-3, final_fit_max_epochs=1, synthetic_check_images=1)
 
@@ -39,7 +41,10 @@ def test_a_few_steps_change_the_weights_and_write_a_valid_card(examples, tmp_pat
     # The study's final fit on train + validation ran, and the d50 check measured.
     assert saved["final_fit"]["epochs"] == 1 and saved["final_fit"]["target_loss"] > 0
     assert saved["synthetic_d50_error"]["images"] == 1 and saved["initial_weights"] == "random"
-    assert saved["synthetic_d50_error"]["measured"] == 0 or saved["synthetic_d50_error"]["max_abs"] >= 0
+    d50 = saved["synthetic_d50_error"]
+    assert d50["measured"] in (0, 1)  # two steps of training may find no particle at all
+    if d50["measured"]:
+        assert d50["max_abs"] == d50["median_abs"] == pytest.approx(abs(d50["errors"][0]), abs=1e-4)
     test_set = json.loads((tmp_path / "test_set.json").read_text())
     assert test_set["names"] == [examples[-1].name]  # the last block in name order
     assert not (tmp_path / "checkpoints" / "tiny-1.safetensors").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,21 +14,13 @@ from pathlib import Path
 import pytest
 
 from psdwatch.daemon import store
+
+from .conftest import wait_for
 from psdwatch.daemon.watch import (Settler, StoreIntake, Watcher, WatchSettings, matches, mount_type,
                           wants_polling)
 
 SETTLE = 0.8
 POLL = 0.3
-
-
-def wait_for(condition, timeout: float = 15.0, step: float = 0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = condition()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout} s waiting for {condition.__doc__ or condition}")
 
 
 def slow_write(path: Path, chunks: int = 6, pause: float = 0.35, chunk: bytes = b"x" * 4096) -> float:
@@ -129,9 +122,14 @@ def test_auto_polls_on_network_mounts(tmp_path):
 
 
 def test_auto_on_this_machine_reads_proc_mounts(tmp_path):
-    kind = mount_type(tmp_path)
-    assert kind is not None
-    assert wants_polling("auto", tmp_path) == (kind.startswith("fuse") or kind in {"cifs", "nfs", "nfs4"})
+    # util-linux's findmnt is the independent witness of the mount type
+    witness = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", str(tmp_path)],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert mount_type(tmp_path) == witness
+    if witness in {"ext4", "xfs", "btrfs", "overlay", "tmpfs", "zfs"}:  # local: inotify works
+        assert wants_polling("auto", tmp_path) is False
+    elif witness in {"cifs", "smb3", "nfs", "nfs4"} or witness.startswith("fuse"):
+        assert wants_polling("auto", tmp_path) is True
 
 
 def test_settler_waits_for_a_growing_file(tmp_path):
