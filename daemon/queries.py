@@ -16,6 +16,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..pipeline.measure import PARTICLE_SCHEMA
+
 log = logging.getLogger("psdwatch.report")
 
 SUMMARY_TABLE = "sample_summaries"
@@ -43,9 +45,7 @@ def snapshot(db) -> Iterator[None]:
 IMAGE_FIELDS = ("id", "path", "status", "reason", "duplicate_of", "nm_per_px", "scale_source",
                 "scale_text", "model", "engine", "n_particles", "flags", "scale_details",
                 "processed_at", "sha256")
-PARTICLE_FIELDS = ("image_id", "number", "x", "y", "area_px", "area_nm2", "perimeter_px",
-                   "perimeter_nm", "ecd_px", "ecd_nm", "feret_max_px", "feret_max_nm",
-                   "feret_min_px", "feret_min_nm", "circularity", "solidity", "mean_intensity")
+PARTICLE_FIELDS = ("image_id", "number", *(c.name for c in PARTICLE_SCHEMA if c.name != "id"))
 
 
 def _columns(db, table: str) -> set[str]:

@@ -36,6 +36,7 @@ from typing import Iterator, NamedTuple
 from sqlite_utils import Database
 
 from ..pipeline import __version__ as SOFTWARE_VERSION
+from ..pipeline.measure import PARTICLE_SCHEMA
 
 STATUSES = ("done", "quarantined", "duplicate", "skipped")
 
@@ -50,13 +51,10 @@ IMAGE_COLUMNS = {
 RESULT_COLUMNS = ("nm_per_px", "scale_source", "scale_text", "model", "model_sha256", "engine",
                   "software_version", "seconds", "n_particles", "flags", "psd", "scale_details",
                   "processed_at")
-PARTICLE_COLUMNS = {
-    "id": int, "image_id": int, "number": int, "x": float, "y": float,
-    "area_px": float, "area_nm2": float, "perimeter_px": float, "perimeter_nm": float,
-    "ecd_px": float, "ecd_nm": float, "feret_max_px": float, "feret_max_nm": float,
-    "feret_min_px": float, "feret_min_nm": float, "circularity": float, "solidity": float,
-    "mean_intensity": float,
-}
+# From the one particle schema; the particle's own number (its "id" in the JSON)
+# is stored as `number`, beside the table's primary key and the image it belongs to.
+PARTICLE_COLUMNS = {"id": int, "image_id": int, "number": int,
+                    **{c.name: c.type for c in PARTICLE_SCHEMA if c.name != "id"}}
 QUEUE_COLUMNS = {
     "id": int, "path": str, "sample": str, "size": int, "mtime_ns": int, "state": str,
     "attempts": int, "sha256": str, "enqueued_at": str, "claimed_at": str,
@@ -339,8 +337,8 @@ def _put_image(db: Database, job: Job, fields: dict, particles: list[dict] = ())
             db["images"].update(*heir)
     if particles:
         db["particles"].insert_all(
-            ({**{k: v for k, v in p.items() if k != "id"}, "number": p.get("id"),
-              "image_id": image_id} for p in particles), alter=True)
+            ({**{name: p.get(name) for name in PARTICLE_COLUMNS if name not in ("id", "image_id", "number")},
+              "number": p.get("id"), "image_id": image_id} for p in particles))
     return Finished(image_id, fields["status"])
 
 

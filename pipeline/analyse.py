@@ -201,7 +201,7 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
                     mask=mask, labels=labels, timings=timings, segment_scale=sizing.scale, checks=checks)
 
 
-PARTICLE_ROUNDING = {"x": 2, "y": 2}
+DECIMALS = {c.name: c.decimals for c in measure.PARTICLE_SCHEMA}
 
 
 def _round(value, digits: int = 4):
@@ -210,7 +210,7 @@ def _round(value, digits: int = 4):
 
 def analysis_record(analysis: Analysis, sample: str) -> dict:
     """The JSON object of DESIGN's `process --json` contract."""
-    particles = [{k: (_round(v, PARTICLE_ROUNDING.get(k, 4)) if isinstance(v, float) else v)
+    particles = [{k: (_round(v, DECIMALS.get(k, 4)) if isinstance(v, float) else v)
                   for k, v in p.items()} for p in analysis.particles]
     return {
         "image": analysis.image,

@@ -9,12 +9,47 @@ d = sqrt(4 A / pi). The pixel measures come from scikit-image's regionprops.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
 from skimage import measure, morphology, segmentation
 from skimage.feature import peak_local_max
+
+
+@dataclass(frozen=True)
+class Column:
+    """One measure of a particle: its name everywhere (store column, JSON key,
+    CSV source), its unit, its type, and what it means."""
+    name: str
+    unit: str
+    type: type
+    doc: str
+    decimals: int = 4   # in the JSON of `process`
+
+
+# The one particle schema: the store's `particles` table, the JSON of
+# `psdwatch process` and the report's CSV are all derived from it.
+PARTICLE_SCHEMA: tuple[Column, ...] = (
+    Column("id", "", int, "particle number within its image, 1..n"),
+    Column("x", "px", float, "centroid, column", 2),
+    Column("y", "px", float, "centroid, row", 2),
+    Column("area_px", "px^2", float, "pixel area, holes filled"),
+    Column("perimeter_px", "px", float, "perimeter (scikit-image regionprops)"),
+    Column("ecd_px", "px", float, "equivalent circular diameter sqrt(4 A / pi)"),
+    Column("feret_max_px", "px", float, "largest caliper width of the pixel outline"),
+    Column("feret_min_px", "px", float, "smallest caliper width of the pixel outline"),
+    Column("area_nm2", "nm^2", float, "area; null without a scale"),
+    Column("perimeter_nm", "nm", float, "perimeter; null without a scale"),
+    Column("ecd_nm", "nm", float, "equivalent circular diameter; null without a scale"),
+    Column("feret_max_nm", "nm", float, "largest caliper width; null without a scale"),
+    Column("feret_min_nm", "nm", float, "smallest caliper width; null without a scale"),
+    Column("circularity", "", float, "4 pi A / P^2, at most 1"),
+    Column("solidity", "", float, "area over convex hull area, at most 1"),
+    Column("mean_intensity", "", float, "mean raw grey value inside the particle"),
+)
+PARTICLE_NAMES = tuple(c.name for c in PARTICLE_SCHEMA)
 
 
 def min_area_px(nm_per_px: float | None, min_diameter_nm: float, floor_px: int) -> int:
@@ -90,8 +125,8 @@ def _scaled(value_px: float, nm_per_px: float | None, power: int = 1) -> float |
 
 def measure_particles(labels: np.ndarray, image: np.ndarray,
                       nm_per_px: float | None) -> list[dict]:
-    """One dict per particle, pixel measures always, nm measures when the scale
-    is known (None otherwise: a size in nm is never guessed)."""
+    """One dict per particle with PARTICLE_SCHEMA's keys, pixel measures always, nm
+    measures when the scale is known (None otherwise: a size in nm is never guessed)."""
     particles = []
     for region in measure.regionprops(labels, intensity_image=image):
         area = float(region.area)
@@ -103,7 +138,7 @@ def measure_particles(labels: np.ndarray, image: np.ndarray,
         feret_min, feret_max = calipers(hull)
         convex_area = float(cv2.contourArea(hull)) or area
         y, x = region.centroid
-        particles.append({
+        row = {
             "id": len(particles) + 1,
             "x": round(float(x), 2),
             "y": round(float(y), 2),
@@ -120,5 +155,6 @@ def measure_particles(labels: np.ndarray, image: np.ndarray,
             "circularity": min(1.0, 4.0 * math.pi * area / perimeter ** 2),
             "solidity": min(1.0, area / convex_area),
             "mean_intensity": float(region.intensity_mean),
-        })
+        }
+        particles.append({name: row[name] for name in PARTICLE_NAMES})  # schema order, schema keys
     return particles
