@@ -102,3 +102,13 @@ def test_onnx_runtime_gives_the_same_particles_as_pytorch(model_dir, tmp_path):
     assert onnx_runtime.choose_runtime("auto", "fp32") == "onnxruntime"
     with pytest.raises(ValueError, match="runtime must be one of"):
         onnx_runtime.choose_runtime("tensorrt", "fp32")
+
+
+@pytest.mark.parametrize("length, max_tile, overlap, want", [
+    (2048, 512, 64, (480, 5)), (2048, 768, 32, (704, 3)), (512, 512, 64, (512, 1)),
+    (100, 512, 64, (128, 1)), (4096, 768, 32, (736, 6))])
+def test_tiles_are_sized_to_the_frame(length, max_tile, overlap, want):
+    tile, starts = segment.plan_tiles(length, max_tile, overlap)
+    assert (tile, len(starts)) == want
+    assert tile % 32 == 0 and starts[0] == 0 and starts[-1] + tile >= length
+    assert all(a + tile - b >= overlap for a, b in zip(starts, starts[1:]))  # seams blend
