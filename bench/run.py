@@ -167,6 +167,61 @@ def unet_speed(settings, runs: int = 3) -> dict:
     return out
 
 
+MAGNIFICATIONS_PX = (8, 30, 100)
+
+
+def magnifications(settings, runs: int = 1) -> dict:
+    """End to end with the U-Net on 2048² frames at three magnifications (particles of
+    about 8, 30 and 100 px), as `auto` runs them (size-aware, tiles sized to the frame,
+    the fastest runtime), against the naive baseline (eager fp32, 512/64 tiles, full
+    resolution) and against the full-resolution fp32 reference of the same runtime:
+    time, mask IoU and d50 difference. The paths are interleaved per frame."""
+    config = load_config()
+    live = load_live_model(config, "unet")
+    if live is None:
+        return {}
+    out: dict = {"magnification_model": live.name}
+    fast = replace(settings, engine="unet", bootstrap=0)
+    full = replace(fast, size_aware=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, d in enumerate(MAGNIFICATIONS_PX):
+            image, mask, truth = synth_image(SynthSpec(size=2048, bits=(8, 16)[i % 2], style=STYLES[i % 4],
+                                                       seed=990_000 + d, background=("dark", "textured")[i % 2],
+                                                       d_median_px=d, coverage=0.06))
+            path = write_example(Path(tmp), f"mag_{d}", image, mask, truth)
+            times, naive_times = [], []
+            for _ in range(runs):
+                t = time.perf_counter()
+                a = analyse_image(path, fast, live)
+                times.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                naive_prob = naive_forward(live.net, image.astype(np.float32), 512, 64)
+                naive_times.append(time.perf_counter() - t)
+            reference = analyse_image(path, full, live)
+            naive_mask = measure.clean_mask(naive_prob > live.threshold, settings.min_area_px)
+            d50 = lambda an: psd.summarise([p["ecd_px"] for p in an.particles], "px", 0)["d50"]  # noqa: E731
+            e2e = statistics.median(times)
+            naive_e2e = e2e - a.timings["segment_s"] - a.timings.get("size_s", 0) + statistics.median(naive_times)
+            true_iou = lambda m: metrics.scores(metrics.confusion(m, mask))["iou"]  # noqa: E731
+            out[f"d{d}"] = {
+                "end_to_end_s": e2e, "segment_scale": a.segment_scale, "steps_s": a.timings,
+                "naive_end_to_end_s": naive_e2e, "speedup_vs_naive": naive_e2e / e2e,
+                "reference_s": reference.timings["segment_s"],
+                "mask_iou_vs_reference": metrics.scores(metrics.confusion(a.mask, reference.mask))["iou"],
+                "d50_diff_vs_reference": d50(a) / d50(reference) - 1 if d50(reference) else None,
+                "iou_vs_truth": true_iou(a.mask), "reference_iou_vs_truth": true_iou(reference.mask),
+                "naive_iou_vs_truth": true_iou(naive_mask)}
+            print(f"  {d:3d} px: {e2e:.2f} s (scale {a.segment_scale:.2f}), naive {naive_e2e:.2f} s, "
+                  f"IoU vs reference {out[f'd{d}']['mask_iou_vs_reference']:.3f}", flush=True)
+    e2e = [out[f"d{d}"]["end_to_end_s"] for d in MAGNIFICATIONS_PX]
+    naive = [out[f"d{d}"]["naive_end_to_end_s"] for d in MAGNIFICATIONS_PX]
+    out.update({"unet_end_to_end_median_s_2048": statistics.median(e2e),
+                "naive_end_to_end_median_s_2048": statistics.median(naive),
+                "speedup_median_vs_naive": statistics.median(naive) / statistics.median(e2e),
+                "min_mask_iou_vs_reference": min(out[f"d{d}"]["mask_iou_vs_reference"] for d in MAGNIFICATIONS_PX)})
+    return {"magnifications": out}
+
+
 def process_peak_rss(size: int = 2048) -> dict:
     """Peak RSS of one `psdwatch process` of a 2048² frame, in its own process
     (the benchmark's own peak mixes every figure above)."""
@@ -178,7 +233,7 @@ def process_peak_rss(size: int = 2048) -> dict:
         tifffile.imwrite(path, image)
         # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so a
         # child of this (large) benchmark process would report the parent's peak.
-        code = ("import sys; from pathlib import Path; from daemon.cli import main; "
+        code = ("import sys; from pathlib import Path; from psdwatch.daemon.cli import main; "
                 "rc = main(['process', sys.argv[1], '--json']); "
                 "print([l.split()[1] for l in Path('/proc/self/status').read_text().splitlines() "
                 "if l.startswith('VmHWM:')][0], file=sys.stderr)")
@@ -289,7 +344,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="repeats of each U-Net timing")
     parser.add_argument("--drain", type=int, default=200, help="queued images the service drains (--drain 1000)")
     parser.add_argument("--drain-size", type=int, default=1024, help="edge of the drained frames")
-    parser.add_argument("--only", choices=("accuracy", "unet", "daemon"), help="run one part alone")
+    parser.add_argument("--only", choices=("accuracy", "unet", "magnifications", "daemon"),
+                        help="run one part alone")
     args = parser.parse_args()
     config = load_config()
     settings = settings_from_config(config)
@@ -314,6 +370,10 @@ def main() -> int:
     if args.only in (None, "unet"):
         print("U-Net on 2048², optimised and naive ...", flush=True)
         results.update(unet_speed(settings, args.runs))
+        results.update(process_peak_rss())
+    if args.only in (None, "magnifications"):
+        print("U-Net end to end at three magnifications ...", flush=True)
+        results.update(magnifications(settings))
         results.update(process_peak_rss())
     if args.only in (None, "daemon") and args.drain:
         print(f"{args.drain} queued images of {args.drain_size}² drained by psdwatch run ...", flush=True)

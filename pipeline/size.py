@@ -34,6 +34,7 @@ from .settings import TARGET_DIAMETER_PX
 
 MAX_PROBE_FACTOR = 16
 MIN_SCALE = 1 / 16
+SHRINK_ABOVE = 1.25       # shrink only particles this much larger than the target (a sqrt 2 ladder step is 1.41)
 AGREE = 2.2                # the two estimates may differ by this factor (the blob ladder is in sqrt 2 steps)
 
 
@@ -99,7 +100,7 @@ def decide_scale(image: np.ndarray, exclude: np.ndarray | None, survey: blobs.Bl
                  target_px: float = TARGET_DIAMETER_PX) -> SizeDecision:
     """The resampling factor for segmentation (see the module's docstring)."""
     blob_d = blobs.typical_diameter(survey)
-    if blob_d is None or blob_d < 1.5 * target_px:
+    if blob_d is None or blob_d < SHRINK_ABOVE * target_px:
         return SizeDecision(1.0, blob_d, None, 0, "particles at the trained size or smaller")
     probe_d, n = probe_diameter(image, exclude, segment_at, probe_factor(blob_d, target_px, image.shape))
     if probe_d is None:
@@ -107,6 +108,6 @@ def decide_scale(image: np.ndarray, exclude: np.ndarray | None, survey: blobs.Bl
     if max(blob_d, probe_d) > AGREE * min(blob_d, probe_d):
         return SizeDecision(1.0, blob_d, probe_d, n, "size estimates disagree")
     d = min(blob_d, probe_d)
-    if d < 1.5 * target_px:
+    if d < SHRINK_ABOVE * target_px:
         return SizeDecision(1.0, blob_d, probe_d, n, "particles at the trained size or smaller")
     return SizeDecision(max(MIN_SCALE, target_px / d), blob_d, probe_d, n, "large particles")
