@@ -162,17 +162,44 @@ def load_image(path: str | os.PathLike) -> LoadedImage:
 MAX_PIXELS = 16384 * 16384
 
 
-def _check_size(shape: tuple[int, ...]) -> None:
+# A decompression bomb declares far more pixels than its bytes can honestly hold: a
+# real frame, even of vacuum, compresses tens of times (detector noise), not hundreds. Checked from
+# the header, before a decoder allocates anything.
+MAX_EXPANSION = 250
+EXPANSION_CHECKED_ABOVE = 4096 * 4096  # small frames may be blank test patterns
+
+
+def _check_size(shape: tuple[int, ...], file_bytes: int | None = None, bytes_per_pixel: int = 1) -> None:
     pixels = int(np.prod(shape[:2])) if len(shape) >= 2 else 0
     if pixels > MAX_PIXELS:
         raise UnreadableImage(f"image too large: {' x '.join(map(str, shape))} pixels, "
                               f"more than the {MAX_PIXELS // 1_000_000} megapixels psdwatch measures")
+    decoded = int(np.prod(shape)) * bytes_per_pixel
+    if file_bytes and pixels > EXPANSION_CHECKED_ABOVE and decoded > MAX_EXPANSION * file_bytes:
+        raise UnreadableImage(f"decompression bomb: {' x '.join(map(str, shape))} declared in "
+                              f"{file_bytes} bytes ({decoded // file_bytes}x); not decoded")
 
 
 # ---------------------------------------------------------------------------- PNG / JPEG
 def _load_cv2(path: str, kind: str) -> LoadedImage:
-    """PNG/JPEG/BMP: no calibration is read, their pHYs/JFIF densities are display dpi."""
+    """PNG/JPEG/BMP: no calibration is read, their pHYs/JFIF densities are display dpi.
+    The size comes from the header (Pillow reads only that) and is checked before
+    OpenCV decodes a single pixel."""
     import cv2
+    from PIL import Image
+
+    try:
+        with Image.open(path) as header:
+            width, height = header.size
+            bands, bits = len(header.getbands()), 16 if header.mode.startswith("I;16") else 8
+    except Image.DecompressionBombError as error:  # Pillow's own guard, far above MAX_PIXELS
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        raise UnreadableImage(f"image too large: its header declares {pixels.group(1) if pixels else 'too many'} "
+                              "pixels (a decompression bomb); not decoded") from None
+    except (OSError, ValueError, SyntaxError) as error:
+        raise UnreadableImage(f"truncated or corrupt {kind.upper()}: unreadable header "
+                              f"({type(error).__name__})") from None
+    _check_size((height, width, bands), os.path.getsize(path), bits // 8)
 
     arr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)  # unicode-safe
     if arr is None:
@@ -186,7 +213,10 @@ def _load_cv2(path: str, kind: str) -> LoadedImage:
 def _load_rsciio(path: str, kind: str) -> LoadedImage:
     """Velox EMD, TIA EMI/SER, DigitalMicrograph DM3/DM4: the HAADF (else first) 2-D image."""
     reader = importlib.import_module(f"rsciio.{kind}").file_reader
-    signals = reader(path, select_type="images") if kind == "emd" else reader(path)
+    # Lazily: the shapes are known from the header, the pixels read only once checked.
+    signals = reader(path, select_type="images", lazy=True) if kind == "emd" else reader(path, lazy=True)
+    for sig in signals:
+        _check_size(tuple(sig["data"].shape), os.path.getsize(path), sig["data"].dtype.itemsize)
     images, stacks = [], []
     for sig in signals:
         data = np.asarray(sig["data"])
@@ -247,7 +277,7 @@ def _load_tiff(path: str, size: int) -> LoadedImage:
         if end > size:
             raise UnreadableImage(f"truncated or corrupt TIFF: data ends at byte {end}, "
                                   f"file has {size}")
-        _check_size(page.shape)
+        _check_size(page.shape, sum(page.databytecounts) or size, page.dtype.itemsize if page.dtype else 1)
         raw = arr = page.asarray()
         if page.photometric == 3 and page.colormap is not None:  # palette -> RGB
             arr = np.moveaxis(page.colormap[:, arr], 0, -1)

@@ -302,20 +302,20 @@ def test_rsciio_picking_and_units(tmp_path, monkeypatch):
 
     path = tmp_path / "x.dm4"
     path.write_bytes(b"\x00\x00\x00\x04" + bytes(100))
-    monkeypatch.setattr(dm, "file_reader", lambda p: [
+    monkeypatch.setattr(dm, "file_reader", lambda p, **kw: [
         sig("EELS", (1, 500)), sig("BF", (8, 8)),
         sig("HAADF", (8, 9), ("µm", "nm"), (0.0011, 1.0))])
     img = load_image(path)  # y in µm, x in nm
     assert img.meta["signal_title"] == "HAADF" and img.data.shape == (8, 9)
     assert (img.calibration.nm_per_px_y, img.calibration.nm_per_px_x) == pytest.approx((1.1, 1.0))
     assert {"mixed_units", "non_square_pixels"} <= set(img.flags)
-    monkeypatch.setattr(dm, "file_reader", lambda p: [sig("A", (8, 8), ("1/nm", "1/nm"))])
+    monkeypatch.setattr(dm, "file_reader", lambda p, **kw: [sig("A", (8, 8), ("1/nm", "1/nm"))])
     img = load_image(path)  # a diffraction pattern: reciprocal units are not a pixel size
     assert img.calibration is None and "calibration_not_a_length" in img.flags
-    monkeypatch.setattr(dm, "file_reader", lambda p: [sig("S", (40, 8, 8))])
+    monkeypatch.setattr(dm, "file_reader", lambda p, **kw: [sig("S", (40, 8, 8))])
     with pytest.raises(UnreadableImage, match="3-D stack of 40 frames"):
         load_image(path)
-    monkeypatch.setattr(dm, "file_reader", lambda p: [sig("EELS", (1, 500))])
+    monkeypatch.setattr(dm, "file_reader", lambda p, **kw: [sig("EELS", (1, 500))])
     with pytest.raises(UnreadableImage, match="no 2-D image"):
         load_image(path)
 

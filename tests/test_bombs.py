@@ -1,0 +1,104 @@
+"""Decompression bombs: refused from their headers, before a decoder allocates, with
+the real service's memory staying flat while they are dropped on the share."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+
+from psdwatch.pipeline.io import UnreadableImage, load_image
+
+from .conftest import wait_for
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A well-formed PNG header that declares width x height grey pixels, and a few bytes of data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """SOI, a baseline SOF0 declaring the size (one component), EOI."""
+    sof = struct.pack(">BHHB", 8, height, width, 1) + bytes([1, 0x11, 0])
+    return b"\xff\xd8" + b"\xff\xc0" + struct.pack(">H", len(sof) + 2) + sof + b"\xff\xd9"
+
+
+def bombs(folder: Path) -> dict[str, str]:
+    """file name -> the words its quarantine reason must hold."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "huge.png").write_bytes(png_declaring(60000, 60000))
+    (folder / "huge.jpg").write_bytes(jpeg_declaring(65000, 65000))
+    (folder / "zeros.png").write_bytes(cv2.imencode(".png", np.zeros((8192, 8192), np.uint8))[1].tobytes())
+    tifffile.imwrite(folder / "tiles.tif", np.zeros((8192, 8192), np.uint16), tile=(512, 512),
+                     compression="zlib")
+    return {"huge.png": "too large", "huge.jpg": "too large", "zeros.png": "decompression bomb",
+            "tiles.tif": "decompression bomb"}
+
+
+def test_each_bomb_is_refused_from_its_header(tmp_path):
+    for name, words in bombs(tmp_path).items():
+        with pytest.raises(UnreadableImage, match=words):
+            load_image(tmp_path / name)
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.mark.slow
+def test_the_service_quarantines_bombs_with_flat_memory(tmp_path):
+    share = tmp_path / "share"
+    share.mkdir()
+    config = tmp_path / "psdwatch.toml"
+    config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.5\n'
+                      '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
+                      '[models]\ndir = "no-models"\n[segment]\nengine = "classical"\n')
+    status = [sys.executable, "-m", "psdwatch.daemon.cli", "status", "--json", "--config", str(config)]
+    service = subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (tmp_path / "state" / "reports" / "index.html").is_file(), 60, "the service to start")
+        time.sleep(2)
+        idle = _rss_mb(service.pid)
+        peak, done = [idle], threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak.append(_rss_mb(service.pid))
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        expected = bombs(tmp_path / "staging")
+        for name in expected:  # dropped on the share the way a copy lands: renamed in whole
+            (tmp_path / "staging" / name).rename(share / name)
+        wait_for(lambda: json.loads(subprocess.run(status, capture_output=True, text=True).stdout)
+                 ["quarantined"] == len(expected), 120, "every bomb to be quarantined")
+        done.set()
+        sampler.join()
+        assert service.poll() is None, "the service died"
+    finally:
+        service.terminate()
+        service.wait(timeout=60)
+    from psdwatch.daemon import store
+    db = store.open_store(tmp_path / "state" / "db.sqlite")
+    reasons = {r["path"]: r["reason"] for r in db.query("SELECT path, reason FROM images")}
+    for name, words in expected.items():
+        assert words in reasons[name] and "\n" not in reasons[name], reasons
+    assert max(peak) - idle <= 100, f"idle {idle:.0f} MB, peak {max(peak):.0f} MB"
