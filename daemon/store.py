@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -58,7 +59,11 @@ PARTICLE_COLUMNS = {"id": int, "image_id": int, "number": int,
 QUEUE_COLUMNS = {
     "id": int, "path": str, "sample": str, "size": int, "mtime_ns": int, "state": str,
     "attempts": int, "sha256": str, "enqueued_at": str, "claimed_at": str,
+    # A job put back because its file kept changing (or the share failed) waits
+    # until not_before (Unix time), longer each time, so the others go first.
+    "not_before": float, "deferrals": int,
 }
+MAX_DEFER_SECONDS = 600.0
 HISTORY_COLUMNS = {
     "id": int, "image_id": int, "path": str, "sample": str, "sha256": str, "status": str,
     "reason": str, "duplicate_of": int, "n_particles": int, "model": str, "nm_per_px": float,
@@ -211,7 +216,8 @@ def claim_next(db: Database) -> Job | None:
     The attempt is counted *before* the work, so that a file that kills the
     worker is still counted; recover_after_crash reads that count."""
     with write_transaction(db):
-        row = db.execute(f"{JOB_SELECT} WHERE state = 'queued' ORDER BY id LIMIT 1").fetchone()
+        row = db.execute(f"{JOB_SELECT} WHERE state = 'queued' AND IFNULL(not_before, 0) <= ? "
+                         "ORDER BY id LIMIT 1", [time.time()]).fetchone()
         if row is None:
             return None
         db.execute("UPDATE queue SET state = 'processing', attempts = attempts + 1, "
@@ -227,12 +233,17 @@ def note_sha256(db: Database, job: Job, sha256: str) -> None:
         db.execute("UPDATE queue SET sha256 = ? WHERE id = ?", [sha256, job.id])
 
 
-def release(db: Database, job: Job) -> None:
-    """Put a claimed job back without counting the attempt (shutdown, or the
-    file changed under the worker)."""
+def release(db: Database, job: Job, defer_s: float = 0.0) -> None:
+    """Put a claimed job back without counting the attempt (shutdown, the file
+    changed under the worker, a share error). With `defer_s` the job waits that
+    long, doubled at each deferral up to MAX_DEFER_SECONDS: a file that is
+    rewritten for minutes must not be taken first again and again, ahead of
+    every other file."""
     with write_transaction(db):
-        db.execute("UPDATE queue SET state = 'queued', attempts = MAX(attempts - 1, 0), "
-                   "claimed_at = NULL WHERE id = ?", [job.id])
+        db.execute("UPDATE queue SET state = 'queued', attempts = MAX(attempts - 1, 0), claimed_at = NULL, "
+                   "not_before = CASE WHEN ? > 0 THEN ? + MIN(?, ? * (1 << MIN(IFNULL(deferrals, 0), 10))) "
+                   "ELSE not_before END, deferrals = IFNULL(deferrals, 0) + (? > 0) WHERE id = ?",
+                   [defer_s, time.time(), MAX_DEFER_SECONDS, defer_s, defer_s, job.id])
 
 
 def _close_job(db: Database, job: Job) -> None:

@@ -27,6 +27,7 @@ from ..pipeline.models import Model
 
 log = logging.getLogger("psdwatch")
 BRIGHT_FIELD_REASON = "bright-field image; psdwatch measures HAADF"
+DEFER_SECONDS = 10.0  # first wait of a job put back for a changing file or a share error
 
 # Errors of a flaky network share: worth another try later, not a quarantine.
 TRANSIENT_ERRNOS = {errno.EIO, errno.ESTALE, errno.ETIMEDOUT, errno.EAGAIN, errno.EHOSTDOWN,
@@ -88,7 +89,7 @@ def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
         return share_gone() or quarantine("the file vanished from the share before it could be read")
     except OSError as error:
         if error.errno in TRANSIENT_ERRNOS:
-            store.release(db, job)
+            store.release(db, job, DEFER_SECONDS)
             return Outcome("retry", None, job.sample, elapsed(), f"share error: {error.strerror}")
         return quarantine(f"cannot read the file: {error.strerror or error}")
 
@@ -115,7 +116,7 @@ def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
         return share_gone() or quarantine(
             f"the analysis failed ({type(error).__name__}: {detail})", sha256)
     if not _same_version(path, job):
-        store.release(db, job)
+        store.release(db, job, DEFER_SECONDS)
         return Outcome("retry", None, job.sample, elapsed(), "the file changed while it was processed")
     if before_storing is not None:
         before_storing(analysis, sha256)
