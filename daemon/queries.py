@@ -88,6 +88,7 @@ FROM (SELECT sample, COUNT(*) AS images,
              SUM(status = 'done') AS done, SUM(status = 'quarantined') AS quarantined,
              SUM(status = 'duplicate') AS duplicate, SUM(status = 'skipped') AS skipped,
              SUM(status = 'done' AND nm_per_px IS NULL) AS unscaled,
+             COUNT(DISTINCT CASE WHEN status = 'done' THEN IFNULL(model, '') END) AS models,
              MAX(processed_at) AS last_update
       FROM images GROUP BY sample) AS a
 LEFT JOIN [{SUMMARY_TABLE}] AS s ON s.sample = a.sample

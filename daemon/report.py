@@ -266,7 +266,16 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
                        f"cop{'y' if len(duplicates) == 1 else 'ies'} of another image of this sample, "
                        "counted once."})
 
-    models = sorted({f"{r['model'] or '?'}" for r in rows if r["status"] == "done"})
+    by_model: dict[str, int] = {}
+    for r in rows:
+        if r["status"] == "done":
+            by_model[r["model"] or "?"] = by_model.get(r["model"] or "?", 0) + 1
+    models = sorted(by_model)
+    if len(models) > 1:
+        alerts.append({"level": "warn", "anchor": "images", "text":
+                       "Mixed models: this sample's images were measured with "
+                       + ", ".join(f"{m} ({_count(n, 'image', 'images')})" for m, n in sorted(by_model.items()))
+                       + "; the PSD mixes two instruments. Re-measure them with one model."})
     return {
         "sample": sample, "summary": summary, "summary_px": summary_px,
         "hist": histogram_plot(d_nm, summary, "nm"), "cdf": cumulative_plot(d_nm, summary, "nm"),

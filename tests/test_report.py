@@ -49,13 +49,14 @@ def particles(n: int, nm_per_px: float | None, median_nm: float = 3.0, seed: int
 
 
 def add_done(db, relpath: str, sample: str, parts: list[dict], nm_per_px: float | None,
-             flags: list[str] | None = None, sha: str | None = None, scale_details: dict | None = None):
+             flags: list[str] | None = None, sha: str | None = None, scale_details: dict | None = None,
+             model: str = "unet-test-v1"):
     sha = sha or hashlib.sha256(relpath.encode()).hexdigest()
     store.enqueue(db, relpath, sample, len(relpath), 1)
     job = store.claim_next(db)
     rec = {"image": relpath, "sample": sample, "nm_per_px": nm_per_px,
            "scale_source": "metadata" if nm_per_px else None,
-           "scale_text": f"{nm_per_px} nm" if nm_per_px else None, "model": "unet-test-v1",
+           "scale_text": f"{nm_per_px} nm" if nm_per_px else None, "model": model,
            "engine": "unet", "model_sha256": "ab" * 32, "particles": parts, "psd": {},
            "flags": (flags or []) + ([] if nm_per_px else ["scale_unknown"]),
            "scale": scale_details or {}, "timings_s": {"segment_s": 0.5}}
@@ -318,6 +319,21 @@ def test_index_counts_and_marks_stale_pages(db, tmp_path):
 
 
 # --------------------------------------------------------------------------- cost and files
+
+def test_a_sample_measured_with_two_models_is_named_on_its_page_the_index_and_status(db, tmp_path):
+    reports = tmp_path / "reports"
+    add_done(db, "mixed/a.tif", "mixed", particles(40, 0.2, seed=1), 0.2, model="starter-v1")
+    add_done(db, "mixed/b.tif", "mixed", particles(40, 0.2, seed=2), 0.2, model="starter-v2")
+    add_done(db, "mixed/c.tif", "mixed", particles(40, 0.2, seed=3), 0.2, model="starter-v2")
+    add_done(db, "one/a.tif", "one", particles(40, 0.2, seed=4), 0.2, model="starter-v2")
+    page = report.write_sample_report(db, "mixed", reports)
+    text = " ".join(parse(page).text)
+    assert "Mixed models" in text and "starter-v1 (1 image)" in text and "starter-v2 (2 images)" in text
+    assert "Mixed models" not in " ".join(parse(report.write_sample_report(db, "one", reports)).text)
+    index = " ".join(parse(report.write_index(db, reports)).text)
+    assert index.count("2 models") == 1
+    assert store.counts(db)["mixed_model_samples"] == 1
+
 
 def _plan(db, sql: str, params) -> str:
     return " | ".join(r[-1] for r in db.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall())
