@@ -62,6 +62,7 @@ class Watch(_Section):
 
 class Store(_Section):
     database: Path = Path("state/psdwatch.sqlite")
+    busy_timeout: StrictFloat = Field(30.0, gt=0)
 
 
 class Reports(_Section):

@@ -18,6 +18,7 @@ from pathlib import Path
 from . import proposals, report, schedule, store
 from .config import load_config, settings_from_config
 from .live_model import live_model_name, load_live_model
+from .logging_once import OncePerMinute
 from .watch import StoreIntake, WatchSettings, Watcher, root_problem
 from .worker import Outcome, process_job
 from ..pipeline.analyse import Settings
@@ -57,7 +58,7 @@ class LiveModel:
 
 def _watch_thread(config: dict, stop: threading.Event, watcher_ready: threading.Event) -> None:
     """The watcher owns its own store connection (SQLite connections stay in their thread)."""
-    db = store.open_store(config["store"]["database"])
+    db = store.open_store(config["store"]["database"], config["store"]["busy_timeout"])
     intake = StoreIntake(db, config["watch"]["root"], config["watch"]["sample_pattern"])
     watcher = Watcher(WatchSettings.from_config(config), intake.on_settled, intake.known)
     watcher.ready = watcher_ready
@@ -149,7 +150,7 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
     for key in (("store", "database"), ("reports", "dir")):
         path = config[key[0]][key[1]]
         (path.parent if key[1] == "database" else path).mkdir(parents=True, exist_ok=True)
-    db = store.open_store(config["store"]["database"])
+    db = store.open_store(config["store"]["database"], config["store"]["busy_timeout"])
     recovered = store.recover_after_crash(db, MAX_ATTEMPTS)
     if any(recovered.values()):
         log.warning("after a crash: %d job(s) requeued, %d quarantined", recovered["requeued"],
@@ -166,6 +167,7 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
     log.info("psdwatch running: watch %s, store %s, reports %s (config %s)", config["watch"]["root"],
              config["store"]["database"], config["reports"]["dir"], config["_path"])
     reports_behind = not refresh_reports(db, config["reports"]["dir"], settings)
+    once = OncePerMinute(log)
     while not stop.is_set():
         try:
             outcome = drain_once(db, config, settings, live)
@@ -177,11 +179,12 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
                 reports_behind = True
             elif outcome.status == "retry":
                 stop.wait(RETRY_SECONDS)
-        except (sqlite3.OperationalError, OSError) as error:  # e.g. the state disk is full
-            log.error("cannot write the store or the reports (%s): will retry in 5 s; nothing is lost", error)
+        except (sqlite3.OperationalError, OSError) as error:  # a full disk; a store locked by another program
+            once.error(f"cannot write the store or the reports ({error}): waiting, retrying every 5 s; "
+                       "nothing is lost")
             # The claimed job must go back before another is taken: left 'processing',
             # it would wait for the next restart.
-            while not _requeue_claimed(db) and not stop.wait(5):
+            while not _requeue_claimed(db, once) and not stop.wait(5):
                 pass
             stop.wait(5)
         except Exception:  # noqa: BLE001 - a bug: count it as a crash of this job, keep serving
@@ -206,7 +209,7 @@ def _recover(db) -> None:
         log.error("cannot requeue yet (%s)", error)
 
 
-def _requeue_claimed(db) -> bool:
+def _requeue_claimed(db, once: OncePerMinute) -> bool:
     """Hand back a job whose result could not be written, without counting it as
     a crash. False when the store cannot be written yet either."""
     try:
@@ -214,7 +217,7 @@ def _requeue_claimed(db) -> bool:
             db.execute("UPDATE queue SET state = 'queued', attempts = MAX(attempts - 1, 0), "
                        "claimed_at = NULL WHERE state = 'processing'")
     except sqlite3.OperationalError as error:
-        log.error("cannot requeue yet (%s)", error)
+        once.error(f"cannot hand the job back to the queue yet ({error}); waiting")
         return False
     return True
 

@@ -30,6 +30,7 @@ from watchdog.events import (DirCreatedEvent, DirMovedEvent, FileSystemEvent,
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
+from .logging_once import OncePerMinute
 
 log = logging.getLogger("psdwatch.watch")
 
@@ -268,7 +269,7 @@ class Watcher:
         self.settler = Settler(settings.settle_seconds, known)
         self.polling: bool | None = None  # what the current observer does, for logs and tests
         self.ready = threading.Event()    # set once the observer runs and catch-up is queued
-        self._said: dict[str, float] = {}  # repeated error lines, by when last logged
+        self._once = OncePerMinute(log)  # repeated error lines
 
     def run(self, stop: threading.Event) -> None:
         lost = None
@@ -359,20 +360,11 @@ class Watcher:
             try:
                 self.on_settled(path, size, mtime_ns)
             except (sqlite3.OperationalError, OSError) as error:  # store busy or disk full: later
-                self._say_once_a_minute(f"cannot queue new files yet ({error}); will try again")
+                self._once.error(f"cannot queue new files yet ({error}); will try again")
                 self.settler.add(path)
             except Exception:  # a bug: say it with its traceback, and try again later
                 log.exception("could not queue %s; will try again", path)
                 self.settler.add(path)
-
-    def _say_once_a_minute(self, message: str) -> None:
-        """A full disk fails every pending file every second: one line a minute
-        says it without filling the log's own disk."""
-        now = time.monotonic()
-        if now - self._said.get(message, -1e9) >= 60:
-            log.error(message)
-            self._said = {**{k: v for k, v in self._said.items() if now - v < 60}, message: now}
-
 
 # --------------------------------------------------------------------------- into the store
 
