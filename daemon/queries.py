@@ -44,7 +44,7 @@ def snapshot(db) -> Iterator[None]:
 
 IMAGE_FIELDS = ("id", "path", "status", "reason", "duplicate_of", "nm_per_px", "scale_source",
                 "scale_text", "model", "engine", "n_particles", "flags", "scale_details",
-                "processed_at", "sha256")
+                "processed_at", "sha256", "missing_since")
 PARTICLE_FIELDS = ("image_id", "number", *(c.name for c in PARTICLE_SCHEMA if c.name != "id"))
 
 

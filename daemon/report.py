@@ -207,6 +207,7 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
             "processed": _local_time(im["processed_at"]),
             "flags": _flag_items(flags, details),
             "thumb": None, "duplicate_of": None,
+            "missing": _local_time(im["missing_since"]) if im["missing_since"] else None,
             # the sample is the first folder of the path: no need to read it on every row
             "name": _strip(im["path"], prefix),
         }
@@ -256,6 +257,12 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
                        f"{_count(len(unsure), 'image', 'images')}: segmentation unsure (an independent "
                        "check sees bright compact blobs that were not segmented): check "
                        f"{'it' if len(unsure) == 1 else 'them'} by eye."})
+    gone = [r for r in rows if r["missing"]]
+    if gone:
+        alerts.append({"level": "warn", "anchor": "images", "text":
+                       f"{_count(len(gone), 'file', 'files')} measured here "
+                       f"{'has' if len(gone) == 1 else 'have'} since been deleted from the share; "
+                       "the results stay in this report (marked in the table)."})
     if skipped:
         alerts.append({"level": "info", "anchor": "skipped", "text":
                        f"{_count(len(skipped), 'file was', 'files were')} skipped as bright-field "

@@ -19,6 +19,7 @@ from . import proposals, report, schedule, store
 from .config import load_config, settings_from_config
 from .live_model import live_model_name, load_live_model
 from .logging_once import OncePerMinute
+from .samples import locate
 from .watch import StoreIntake, WatchSettings, Watcher, root_problem
 from .worker import Outcome, process_job
 from ..pipeline.analyse import Settings
@@ -168,10 +169,14 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
              config["store"]["database"], config["reports"]["dir"], config["_path"])
     reports_behind = not refresh_reports(db, config["reports"]["dir"], settings)
     once = OncePerMinute(log)
+    missing_checked = 0.0
     while not stop.is_set():
         try:
             outcome = drain_once(db, config, settings, live)
             if outcome is None:
+                if time.monotonic() - missing_checked >= config["watch"]["rescan_seconds"]:
+                    missing_checked = time.monotonic()
+                    reports_behind |= not check_missing(db, config, settings)
                 if reports_behind:
                     reports_behind = not refresh_reports(db, config["reports"]["dir"], settings)
                 stop.wait(idle_sleep)
@@ -207,6 +212,30 @@ def _recover(db) -> None:
         store.recover_after_crash(db, MAX_ATTEMPTS)
     except sqlite3.Error as error:
         log.error("cannot requeue yet (%s)", error)
+
+
+def check_missing(db, config: dict, settings: Settings) -> bool:
+    """Mark images whose file was deleted from the share since it was measured (and
+    unmark those that came back), and rewrite those samples' pages; False when the
+    pages could not be written. Never while the share itself is unreachable: a
+    dropped mount is not a deletion of every file."""
+    root = Path(config["watch"]["root"])
+    if root_problem(root) is not None:
+        return True
+    samples = store.mark_missing(db, lambda rel: locate(root, rel).exists())
+    if not samples:
+        return True
+    log.warning("files measured earlier are gone from (or back on) the share in sample(s) %s; "
+                "their results stay in the store", ", ".join(sorted(samples)))
+    try:
+        for sample in samples:
+            report.write_sample_report(db, sample, config["reports"]["dir"],
+                                       min_particles=settings.min_particles, bootstrap=settings.bootstrap)
+        report.write_index(db, config["reports"]["dir"], min_particles=settings.min_particles)
+    except (OSError, sqlite3.Error) as error:
+        log.error("reports could not be updated for files gone from the share (%s): will retry", error)
+        return False
+    return True
 
 
 def _requeue_claimed(db, once: OncePerMinute) -> bool:

@@ -524,3 +524,21 @@ def test_any_distribution_renders_well_formed_plots(db, tmp_path, diameters):
     for path in re.findall(r' d="([^"]*)"', html):
         coords = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", path)]
         assert all(-1 <= v <= 600 for v in coords), path  # inside the 560 x 330 viewBox
+
+
+def test_a_file_deleted_from_the_share_keeps_its_result_and_is_marked(db, tmp_path):
+    share = tmp_path / "share"
+    (share / "s").mkdir(parents=True)
+    for name in ("a.tif", "b.tif"):
+        (share / "s" / name).write_bytes(b"measured")
+        add_done(db, f"s/{name}", "s", particles(30, 0.2, seed=len(name)), 0.2)
+    (share / "s" / "a.tif").unlink()
+    assert store.mark_missing(db, lambda rel: (share / rel).exists()) == {"s"}
+    assert store.mark_missing(db, lambda rel: (share / rel).exists()) == set()  # marked once
+    page = parse(report.write_sample_report(db, "s", tmp_path / "reports"))
+    text = " ".join(page.text)
+    assert "deleted from the share" in text and "1 file measured here has since been deleted" in text
+    assert int(page.ids["n"]) == 60  # both images' particles are still in the PSD
+    (share / "s" / "a.tif").write_bytes(b"back")
+    assert store.mark_missing(db, lambda rel: (share / rel).exists()) == {"s"}
+    assert "deleted from the share" not in " ".join(parse(report.write_sample_report(db, "s", tmp_path / "r2")).text)
