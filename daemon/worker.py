@@ -120,6 +120,15 @@ def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
         return Outcome("retry", None, job.sample, elapsed(), "the file changed while it was processed")
     if before_storing is not None:
         before_storing(analysis, sha256)
+    # The hash stored must be of the bytes analysed: a file replaced by one of the
+    # same size and time stamp (a copy with preserved times) passes _same_version.
+    try:
+        unchanged = file_sha256(path) == sha256
+    except OSError:
+        unchanged = False
+    if not unchanged:
+        store.release(db, job, DEFER_SECONDS)
+        return Outcome("retry", None, job.sample, elapsed(), "the file's content changed while it was processed")
     record = analysis_record(analysis, job.sample)
     if "bright_field" in analysis.flags:
         finished = store.finish_skipped(db, job, sha256, BRIGHT_FIELD_REASON, record, elapsed())
