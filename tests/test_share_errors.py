@@ -1,0 +1,58 @@
+"""EIO and ESTALE on read (an SMB/NFS share after a server restart): the real service
+retries the file later, the others go on, and each file ends done exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from psdwatch.daemon import store
+from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.slow
+WRAPPER = Path(__file__).resolve().parent / "faults_io"
+
+
+def test_transient_share_errors_end_in_one_right_outcome(tmp_path):
+    share = tmp_path / "share" / "S"
+    share.mkdir(parents=True)
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    names = {"EIO_a": 2, "ESTALE_b": 1, "plain_c": 0}
+    for seed, (stem, failures) in enumerate(names.items(), 1):
+        image, mask, truth = synth_image(SynthSpec(size=384, bits=16, style="band", seed=seed))
+        write_example(tmp_path / "staging", stem, image, mask, truth)
+        (faults / f"{stem}.tif").write_text(str(failures))
+    config = tmp_path / "psdwatch.toml"
+    config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.3\n'
+                      '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
+                      '[models]\ndir = "no-models"\n[segment]\nengine = "classical"\n')
+    env = {**os.environ, "PYTHONPATH": f"{WRAPPER}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "PSDWATCH_FAULTS_DIR": str(faults)}
+    service = subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    database = tmp_path / "state" / "db.sqlite"
+    try:
+        for stem in names:
+            (tmp_path / "staging" / f"{stem}.tif").rename(share / f"{stem}.tif")
+        wait_for(lambda: database.is_file() and store.counts(store.open_store(database))["done"] == 3, 120,
+                 "every file done after its share errors")
+        assert service.poll() is None
+    finally:
+        service.terminate()
+        service.wait(timeout=60)
+    assert all((faults / f"{stem}.tif").read_text() == "0" for stem in names)  # every error was met
+    db = store.open_store(database)
+    rows = {r["path"]: r for r in db.query("SELECT * FROM images")}
+    assert sorted(rows) == [f"S/{stem}.tif" for stem in sorted(names)]
+    assert all(r["status"] == "done" and r["n_particles"] > 0 for r in rows.values())
+    counts = json.loads(subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "status", "--json", "--config",
+                                        str(config)], capture_output=True, text=True, check=True).stdout)
+    assert counts["quarantined"] == 0 and counts["queued"] == 0
