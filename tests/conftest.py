@@ -7,6 +7,8 @@ suite are marked slow.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -58,3 +60,35 @@ def wait_for(predicate: Callable, timeout: float = 15.0, what: str = "", interva
             check(what)
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout:g} s waiting for {what or getattr(predicate, '__doc__', None) or predicate}")
+
+
+def classical_service(tmp_path: Path, watch: str = "", store_keys: str = "",
+                      polling: bool = False) -> tuple[Path, Path, Path]:
+    """A config for a real `psdwatch run` on a share in tmp_path, classical engine (no
+    network to load, so a service test takes seconds): (share root, config, database).
+    `watch` and `store_keys` add lines to those sections."""
+    root = tmp_path / "share"
+    root.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "psdwatch.toml"
+    config.write_text(f'[watch]\nroot = "share"\npolling = {str(polling).lower()}\nsettle_seconds = 0.3\n{watch}'
+                      f'[store]\ndatabase = "state/db.sqlite"\n{store_keys}[reports]\ndir = "state/reports"\n'
+                      '[models]\ndir = "no-models"\n[segment]\nengine = "classical"\n')
+    return root, config, tmp_path / "state" / "db.sqlite"
+
+
+def start_service(config: Path, **popen) -> subprocess.Popen:
+    """`psdwatch run --config F` of this checkout as a child process."""
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    popen.setdefault("stderr", subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)], **popen)
+
+
+def drop_frame(folder: Path, stem: str, seed: int, size: int = 512) -> Path:
+    """A synthetic HAADF TIFF as a microscope writes it: the image only, no truth files."""
+    from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
+
+    image, mask, truth = synth_image(SynthSpec(size=size, bits=16, style="band", seed=seed))
+    path = write_example(folder, stem, image, mask, truth)
+    for extra in (folder / f"{stem}_mask.png", folder / f"{stem}.json"):
+        extra.unlink()
+    return path

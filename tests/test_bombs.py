@@ -19,7 +19,7 @@ import tifffile
 
 from psdwatch.pipeline.io import UnreadableImage, load_image
 
-from .conftest import wait_for
+from .conftest import classical_service, start_service, wait_for
 
 
 def png_declaring(width: int, height: int) -> bytes:
@@ -63,15 +63,9 @@ def _rss_mb(pid: int) -> float:
 
 @pytest.mark.slow
 def test_the_service_quarantines_bombs_with_flat_memory(tmp_path):
-    share = tmp_path / "share"
-    share.mkdir()
-    config = tmp_path / "psdwatch.toml"
-    config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.5\n'
-                      '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
-                      '[models]\ndir = "no-models"\n[segment]\nengine = "classical"\n')
+    share, config, database = classical_service(tmp_path)
     status = [sys.executable, "-m", "psdwatch.daemon.cli", "status", "--json", "--config", str(config)]
-    service = subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    service = start_service(config)
     try:
         wait_for(lambda: (tmp_path / "state" / "reports" / "index.html").is_file(), 60, "the service to start")
         time.sleep(2)
@@ -97,7 +91,7 @@ def test_the_service_quarantines_bombs_with_flat_memory(tmp_path):
         service.terminate()
         service.wait(timeout=60)
     from psdwatch.daemon import store
-    db = store.open_store(tmp_path / "state" / "db.sqlite")
+    db = store.open_store(database)
     reasons = {r["path"]: r["reason"] for r in db.query("SELECT path, reason FROM images")}
     for name, words in expected.items():
         assert words in reasons[name] and "\n" not in reasons[name], reasons

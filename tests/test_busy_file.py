@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import tifffile
@@ -17,7 +16,7 @@ import tifffile
 from psdwatch.daemon import store
 from psdwatch.pipeline.synth import SynthSpec, synth_image
 
-from .conftest import wait_for
+from .conftest import classical_service, drop_frame, start_service, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +26,11 @@ def frame(seed: int, size: int = 512):
 
 
 def test_a_file_rewritten_for_a_long_time_does_not_hold_the_queue(tmp_path):
-    share = tmp_path / "share" / "S"
-    share.mkdir(parents=True)
-    config = tmp_path / "psdwatch.toml"
     # Settling shorter than the rewrite interval would never let the file be taken;
     # this one is taken, found changed under the worker, and must be deferred.
-    config.write_text('[watch]\nroot = "share"\npolling = true\npoll_interval = 0.2\nsettle_seconds = 0.3\n'
-                      '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
-                      '[models]\ndir = "no-models"\n[segment]\nengine = "classical"\n')
+    root, config, database = classical_service(tmp_path, "poll_interval = 0.2\n", polling=True)
+    share = root / "S"
+    share.mkdir()
     busy = share / "busy.tif"
     tifffile.imwrite(busy, frame(1, 2048))
     stop = threading.Event()
@@ -49,9 +45,7 @@ def test_a_file_rewritten_for_a_long_time_does_not_hold_the_queue(tmp_path):
             stop.wait(0.8)
 
     writer = threading.Thread(target=rewrite, daemon=True)
-    service = subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    database = tmp_path / "state" / "db.sqlite"
+    service = start_service(config)
 
     def statuses() -> dict:
         if not database.is_file():
@@ -66,7 +60,7 @@ def test_a_file_rewritten_for_a_long_time_does_not_hold_the_queue(tmp_path):
         writer.start()
         time.sleep(3)  # the busy file has been taken and put back by now
         for k in range(4):
-            tifffile.imwrite(share / f"quiet_{k}.tif", frame(10 + k))
+            drop_frame(share, f"quiet_{k}", 10 + k)
         wait_for(lambda: all(statuses().get(f"S/quiet_{k}.tif") == "done" for k in range(4)), 60,
                  "the quiet files to be measured while the busy one is still being written")
         stop.set()

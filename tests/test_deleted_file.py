@@ -3,34 +3,21 @@ row and particles, marks it, and the sample's page says so."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from psdwatch.daemon import store
-from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
-from .conftest import wait_for
+from .conftest import classical_service, drop_frame, start_service, wait_for
 
 pytestmark = pytest.mark.slow
 
 
 def test_a_measured_file_deleted_from_the_share_is_marked_not_forgotten(tmp_path):
-    share = tmp_path / "share" / "S"
-    share.mkdir(parents=True)
-    config = tmp_path / "psdwatch.toml"
-    config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.3\nrescan_seconds = 1.0\n'
-                      '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
-                      '[models]\ndir = "no-models"\n[segment]\nengine = "classical"\n')
+    root, config, database = classical_service(tmp_path, "rescan_seconds = 1.0\n")
+    share = root / "S"
     for seed in (1, 2):
-        image, mask, truth = synth_image(SynthSpec(size=512, bits=16, style="band", seed=seed))
-        write_example(share, f"f{seed}", image, mask, truth)
-        (share / f"f{seed}_mask.png").unlink()
-        (share / f"f{seed}.json").unlink()
-    database = tmp_path / "state" / "db.sqlite"
-    service = subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        drop_frame(share, f"f{seed}", seed)
+    service = start_service(config)
 
     def row(path: str) -> dict:
         db = store.open_store(database)

@@ -6,48 +6,32 @@ from __future__ import annotations
 
 import sqlite3
 import subprocess
-import sys
 import time
 
 import pytest
 
 from psdwatch.daemon import store
-from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
-from .conftest import wait_for
+from .conftest import classical_service, drop_frame, start_service, wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def drop(folder, stem: str, seed: int) -> None:
-    image, mask, truth = synth_image(SynthSpec(size=512, bits=16, style="band", seed=seed))
-    write_example(folder, stem, image, mask, truth)
-    for extra in (folder / f"{stem}_mask.png", folder / f"{stem}.json"):
-        extra.unlink()
-
-
 def test_a_lock_held_past_the_busy_timeout_is_waited_out(tmp_path):
-    share = tmp_path / "share" / "S"
-    share.mkdir(parents=True)
-    config = tmp_path / "psdwatch.toml"
-    config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.3\n'
-                      '[store]\ndatabase = "state/db.sqlite"\nbusy_timeout = 1.0\n'
-                      '[reports]\ndir = "state/reports"\n[models]\ndir = "no-models"\n'
-                      '[segment]\nengine = "classical"\n')
-    database = tmp_path / "state" / "db.sqlite"
+    root, config, database = classical_service(tmp_path, store_keys="busy_timeout = 1.0\n")
+    share = root / "S"
     log = tmp_path / "service.log"
     with open(log, "w") as out:
-        service = subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
-                                   stdout=out, stderr=subprocess.STDOUT)
+        service = start_service(config, stdout=out, stderr=subprocess.STDOUT)
     try:
-        drop(share, "before", 1)
+        drop_frame(share, "before", 1)
         wait_for(lambda: database.is_file() and store.counts(store.open_store(database))["done"] == 1, 60,
                  "the first file")
         holder = sqlite3.connect(str(database), timeout=5, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")  # what a forgotten sqlite3 shell does
         try:
-            drop(share, "during_1", 2)
-            drop(share, "during_2", 3)
+            drop_frame(share, "during_1", 2)
+            drop_frame(share, "during_2", 3)
             time.sleep(14)  # far past the 1 s busy timeout
             assert service.poll() is None, "the service died while the store was locked"
         finally:

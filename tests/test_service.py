@@ -20,9 +20,8 @@ from pathlib import Path
 import pytest
 
 from psdwatch.daemon import live_model, store
-from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
-from .conftest import wait_for
+from .conftest import classical_service, drop_frame, wait_for
 
 pytestmark = pytest.mark.slow  # real processes or training: `pytest -m 'not slow'` skips them
 
@@ -47,23 +46,13 @@ def rows(database: Path) -> dict[str, dict]:
         db.close()
 
 
-def synth_file(folder: Path, stem: str, seed: int) -> Path:
-    image, mask, truth = synth_image(SynthSpec(size=512, bits=16, style="band", seed=seed))
-    path = write_example(folder, stem, image, mask, truth)
-    for extra in (folder / f"{stem}_mask.png", folder / f"{stem}.json"):
-        extra.unlink()  # only the image is on a microscope's share
-    return path
+synth_file = drop_frame
 
 
 @pytest.fixture
 def setup(tmp_path):
-    root = tmp_path / "share"
-    root.mkdir()
-    config = tmp_path / "psdwatch.toml"
-    config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.5\n'
-                      '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
-                      '[models]\ndir = "no-models"\n[segment]\nengine = "classical"\n')
-    return root, config, tmp_path / "state" / "db.sqlite", tmp_path / "state" / "reports"
+    root, config, database = classical_service(tmp_path)
+    return root, config, database, tmp_path / "state" / "reports"
 
 
 def test_daemon_survives_kill_9_and_ends_with_one_right_outcome_per_file(setup):

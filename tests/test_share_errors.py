@@ -14,15 +14,16 @@ import pytest
 from psdwatch.daemon import store
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
-from .conftest import wait_for
+from .conftest import classical_service, start_service, wait_for
 
 pytestmark = pytest.mark.slow
 WRAPPER = Path(__file__).resolve().parent / "faults_io"
 
 
 def test_transient_share_errors_end_in_one_right_outcome(tmp_path):
-    share = tmp_path / "share" / "S"
-    share.mkdir(parents=True)
+    root, config, database = classical_service(tmp_path)
+    share = root / "S"
+    share.mkdir()
     faults = tmp_path / "faults"
     faults.mkdir()
     names = {"EIO_a": 2, "ESTALE_b": 1, "plain_c": 0}
@@ -30,15 +31,9 @@ def test_transient_share_errors_end_in_one_right_outcome(tmp_path):
         image, mask, truth = synth_image(SynthSpec(size=384, bits=16, style="band", seed=seed))
         write_example(tmp_path / "staging", stem, image, mask, truth)
         (faults / f"{stem}.tif").write_text(str(failures))
-    config = tmp_path / "psdwatch.toml"
-    config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.3\n'
-                      '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
-                      '[models]\ndir = "no-models"\n[segment]\nengine = "classical"\n')
     env = {**os.environ, "PYTHONPATH": f"{WRAPPER}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "PSDWATCH_FAULTS_DIR": str(faults)}
-    service = subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    database = tmp_path / "state" / "db.sqlite"
+    service = start_service(config, env=env)
     try:
         for stem in names:
             (tmp_path / "staging" / f"{stem}.tif").rename(share / f"{stem}.tif")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 from psdwatch.daemon import store
 from psdwatch.daemon.worker import process_job
