@@ -8,6 +8,7 @@ import unicodedata
 from pathlib import Path
 
 THUMBS = "thumbs"
+VIEWS = "views"  # the frame at up to 2048 px with its outlines, one click from the thumbnail
 
 
 def sample_slug(sample: str) -> str:
@@ -42,3 +43,8 @@ def thumbnail_name(sha256: str) -> str:
 def thumbnail_path(reports_dir: Path, sha256: str) -> Path:
     """Where the worker writes the thumbnail of an image with this content."""
     return Path(reports_dir) / thumbnail_name(sha256)
+
+
+def view_name(sha256: str) -> str:
+    """The large outlined view, named by content like the thumbnail."""
+    return f"{VIEWS}/{sha256[:24]}.jpg"

@@ -32,7 +32,8 @@ import numpy as np
 from ..pipeline import __version__ as SOFTWARE_VERSION
 from ..pipeline.files import sweep_temporaries, write_atomic
 from ..pipeline.psd import summarise_sample as summarise
-from .names import THUMBS, sample_csv_name, sample_page_name, sample_slug, thumbnail_name, thumbnail_path  # noqa: F401
+from .names import (THUMBS, sample_csv_name, sample_page_name, sample_slug, thumbnail_name,  # noqa: F401
+                    thumbnail_path, view_name)
 from .particles_csv import CSV_COLUMNS, write_csv  # noqa: F401
 from .plots import cumulative_plot, format_number, histogram_plot
 from .queries import PARTICLE_FIELDS, SUMMARY_TABLE, index_rows, queue_counts, read_sample, save_summary  # noqa: F401
@@ -219,7 +220,7 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
             row["duplicate_of"] = (_strip(original["path"], prefix) if original
                                    else f"image {im['duplicate_of']}")
         if im["sha256"]:
-            row["thumb_href"] = thumbnail_name(im["sha256"])
+            row["thumb_href"], row["view_href"] = thumbnail_name(im["sha256"]), view_name(im["sha256"])
         if im["status"] == "done" and im["nm_per_px"] and QUESTIONABLE_SCALE.intersection(flags):
             row["questionable"] = True
             questionable_images += 1
@@ -312,8 +313,9 @@ def write_sample_report(db, sample: str, reports_dir: Path, *, bootstrap: int = 
     images, parts = read_sample(db, sample)
     context = _sample_context(sample, images, parts, bootstrap=bootstrap, min_particles=min_particles)
     for row in context["rows"]:
-        href = row.pop("thumb_href", None)
+        href, view = row.pop("thumb_href", None), row.pop("view_href", None)
         row["thumb"] = href if href and (reports_dir / href).is_file() else None
+        row["view"] = view if view and (reports_dir / view).is_file() else row["thumb"]
     by_id = {im["id"]: im for im in images}
     write_atomic(reports_dir / context["csv_name"], lambda f: write_csv(f, parts, by_id))
     page = write_atomic(reports_dir / sample_page_name(sample), render("sample.html", **context))

@@ -75,6 +75,7 @@ def write_thumbnail(analysis, sha256: str, reports_dir: Path) -> None:
     hands the job back and tries again later, as for a full store."""
     try:
         report.write_thumbnail(analysis, report.thumbnail_path(reports_dir, sha256))
+        report.write_thumbnail(analysis, Path(reports_dir) / report.view_name(sha256), max_px=2048)
     except ValueError as error:  # the picture cannot be encoded: the result still counts
         log.warning("%s: no thumbnail (%s)", analysis.image, error)
 

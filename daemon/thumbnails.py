@@ -30,8 +30,10 @@ EXCLUDED_BGR = (235, 140, 60)  # blue: segmented but not measured (border, scale
 
 
 def write_thumbnail(analysis, path: Path, max_px: int = 512) -> Path:
-    """A PNG of the image with the measured particles outlined, at most max_px
-    on its long side, for the sample page.
+    """The image with the measured particles outlined, at most max_px on its long
+    side: the sample page's thumbnail (PNG, 512 px) and the view one click away
+    that lets a person check a suspicious image without opening Fiji (JPEG,
+    2048 px; the format follows the file name).
 
     Called once per image by the worker while the pixels are in memory, so the
     report never re-reads the share. Contrast is stretched between robust
@@ -60,7 +62,9 @@ def write_thumbnail(analysis, path: Path, max_px: int = 512) -> Path:
     if analysis.mask is not None:
         _outline(img, np.asarray(analysis.mask, bool) & ~measured, scale, EXCLUDED_BGR)
     _outline(img, measured, scale, MEASURED_BGR)
-    ok, png = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 6])
+    jpeg = Path(path).suffix.lower() in (".jpg", ".jpeg")
+    ok, encoded = cv2.imencode(".jpg" if jpeg else ".png", img,
+                               [cv2.IMWRITE_JPEG_QUALITY, 90] if jpeg else [cv2.IMWRITE_PNG_COMPRESSION, 6])
     if not ok:
-        raise ValueError(f"could not encode the thumbnail for {analysis.image}")
-    return write_atomic(Path(path), png.tobytes())
+        raise ValueError(f"could not encode the picture for {analysis.image}")
+    return write_atomic(Path(path), encoded.tobytes())

@@ -3,6 +3,7 @@ row and particles, marks it, and the sample's page says so."""
 
 from __future__ import annotations
 
+import cv2
 import pytest
 
 from psdwatch.daemon import store
@@ -30,6 +31,11 @@ def test_a_measured_file_deleted_from_the_share_is_marked_not_forgotten(tmp_path
         wait_for(lambda: database.is_file() and all(row(f"S/f{k}.tif").get("status") == "done" for k in (1, 2)),
                  60, "both files measured")
         n_before = row("S/f1.tif")["n_particles"]
+        # each image's outlines at full size (2048 px at most), one click from its thumbnail
+        views = sorted((tmp_path / "state" / "reports" / "views").glob("*.jpg"))
+        assert len(views) == 2 and all(cv2.imread(str(v)).shape[:2] == (512, 512) for v in views)
+        page = next((tmp_path / "state" / "reports").glob("S-*.html")).read_text()
+        assert all(f'href="views/{v.name}"' in page for v in views)
         (share / "f1.tif").unlink()
         wait_for(lambda: row("S/f1.tif").get("missing_since"), 30, "the deletion to be noticed")
         pages = tmp_path / "state" / "reports"
