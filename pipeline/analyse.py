@@ -178,7 +178,8 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
     timings.update(seg_timing)
 
     t = time.perf_counter()
-    min_area = measure.min_area_px(decision.nm_per_px, settings.min_diameter_nm, settings.min_area_px)
+    min_area = max(measure.min_area_px(decision.nm_per_px, settings.min_diameter_nm, settings.min_area_px),
+                   size.fragment_area_px(sizing))
     mask = measure.clean_mask(raw_mask, min_area)
     labels = measure.label_particles(mask, exclude, settings.exclude_border, settings.watershed)
     particles = measure.measure_particles(labels, loaded.data, decision.nm_per_px)

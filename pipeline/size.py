@@ -95,6 +95,20 @@ def probe_diameter(image: np.ndarray, exclude: np.ndarray | None,
     return float(factor * np.sqrt(4 * median_area / np.pi)), int(areas.size)
 
 
+FRAGMENT_FRACTION = 0.3  # of the typical diameter: below it, a shrunk frame's detection is texture
+
+
+def fragment_area_px(decision: SizeDecision) -> int:
+    """Smallest area (full-resolution px) kept in a frame that was shrunk because two
+    independent estimates agree its particles are large: a detection under a third of
+    their typical diameter is support texture broken into bits (measured on bright
+    thick supports, where it halved d50), not a particle. 0 for full-resolution frames."""
+    if decision.scale >= 1.0 or not decision.blob_diameter_px or not decision.probe_diameter_px:
+        return 0
+    d = FRAGMENT_FRACTION * min(decision.blob_diameter_px, decision.probe_diameter_px)
+    return int(np.pi / 4 * d * d)
+
+
 def decide_scale(image: np.ndarray, exclude: np.ndarray | None, survey: blobs.Blobs,
                  segment_at: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
                  target_px: float = TARGET_DIAMETER_PX) -> SizeDecision:
