@@ -198,3 +198,34 @@ def cumulative_plot(d: np.ndarray, summary: dict, unit: str) -> dict | None:
     plot["levels"] = [{"y": round(float(f.y(v)), 1), "label": f"{v} %"} for v in (10, 50, 90)]
     plot["off_scale"] = off
     return plot
+
+
+ROW_H = 22
+
+
+def d50_dotplot(samples: list[dict], max_rows: int = 40) -> dict | None:
+    """Samples side by side: each sample's d50 as a dot with its 95 % interval as a
+    bar, on one shared nm axis, most recent first (at most max_rows). Samples
+    without an nm PSD are left out."""
+    rows = [s for s in samples if s.get("d50") is not None][:max_rows]
+    if not rows:
+        return None
+    lows = [s["d50_lo"] if s.get("d50_lo") is not None else s["d50"] for s in rows]
+    highs = [s["d50_hi"] if s.get("d50_hi") is not None else s["d50"] for s in rows]
+    lo, hi = min(lows), max(highs)
+    pad = 0.08 * (hi - lo) if hi > lo else 0.25 * hi or 1.0
+    xt, xs = nice_ticks(max(0.0, lo - pad), hi + pad)
+    x0, x1 = min(xt[0], max(0.0, lo - pad)), max(xt[-1], hi + pad)
+    left, right, top = 170, PLOT_W - MARGIN["right"], 12
+    height = ROW_H * len(rows)
+    x = lambda v: left + (v - x0) / (x1 - x0) * (right - left)  # noqa: E731
+    return {
+        "w": PLOT_W, "h": top + height + 44, "left": left, "right": right, "top": top, "bottom": top + height,
+        "xticks": [{"pos": round(x(t), 1), "label": _tick_label(t, xs)} for t in xt if x0 <= t <= x1],
+        "rows": [{"y": top + ROW_H * (i + 0.5), "label": s["sample"][:28], "name": s["sample"],
+                  "x": round(x(s["d50"]), 1), "lo": round(x(a), 1), "hi": round(x(b), 1),
+                  "title": f"{s['sample']}: d50 {format_number(s['d50'], 'nm')}"
+                           + (f" (95 % CI {format_number(a)}-{format_number(b, 'nm')})" if b > a else "")}
+                 for i, (s, a, b) in enumerate(zip(rows, lows, highs))],
+        "xlabel": "d50 / nm, with its 95 % interval",
+    }

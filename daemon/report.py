@@ -35,7 +35,7 @@ from ..pipeline.psd import summarise_sample as summarise
 from .names import (THUMBS, sample_csv_name, sample_page_name, sample_slug, thumbnail_name,  # noqa: F401
                     thumbnail_path, view_name)
 from .particles_csv import CSV_COLUMNS, write_csv  # noqa: F401
-from .plots import cumulative_plot, format_number, histogram_plot
+from .plots import cumulative_plot, d50_dotplot, format_number, histogram_plot
 from .queries import PARTICLE_FIELDS, SUMMARY_TABLE, index_rows, queue_counts, read_sample, save_summary  # noqa: F401
 from .thumbnails import write_thumbnail  # noqa: F401
 
@@ -357,7 +357,7 @@ def write_index(db, reports_dir: Path, *, min_particles: int = 100) -> Path:
         s["updated"] = _local_time(s["last_update"])
         s["few"] = s["n"] is not None and 0 < s["n"] < min_particles
     html = render("index.html", samples=samples, totals=totals, min_particles=min_particles,
-                  **_now_context())
+                  dotplot=d50_dotplot(samples), **_now_context())
     path = write_atomic(reports_dir / "index.html", html)
     sweep_temporaries(reports_dir)
     return path

@@ -542,3 +542,20 @@ def test_a_file_deleted_from_the_share_keeps_its_result_and_is_marked(db, tmp_pa
     (share / "s" / "a.tif").write_bytes(b"back")
     assert store.mark_missing(db, lambda rel: (share / rel).exists()) == {"s"}
     assert "deleted from the share" not in " ".join(parse(report.write_sample_report(db, "s", tmp_path / "r2")).text)
+
+
+def test_the_index_shows_samples_side_by_side(db, tmp_path):
+    reports = tmp_path / "reports"
+    for k, median in enumerate((2.0, 3.0, 5.0)):
+        add_done(db, f"batch{k}/a.tif", f"batch{k}", particles(200, 0.2, median, seed=k), 0.2)
+        report.write_sample_report(db, f"batch{k}", reports)
+    add_done(db, "noscale/a.tif", "noscale", particles(50, None, seed=9), None)
+    report.write_sample_report(db, "noscale", reports)
+    html = report.write_index(db, reports).read_text()
+    doc = parse(reports / "index.html")
+    assert doc.errors == [] and "side-by-side" in doc.ids
+    dots = re.findall(r'<circle class="dot" cx="([\d.]+)"', html)
+    assert len(dots) == 3  # the sample without a scale has no nm d50
+    labels = re.findall(r'<title>(batch\d): d50 ([\d.]+) nm', html)
+    xs = dict(zip([name for name, _ in labels], map(float, dots)))
+    assert xs["batch0"] < xs["batch1"] < xs["batch2"]  # positions follow d50
