@@ -160,6 +160,47 @@ def report(config_path: str | None) -> None:
     click.echo(index)
 
 
+@cli.command()
+@click.argument("samples", nargs=-1)
+@with_config
+@click.option("--all", "every", is_flag=True, help="Every sample in the store.")
+@click.option("--model", "model_name", help="Measure with this model of the models folder (default: the live one).")
+def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, model_name: str | None) -> None:
+    """Measure the stored images of SAMPLES again with one model (the live one, or
+    --model NAME), so that each sample's PSD comes from one model. The old results
+    go to the history table; an interrupted run goes on where it stopped; the
+    running service is not held up."""
+    if not samples and not every:
+        raise Fail("name the samples to re-measure, or use --all")
+    from . import report as reports, reprocess as again, store
+    from .live_model import load_live_model
+    from ..pipeline import models, segment
+
+    config = load_config(config_path)
+    settings = settings_from_config(config)
+    if model_name:
+        model = segment.prepare_model(models.load_model(config["models"]["dir"], model_name))
+        settings.engine = "unet"
+    else:
+        model = load_live_model(config, settings.engine)
+    db = store.open_store(config["store"]["database"], config["store"]["busy_timeout"])
+    todo = again.targets(db, None if every else list(samples), model)
+    what = model.name if model else "the classical engine"
+    if not todo:
+        click.echo(f"nothing to re-measure: every image is measured with {what}")
+        return
+    tally: dict[str, int] = {}
+    with click.progressbar(again.remeasure(db, config["watch"]["root"], settings, model, todo),
+                           length=len(todo), label=f"re-measuring {len(todo)} images with {what}",
+                           show_eta=True, show_pos=True, file=sys.stderr) as bar:
+        for _, status in bar:
+            tally[status.split(" (")[0]] = tally.get(status.split(" (")[0], 0) + 1
+    touched = sorted({t.sample for t in todo})
+    index = reports.write_reports(db, config["reports"]["dir"], touched, min_particles=settings.min_particles,
+                                  bootstrap=settings.bootstrap)
+    click.echo(f"{', '.join(f'{n} {s}' for s, n in sorted(tally.items()))}; reports: {index}")
+
+
 @cli.command("config")
 @with_config
 def show_config(config_path: str | None) -> None:

@@ -58,18 +58,24 @@ def _same_version(path: Path, job: store.Job) -> bool:
 
 def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
                 model: Model | None,
-                before_storing: Callable[[Analysis, str], None] | None = None) -> Outcome:
+                before_storing: Callable[[Analysis, str], None] | None = None,
+                force: bool = False) -> Outcome:
     """Process one claimed job and record its outcome in the store.
 
     before_storing(analysis, sha256) runs after a successful analysis and
     before the result is committed (the service writes the thumbnail there: a
     kill after the commit must not leave a stored image without its picture,
-    which cannot be drawn later without reading the share again)."""
+    which cannot be drawn later without reading the share again).
+
+    force: measure again although the same content is stored (psdwatch reprocess);
+    then a failure keeps the stored result instead of quarantining the file."""
     started = time.perf_counter()
     path = locate(Path(root), job.path)
     elapsed = lambda: time.perf_counter() - started  # noqa: E731
 
     def quarantine(reason: str, sha256: str | None = None) -> Outcome:
+        if force:  # a result already stored is never replaced by a failure
+            return Outcome("kept", None, job.sample, elapsed(), reason)
         finished = store.finish_quarantined(db, job, reason, sha256, elapsed())
         return Outcome("quarantined", finished.image_id, job.sample, elapsed(), reason)
 
@@ -94,7 +100,7 @@ def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
         return quarantine(f"cannot read the file: {error.strerror or error}")
 
     existing = store.image_of_path(db, job.path)
-    if existing and existing["sha256"] == sha256 and existing["status"] in ("done", "duplicate", "skipped"):
+    if not force and existing and existing["sha256"] == sha256 and existing["status"] in ("done", "duplicate", "skipped"):
         store.finish_unchanged(db, job)
         return Outcome("unchanged", existing["id"], job.sample, elapsed(), "same content as stored")
     store.note_sha256(db, job, sha256)

@@ -1,0 +1,78 @@
+"""`psdwatch reprocess`: a share drained by the service with one engine, then every
+image measured again with the U-Net: one row per image, history kept, no particle
+twice, the model recorded, and an interrupted run that goes on where it stopped."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from psdwatch.daemon import reprocess, store
+from psdwatch.daemon.config import load_config, settings_from_config
+from psdwatch.pipeline import models, segment
+
+from .conftest import REPO, classical_service, drop_frame, start_service, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+def test_reprocess_all_with_the_unet_replaces_results_and_keeps_history(tmp_path):
+    root, config, database = classical_service(tmp_path)
+    shutil.copytree(REPO / "models", tmp_path / "models", ignore=shutil.ignore_patterns(".onnx-cache"))
+    for k, sample in enumerate(("A", "A", "B")):
+        drop_frame(root / sample, f"f{k}", k + 1, size=384)
+    service = start_service(config)
+    try:
+        wait_for(lambda: database.is_file() and store.counts(store.open_store(database))["done"] == 3, 60,
+                 "the share drained with the classical engine")
+    finally:
+        service.terminate()
+        service.wait(timeout=60)
+    config.write_text(config.read_text().replace('dir = "no-models"', 'dir = "models"'))
+    live = (tmp_path / "models" / "LIVE").read_text().strip()
+
+    # An interrupted run: one image done, then stopped.
+    cfg = load_config(config)
+    model = segment.prepare_model(models.load_model(cfg["models"]["dir"], live))
+    settings = settings_from_config(cfg)
+    settings.engine = "unet"
+    db = store.open_store(database)
+    todo = reprocess.targets(db, None, model)
+    assert len(todo) == 3
+    list(itertools.islice(reprocess.remeasure(db, cfg["watch"]["root"], settings, model, todo), 1))
+    assert len(reprocess.targets(db, None, model)) == 2
+
+    done = subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "reprocess", "--all", "--model", live,
+                           "--config", str(config)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "2 done" in done.stdout and "re-measuring 2 images" in done.stderr
+    again = subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "reprocess", "A", "--model", live,
+                            "--config", str(config)], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "nothing to re-measure" in again.stdout
+
+    rows = list(db.query("SELECT * FROM images ORDER BY path"))
+    assert [r["path"] for r in rows] == ["A/f0.tif", "A/f1.tif", "B/f2.tif"]
+    assert all(r["status"] == "done" and r["model"] == live and r["engine"] == "unet" for r in rows)
+    for r in rows:  # each image's particles once, as many as its row says
+        assert db.execute("SELECT COUNT(*) FROM particles WHERE image_id = ?", [r["id"]]).fetchone()[0] == r["n_particles"]
+        assert db.execute("SELECT COUNT(DISTINCT number) FROM particles WHERE image_id = ?",
+                          [r["id"]]).fetchone()[0] == r["n_particles"]
+    history = list(db.query("SELECT * FROM images_history ORDER BY path"))
+    assert [(h["path"], h["model"], h["replaced_because"]) for h in history] == [
+        ("A/f0.tif", "classical", "reprocessed"), ("A/f1.tif", "classical", "reprocessed"),
+        ("B/f2.tif", "classical", "reprocessed")]
+    status = json.loads(subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "status", "--json", "--config",
+                                        str(config)], capture_output=True, text=True, check=True).stdout)
+    assert status["done"] == 3 and status["mixed_model_samples"] == 0
+
+
+def test_reprocess_needs_samples_or_all(tmp_path):
+    _, config, _ = classical_service(tmp_path)
+    done = subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "reprocess", "--config", str(config)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.strip() == "psdwatch: name the samples to re-measure, or use --all"
