@@ -134,7 +134,7 @@ def status(config_path: str | None, as_json: bool) -> None:
         counts = {"queued": 0, "processing": 0, **{s: 0 for s in store.STATUSES},
                   "samples": 0, "model": model, "unsure": 0, "mixed_model_samples": 0}
     else:
-        counts = store.counts(store.open_store(database), model)
+        counts = store.counts(store.open_store_readonly(database), model)
     if as_json:
         click.echo(json.dumps(counts))
         return

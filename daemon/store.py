@@ -163,6 +163,12 @@ def open_store(path: str | Path, busy_timeout: float = 30.0) -> Database:
     return db
 
 
+def open_store_readonly(path: str | Path, busy_timeout: float = 10.0) -> Database:
+    """The store for reading only (`psdwatch status`): no schema check, no write
+    lock, so it answers at once beside a busy service."""
+    return Database(sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=busy_timeout))
+
+
 # --------------------------------------------------------------------------- queue
 
 def mark_missing(db: Database, exists: Callable[[str], bool]) -> set[str]:

@@ -92,3 +92,27 @@ def drop_frame(folder: Path, stem: str, seed: int, size: int = 512) -> Path:
     for extra in (folder / f"{stem}_mask.png", folder / f"{stem}.json"):
         extra.unlink()
     return path
+
+
+def read_rows(database: Path, sql: str = "SELECT * FROM images", params: tuple = ()) -> list[dict]:
+    """Rows of a running service's store through a read-only connection: a test that
+    polls must neither take the write lock (open_store ensures the schema) nor fail
+    while the service writes; an unreadable moment reads as no rows."""
+    import sqlite3
+
+    if not Path(database).is_file():
+        return []
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=10)
+        try:
+            conn.row_factory = sqlite3.Row
+            return [dict(r) for r in conn.execute(sql, params).fetchall()]
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return []
+
+
+def count_status(database: Path, status: str = "done") -> int:
+    """How many images of a running service's store have this status."""
+    return len(read_rows(database, "SELECT id FROM images WHERE status = ?", (status,)))

@@ -16,7 +16,7 @@ import tifffile
 from psdwatch.daemon import store
 from psdwatch.pipeline.synth import SynthSpec, synth_image
 
-from .conftest import classical_service, drop_frame, start_service, wait_for
+from .conftest import classical_service, drop_frame, read_rows, start_service, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -48,13 +48,7 @@ def test_a_file_rewritten_for_a_long_time_does_not_hold_the_queue(tmp_path):
     service = start_service(config)
 
     def statuses() -> dict:
-        if not database.is_file():
-            return {}
-        db = store.open_store(database)
-        try:
-            return {r["path"]: r["status"] for r in db.query("SELECT path, status FROM images")}
-        finally:
-            db.close()
+        return {r["path"]: r["status"] for r in read_rows(database, "SELECT path, status FROM images")}
 
     try:
         writer.start()

@@ -8,7 +8,7 @@ import pytest
 
 from psdwatch.daemon import store
 
-from .conftest import classical_service, drop_frame, start_service, wait_for
+from .conftest import classical_service, drop_frame, read_rows, start_service, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -21,11 +21,7 @@ def test_a_measured_file_deleted_from_the_share_is_marked_not_forgotten(tmp_path
     service = start_service(config)
 
     def row(path: str) -> dict:
-        db = store.open_store(database)
-        try:
-            return next(iter(db.query("SELECT * FROM images WHERE path = ?", [path])), {})
-        finally:
-            db.close()
+        return next(iter(read_rows(database, "SELECT * FROM images WHERE path = ?", (path,))), {})
 
     try:
         wait_for(lambda: database.is_file() and all(row(f"S/f{k}.tif").get("status") == "done" for k in (1, 2)),

@@ -12,7 +12,7 @@ import pytest
 
 from psdwatch.daemon import store
 
-from .conftest import classical_service, drop_frame, start_service, wait_for
+from .conftest import classical_service, count_status, drop_frame, start_service, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def test_a_lock_held_past_the_busy_timeout_is_waited_out(tmp_path):
         service = start_service(config, stdout=out, stderr=subprocess.STDOUT)
     try:
         drop_frame(share, "before", 1)
-        wait_for(lambda: database.is_file() and store.counts(store.open_store(database))["done"] == 1, 60,
+        wait_for(lambda: count_status(database) == 1, 60,
                  "the first file")
         holder = sqlite3.connect(str(database), timeout=5, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")  # what a forgotten sqlite3 shell does
@@ -37,7 +37,7 @@ def test_a_lock_held_past_the_busy_timeout_is_waited_out(tmp_path):
         finally:
             holder.execute("ROLLBACK")
             holder.close()
-        wait_for(lambda: store.counts(store.open_store(database))["done"] == 3, 60,
+        wait_for(lambda: count_status(database) == 3, 60,
                  "the files dropped while the store was locked")
         assert service.poll() is None
     finally:

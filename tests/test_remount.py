@@ -11,7 +11,7 @@ import pytest
 
 from psdwatch.daemon import store
 
-from .conftest import classical_service, drop_frame, start_service, wait_for
+from .conftest import classical_service, drop_frame, read_rows, start_service, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -23,12 +23,8 @@ def test_files_that_come_back_with_new_inodes_are_not_measured_again(tmp_path):
     service = start_service(config)
 
     def rows() -> list[tuple]:
-        db = store.open_store(database)
-        try:
-            return [tuple(r.values()) for r in db.query(
-                "SELECT path, status, sha256, processed_at, n_particles FROM images ORDER BY path")]
-        finally:
-            db.close()
+        return [tuple(r.values()) for r in read_rows(
+            database, "SELECT path, status, sha256, processed_at, n_particles FROM images ORDER BY path")]
 
     try:
         wait_for(lambda: database.is_file() and [r[1] for r in rows()] == ["done"] * 3, 60, "three files done")

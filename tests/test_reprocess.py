@@ -16,7 +16,7 @@ from psdwatch.daemon import reprocess, store
 from psdwatch.daemon.config import load_config, settings_from_config
 from psdwatch.pipeline import models, segment
 
-from .conftest import REPO, classical_service, drop_frame, start_service, wait_for
+from .conftest import REPO, classical_service, count_status, drop_frame, start_service, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +28,7 @@ def test_reprocess_all_with_the_unet_replaces_results_and_keeps_history(tmp_path
         drop_frame(root / sample, f"f{k}", k + 1, size=384)
     service = start_service(config)
     try:
-        wait_for(lambda: database.is_file() and store.counts(store.open_store(database))["done"] == 3, 60,
+        wait_for(lambda: count_status(database) == 3, 60,
                  "the share drained with the classical engine")
     finally:
         service.terminate()

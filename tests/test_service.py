@@ -21,7 +21,7 @@ import pytest
 
 from psdwatch.daemon import live_model, store
 
-from .conftest import classical_service, drop_frame, wait_for
+from .conftest import classical_service, drop_frame, read_rows, wait_for
 
 pytestmark = pytest.mark.slow  # real processes or training: `pytest -m 'not slow'` skips them
 
@@ -37,13 +37,7 @@ def start(config: Path) -> subprocess.Popen:
 
 
 def rows(database: Path) -> dict[str, dict]:
-    if not database.is_file():
-        return {}
-    db = store.open_store(database)
-    try:
-        return {r["path"]: r for r in db.query("SELECT * FROM images")}
-    finally:
-        db.close()
+    return {r["path"]: r for r in read_rows(database)}
 
 
 synth_file = drop_frame

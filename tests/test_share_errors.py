@@ -14,7 +14,7 @@ import pytest
 from psdwatch.daemon import store
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
-from .conftest import classical_service, start_service, wait_for
+from .conftest import classical_service, count_status, start_service, wait_for
 
 pytestmark = pytest.mark.slow
 WRAPPER = Path(__file__).resolve().parent / "faults_io"
@@ -37,7 +37,7 @@ def test_transient_share_errors_end_in_one_right_outcome(tmp_path):
     try:
         for stem in names:
             (tmp_path / "staging" / f"{stem}.tif").rename(share / f"{stem}.tif")
-        wait_for(lambda: database.is_file() and store.counts(store.open_store(database))["done"] == 3, 120,
+        wait_for(lambda: count_status(database) == 3, 120,
                  "every file done after its share errors")
         assert service.poll() is None
     finally:
