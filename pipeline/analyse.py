@@ -192,7 +192,13 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
 
     missed = blobs.cross_check(survey, mask)
     flags += psd.psd_flags(summary, settings.min_particles)
-    if missed.unsure:
+    # Unsure, too, when the blob survey sees particles far larger than the trained size,
+    # the engine asked at that size does not, and at full resolution it finds many
+    # particles under a third of that size: rims and fragments of large particles, or
+    # a textured support the survey took for particles; either way, a person must look.
+    small = [p["ecd_px"] for p in particles]
+    if missed.unsure or (sizing.reason == size.DISAGREE and len(small) >= 20
+                         and float(np.median(small)) < sizing.blob_diameter_px / 3):
         flags.append("segmentation_unsure")
     checks = {"size": {"scale": round(sizing.scale, 4), "reason": sizing.reason,
                        "blob_diameter_px": sizing.blob_diameter_px,
