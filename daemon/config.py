@@ -113,7 +113,7 @@ class Segment(_Section):
     threads: StrictInt = Field(0, ge=0)
     threshold: Literal["auto"] | Fraction = "auto"
     size_aware: StrictBool = True
-    target_diameter_px: StrictFloat = Field(20.0, gt=0)
+    target_diameter_px: StrictFloat = Field(16.0, gt=0)
     max_excluded_fraction: Fraction = Field(0.15, gt=0, le=1)
     skip_bright_field: StrictBool = True
 

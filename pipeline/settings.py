@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-TARGET_DIAMETER_PX = 20.0  # the middle of the sizes the starter model was trained on
+TARGET_DIAMETER_PX = 16.0  # the real patches' particles, which the starter learnt from (d50 13-16 px)
 
 
 @dataclass

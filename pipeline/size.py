@@ -125,7 +125,7 @@ def decide_scale(image: np.ndarray, exclude: np.ndarray | None, survey: blobs.Bl
         return SizeDecision(1.0, blob_d, None, n, "the engine found too few particles on the small copy")
     if max(blob_d, probe_d) > AGREE * min(blob_d, probe_d):
         return SizeDecision(1.0, blob_d, probe_d, n, DISAGREE)
-    d = min(blob_d, probe_d)
+    d = float(np.sqrt(blob_d * probe_d))  # both agree within AGREE: their geometric mean
     if d < SHRINK_ABOVE * target_px:
         return SizeDecision(1.0, blob_d, probe_d, n, "particles at the trained size or smaller")
     return SizeDecision(max(MIN_SCALE, target_px / d), blob_d, probe_d, n, "large particles")
