@@ -80,6 +80,11 @@ def choose_device(setting: str) -> str:
     return "cpu"
 
 
+def _ceil(value: int, step: int) -> int:
+    """`value` rounded up to a multiple of `step`."""
+    return -(-value // step) * step
+
+
 def plan_tiles(length: int, max_tile: int, overlap: int) -> tuple[int, list[int]]:
     """Tile edge and starts covering `length` with the fewest tiles of at most
     `max_tile`, each sized to the frame (a multiple of 32) so that neighbours
@@ -87,12 +92,9 @@ def plan_tiles(length: int, max_tile: int, overlap: int) -> tuple[int, list[int]
     tiles of at most 512 with 64 overlap is 5 tiles of 480 (1.37x the pixels
     in 2-D), not 5 of 512 with a last one mostly repeated (1.56x)."""
     if length <= max_tile:
-        return -(-length // 32) * 32, [0]
-    n = -(-(length - overlap) // (max_tile - overlap))
-    while True:
-        tile = -(-(-(-(length + (n - 1) * overlap) // n)) // 32) * 32  # ceil to a multiple of 32
-        if tile <= max_tile:
-            break
+        return _ceil(length, 32), [0]
+    n = _ceil(length - overlap, max_tile - overlap) // (max_tile - overlap)
+    while (tile := _ceil(_ceil(length + (n - 1) * overlap, n) // n, 32)) > max_tile:
         n += 1
     starts = np.linspace(0, length - tile, n).round().astype(int).tolist()
     return tile, starts
