@@ -80,7 +80,7 @@ def augmenter() -> A.Compose:
 
 def sample_crop(example: Example, crop: int, rng: np.random.Generator,
                 particle_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """A crop, centred on a random particle pixel with probability particle_fraction."""
+    """A crop, centred on a random particle with probability particle_fraction."""
     h, w = example.mask.shape
     image, mask = example.image, example.mask
     if h < crop or w < crop:
@@ -90,25 +90,13 @@ def sample_crop(example: Example, crop: int, rng: np.random.Generator,
     if rng.random() < particle_fraction and mask.any():
         # A random particle, not a random particle pixel: by pixels the large
         # particles would win, and recall on the tiniest is what needs the practice.
-        centres = _particle_centres(mask)
-        cy, cx = centres[rng.integers(len(centres))]
+        # (Padding is below and right of the image: the centres stand where they were.)
+        cy, cx = example.centres[rng.integers(len(example.centres))]
         y = int(np.clip(cy - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, h - crop))
         x = int(np.clip(cx - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, w - crop))
     else:
         y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
     return image[y:y + crop, x:x + crop], mask[y:y + crop, x:x + crop]
-
-
-_CENTRES: dict[int, np.ndarray] = {}
-
-
-def _particle_centres(mask: np.ndarray) -> np.ndarray:
-    """(y, x) of each particle of a mask, computed once per mask."""
-    key = id(mask)
-    if key not in _CENTRES:
-        n, _, _, centroids = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-        _CENTRES[key] = np.rint(centroids[1:, ::-1]).astype(int) if n > 1 else np.argwhere(mask)[:1]
-    return _CENTRES[key]
 
 
 def make_batch(examples: list[Example], options: TrainOptions, rng: np.random.Generator,

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -26,6 +27,12 @@ class Example:
     sha256: str
     image: np.ndarray   # normalised float32, as the network sees it
     mask: np.ndarray    # bool, True = particle
+
+    @cached_property
+    def centres(self) -> np.ndarray:
+        """(y, x) of each particle, once per example: where particle-centred crops aim."""
+        n, _, _, centroids = cv2.connectedComponentsWithStats(self.mask.astype(np.uint8), connectivity=8)
+        return np.rint(centroids[1:, ::-1]).astype(int) if n > 1 else np.argwhere(self.mask)[:1]
 
 
 def find_annotations(folder: Path) -> list[tuple[Path, Path]]:
