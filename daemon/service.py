@@ -109,10 +109,8 @@ def refresh_reports(db, reports_dir: Path, settings: Settings) -> bool:
     the reports are current."""
     try:
         samples = report.stale_samples(db, reports_dir)
-        for sample in samples:
-            report.write_sample_report(db, sample, reports_dir, min_particles=settings.min_particles,
-                                       bootstrap=settings.bootstrap)
-        report.write_index(db, reports_dir, min_particles=settings.min_particles)
+        report.write_reports(db, reports_dir, samples, min_particles=settings.min_particles,
+                             bootstrap=settings.bootstrap)
     except (OSError, sqlite3.Error) as error:
         log.error("reports are behind the store and cannot be written yet (%s): will retry", error)
         return False
@@ -229,10 +227,8 @@ def check_missing(db, config: dict, settings: Settings) -> bool:
     log.warning("files measured earlier are gone from (or back on) the share in sample(s) %s; "
                 "their results stay in the store", ", ".join(sorted(samples)))
     try:
-        for sample in samples:
-            report.write_sample_report(db, sample, config["reports"]["dir"],
-                                       min_particles=settings.min_particles, bootstrap=settings.bootstrap)
-        report.write_index(db, config["reports"]["dir"], min_particles=settings.min_particles)
+        report.write_reports(db, config["reports"]["dir"], sorted(samples), min_particles=settings.min_particles,
+                             bootstrap=settings.bootstrap)
     except (OSError, sqlite3.Error) as error:
         log.error("reports could not be updated for files gone from the share (%s): will retry", error)
         return False
