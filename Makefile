@@ -2,10 +2,11 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
-# The Debian packages psdwatch needs: Tesseract for scale bars, DejaVu fonts for
-# the synthetic images' scale bar labels, Chromium for the tests that open the
-# reports in a real browser.
-APT_PACKAGES := tesseract-ocr fonts-dejavu-core chromium
+# The Debian packages psdwatch needs: Tesseract for scale bars; DejaVu, Liberation,
+# FreeFont and Noto fonts for the scale-bar corpus the reader is tested on (serif
+# and sans, bold, italic); Chromium for the tests that open the reports in a real browser.
+APT_PACKAGES := tesseract-ocr fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-noto-core chromium
+FONT_DIRS := dejavu liberation freefont noto
 
 .PHONY: setup system-deps demo test bench clean
 
@@ -18,7 +19,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 system-deps:
-	@if ! command -v tesseract >/dev/null || ! command -v chromium >/dev/null || [ ! -d /usr/share/fonts/truetype/dejavu ]; then \
+	@if ! command -v tesseract >/dev/null || ! command -v chromium >/dev/null || \
+	    ! (cd /usr/share/fonts/truetype 2>/dev/null && ls -d $(FONT_DIRS) >/dev/null 2>&1); then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(APT_PACKAGES); \
 	  else echo "psdwatch needs: sudo apt-get install -y $(APT_PACKAGES)"; exit 1; fi; \
 	fi
@@ -30,6 +32,7 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
+	$(PY) bench/scale_bars.py
 	$(PY) bench/run.py
 	$(PY) bench/report_bench.py
 

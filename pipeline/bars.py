@@ -8,7 +8,14 @@ software burns into images:
 * ``box``   - white rectangle over the image, black bar and label;
 * ``bare``  - white bar and label straight over the image content;
 * ``fei``   - FEI/Thermo databar: a black strip *appended below* the image with
-  framed text cells and a bar split by its label, with end ticks.
+  framed text cells and a bar split by its label, with end ticks;
+* ``dataline`` - an SEM data line appended below the image: one row of fields
+  ("x2,000  10 µm ▬▬  WD:28.0mm  8kV"), the bar beside its label among them;
+* ``zeiss`` - a Zeiss-style two-row databar: a tiny bar under its label in the
+  first cell, "EHT = 10.00 kV", "WD = 5.6 mm", "Mag = 161 X"... in the others,
+  light on dark or dark on light.
+
+``bare`` puts the label above or beside the bar at random, or as asked (``beside``).
 
 Conventions shared with the reader: boxes are half-open ``(x0, y0, x1, y1)``
 (``img[y0:y1, x0:x1]``); a bar's length is the summed coverage of its pixels
@@ -21,17 +28,25 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-STYLES = ("band", "box", "bare", "fei")
-FONT_DIR = "/usr/share/fonts/truetype/dejavu/"
+STYLES = ("band", "box", "bare", "fei", "dataline", "zeiss")
+FONT_ROOT = Path("/usr/share/fonts/truetype")
 FONTS = (
     "DejaVuSans", "DejaVuSans-Bold", "DejaVuSerif", "DejaVuSerif-Bold",
     "DejaVuSansMono", "DejaVuSansCondensed", "hershey_simplex", "hershey_duplex",
 )
+# Fonts of the Debian packages fonts-liberation, fonts-freefont-ttf and fonts-noto-core,
+# for the scale-bar corpus: serif and sans, bold and regular, and italic (its µ).
+MORE_FONTS = (
+    "LiberationSerif-Bold", "LiberationSerif-Regular", "LiberationSans-Regular", "LiberationSans-Bold",
+    "FreeSerifBold", "FreeSans", "NotoSerif-Bold", "NotoSans-Regular", "LiberationMono-Regular",
+)
+ITALIC_FONTS = ("LiberationSerif-Italic", "NotoSans-Italic", "FreeSerifItalic", "DejaVuSans-Oblique")
 _HERSHEY = {"hershey_simplex": cv2.FONT_HERSHEY_SIMPLEX, "hershey_duplex": cv2.FONT_HERSHEY_DUPLEX}
 Box = tuple[int, int, int, int]
 
@@ -59,9 +74,18 @@ def pick_bar(width: int, nm_per_px: float, rng: np.random.Generator,
     return float(rng.choice(choices))
 
 
+@lru_cache(maxsize=None)
+def font_path(font: str) -> Path:
+    """The .ttf file of a font named by its file stem, in any Debian font package's folder."""
+    found = sorted(FONT_ROOT.glob(f"*/{font}.ttf"))
+    if not found:
+        raise FileNotFoundError(f"font {font!r} not found under {FONT_ROOT} (make system-deps installs the font packages)")
+    return found[0]
+
+
 @lru_cache(maxsize=64)
 def _truetype(font: str, size: int) -> ImageFont.FreeTypeFont:
-    return ImageFont.truetype(FONT_DIR + font + ".ttf", size)
+    return ImageFont.truetype(str(font_path(font)), size)
 
 
 def render_text(text: str, font: str, digit_h: float) -> np.ndarray:
@@ -176,31 +200,115 @@ def _fei_strip(img: np.ndarray, rng: np.random.Generator, font: str, length: flo
     return out, (bar[0], bar[1] + y_strip, bar[2], bar[3] + y_strip), (0, y_strip, w, out.shape[0])
 
 
+def _strip_text(text: str, font: str, height: float) -> np.ndarray:
+    """A databar field: Hershey fonts have no µ, so they write u."""
+    return render_text(text.replace("µ", "u") if font in _HERSHEY else text, font, height)
+
+
+def _dataline_strip(img: np.ndarray, rng: np.random.Generator, font: str, length: float,
+                    label: str, white: float) -> tuple[np.ndarray, Box, Box]:
+    """Append an SEM data line: magnification, label and bar (either order), WD, kV."""
+    h, w = img.shape
+    dh = max(7.0, h * rng.uniform(0.016, 0.026))
+    strip_h = round(dh * 2.2)
+    light = bool(rng.random() < 0.3)  # some software writes black on a white line
+    paper, ink = (white, 0.0) if light else (0.0, white)
+    strip = np.full((strip_h, w), paper)
+    fields = [_strip_text(f, font, dh) for f in (
+        str(rng.choice(["%dx" % rng.integers(20, 900), "x%s" % f"{rng.integers(1, 200) * 1000:,}",
+                        "SEI"])),
+        label)]
+    after = [_strip_text(f, font, dh) for f in (
+        "WD:%.1fmm" % rng.uniform(3, 30), "%dkV" % rng.integers(1, 31))]
+    gap = round(rng.uniform(0.5, 2.5) * dh)  # two spaces to a wide tab
+    thick = max(2, round(dh * rng.uniform(0.2, 0.35)))
+    bar_first = bool(rng.random() < 0.5)
+    x = round(rng.uniform(0.5, 2) * dh)
+    mid = strip_h // 2
+    bar: Box = (0, 0, 0, 0)
+
+    def put(t: np.ndarray, x: int) -> int:
+        _paint(strip, t, x, mid - t.shape[0] // 2, ink)
+        return x + t.shape[1]
+
+    x = put(fields[0], x) + gap
+    pad = max(3, round(0.5 * dh))
+    if bar_first:
+        bar = _bar(strip, x + rng.uniform(0, 1), length, mid - thick // 2, thick, ink)
+        x = put(fields[1], bar[2] + pad) + gap
+    else:
+        x = put(fields[1], x) + pad
+        bar = _bar(strip, x + rng.uniform(0, 1), length, mid - thick // 2, thick, ink)
+        x = bar[2] + gap
+    for t in after:
+        if x + t.shape[1] < w - 2:
+            x = put(t, x) + gap
+    out = np.vstack([img, strip])
+    return out, (bar[0], bar[1] + h, bar[2], bar[3] + h), (0, h, w, out.shape[0])
+
+
+def _zeiss_strip(img: np.ndarray, rng: np.random.Generator, font: str, length: float,
+                 label: str, white: float) -> tuple[np.ndarray, Box, Box]:
+    """Append a Zeiss-style databar: label over a tiny bar in the first cell, fields in the others."""
+    h, w = img.shape
+    dh = max(7.0, h * rng.uniform(0.013, 0.02))
+    row_h = round(dh * 1.8)
+    strip = np.zeros((2 * row_h + 4, w))
+    light = bool(rng.random() < 0.4)
+    paper, ink = (white, 0.0) if light else (0.0, white)
+    strip[:] = paper
+    strip[0, :] = ink  # the frame line above the databar
+    t = _strip_text(label, font, dh)
+    thick = max(2, round(dh * 0.3))
+    x0 = round(rng.uniform(0.6, 1.5) * dh)
+    cell = max(math.ceil(length), t.shape[1])
+    _paint(strip, t, x0 + (cell - t.shape[1]) // 2, 2 + (row_h - t.shape[0]) // 2 + 1, ink)
+    bar = _bar(strip, x0 + (cell - length) / 2 + rng.uniform(0, 1), length,
+               row_h + 2 + (row_h - thick) // 2, thick, ink)
+    x = x0 + cell + round(2 * dh)
+    columns = [("EHT = %.2f kV" % rng.uniform(1, 30), "WD = %.1f mm" % rng.uniform(2, 12)),
+               ("Mag = %d X" % rng.integers(50, 500000), "Signal A = %s" % rng.choice(["SE2", "InLens", "BSD"])),
+               ("Date :%d %s 20%02d" % (rng.integers(1, 29), rng.choice(["Jan", "Mar", "Oct"]), rng.integers(10, 26)),
+                "Time :%02d:%02d:%02d" % tuple(rng.integers(0, 60, 3)))]
+    for col in columns:
+        texts = [_strip_text(c, font, dh) for c in col]
+        if x + max(tt.shape[1] for tt in texts) >= w - 2:
+            break
+        for row, tt in enumerate(texts):
+            _paint(strip, tt, x, 2 + row * row_h + (row_h - tt.shape[0]) // 2, ink)
+        x += max(tt.shape[1] for tt in texts) + round(2.5 * dh)
+    out = np.vstack([img, strip])
+    return out, (bar[0], bar[1] + h, bar[2], bar[3] + h), (0, h, w, out.shape[0])
+
+
 def draw_scale_bar(image: np.ndarray, nm_per_px: float, style: str, rng: np.random.Generator,
-                   font: str | None = None) -> tuple[np.ndarray, dict]:
+                   font: str | None = None, beside: bool | None = None) -> tuple[np.ndarray, dict]:
     """Burn a scale bar into ``image`` (2-D unsigned integer) and return (new image, truth).
 
     White is the dtype's maximum, black 0.  The value is a 1-2-5 number of nm whose
-    bar spans 10-25 % of the width (15-38 % for ``fei``, whose label sits inside the
-    bar).  Truth: style, label, font, bar_nm, bar_px (exact), bar_bbox and
-    annotation_bbox (half-open).  ``fei`` returns a taller image: the strip is appended.
+    bar spans 10-25 % of the width (15-38 % for ``fei``, whose label sits inside the bar;
+    6-16 % in a ``dataline``, 4-10 % in a ``zeiss`` databar).  Truth: style, label,
+    font, bar_nm, bar_px (exact), bar_bbox and annotation_bbox (half-open).  ``fei``,
+    ``dataline`` and ``zeiss`` return a taller image: their strip is appended.
     """
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}")
     white = float(np.iinfo(image.dtype).max)
     font = font or str(rng.choice(FONTS))
     h, w = image.shape
-    bar_nm = pick_bar(w, nm_per_px, rng, (0.15, 0.38) if style == "fei" else (0.1, 0.25))
+    span = {"fei": (0.15, 0.38), "dataline": (0.06, 0.16), "zeiss": (0.04, 0.1)}.get(style, (0.1, 0.25))
+    bar_nm = pick_bar(w, nm_per_px, rng, span)
     length = bar_nm / nm_per_px
     label = _nice_label(bar_nm, rng, ascii_only=font in _HERSHEY)
     img = image.astype(np.float64)
     size = min(h, w)
-    if style == "fei":
-        img, bar, ann = _fei_strip(img, rng, font, length, label, white)
+    strips = {"fei": _fei_strip, "dataline": _dataline_strip, "zeiss": _zeiss_strip}
+    if style in strips:
+        img, bar, ann = strips[style](img, rng, font, length, label, white)
     else:
         text = render_text(label, font, size * rng.uniform(0.022, 0.04))
         thick = max(2, round(size * rng.uniform(0.006, 0.014)))
-        beside = bool(rng.random() < 0.4)
+        beside = bool(rng.random() < 0.4) if beside is None else beside
         cw, ch = _content_size(length, thick, text, beside)
         margin = round(size * rng.uniform(0.02, 0.04))
         pad = max(3, round(0.5 * text.shape[0]))
