@@ -331,6 +331,18 @@ def write_markdown(results: dict, path: Path) -> None:
                              f"{row['mask_iou_vs_reference']:.3f} | {'' if d50 is None else f'{100 * d50:+.1f} %'} | "
                              f"{row['iou_vs_truth']:.3f} ({row['reference_iou_vs_truth']:.3f}) |")
         lines.append("")
+    scale = REPO / "bench" / "scale_results.json"
+    if scale.is_file():  # bench/scale_bars.py: the scale-bar reader per layout
+        sr = json.loads(scale.read_text())
+        lines += [f"## Scale bars per layout (bench/scale_bars.py, {sr['date']}, "
+                  f"{sr['frames_per_layout']} frames each)", "", "| layout | right | flagged | wrong |",
+                  "| --- | --- | --- | --- |"]
+        lines += [f"| {k} | {v['right']} | {v['flagged']} | {v['wrong']} |" for k, v in sr["per_layout"].items()]
+        lines += [f"| all | {sr['total'].get('right', 0)} | {sr['total'].get('flagged', 0)} | "
+                  f"{sr['total'].get('wrong', 0)} |", "",
+                  f"Reader time per 2048² frame (bar search, label, Tesseract): median "
+                  f"{sr['reader_s_per_2048_frame_median']:.2f} s, max {sr['reader_s_per_2048_frame_max']:.2f} s. "
+                  f"Real FEI files: {json.dumps(sr['real_fei_files'])}.", ""]
     lines += _table(results, skip=("machine", "date", "magnifications"))
     reports = REPO / "bench" / "report_results.json"
     if reports.is_file():

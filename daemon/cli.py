@@ -308,7 +308,7 @@ def train(config_path: str | None, annotations: str | None, synthetic: int | Non
 @click.option("--count", type=int, default=8, show_default=True, help="How many images.")
 @click.option("--size", type=int, default=1024, show_default=True, help="Edge in pixels (up to 2048 and more).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same images.")
-@click.option("--style", multiple=True, type=click.Choice(["band", "box", "bare", "fei"]),
+@click.option("--style", multiple=True, type=click.Choice(["band", "box", "bare", "fei", "dataline", "zeiss"]),
               help="Scale bar style (repeatable; default: all).")
 @click.option("--bits", multiple=True, type=click.Choice(["8", "16"]), help="Bit depth (repeatable; default: 8 and 16).")
 def synth(outdir: str, count: int, size: int, seed: int, style: tuple[str, ...], bits: tuple[str, ...]) -> None:

@@ -21,32 +21,17 @@ import pytest
 import tifffile
 
 from psdwatch.pipeline import scale
-from psdwatch.pipeline.bars import FONTS as ALL_FONTS
-from psdwatch.pipeline.bars import STYLES, draw_scale_bar, render_text
+from psdwatch.pipeline.bar_corpus import LAYOUTS, background, corpus_frame
+from psdwatch.pipeline.bars import FONTS as BASE_FONTS
+from psdwatch.pipeline.bars import ITALIC_FONTS, MORE_FONTS, STYLES, draw_scale_bar, render_text
 from psdwatch.pipeline.scale import find_scale_bar
 from tests.conftest import DATA
 
 FEI = DATA / "formats"
 FEI_NM_PER_PX = 3.3724e-06 * 1e9  # Scan/PixelWidth of the Helios files
 FONTS = ("DejaVuSans", "DejaVuSerif-Bold", "DejaVuSansMono", "hershey_simplex")
+ALL_FONTS = BASE_FONTS + MORE_FONTS + ITALIC_FONTS
 SIZES = (512, 1024, 2048)
-
-
-def background(size: int, dtype: type, rng: np.random.Generator) -> np.ndarray:
-    """HAADF-like: smooth support texture, fine grain, Gaussian bright particles, noise."""
-    small = rng.normal(size=(size // 16 + 2, size // 16 + 2))
-    tex = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
-    tex = 0.35 + 0.08 * tex + 0.04 * cv2.GaussianBlur(rng.normal(size=(size, size)), (0, 0), 2)
-    for _ in range(int(rng.integers(15, 40))):
-        cx, cy = rng.uniform(0, size, 2)
-        r = rng.uniform(0.004, 0.02) * size
-        x0, x1 = int(max(0, cx - 4 * r)), int(min(size, cx + 4 * r + 1))
-        y0, y1 = int(max(0, cy - 4 * r)), int(min(size, cy + 4 * r + 1))
-        yy, xx = np.mgrid[y0:y1, x0:x1]
-        tex[y0:y1, x0:x1] += rng.uniform(0.2, 0.5) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
-    tex += rng.normal(scale=0.03, size=tex.shape)
-    top = np.iinfo(dtype).max
-    return np.clip(tex * top, 0, top).astype(dtype)
 
 
 def synthetic(size: int, style: str, font: str, dtype: type, seed: int = 0) -> tuple[np.ndarray, dict, float]:
@@ -111,13 +96,14 @@ def test_renderer_bar_px_is_exact() -> None:
 def test_micro_sign_never_taken_from_a_p() -> None:
     """The glyph-shape check that overrides Tesseract's 'p' for 'µ' must never call a real p 'µ'.
 
-    'pm' read as 'µm' would be a 10^6 error, so every font is tried at 6-60 px.
+    'pm' read as 'µm' would be a 10^6 error, so every font (serif, sans, mono,
+    bold, italic) is tried at 6-60 px and sub-pixel offsets.
     """
     rng = np.random.default_rng(0)
     calls = collections.Counter()
     for font in ALL_FONTS:
         for height in np.arange(6, 60, 0.7):
-            for text, want in (("500 pm", "p"), ("200pm", "p"), ("50 µm", "µ"), ("20 nm", "u")):
+            for text, want in (("500 pm", "p"), ("200pm", "p"), ("50 µm", "µ"), ("1 µm", "µ"), ("20 nm", "u")):
                 if font.startswith("hershey") and want == "µ":
                     continue  # Hershey fonts have no µ
                 cover = render_text(text, font, height)
@@ -192,3 +178,48 @@ def test_timing_2048() -> None:
     print(f"\nfind_scale_bar 2048x2048: median {statistics.median(times):.2f} s ({', '.join(f'{t:.2f}' for t in times)})")
     assert classify(result, npp) == "right"
     assert statistics.median(times) < 2.0  # target < 1 s; slack for a loaded 2-core machine
+
+
+@pytest.mark.slow
+def test_layout_corpus() -> None:
+    """Every published layout: none read wrong, most read right (bench/scale_bars.py runs more)."""
+    table, wrong = {}, []
+    for layout in LAYOUTS:
+        counts = collections.Counter()
+        for i in range(10):
+            image, truth = corpus_frame(layout, i)
+            verdict = classify(find_scale_bar(image), truth["nm_per_px"])
+            counts[verdict] += 1
+            if verdict == "wrong":
+                wrong.append((layout, i, truth["label"], truth["font"]))
+        table[layout] = counts
+    print("\n" + "\n".join(f"{k:9s} {dict(v)}" for k, v in table.items()))
+    assert not wrong, wrong
+    assert all(c["right"] >= 6 for c in table.values()), table
+    assert sum(c["right"] for c in table.values()) >= 0.8 * 10 * len(LAYOUTS), table
+
+
+@pytest.mark.parametrize("layout,index", [("dataline", 1), ("dataline", 3), ("zeiss", 0), ("zeiss", 1)])
+def test_databar_fields_are_not_the_label(layout: str, index: int) -> None:
+    """'WD = 5.6 mm', 'HFW', 'Mag = 161 X' share the bar's line or cell: the label is the value by the bar."""
+    image, truth = corpus_frame(layout, index)
+    result = find_scale_bar(image)
+    assert result is not None and result.confident, (truth["label"], result)
+    assert abs(result.nm / truth["bar_nm"] - 1) < 1e-6, (truth["label"], result.text)
+    assert abs(result.nm_per_px / truth["nm_per_px"] - 1) <= 0.01
+
+
+def test_label_token_is_chosen_by_place_not_by_pattern() -> None:
+    """Of the words in a line, the label is the number + unit next to the bar, never a field's value."""
+    def words(*texts: str) -> list[tuple[float, float, str, float]]:
+        return [(20.0 * i, 20.0 * i + 15, t, 90.0) for i, t in enumerate(texts)]
+    left = scale._Label(np.zeros((10, 200)), np.zeros((10, 200), bool), (0, 0, 0, 0), (0, 0), False, 10, 0,
+                        "left", (200.0, 300.0))
+    assert scale._token(words("x2,000", "10", "µm"), left)[0] == "10 µm"
+    assert scale._token(words("WD:", "28.0", "mm"), left) is None  # a field ends the line, not a label
+    assert scale._token(words("10", "µm", "WD", "5"), left) is None  # the label is not next to the bar
+    right = scale._Label(left.soft, left.ink, left.box, (0, 0), False, 10, 0, "right", (-100.0, -1.0))
+    assert scale._token(words("10µm", "WD", "=", "5.6", "mm"), right)[0] == "10µm"
+    over = scale._Label(left.soft, left.ink, left.box, (0, 0), False, 10, 0, "over", (0.0, 40.0))
+    assert scale._token(words("500", "nm", "EHT", "=", "3.49", "kV", "WD", "=", "2.8", "mm"), over)[0] == "500 nm"
+    assert scale._token(words("EHT", "=", "3.49", "kV", "500", "nm"), over) is None  # not over the bar

@@ -48,8 +48,8 @@ def test_same_seed_same_image_and_lognormal_sizes():
 
 
 def test_synth_set_writes_the_design_truth_format(tmp_path):
-    paths = synth_set(tmp_path, 4, size=256, seed=1)
-    assert len(paths) == 4
+    paths = synth_set(tmp_path, len(STYLES), size=256, seed=1)
+    assert len(paths) == len(STYLES)
     for path in paths:
         image = tifffile.imread(path)
         mask = cv2.imread(str(path.with_name(path.stem + "_mask.png")), cv2.IMREAD_GRAYSCALE)
@@ -58,3 +58,10 @@ def test_synth_set_writes_the_design_truth_format(tmp_path):
         assert truth["nm_per_px"] > 0 and all("ecd_nm" in p for p in truth["particles"])
     styles = {json.loads(p.with_suffix(".json").read_text())["style"] for p in paths}
     assert styles == set(STYLES)
+
+
+def test_cli_offers_every_bar_style():
+    """`psdwatch synth --style` lists its choices without importing the renderer (a fast CLI)."""
+    from psdwatch.daemon.cli import synth
+    style = next(p for p in synth.params if p.name == "style")
+    assert tuple(style.type.choices) == STYLES
