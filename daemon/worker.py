@@ -14,11 +14,11 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from sqlite_utils import Database
 
-from . import store
+from . import compute, store
 from .samples import locate
 from .watch import root_problem
 from ..pipeline.analyse import Analysis, Settings, analyse_image, analysis_record
@@ -194,3 +194,59 @@ def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
     if isinstance(prep, Outcome):
         return prep
     return finish_job(db, prep, analyse_here(prep.path, settings, model), before_storing)
+
+
+def run_jobs(db: Database, jobs: Iterable[store.Job], root: Path, settings: Settings,
+             model_now: Callable[[], Model | None], cluster: "compute.Cluster | None" = None,
+             before_storing: Callable[[Analysis, str], None] | None = None,
+             force: bool = False) -> Iterator[tuple[store.Job, Outcome]]:
+    """Each job with its outcome, in the order the analyses finish.
+
+    Without a cluster, one after the other in this process (process_job). With
+    one, up to cluster.capacity analyses are in flight on the Dask workers while
+    this process hashes, checks and stores (prepare_job, finish_job): the store
+    has one writer, whatever the cluster does. A lost scheduler hands the images
+    in flight, and the rest, to this process; an image that a worker cannot read
+    is analysed here. Jobs are taken from `jobs` only as capacity frees up, so a
+    caller's iterator of claims claims no more than is being worked on; closing
+    this generator early releases the futures (their jobs stay claimed: the
+    caller hands them back)."""
+    if cluster is None:
+        for job in jobs:
+            yield job, process_job(db, job, root, settings, model_now(), before_storing, force)
+        return
+    jobs, pending, more = iter(jobs), {}, True
+    try:
+        while more or pending:
+            while more and not cluster.lost and len(pending) < cluster.capacity:
+                job = next(jobs, None)
+                if job is None:
+                    more = False
+                    break
+                prep = prepare_job(db, job, root, force)
+                if isinstance(prep, Outcome):
+                    yield job, prep
+                    continue
+                try:
+                    pending[cluster.submit(prep.path, settings, model_now())] = prep
+                except (compute.SchedulerLost, OSError):  # OSError: the bytes to send could not be read
+                    yield prep.job, finish_job(db, prep, analyse_here(prep.path, settings, model_now()), before_storing)
+            if cluster.lost:  # everything in flight, then the rest, here
+                for prep in pending.values():
+                    yield prep.job, finish_job(db, prep, analyse_here(prep.path, settings, model_now()), before_storing)
+                pending.clear()
+                yield from run_jobs(db, jobs, root, settings, model_now, None, before_storing, force)
+                return
+            for future in cluster.ready(list(pending), timeout=1.0):
+                prep = pending.pop(future)
+                try:
+                    result = cluster.result(future)
+                except compute.SchedulerLost:
+                    pending[future] = prep  # with the others, analysed here
+                    break
+                except compute.NotHere as error:
+                    log.warning("%s: %s; analysed in the service instead", prep.job.path, error)
+                    result = analyse_here(prep.path, settings, model_now())
+                yield prep.job, finish_job(db, prep, result, before_storing)
+    finally:
+        cluster.release(pending)
