@@ -315,3 +315,41 @@ def test_reprocess_all_through_a_local_cluster(tmp_path):
     finally:
         db.close()
     assert status()["mixed_model_samples"] == 0 and status()["done"] == 4
+
+
+@pytest.mark.slow
+def test_a_service_killed_while_the_cluster_works_restarts_with_nothing_lost_or_doubled(tmp_path):
+    import psutil
+
+    root, config, database = classical_service(tmp_path)
+    _with_compute(config, 'scheduler = "local"\nworkers = 2')
+    frames = [drop_frame(root / ("A" if k % 2 else "B"), f"f{k}", k + 41, size=1024) for k in range(8)]
+    service = start_service(config)
+    try:
+        wait_for(lambda: count_status(database) >= 2, 120, "the first images stored")
+        workers = psutil.Process(service.pid).children(recursive=True)
+        assert workers, "no worker processes under the service"
+        service.kill()  # SIGKILL: no shutdown code runs
+        service.wait(timeout=30)
+        # The LocalCluster's workers do not outlive the service.
+        gone, alive = psutil.wait_procs(workers, timeout=30)
+        assert not alive, [p.cmdline() for p in alive]
+    finally:
+        if service.poll() is None:
+            service.kill()
+    assert count_status(database) < 8
+    service = start_service(config)
+    try:
+        wait_for(lambda: count_status(database) == 8, 180, "the share drained after the restart")
+    finally:
+        service.terminate()
+        service.wait(timeout=60)
+    rows = read_rows(database, "SELECT * FROM images ORDER BY path")
+    assert [r["path"] for r in rows] == sorted(f.relative_to(root).as_posix() for f in frames)
+    assert not read_rows(database, "SELECT * FROM queue")
+    db = store.open_store(database)
+    try:
+        assert store.problems(db) == []
+        assert all(r["status"] == "done" for r in rows)
+    finally:
+        db.close()
