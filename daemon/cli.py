@@ -132,7 +132,8 @@ def status(config_path: str | None, as_json: bool) -> None:
     model = "classical" if config["segment"]["engine"] == "classical" or live is None else live
     if not Path(database).is_file():
         counts = {"queued": 0, "processing": 0, **{s: 0 for s in store.STATUSES},
-                  "samples": 0, "model": model, "unsure": 0, "mixed_model_samples": 0}
+                  "samples": 0, "model": model, "unsure": 0, "mixed_model_samples": 0,
+                  "mixed_models": {}}
     else:
         counts = store.counts(store.open_store_readonly(database), model)
     if as_json:
@@ -145,6 +146,8 @@ def status(config_path: str | None, as_json: bool) -> None:
                f"{counts['queued']} queued, {counts['processing']} processing")
     click.echo(f"unsure   {counts['unsure']} done images flagged segmentation_unsure")
     click.echo(f"samples  {counts['samples']} ({counts['mixed_model_samples']} measured with more than one model)")
+    for sample, by_model in counts["mixed_models"].items():
+        click.echo(f"  mixed  {sample}: " + ", ".join(f"{m} ({n} image{'' if n == 1 else 's'})" for m, n in by_model.items()))
 
 
 @cli.command()

@@ -36,6 +36,7 @@ from .names import (THUMBS, sample_csv_name, sample_page_name, sample_slug, thum
                     thumbnail_path, view_name)
 from .particles_csv import CSV_COLUMNS, write_csv  # noqa: F401
 from .plots import cumulative_plot, d50_dotplot, format_number, histogram_plot
+from .store import models_by_sample
 from .queries import PARTICLE_FIELDS, SUMMARY_TABLE, index_rows, queue_counts, read_sample, save_summary  # noqa: F401
 from .thumbnails import write_thumbnail  # noqa: F401
 
@@ -283,7 +284,8 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
         alerts.append({"level": "warn", "anchor": "images", "text":
                        "Mixed models: this sample's images were measured with "
                        + ", ".join(f"{m} ({_count(n, 'image', 'images')})" for m, n in sorted(by_model.items()))
-                       + "; the PSD mixes two instruments. Re-measure them with one model."})
+                       + f"; the PSD mixes {len(models)} instruments. Re-measure them with one model "
+                       "(psdwatch reprocess)."})
     return {
         "sample": sample, "summary": summary, "summary_px": summary_px,
         "hist": histogram_plot(d_nm, summary, "nm"), "cdf": cumulative_plot(d_nm, summary, "nm"),
@@ -346,6 +348,8 @@ def write_index(db, reports_dir: Path, *, min_particles: int = 100) -> Path:
     """
     reports_dir = Path(reports_dir)
     samples, queue = index_rows(db), queue_counts(db)
+    mixed_samples = [s["sample"] for s in samples if (s["models"] or 0) > 1]
+    mixed = models_by_sample(db, mixed_samples) if mixed_samples else {}
     totals = {"queued": queue.get("queued", 0), "processing": queue.get("processing", 0),
               "done": 0, "quarantined": 0, "duplicate": 0, "skipped": 0, "samples": len(samples)}
     for s in samples:
@@ -356,6 +360,7 @@ def write_index(db, reports_dir: Path, *, min_particles: int = 100) -> Path:
         s["page"] = s["page"] if s["page"] and (reports_dir / s["page"]).is_file() else None
         s["updated"] = _local_time(s["last_update"])
         s["few"] = s["n"] is not None and 0 < s["n"] < min_particles
+        s["mixed"] = ", ".join(f"{m} ({_count(k, 'image', 'images')})" for m, k in mixed.get(s["sample"], {}).items())
     html = render("index.html", samples=samples, totals=totals, min_particles=min_particles,
                   dotplot=d50_dotplot(samples), **_now_context())
     path = write_atomic(reports_dir / "index.html", html)

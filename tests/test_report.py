@@ -332,7 +332,9 @@ def test_a_sample_measured_with_two_models_is_named_on_its_page_the_index_and_st
     assert "Mixed models" not in " ".join(parse(report.write_sample_report(db, "one", reports)).text)
     index = " ".join(parse(report.write_index(db, reports)).text)
     assert index.count("2 models") == 1
+    assert "2 models: starter-v1 (1 image), starter-v2 (2 images)" in index
     assert store.counts(db)["mixed_model_samples"] == 1
+    assert store.counts(db)["mixed_models"] == {"mixed": {"starter-v1": 1, "starter-v2": 2}}
 
 
 def _plan(db, sql: str, params) -> str:
