@@ -230,6 +230,16 @@ def _with_compute(config: Path, keys: str) -> None:
     config.write_text(config.read_text() + f"[compute]\n{keys}\n")
 
 
+def _drain(config: Path, database: Path, done: int, timeout: float, what: str) -> None:
+    """`psdwatch run` until `done` images are 'done', then stopped (SIGTERM)."""
+    service = start_service(config)
+    try:
+        wait_for(lambda: count_status(database) == done, timeout, what)
+    finally:
+        service.terminate()
+        service.wait(timeout=60)
+
+
 @pytest.mark.slow
 def test_the_service_drains_a_share_through_a_local_cluster(tmp_path):
     root, config, database = classical_service(tmp_path)
@@ -279,12 +289,7 @@ def test_reprocess_all_through_a_local_cluster(tmp_path):
     shutil.copytree(REPO / "models", tmp_path / "models", ignore=shutil.ignore_patterns(".onnx-cache"))
     for k, sample in enumerate(("A", "A", "B", "B")):
         drop_frame(root / sample, f"f{k}", k + 1, size=384)
-    service = start_service(config)
-    try:
-        wait_for(lambda: count_status(database) == 4, 90, "the share drained with the classical engine")
-    finally:
-        service.terminate()
-        service.wait(timeout=60)
+    _drain(config, database, 4, 90, "the share drained with the classical engine")
     config.write_text(config.read_text().replace('dir = "no-models"', 'dir = "models"')
                       .replace('engine = "classical"', 'engine = "auto"'))
     _with_compute(config, 'scheduler = "local"\nworkers = 2')
@@ -338,12 +343,7 @@ def test_a_service_killed_while_the_cluster_works_restarts_with_nothing_lost_or_
         if service.poll() is None:
             service.kill()
     assert count_status(database) < 8
-    service = start_service(config)
-    try:
-        wait_for(lambda: count_status(database) == 8, 180, "the share drained after the restart")
-    finally:
-        service.terminate()
-        service.wait(timeout=60)
+    _drain(config, database, 8, 180, "the share drained after the restart")
     rows = read_rows(database, "SELECT * FROM images ORDER BY path")
     assert [r["path"] for r in rows] == sorted(f.relative_to(root).as_posix() for f in frames)
     assert not read_rows(database, "SELECT * FROM queue")
