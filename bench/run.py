@@ -313,6 +313,62 @@ def daemon_drain(count: int, size: int) -> dict:
             f"drain_{count}_rss_growth_mb": max(late) - max(early), "drain_model": counts["model"]}
 
 
+def cluster_throughput(count: int, size: int, engine: str, workers: int = 2) -> dict:
+    """Frames per minute analysed and stored (with their thumbnails, as the service
+    does) by worker.run_jobs: in this process, then through a Dask LocalCluster of
+    `workers` worker processes of one thread each ([compute] scheduler = "local").
+    The same `count` distinct frames each time; the cluster's start-up (worker
+    processes, imports, the model loaded once per worker) is timed apart."""
+    from psdwatch.daemon import compute, store
+    from psdwatch.daemon.config import defaults
+    from psdwatch.daemon.service import write_thumbnail
+    from psdwatch.daemon.worker import run_jobs
+
+    config = defaults()
+    config["segment"]["engine"] = engine
+    settings = settings_from_config(config)
+    model = load_live_model(config, engine)
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        backlog(tmp / "share", count, size, bases=min(count, 6))
+        files = sorted((tmp / "share").rglob("*.tif"))
+        for label, scheduler in (("in_process", ""), (f"local_{workers}_workers", "local")):
+            db = store.open_store(tmp / f"{label}.sqlite")
+            for path in files:
+                rel = path.relative_to(tmp / "share").as_posix()
+                store.enqueue(db, rel, rel.split("/")[0], path.stat().st_size, path.stat().st_mtime_ns)
+            config["compute"].update(scheduler=scheduler, workers=workers)
+            started = time.perf_counter()
+            cluster = compute.start(config)
+            if scheduler:
+                assert cluster is not None, "the LocalCluster did not start"
+                warm = [cluster.submit(files[0], settings, model) for _ in range(workers)]  # the model on each worker
+                cluster.ready(warm, 600)
+                while not all(f.done() for f in warm):
+                    time.sleep(0.1)
+                out[f"cluster_{engine}_startup_s"] = time.perf_counter() - started
+
+            def claims():
+                while (job := store.claim_next(db)) is not None:
+                    yield job
+
+            t = time.perf_counter()
+            statuses = [o.status for _, o in run_jobs(db, claims(), tmp / "share", settings, lambda: model, cluster,
+                                                      lambda a, sha: write_thumbnail(a, sha, tmp / label))]
+            elapsed = time.perf_counter() - t
+            if cluster is not None:
+                cluster.close()
+            assert statuses.count("done") == count, statuses
+            out[f"cluster_{engine}_{label}_frames_per_min"] = count / elapsed * 60
+            db.close()
+            print(f"  {engine} {label}: {count} frames of {size}² in {elapsed:.1f} s", flush=True)
+    out[f"cluster_{engine}_speedup"] = (out[f"cluster_{engine}_local_{workers}_workers_frames_per_min"]
+                                        / out[f"cluster_{engine}_in_process_frames_per_min"])
+    out[f"cluster_{engine}_frames"] = f"{count} x {size}²"
+    return out
+
+
 def write_markdown(results: dict, path: Path) -> None:
     """One table per results file: run.py's figures, then report_bench.py's."""
     lines = ["# Benchmarks", "", f"Measured {results['date']} on: {json.dumps(results['machine'])}", "",
@@ -343,7 +399,20 @@ def write_markdown(results: dict, path: Path) -> None:
                   f"Reader time per 2048² frame (bar search, label, Tesseract): median "
                   f"{sr['reader_s_per_2048_frame_median']:.2f} s, max {sr['reader_s_per_2048_frame_max']:.2f} s. "
                   f"Real FEI files: {json.dumps(sr['real_fei_files'])}.", ""]
-    lines += _table(results, skip=("machine", "date", "magnifications"))
+    engines = [e for e in ("classical", "unet") if f"cluster_{e}_speedup" in results]
+    if engines:
+        lines += ["## Frames per minute: in process vs a Dask LocalCluster of 2 workers (`--only cluster`)", "",
+                  f"{results['machine'].get('cpu', '?')}, {results['machine'].get('cores', '?')} cores (nproc 2), shared with other jobs during the run; analysed and stored with thumbnails by "
+                  "worker.run_jobs; the cluster's start-up is not in its rate.", "",
+                  "| engine | frames | in process /min | LocalCluster 2 workers /min | ratio | cluster start-up s |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for e in engines:
+            lines.append(f"| {e} | {results[f'cluster_{e}_frames']} | {results[f'cluster_{e}_in_process_frames_per_min']:.1f} | "
+                         f"{results[f'cluster_{e}_local_2_workers_frames_per_min']:.1f} | "
+                         f"{results[f'cluster_{e}_speedup']:.2f} | {results[f'cluster_{e}_startup_s']:.1f} |")
+        lines.append("")
+    lines += _table(results, skip=("machine", "date", "magnifications",
+                                   *(k for k in results if k.startswith("cluster_"))))
     reports = REPO / "bench" / "report_results.json"
     if reports.is_file():
         lines += ["", "## Reports (bench/report_bench.py)", ""] + _table(json.loads(reports.read_text()))
@@ -369,7 +438,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="repeats of each U-Net timing")
     parser.add_argument("--drain", type=int, default=200, help="queued images the service drains (--drain 1000)")
     parser.add_argument("--drain-size", type=int, default=1024, help="edge of the drained frames")
-    parser.add_argument("--only", choices=("accuracy", "unet", "magnifications", "daemon"),
+    parser.add_argument("--cluster-frames", type=int, default=10, help="frames of the cluster comparison (classical)")
+    parser.add_argument("--cluster-unet-frames", type=int, default=6,
+                        help="frames of the cluster comparison with the U-Net (0: skip)")
+    parser.add_argument("--only", choices=("accuracy", "unet", "magnifications", "daemon", "cluster"),
                         help="run one part alone")
     args = parser.parse_args()
     config = load_config()
@@ -409,6 +481,11 @@ def main() -> int:
     if args.only in (None, "daemon") and args.drain:
         print(f"{args.drain} queued images of {args.drain_size}² drained by psdwatch run ...", flush=True)
         results.update(daemon_drain(args.drain, args.drain_size))
+    if args.only in (None, "cluster"):
+        print(f"frames/min in process and through a LocalCluster of 2 workers ...", flush=True)
+        results.update(cluster_throughput(args.cluster_frames, 2048, "classical"))
+        if args.cluster_unet_frames and load_live_model(config, "auto") is not None:
+            results.update(cluster_throughput(args.cluster_unet_frames, 1024, "unet"))
     results["bench_process_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if "process_peak_rss_mb_2048" in results:
         # The figure a lab PC must hold: one image through `psdwatch process`, in its own process.

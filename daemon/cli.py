@@ -132,7 +132,8 @@ def status(config_path: str | None, as_json: bool) -> None:
     model = "classical" if config["segment"]["engine"] == "classical" or live is None else live
     if not Path(database).is_file():
         counts = {"queued": 0, "processing": 0, **{s: 0 for s in store.STATUSES},
-                  "samples": 0, "model": model, "unsure": 0, "mixed_model_samples": 0}
+                  "samples": 0, "model": model, "unsure": 0, "mixed_model_samples": 0,
+                  "mixed_models": {}}
     else:
         counts = store.counts(store.open_store_readonly(database), model)
     if as_json:
@@ -145,6 +146,8 @@ def status(config_path: str | None, as_json: bool) -> None:
                f"{counts['queued']} queued, {counts['processing']} processing")
     click.echo(f"unsure   {counts['unsure']} done images flagged segmentation_unsure")
     click.echo(f"samples  {counts['samples']} ({counts['mixed_model_samples']} measured with more than one model)")
+    for sample, by_model in counts["mixed_models"].items():
+        click.echo(f"  mixed  {sample}: " + ", ".join(f"{m} ({n} image{'' if n == 1 else 's'})" for m, n in by_model.items()))
 
 
 @cli.command()
@@ -172,14 +175,14 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
     running service is not held up."""
     if not samples and not every:
         raise Fail("name the samples to re-measure, or use --all")
-    from . import report as reports, reprocess as again, store
-    from .live_model import load_live_model
-    from ..pipeline import models, segment
+    from . import compute, report as reports, reprocess as again, store
+    from .live_model import load_live_model, prepare_named
+    from .service import write_thumbnail
 
     config = load_config(config_path)
     settings = settings_from_config(config)
     if model_name:
-        model = segment.prepare_model(models.load_model(config["models"]["dir"], model_name))
+        model = prepare_named(config["models"]["dir"], model_name, config["segment"])
         settings.engine = "unet"
     else:
         model = load_live_model(config, settings.engine)
@@ -189,12 +192,20 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
     if not todo:
         click.echo(f"nothing to re-measure: every image is measured with {what}")
         return
+    cluster = compute.start(config)
+    where = f"on Dask {cluster.where}" if cluster else "in this process"
     tally: dict[str, int] = {}
-    with click.progressbar(again.remeasure(db, config["watch"]["root"], settings, model, todo),
-                           length=len(todo), label=f"re-measuring {len(todo)} images with {what}",
-                           show_eta=True, show_pos=True, file=sys.stderr) as bar:
-        for _, status in bar:
-            tally[status.split(" (")[0]] = tally.get(status.split(" (")[0], 0) + 1
+    try:
+        with click.progressbar(again.remeasure(
+                db, config["watch"]["root"], settings, model, todo, cluster=cluster,
+                before_storing=lambda analysis, sha256: write_thumbnail(analysis, sha256, config["reports"]["dir"])),
+                               length=len(todo), label=f"re-measuring {len(todo)} images with {what} {where}",
+                               show_eta=True, show_pos=True, file=sys.stderr) as bar:
+            for _, status in bar:
+                tally[status.split(" (")[0]] = tally.get(status.split(" (")[0], 0) + 1
+    finally:
+        if cluster is not None:
+            cluster.close()
     touched = sorted({t.sample for t in todo})
     index = reports.write_reports(db, config["reports"]["dir"], touched, min_particles=settings.min_particles,
                                   bootstrap=settings.bootstrap)

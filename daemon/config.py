@@ -139,13 +139,17 @@ class Psd(_Section):
 
 class Compute(_Section):
     scheduler: StrictStr = ""
+    workers: StrictInt = Field(2, ge=1)
+    send: Literal["auto", "bytes", "path"] = "auto"
+    connect_timeout: StrictFloat = Field(10.0, gt=0)
 
     @field_validator("scheduler")
     @classmethod
-    def _in_process_only(cls, value: str) -> str:
-        if value:
-            raise ValueError('only "" (analysis in the service\'s own process) is supported in this version')
-        return value
+    def _where(cls, value: str) -> str:
+        if value in ("", "local") or re.fullmatch(r"tcp://[^\s:/]+:\d{1,5}", value):
+            return value
+        raise ValueError('must be "" (this process), "local" (a Dask LocalCluster) '
+                         'or "tcp://host:port" (an existing Dask scheduler)')
 
 
 class Config(_Section):

@@ -97,12 +97,18 @@ def load_live_model(config: dict, engine: str) -> models.Model | None:
             raise ConfigError(f"[segment] engine is 'unet' but {models_dir} has no live model "
                               f"(config {config['_path']})")
         return None
+    return prepare_named(models_dir, name, config["segment"])
+
+
+def prepare_named(models_dir: Path, name: str, seg: dict, threads: int | None = None) -> models.Model:
+    """Model `name` of models_dir, ready to run as [segment] (device, precision,
+    runtime, threads) says: here, and once per process on a Dask worker."""
     from ..pipeline import onnx_runtime, segment  # torch: only where a network runs
 
-    seg = config["segment"]
     device = segment.choose_device(seg["device"])
     runtime = "torch" if device == "cuda" else onnx_runtime.choose_runtime(
         seg["runtime"], segment.choose_precision(seg["precision"]))
     log.info("model %s runs on %s (%s)", name, runtime, device)
-    return segment.prepare_model(models.load_model(models_dir, name), seg["threads"], runtime, models_dir,
+    return segment.prepare_model(models.load_model(models_dir, name),
+                                 seg["threads"] if threads is None else threads, runtime, models_dir,
                                  device=device)

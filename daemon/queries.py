@@ -8,6 +8,7 @@ index page is one aggregate over `images` joined to `sample_summaries`.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from contextlib import contextmanager, suppress
@@ -23,7 +24,7 @@ log = logging.getLogger("psdwatch.report")
 SUMMARY_TABLE = "sample_summaries"
 SUMMARY_COLUMNS = ("sample", "page", "unit", "n", "d10", "d50", "d90", "d50_lo", "d50_hi",
                    "mean", "std", "lognormal_median", "lognormal_sigma_g", "n_px",
-                   "images_done", "as_of", "generated_at")
+                   "images_done", "as_of", "generated_at", "quantiles")
 
 
 @contextmanager
@@ -83,7 +84,7 @@ def read_sample(db, sample: str, chunk: int = 20_000) -> tuple[list[dict], np.nd
 
 INDEX_SQL = f"""
 SELECT a.*, s.page, s.n, s.d50, s.d50_lo, s.d50_hi, s.n_px, s.images_done AS summary_done,
-       s.as_of
+       s.as_of, s.quantiles
 FROM (SELECT sample, COUNT(*) AS images,
              SUM(status = 'done') AS done, SUM(status = 'quarantined') AS quarantined,
              SUM(status = 'duplicate') AS duplicate, SUM(status = 'skipped') AS skipped,
@@ -97,7 +98,7 @@ ORDER BY a.last_update DESC, a.sample
 INDEX_SQL_NO_CACHE = INDEX_SQL.replace(
     f"LEFT JOIN [{SUMMARY_TABLE}] AS s ON s.sample = a.sample",
     "LEFT JOIN (SELECT NULL AS sample, NULL AS page, NULL AS n, NULL AS d50, NULL AS d50_lo, "
-    "NULL AS d50_hi, NULL AS n_px, NULL AS images_done, NULL AS as_of) AS s ON 0")
+    "NULL AS d50_hi, NULL AS n_px, NULL AS images_done, NULL AS as_of, NULL AS quantiles) AS s ON 0")
 
 
 def index_rows(db) -> list[dict]:
@@ -105,7 +106,10 @@ def index_rows(db) -> list[dict]:
     with snapshot(db):
         cached = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                             [SUMMARY_TABLE]).fetchone()
-        cur = db.execute(INDEX_SQL if cached else INDEX_SQL_NO_CACHE)
+        sql = INDEX_SQL if cached else INDEX_SQL_NO_CACHE
+        if cached and "quantiles" not in _columns(db, SUMMARY_TABLE):  # a cache written before quantiles
+            sql = sql.replace("s.quantiles", "NULL AS quantiles")
+        cur = db.execute(sql)
         names = [c[0] for c in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
@@ -121,12 +125,17 @@ def _ensure_summary_table(db) -> None:
     db.execute(f"""CREATE TABLE IF NOT EXISTS [{SUMMARY_TABLE}] (
         sample TEXT PRIMARY KEY, page TEXT, unit TEXT, n INTEGER, d10 REAL, d50 REAL, d90 REAL,
         d50_lo REAL, d50_hi REAL, mean REAL, std REAL, lognormal_median REAL,
-        lognormal_sigma_g REAL, n_px INTEGER, images_done INTEGER, as_of TEXT, generated_at TEXT)""")
+        lognormal_sigma_g REAL, n_px INTEGER, images_done INTEGER, as_of TEXT, generated_at TEXT,
+        quantiles TEXT)""")
+    if "quantiles" not in _columns(db, SUMMARY_TABLE):  # forward upgrade of an older cache
+        db.execute(f"ALTER TABLE [{SUMMARY_TABLE}] ADD COLUMN quantiles TEXT")
 
 
-def save_summary(db, sample: str, page: str, images: list[dict], summary: dict, n_px: int) -> None:
-    """Cache the sample's numbers for the index page. A report built from an
-    older snapshot (two writers racing) never overwrites a newer one."""
+def save_summary(db, sample: str, page: str, images: list[dict], summary: dict, n_px: int,
+                 quantiles: list[float] | None = None) -> None:
+    """Cache the sample's numbers for the index page (quantiles: its cumulative
+    PSD, for the index's overlay). A report built from an older snapshot (two
+    writers racing) never overwrites a newer one."""
     ci = summary.get("d50_ci95") or [None, None]
     row = {"sample": sample, "page": page, "unit": "nm", "n": summary["n"],
            "d10": summary["d10"], "d50": summary["d50"], "d90": summary["d90"],
@@ -135,7 +144,8 @@ def save_summary(db, sample: str, page: str, images: list[dict], summary: dict, 
            "lognormal_sigma_g": summary["lognormal_sigma_g"], "n_px": n_px,
            "images_done": sum(im["status"] == "done" for im in images),
            "as_of": max((im["processed_at"] or "" for im in images), default=""),
-           "generated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+           "generated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+           "quantiles": json.dumps(quantiles) if quantiles else None}
     cols = ", ".join(SUMMARY_COLUMNS)
     marks = ", ".join("?" for _ in SUMMARY_COLUMNS)
     update = ", ".join(f"{c} = excluded.{c}" for c in SUMMARY_COLUMNS if c != "sample")

@@ -35,7 +35,8 @@ from ..pipeline.psd import summarise_sample as summarise
 from .names import (THUMBS, sample_csv_name, sample_page_name, sample_slug, thumbnail_name,  # noqa: F401
                     thumbnail_path, view_name)
 from .particles_csv import CSV_COLUMNS, write_csv  # noqa: F401
-from .plots import cumulative_plot, d50_dotplot, format_number, histogram_plot
+from .plots import cumulative_plot, d50_dotplot, format_number, histogram_plot, overlay_plot, psd_quantiles
+from .store import models_by_sample
 from .queries import PARTICLE_FIELDS, SUMMARY_TABLE, index_rows, queue_counts, read_sample, save_summary  # noqa: F401
 from .thumbnails import write_thumbnail  # noqa: F401
 
@@ -283,10 +284,12 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
         alerts.append({"level": "warn", "anchor": "images", "text":
                        "Mixed models: this sample's images were measured with "
                        + ", ".join(f"{m} ({_count(n, 'image', 'images')})" for m, n in sorted(by_model.items()))
-                       + "; the PSD mixes two instruments. Re-measure them with one model."})
+                       + f"; the PSD mixes {len(models)} instruments. Re-measure them with one model "
+                       "(psdwatch reprocess)."})
     return {
         "sample": sample, "summary": summary, "summary_px": summary_px,
         "hist": histogram_plot(d_nm, summary, "nm"), "cdf": cumulative_plot(d_nm, summary, "nm"),
+        "quantiles": psd_quantiles(d_nm),
         "hist_px": histogram_plot(d_px, summary_px, "px") if summary_px else None,
         "rows": rows, "quarantined": quarantined, "skipped": skipped, "alerts": alerts, "unscaled": unscaled,
         "counts": {"images": len(images), "done": len(done), "quarantined": len(quarantined),
@@ -320,7 +323,7 @@ def write_sample_report(db, sample: str, reports_dir: Path, *, bootstrap: int = 
     write_atomic(reports_dir / context["csv_name"], lambda f: write_csv(f, parts, by_id))
     page = write_atomic(reports_dir / sample_page_name(sample), render("sample.html", **context))
     save_summary(db, sample, sample_page_name(sample), images, context["summary"],
-                  int(context["summary_px"]["n"]) if context["summary_px"] else 0)
+                 int(context["summary_px"]["n"]) if context["summary_px"] else 0, context.pop("quantiles"))
     return page
 
 
@@ -337,15 +340,20 @@ def stale_samples(db, reports_dir: Path) -> list[str]:
             or not (reports_dir / s["page"]).is_file()]
 
 
-def write_index(db, reports_dir: Path, *, min_particles: int = 100) -> Path:
+def write_index(db, reports_dir: Path, *, min_particles: int = 100, compare: int = 12) -> Path:
     """Regenerate reports_dir/index.html: every sample with n, d50 and its last
-    update, linking its page, and the store's totals.
+    update, linking its page, and the store's totals; then the samples side by
+    side: the cumulative PSDs of the `compare` most recent samples overlaid
+    ([reports] compare_samples; 0 = none), and every sample's d50 with its 95 %
+    interval as a dot plot.
 
     One aggregate query over `images` joined to the cached sample summaries; a
     sample whose page is older than its newest image is marked "updating".
     """
     reports_dir = Path(reports_dir)
     samples, queue = index_rows(db), queue_counts(db)
+    mixed_samples = [s["sample"] for s in samples if (s["models"] or 0) > 1]
+    mixed = models_by_sample(db, mixed_samples) if mixed_samples else {}
     totals = {"queued": queue.get("queued", 0), "processing": queue.get("processing", 0),
               "done": 0, "quarantined": 0, "duplicate": 0, "skipped": 0, "samples": len(samples)}
     for s in samples:
@@ -356,8 +364,11 @@ def write_index(db, reports_dir: Path, *, min_particles: int = 100) -> Path:
         s["page"] = s["page"] if s["page"] and (reports_dir / s["page"]).is_file() else None
         s["updated"] = _local_time(s["last_update"])
         s["few"] = s["n"] is not None and 0 < s["n"] < min_particles
+        s["quantiles"] = _json(s["quantiles"], None)
+        s["mixed"] = ", ".join(f"{m} ({_count(k, 'image', 'images')})" for m, k in mixed.get(s["sample"], {}).items())
     html = render("index.html", samples=samples, totals=totals, min_particles=min_particles,
-                  dotplot=d50_dotplot(samples), **_now_context())
+                  dotplot=d50_dotplot(samples), overlay=overlay_plot(samples, compare) if compare else None,
+                  **_now_context())
     path = write_atomic(reports_dir / "index.html", html)
     sweep_temporaries(reports_dir)
     return path

@@ -9,8 +9,9 @@ It is a separate process beside the running service: it writes in short WAL
 transactions and never touches the queue, so the service goes on. It resumes by
 construction: an image already measured with the target model's weights (its
 sha256) is skipped, so a run that was interrupted goes on where it stopped.
-Analysis runs in this process ([compute] scheduler = ""); a Dask cluster is not
-supported in this version.
+Analysis goes where `[compute] scheduler` says (daemon/compute.py): in this
+process, or on a Dask LocalCluster or cluster, several images at once; the
+results are stored here, by this process only.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import store
-from .worker import process_job
+from . import compute, store
+from .worker import run_jobs
 from ..pipeline.models import Model
 from ..pipeline.settings import Settings
 
@@ -54,20 +55,36 @@ def targets(db, samples: list[str] | None, model: Model | None) -> list[Target]:
 
 
 def remeasure(db, root: Path, settings: Settings, model: Model | None, todo: list[Target],
-              after_each: Callable[[Target, str], None] = lambda target, status: None) -> Iterator[tuple[Target, str]]:
-    """Measure each target again; yields (target, outcome status). A file gone from the
-    share or unreadable now keeps its stored result (its row is not touched)."""
-    for target in todo:
-        row = store.image_of_path(db, target.path)
-        if row is None:
-            continue
-        job = store.Job(id=-1, path=target.path, sample=target.sample, size=row["size"],
-                        mtime_ns=row["mtime_ns"], attempts=0)
-        if not (Path(root) / target.path).is_file():
-            status = "missing: result kept"
-        else:
-            outcome = process_job(db, job, root, settings, model, force=True)
-            status = {"kept": f"result kept ({outcome.detail})",
-                      "retry": f"result kept ({outcome.detail})"}.get(outcome.status, outcome.status)
+              after_each: Callable[[Target, str], None] = lambda target, status: None,
+              cluster: compute.Cluster | None = None,
+              before_storing: Callable | None = None) -> Iterator[tuple[Target, str]]:
+    """Measure each target again (on the cluster when given); yields (target, outcome
+    status) as they finish. A file gone from the share or unreadable now keeps its
+    stored result (its row is not touched). before_storing: as for process_job
+    (the CLI redraws the image's outlines there)."""
+    by_path = {t.path: t for t in todo}
+    missing: list[Target] = []
+
+    def jobs() -> Iterator[store.Job]:
+        for target in todo:
+            row = store.image_of_path(db, target.path)
+            if row is None:
+                continue
+            if not (Path(root) / target.path).is_file():
+                missing.append(target)
+                continue
+            yield store.Job(id=-1, path=target.path, sample=target.sample, size=row["size"],
+                            mtime_ns=row["mtime_ns"], attempts=0)
+
+    def report(target: Target, status: str) -> tuple[Target, str]:
         after_each(target, status)
-        yield target, status
+        return target, status
+
+    for job, outcome in run_jobs(db, jobs(), root, settings, lambda: model, cluster, before_storing, force=True):
+        while missing:
+            yield report(missing.pop(0), "missing: result kept")
+        status = {"kept": f"result kept ({outcome.detail})",
+                  "retry": f"result kept ({outcome.detail})"}.get(outcome.status, outcome.status)
+        yield report(by_path[job.path], status)
+    while missing:
+        yield report(missing.pop(0), "missing: result kept")

@@ -15,13 +15,13 @@ import threading
 import time
 from pathlib import Path
 
-from . import proposals, report, schedule, store
+from . import compute, proposals, report, schedule, store
 from .config import load_config, settings_from_config
 from .live_model import live_model_name, load_live_model
 from .logging_once import OncePerMinute
 from .samples import locate
 from .watch import StoreIntake, WatchSettings, Watcher, root_problem
-from .worker import Outcome, process_job
+from .worker import Outcome, process_job, run_jobs
 from ..pipeline.analyse import Settings
 
 log = logging.getLogger("psdwatch")
@@ -119,6 +119,21 @@ def refresh_reports(db, reports_dir: Path, settings: Settings) -> bool:
     return True
 
 
+def conclude(db, config: dict, settings: Settings, job: store.Job, outcome: Outcome) -> Outcome:
+    """After a job's outcome is stored: the sample's page and the index, an
+    annotation proposal, one line in the log."""
+    if outcome.status in ("done", "duplicate", "quarantined", "skipped"):
+        try:
+            publish(db, outcome, config["reports"]["dir"], settings)
+        except (OSError, sqlite3.Error) as error:  # e.g. the state disk is full: the store has it
+            log.error("%s: stored, but the reports could not be written (%s): will retry",
+                      job.path, error)
+            outcome.reports_behind = True
+        propose(outcome, config["annotations"])
+    log.info("%s: %s in %.1f s (%s)", job.path, outcome.status, outcome.seconds, outcome.detail)
+    return outcome
+
+
 def drain_once(db, config: dict, settings: Settings, live: LiveModel) -> Outcome | None:
     """Claim and process one job; None when the queue is empty, or when the
     share cannot be reached (the watcher logs that): the queue waits for it."""
@@ -130,16 +145,31 @@ def drain_once(db, config: dict, settings: Settings, live: LiveModel) -> Outcome
     reports_dir = config["reports"]["dir"]
     outcome = process_job(db, job, config["watch"]["root"], settings, live.refresh(),
                           lambda analysis, sha256: write_thumbnail(analysis, sha256, reports_dir))
-    if outcome.status in ("done", "duplicate", "quarantined", "skipped"):
-        try:
-            publish(db, outcome, reports_dir, settings)
-        except (OSError, sqlite3.Error) as error:  # e.g. the state disk is full: the store has it
-            log.error("%s: stored, but the reports could not be written (%s): will retry",
-                      job.path, error)
-            outcome.reports_behind = True
-        propose(outcome, config["annotations"])
-    log.info("%s: %s in %.1f s (%s)", job.path, outcome.status, outcome.seconds, outcome.detail)
-    return outcome
+    return conclude(db, config, settings, job, outcome)
+
+
+def drain_cluster(db, config: dict, settings: Settings, live: LiveModel, cluster: compute.Cluster,
+                  stop: threading.Event) -> Outcome | None:
+    """Drain the queue through the Dask cluster, several images in flight, until
+    it is empty (or the share is gone, or `stop`). Returns the last outcome, with
+    reports_behind set if any image's reports lag; None when nothing was queued."""
+    root, reports_dir = config["watch"]["root"], config["reports"]["dir"]
+
+    def claims():
+        while not stop.is_set() and root_problem(root) is None:
+            job = store.claim_next(db)
+            if job is None:
+                return
+            yield job
+
+    last, behind = None, False
+    for job, outcome in run_jobs(db, claims(), root, settings, live.refresh, cluster,
+                                 lambda analysis, sha256: write_thumbnail(analysis, sha256, reports_dir)):
+        last = conclude(db, config, settings, job, outcome)
+        behind |= outcome.reports_behind
+    if last is not None:
+        last.reports_behind = behind
+    return last
 
 
 def run_service(config_path: str | Path | None = None, stop: threading.Event | None = None,
@@ -167,11 +197,16 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
     log.info("psdwatch running: watch %s, store %s, reports %s (config %s)", config["watch"]["root"],
              config["store"]["database"], config["reports"]["dir"], config["_path"])
     reports_behind = not refresh_reports(db, config["reports"]["dir"], settings)
+    cluster = compute.start(config)
     once = OncePerMinute(log)
     missing_checked = 0.0
     while not stop.is_set():
         try:
-            outcome = drain_once(db, config, settings, live)
+            if cluster is not None and cluster.lost:
+                cluster.close()
+                cluster = None
+            outcome = (drain_once(db, config, settings, live) if cluster is None
+                       else drain_cluster(db, config, settings, live, cluster, stop))
             if outcome is None:
                 if time.monotonic() - missing_checked >= config["watch"]["rescan_seconds"]:
                     missing_checked = time.monotonic()
@@ -197,6 +232,8 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
             stop.wait(RETRY_SECONDS)
     if scheduler is not None:
         scheduler.shutdown(wait=False)
+    if cluster is not None:
+        cluster.close()
     watcher.join(timeout=15)
     log.info("psdwatch stopped")
     return 0

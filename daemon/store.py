@@ -478,10 +478,28 @@ def counts(db: Database, live_model: str | None = None) -> dict:
         "model": live_model or (last[0] if last else "classical"),
         "unsure": db.execute("SELECT COUNT(*) FROM images WHERE status = 'done' "
                              "AND flags LIKE '%\"segmentation_unsure\"%'").fetchone()[0],
-        "mixed_model_samples": db.execute(
-            "SELECT COUNT(*) FROM (SELECT sample FROM images WHERE status = 'done' "
-            "GROUP BY sample HAVING COUNT(DISTINCT COALESCE(model, '')) > 1)").fetchone()[0],
+        **_mixed_models(db),
     }
+
+
+def models_by_sample(db: Database, samples: list[str] | None = None) -> dict[str, dict[str, int]]:
+    """{sample: {model: number of 'done' images}} of the samples whose done images
+    come from more than one model (all samples, or those given)."""
+    where = f"AND sample IN ({', '.join('?' for _ in samples)})" if samples else ""
+    rows = db.execute(
+        "SELECT sample, COALESCE(model, '?'), COUNT(*) FROM images WHERE status = 'done' "
+        f"AND sample IN (SELECT sample FROM images WHERE status = 'done' {where} GROUP BY sample "
+        "HAVING COUNT(DISTINCT COALESCE(model, '')) > 1) GROUP BY 1, 2 ORDER BY 1, 2", samples or []).fetchall()
+    out: dict[str, dict[str, int]] = {}
+    for sample, model, n in rows:
+        out.setdefault(sample, {})[model] = n
+    return out
+
+
+def _mixed_models(db: Database) -> dict:
+    """status --json: how many samples mix models, and which models with how many images each."""
+    mixed = models_by_sample(db)
+    return {"mixed_model_samples": len(mixed), "mixed_models": mixed}
 
 
 def sample_images(db: Database, sample: str) -> list[dict]:

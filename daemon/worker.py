@@ -14,11 +14,11 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from sqlite_utils import Database
 
-from . import store
+from . import compute, store
 from .samples import locate
 from .watch import root_problem
 from ..pipeline.analyse import Analysis, Settings, analyse_image, analysis_record
@@ -56,48 +56,58 @@ def _same_version(path: Path, job: store.Job) -> bool:
                                 (job.mtime_ns is None or stat.st_mtime_ns == job.mtime_ns))
 
 
-def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
-                model: Model | None,
-                before_storing: Callable[[Analysis, str], None] | None = None,
-                force: bool = False) -> Outcome:
-    """Process one claimed job and record its outcome in the store.
+@dataclass
+class Prepared:
+    """A claimed job whose file is hashed and needs analysing: what finish_job needs
+    once the analysis comes back, from this process or from a Dask worker."""
+    job: store.Job
+    path: Path
+    root: Path
+    sha256: str
+    started: float
+    force: bool = False
 
-    before_storing(analysis, sha256) runs after a successful analysis and
-    before the result is committed (the service writes the thumbnail there: a
-    kill after the commit must not leave a stored image without its picture,
-    which cannot be drawn later without reading the share again).
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
 
-    force: measure again although the same content is stored (psdwatch reprocess);
-    then a failure keeps the stored result instead of quarantining the file."""
+
+def _quarantine(db: Database, job: store.Job, reason: str, sha256: str | None, seconds: float,
+                force: bool) -> Outcome:
+    if force:  # a result already stored is never replaced by a failure
+        return Outcome("kept", None, job.sample, seconds, reason)
+    finished = store.finish_quarantined(db, job, reason, sha256, seconds)
+    return Outcome("quarantined", finished.image_id, job.sample, seconds, reason)
+
+
+def _share_gone(db: Database, job: store.Job, root: Path, seconds: float) -> Outcome | None:
+    """A read that failed because the whole share went away says nothing
+    about the file: it goes back to the queue (the service waits for the
+    share). A quarantine would be final: the file comes back unchanged."""
+    problem = root_problem(Path(root))
+    if problem is None:
+        return None
+    store.release(db, job)
+    return Outcome("retry", None, job.sample, seconds, f"the watch root {problem}")
+
+
+def prepare_job(db: Database, job: store.Job, root: Path, force: bool = False) -> Outcome | Prepared:
+    """Everything before the analysis: hash the file (recorded before any work),
+    recognise an unchanged file or a duplicate. Returns the final Outcome when no
+    analysis is needed, else a Prepared for finish_job."""
     started = time.perf_counter()
     path = locate(Path(root), job.path)
     elapsed = lambda: time.perf_counter() - started  # noqa: E731
-
-    def quarantine(reason: str, sha256: str | None = None) -> Outcome:
-        if force:  # a result already stored is never replaced by a failure
-            return Outcome("kept", None, job.sample, elapsed(), reason)
-        finished = store.finish_quarantined(db, job, reason, sha256, elapsed())
-        return Outcome("quarantined", finished.image_id, job.sample, elapsed(), reason)
-
-    def share_gone() -> Outcome | None:
-        """A read that failed because the whole share went away says nothing
-        about the file: it goes back to the queue (the service waits for the
-        share). A quarantine would be final: the file comes back unchanged."""
-        problem = root_problem(Path(root))
-        if problem is None:
-            return None
-        store.release(db, job)
-        return Outcome("retry", None, job.sample, elapsed(), f"the watch root {problem}")
-
     try:
         sha256 = file_sha256(path)
     except FileNotFoundError:
-        return share_gone() or quarantine("the file vanished from the share before it could be read")
+        return (_share_gone(db, job, root, elapsed()) or
+                _quarantine(db, job, "the file vanished from the share before it could be read", None,
+                            elapsed(), force))
     except OSError as error:
         if error.errno in TRANSIENT_ERRNOS:
             store.release(db, job, DEFER_SECONDS)
             return Outcome("retry", None, job.sample, elapsed(), f"share error: {error.strerror}")
-        return quarantine(f"cannot read the file: {error.strerror or error}")
+        return _quarantine(db, job, f"cannot read the file: {error.strerror or error}", None, elapsed(), force)
 
     existing = store.image_of_path(db, job.path)
     if not force and existing and existing["sha256"] == sha256 and existing["status"] in ("done", "duplicate", "skipped"):
@@ -110,20 +120,42 @@ def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
         if finished is not None:
             return Outcome("duplicate", finished.image_id, job.sample, elapsed(),
                            f"same content as image {original}")
+    return Prepared(job, path, Path(root), sha256, started, force)
+
+
+def analyse_here(path: Path, settings: Settings, model: Model | None) -> Analysis | Exception:
+    """The analysis in this process; a failure is returned, for finish_job to judge."""
     try:
-        analysis = analyse_image(path, settings, model)
-    except UnreadableImage as error:
-        return share_gone() or quarantine(str(error), sha256)
-    except MemoryError:
-        return quarantine("too large to process in the memory of this machine", sha256)
-    except Exception as error:  # noqa: BLE001 - a bug or a file nobody foresaw: this file only
-        log.exception("%s: the analysis failed", job.path)
-        detail = " ".join(str(error).split())[:160]
-        return share_gone() or quarantine(
-            f"the analysis failed ({type(error).__name__}: {detail})", sha256)
-    if not _same_version(path, job):
-        store.release(db, job, DEFER_SECONDS)
-        return Outcome("retry", None, job.sample, elapsed(), "the file changed while it was processed")
+        return analyse_image(path, settings, model)
+    except Exception as error:  # noqa: BLE001 - MemoryError included: finish_job says what it means
+        return error
+
+
+def finish_job(db: Database, prep: Prepared, result: Analysis | BaseException,
+               before_storing: Callable[[Analysis, str], None] | None = None) -> Outcome:
+    """Everything after the analysis: a failure quarantines the file (or keeps the
+    stored result when forced); a success is stored once the file is seen to be
+    the version that was hashed and analysed."""
+    db_job, path, sha256 = prep.job, prep.path, prep.sha256
+    if isinstance(result, BaseException):
+        error = result
+        if isinstance(error, UnreadableImage):
+            reason = str(error)
+        elif isinstance(error, MemoryError):
+            reason = "too large to process in the memory of this machine"
+        else:  # a bug, a file nobody foresaw, or one that killed the cluster's workers: this file only
+            if not getattr(error, "expected", False):
+                log.error("%s: the analysis failed", db_job.path, exc_info=error)
+            detail = " ".join(str(error).split())[:160]
+            reason = f"the analysis failed ({type(error).__name__}: {detail})"
+        if isinstance(error, MemoryError):
+            return _quarantine(db, db_job, reason, sha256, prep.elapsed(), prep.force)
+        return (_share_gone(db, db_job, prep.root, prep.elapsed()) or
+                _quarantine(db, db_job, reason, sha256, prep.elapsed(), prep.force))
+    analysis = result
+    if not _same_version(path, db_job):
+        store.release(db, db_job, DEFER_SECONDS)
+        return Outcome("retry", None, db_job.sample, prep.elapsed(), "the file changed while it was processed")
     if before_storing is not None:
         before_storing(analysis, sha256)
     # The hash stored must be of the bytes analysed: a file replaced by one of the
@@ -133,12 +165,88 @@ def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
     except OSError:
         unchanged = False
     if not unchanged:
-        store.release(db, job, DEFER_SECONDS)
-        return Outcome("retry", None, job.sample, elapsed(), "the file's content changed while it was processed")
-    record = analysis_record(analysis, job.sample)
+        store.release(db, db_job, DEFER_SECONDS)
+        return Outcome("retry", None, db_job.sample, prep.elapsed(),
+                       "the file's content changed while it was processed")
+    record = analysis_record(analysis, db_job.sample)
     if "bright_field" in analysis.flags:
-        finished = store.finish_skipped(db, job, sha256, BRIGHT_FIELD_REASON, record, elapsed())
-        return Outcome("skipped", finished.image_id, job.sample, elapsed(), BRIGHT_FIELD_REASON)
-    finished = store.finish_done(db, job, sha256, record, elapsed())
-    return Outcome(finished.status, finished.image_id, job.sample, elapsed(),
+        finished = store.finish_skipped(db, db_job, sha256, BRIGHT_FIELD_REASON, record, prep.elapsed())
+        return Outcome("skipped", finished.image_id, db_job.sample, prep.elapsed(), BRIGHT_FIELD_REASON)
+    finished = store.finish_done(db, db_job, sha256, record, prep.elapsed())
+    return Outcome(finished.status, finished.image_id, db_job.sample, prep.elapsed(),
                    f"{len(analysis.particles)} particles", analysis, sha256)
+
+
+def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
+                model: Model | None,
+                before_storing: Callable[[Analysis, str], None] | None = None,
+                force: bool = False) -> Outcome:
+    """Process one claimed job in this process and record its outcome in the store.
+
+    before_storing(analysis, sha256) runs after a successful analysis and
+    before the result is committed (the service writes the thumbnail there: a
+    kill after the commit must not leave a stored image without its picture,
+    which cannot be drawn later without reading the share again).
+
+    force: measure again although the same content is stored (psdwatch reprocess);
+    then a failure keeps the stored result instead of quarantining the file."""
+    prep = prepare_job(db, job, root, force)
+    if isinstance(prep, Outcome):
+        return prep
+    return finish_job(db, prep, analyse_here(prep.path, settings, model), before_storing)
+
+
+def run_jobs(db: Database, jobs: Iterable[store.Job], root: Path, settings: Settings,
+             model_now: Callable[[], Model | None], cluster: "compute.Cluster | None" = None,
+             before_storing: Callable[[Analysis, str], None] | None = None,
+             force: bool = False) -> Iterator[tuple[store.Job, Outcome]]:
+    """Each job with its outcome, in the order the analyses finish.
+
+    Without a cluster, one after the other in this process (process_job). With
+    one, up to cluster.capacity analyses are in flight on the Dask workers while
+    this process hashes, checks and stores (prepare_job, finish_job): the store
+    has one writer, whatever the cluster does. A lost scheduler hands the images
+    in flight, and the rest, to this process; an image that a worker cannot read
+    is analysed here. Jobs are taken from `jobs` only as capacity frees up, so a
+    caller's iterator of claims claims no more than is being worked on; closing
+    this generator early releases the futures (their jobs stay claimed: the
+    caller hands them back)."""
+    if cluster is None:
+        for job in jobs:
+            yield job, process_job(db, job, root, settings, model_now(), before_storing, force)
+        return
+    jobs, pending, more = iter(jobs), {}, True
+    try:
+        while more or pending:
+            while more and not cluster.lost and len(pending) < cluster.capacity:
+                job = next(jobs, None)
+                if job is None:
+                    more = False
+                    break
+                prep = prepare_job(db, job, root, force)
+                if isinstance(prep, Outcome):
+                    yield job, prep
+                    continue
+                try:
+                    pending[cluster.submit(prep.path, settings, model_now())] = prep
+                except (compute.SchedulerLost, OSError):  # OSError: the bytes to send could not be read
+                    yield prep.job, finish_job(db, prep, analyse_here(prep.path, settings, model_now()), before_storing)
+            if cluster.lost:  # everything in flight, then the rest, here
+                for prep in pending.values():
+                    yield prep.job, finish_job(db, prep, analyse_here(prep.path, settings, model_now()), before_storing)
+                pending.clear()
+                yield from run_jobs(db, jobs, root, settings, model_now, None, before_storing, force)
+                return
+            for future in cluster.ready(list(pending), timeout=1.0):
+                prep = pending.pop(future)
+                try:
+                    result = cluster.result(future)
+                except compute.SchedulerLost:
+                    pending[future] = prep  # with the others, analysed here
+                    break
+                except compute.NotHere as error:
+                    log.warning("%s: %s; analysed in the service instead", prep.job.path, error)
+                    result = analyse_here(prep.path, settings, model_now())
+                yield prep.job, finish_job(db, prep, result, before_storing)
+    finally:
+        cluster.release(pending)

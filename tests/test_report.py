@@ -332,7 +332,9 @@ def test_a_sample_measured_with_two_models_is_named_on_its_page_the_index_and_st
     assert "Mixed models" not in " ".join(parse(report.write_sample_report(db, "one", reports)).text)
     index = " ".join(parse(report.write_index(db, reports)).text)
     assert index.count("2 models") == 1
+    assert "2 models: starter-v1 (1 image), starter-v2 (2 images)" in index
     assert store.counts(db)["mixed_model_samples"] == 1
+    assert store.counts(db)["mixed_models"] == {"mixed": {"starter-v1": 1, "starter-v2": 2}}
 
 
 def _plan(db, sql: str, params) -> str:
@@ -559,3 +561,47 @@ def test_the_index_shows_samples_side_by_side(db, tmp_path):
     labels = re.findall(r'<title>(batch\d): d50 ([\d.]+) nm', html)
     xs = dict(zip([name for name, _ in labels], map(float, dots)))
     assert xs["batch0"] < xs["batch1"] < xs["batch2"]  # positions follow d50
+
+
+def test_the_index_overlays_the_cumulative_psds_of_the_most_recent_samples(db, tmp_path):
+    reports = tmp_path / "reports"
+    medians = (2.0, 3.0, 5.0, 4.0)
+    for k, median in enumerate(medians):
+        add_done(db, f"batch{k}/a.tif", f"batch{k}", particles(300, 0.2, median, seed=k), 0.2)
+        report.write_sample_report(db, f"batch{k}", reports)
+    add_done(db, "noscale/a.tif", "noscale", particles(50, None, seed=9), None)
+    report.write_sample_report(db, "noscale", reports)
+    html = report.write_index(db, reports, compare=3).read_text()
+    doc = parse(reports / "index.html")
+    assert doc.errors == [] and "psd-overlay" in doc.ids
+    curves = re.findall(r'<path class="overlay" style="stroke: (#[0-9a-f]{6})" d="M([^"]+)"><title>(batch\d): '
+                        r'cumulative PSD, d50 ([\d.]+) nm', html)
+    # The three most recent samples with a scale, each its own colour; the oldest is left out and said so.
+    assert [name for *_, name, _ in curves] == ["batch3", "batch2", "batch1"]
+    assert len({colour for colour, *_ in curves}) == 3
+    assert "1 older not drawn" in " ".join(doc.text)
+
+    def x_at_half(path: str) -> float:  # where the curve crosses 50 %
+        points = [tuple(map(float, pt.split(","))) for pt in path.replace("L", "").split()]
+        ys = [y for _, y in points]
+        middle = (max(ys) + min(ys)) / 2
+        return min(points, key=lambda pt: abs(pt[1] - middle))[0]
+
+    x = {name: x_at_half(path) for _, path, name, _ in curves}
+    assert x["batch1"] < x["batch3"] < x["batch2"]  # medians 3 < 4 < 5 nm: the curves in that order
+    # An index cache written before the quantiles existed still renders (no overlay for those samples).
+    db.execute("UPDATE sample_summaries SET quantiles = NULL")
+    html = report.write_index(db, reports).read_text()
+    assert 'class="overlay"' not in html and 'class="dot"' in html
+
+
+def test_an_index_cache_from_before_the_overlay_is_upgraded(db, tmp_path):
+    reports = tmp_path / "reports"
+    db.execute("CREATE TABLE sample_summaries (sample TEXT PRIMARY KEY, page TEXT, unit TEXT, n INTEGER, "
+               "d10 REAL, d50 REAL, d90 REAL, d50_lo REAL, d50_hi REAL, mean REAL, std REAL, "
+               "lognormal_median REAL, lognormal_sigma_g REAL, n_px INTEGER, images_done INTEGER, as_of TEXT, "
+               "generated_at TEXT)")
+    add_done(db, "old/a.tif", "old", particles(100, 0.2, seed=3), 0.2)
+    assert 'class="overlay"' not in report.write_index(db, reports).read_text()  # the old cache reads
+    report.write_sample_report(db, "old", reports)  # adds the column
+    assert 'class="overlay"' in report.write_index(db, reports).read_text()

@@ -402,7 +402,8 @@ def test_counts_for_status(db):
     store.enqueue(db, "s3/d.tif", "s3", 1, 1)
     counts = store.counts(db)
     assert counts == {"queued": 1, "processing": 0, "done": 1, "quarantined": 1, "duplicate": 1,
-                      "skipped": 0, "samples": 2, "model": "unet-7", "unsure": 0, "mixed_model_samples": 0}
+                      "skipped": 0, "samples": 2, "model": "unet-7", "unsure": 0, "mixed_model_samples": 0,
+                      "mixed_models": {}}
     assert store.counts(db, live_model="unet-8")["model"] == "unet-8"
     assert [r["path"] for r in store.sample_images(db, "s1")] == ["s1/a.tif", "s1/b.tif"]
 
