@@ -4,6 +4,7 @@ the real service's memory staying flat while they are dropped on the share."""
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import subprocess
 import sys
@@ -13,13 +14,14 @@ import zlib
 from pathlib import Path
 
 import cv2
+import h5py
 import numpy as np
 import pytest
 import tifffile
 
 from psdwatch.pipeline.io import UnreadableImage, load_image
 
-from .conftest import classical_service, start_service, wait_for
+from .conftest import DATA, classical_service, start_service, wait_for
 
 
 def png_declaring(width: int, height: int) -> bytes:
@@ -36,6 +38,30 @@ def jpeg_declaring(width: int, height: int) -> bytes:
     return b"\xff\xd8" + b"\xff\xc0" + struct.pack(">H", len(sof) + 2) + sof + b"\xff\xd9"
 
 
+def dm4_declaring(path: Path, side: int) -> None:
+    """The shared JEOL DM4 file with its image's Dimensions tags set to side x side (data unchanged)."""
+    raw = bytearray((DATA / "formats" / "JEOL HAADF Image.dm4").read_bytes())
+    start = raw.rindex(b"Dimensions")  # the second ImageData: the image, not its thumbnail
+    end = raw.index(b"PixelDepth", start)
+    old = b"\x00\x00\x00\x05" + struct.pack("<I", 112)  # two uint32 tags of 112 px
+    assert raw[start:end].count(old) == 2, "the shared DM4 file changed"
+    raw[start:end] = raw[start:end].replace(old, b"\x00\x00\x00\x05" + struct.pack("<I", side))
+    path.write_bytes(bytes(raw))
+
+
+def emd_declaring(path: Path, side: int) -> None:
+    """The shared Velox EMD file with one image dataset replaced by a side x side one, never written.
+
+    HDF5 stores no chunk of an unwritten dataset, so the file stays small while its
+    header declares gigabytes."""
+    shutil.copy(DATA / "formats" / "Test SI 16x16 215 kx.emd", path)
+    with h5py.File(path, "r+") as f:
+        group = f["Data/Image"][next(iter(f["Data/Image"]))]
+        dtype = group["Data"].dtype
+        del group["Data"]
+        group.create_dataset("Data", shape=(side, side, 1), dtype=dtype, chunks=(512, 512, 1), compression="gzip")
+
+
 def bombs(folder: Path) -> dict[str, str]:
     """file name -> the words its quarantine reason must hold."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -44,12 +70,15 @@ def bombs(folder: Path) -> dict[str, str]:
     (folder / "zeros.png").write_bytes(cv2.imencode(".png", np.zeros((8192, 8192), np.uint8))[1].tobytes())
     tifffile.imwrite(folder / "tiles.tif", np.zeros((8192, 8192), np.uint16), tile=(512, 512),
                      compression="zlib")
+    dm4_declaring(folder / "huge.dm4", 60000)
+    emd_declaring(folder / "huge.emd", 60000)
     return {"huge.png": "too large", "huge.jpg": "too large", "zeros.png": "decompression bomb",
-            "tiles.tif": "decompression bomb"}
+            "tiles.tif": "decompression bomb", "huge.dm4": "too large", "huge.emd": "too large"}
 
 
 def test_each_bomb_is_refused_from_its_header(tmp_path):
     for name, words in bombs(tmp_path).items():
+        assert (tmp_path / name).stat().st_size < 3_000_000, name  # small files, huge declared arrays
         with pytest.raises(UnreadableImage, match=words):
             load_image(tmp_path / name)
 

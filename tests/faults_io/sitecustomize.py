@@ -3,6 +3,10 @@ a wrapper the test controls, standing in for an SMB/NFS share after a server res
 
 Opening a file whose name starts with EIO_ or ESTALE_ for reading fails with that
 errno as many times as the number in $PSDWATCH_FAULTS_DIR/<name> says, then works.
+Opening a file whose name starts with SWAP_ for reading, while
+$PSDWATCH_FAULTS_DIR/<name>.next exists, opens it and then renames that file over
+it: a copy tool replacing the file while the service reads it (the open handle
+keeps the old bytes, every later open gets the new ones).
 """
 
 import builtins
@@ -23,7 +27,12 @@ def _faulty_open(file, mode="r", *args, **kwargs):
                 out.write(str(left - 1))
             code = errno.EIO if name.startswith("EIO_") else errno.ESTALE
             raise OSError(code, os.strerror(code), os.fspath(file))
-    return _open(file, mode, *args, **kwargs)
+    handle = _open(file, mode, *args, **kwargs)
+    if _DIR and "r" in mode and isinstance(name, str) and name.startswith("SWAP_"):
+        replacement = os.path.join(_DIR, name + ".next")
+        if os.path.exists(replacement):
+            os.replace(replacement, os.fspath(file))
+    return handle
 
 
 builtins.open = _faulty_open
