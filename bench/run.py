@@ -369,6 +369,49 @@ def cluster_throughput(count: int, size: int, engine: str, workers: int = 2) -> 
     return out
 
 
+def read_ahead_throughput(count: int, size: int) -> dict:
+    """Frames per minute through the service's own loop (service.drain_once: claim,
+    hash, analyse with the live model, store, thumbnails and report pages), with
+    the next image read and its bar found in a thread beside the network
+    ([compute] read_ahead = true) and without; the same frames, one run each."""
+    from psdwatch.daemon import store
+    from psdwatch.daemon.config import defaults
+    from psdwatch.daemon.read_ahead import ReadAhead
+    from psdwatch.daemon.service import LiveModel, drain_once
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        backlog(tmp / "share", count, size, bases=min(count, 6))
+        files = sorted((tmp / "share").rglob("*.tif"))
+        for label, ahead in (("in_line", False), ("read_ahead", True)):
+            config = defaults()
+            config["watch"]["root"], config["reports"]["dir"] = tmp / "share", tmp / label / "reports"
+            config["annotations"]["proposals_dir"] = tmp / label / "proposals"
+            config["reports"]["dir"].mkdir(parents=True)
+            settings = settings_from_config(config)
+            live = LiveModel(config, settings.engine)
+            db = store.open_store(tmp / f"{label}.sqlite")
+            for path in files:
+                rel = path.relative_to(tmp / "share").as_posix()
+                store.enqueue(db, rel, rel.split("/")[0], path.stat().st_size, path.stat().st_mtime_ns)
+            reader = ReadAhead(settings) if ahead else None
+            t, statuses = time.perf_counter(), []
+            while (outcome := drain_once(db, config, settings, live, reader)) is not None:
+                statuses.append(outcome.status)
+            elapsed = time.perf_counter() - t
+            if reader is not None:
+                reader.close()
+            assert statuses.count("done") == count, statuses
+            out[f"read_ahead_{label}_frames_per_min"] = count / elapsed * 60
+            out["read_ahead_model"] = live.refresh().name if live.refresh() else "classical"
+            db.close()
+            print(f"  {label}: {count} frames of {size}² in {elapsed:.1f} s", flush=True)
+    out["read_ahead_speedup"] = out["read_ahead_read_ahead_frames_per_min"] / out["read_ahead_in_line_frames_per_min"]
+    out["read_ahead_frames"] = f"{count} x {size}²"
+    return out
+
+
 def write_markdown(results: dict, path: Path) -> None:
     """One table per results file: run.py's figures, then report_bench.py's."""
     lines = ["# Benchmarks", "", f"Measured {results['date']} on: {json.dumps(results['machine'])}", "",
@@ -441,7 +484,8 @@ def main() -> int:
     parser.add_argument("--cluster-frames", type=int, default=10, help="frames of the cluster comparison (classical)")
     parser.add_argument("--cluster-unet-frames", type=int, default=6,
                         help="frames of the cluster comparison with the U-Net (0: skip)")
-    parser.add_argument("--only", choices=("accuracy", "unet", "magnifications", "daemon", "cluster"),
+    parser.add_argument("--read-ahead-frames", type=int, default=8, help="2048² frames of the read-ahead comparison")
+    parser.add_argument("--only", choices=("accuracy", "unet", "magnifications", "daemon", "cluster", "read_ahead"),
                         help="run one part alone")
     args = parser.parse_args()
     config = load_config()
@@ -486,6 +530,9 @@ def main() -> int:
         results.update(cluster_throughput(args.cluster_frames, 2048, "classical"))
         if args.cluster_unet_frames and load_live_model(config, "auto") is not None:
             results.update(cluster_throughput(args.cluster_unet_frames, 1024, "unet"))
+    if args.only in (None, "read_ahead"):
+        print("frames/min through the service loop, with and without the read-ahead ...", flush=True)
+        results.update(read_ahead_throughput(args.read_ahead_frames, 2048))
     results["bench_process_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if "process_peak_rss_mb_2048" in results:
         # The figure a lab PC must hold: one image through `psdwatch process`, in its own process.

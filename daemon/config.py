@@ -142,6 +142,7 @@ class Compute(_Section):
     workers: StrictInt = Field(2, ge=1)
     send: Literal["auto", "bytes", "path"] = "auto"
     connect_timeout: StrictFloat = Field(10.0, gt=0)
+    read_ahead: StrictBool | Literal["auto"] = "auto"  # "auto": when the network runs on a GPU
 
     @field_validator("scheduler")
     @classmethod

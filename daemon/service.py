@@ -19,6 +19,8 @@ from . import compute, proposals, report, schedule, store
 from .config import load_config, settings_from_config
 from .live_model import live_model_name, load_live_model
 from .logging_once import OncePerMinute
+from .read_ahead import ReadAhead
+from .read_ahead import wanted as read_ahead_wanted
 from .samples import locate
 from .watch import StoreIntake, WatchSettings, Watcher, root_problem
 from .worker import Outcome, process_job, run_jobs
@@ -134,17 +136,23 @@ def conclude(db, config: dict, settings: Settings, job: store.Job, outcome: Outc
     return outcome
 
 
-def drain_once(db, config: dict, settings: Settings, live: LiveModel) -> Outcome | None:
+def drain_once(db, config: dict, settings: Settings, live: LiveModel,
+               read_ahead: ReadAhead | None = None) -> Outcome | None:
     """Claim and process one job; None when the queue is empty, or when the
-    share cannot be reached (the watcher logs that): the queue waits for it."""
-    if root_problem(config["watch"]["root"]) is not None:
+    share cannot be reached (the watcher logs that): the queue waits for it.
+    With read_ahead, the next queued image is read while this one is measured."""
+    root = config["watch"]["root"]
+    if root_problem(root) is not None:
         return None
     job = store.claim_next(db)
     if job is None:
         return None
+    if read_ahead is not None and (upcoming := store.peek_next(db)) is not None:
+        read_ahead.start(locate(Path(root), upcoming.path))
     reports_dir = config["reports"]["dir"]
-    outcome = process_job(db, job, config["watch"]["root"], settings, live.refresh(),
-                          lambda analysis, sha256: write_thumbnail(analysis, sha256, reports_dir))
+    outcome = process_job(db, job, root, settings, live.refresh(),
+                          lambda analysis, sha256: write_thumbnail(analysis, sha256, reports_dir),
+                          read_ahead=read_ahead)
     return conclude(db, config, settings, job, outcome)
 
 
@@ -198,6 +206,8 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
              config["store"]["database"], config["reports"]["dir"], config["_path"])
     reports_behind = not refresh_reports(db, config["reports"]["dir"], settings)
     cluster = compute.start(config)
+    read_ahead = (ReadAhead(settings) if not config["compute"]["scheduler"]
+                  and read_ahead_wanted(config["compute"]["read_ahead"], config["segment"]["device"]) else None)
     once = OncePerMinute(log)
     missing_checked = 0.0
     while not stop.is_set():
@@ -205,7 +215,7 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
             if cluster is not None and cluster.lost:
                 cluster.close()
                 cluster = None
-            outcome = (drain_once(db, config, settings, live) if cluster is None
+            outcome = (drain_once(db, config, settings, live, read_ahead) if cluster is None
                        else drain_cluster(db, config, settings, live, cluster, stop))
             if outcome is None:
                 if time.monotonic() - missing_checked >= config["watch"]["rescan_seconds"]:
@@ -234,6 +244,8 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
         scheduler.shutdown(wait=False)
     if cluster is not None:
         cluster.close()
+    if read_ahead is not None:
+        read_ahead.close()
     watcher.join(timeout=15)
     log.info("psdwatch stopped")
     return 0

@@ -238,14 +238,22 @@ def _job(row: tuple) -> Job:
 JOB_SELECT = "SELECT id, path, sample, size, mtime_ns, attempts, sha256 FROM queue"
 
 
+_NEXT = "WHERE state = 'queued' AND IFNULL(not_before, 0) <= ? ORDER BY id LIMIT 1"  # the next job to take
+
+
+def peek_next(db: Database) -> Job | None:
+    """The job claim_next would take now, left queued: the one the service may read ahead."""
+    row = db.execute(f"{JOB_SELECT} {_NEXT}", [time.time()]).fetchone()
+    return None if row is None else _job(row)
+
+
 def claim_next(db: Database) -> Job | None:
     """The oldest queued job, marked processing with its attempt counted.
 
     The attempt is counted *before* the work, so that a file that kills the
     worker is still counted; recover_after_crash reads that count."""
     with write_transaction(db):
-        row = db.execute(f"{JOB_SELECT} WHERE state = 'queued' AND IFNULL(not_before, 0) <= ? "
-                         "ORDER BY id LIMIT 1", [time.time()]).fetchone()
+        row = db.execute(f"{JOB_SELECT} {_NEXT}", [time.time()]).fetchone()
         if row is None:
             return None
         db.execute("UPDATE queue SET state = 'processing', attempts = attempts + 1, "

@@ -21,7 +21,8 @@ from sqlite_utils import Database
 from . import compute, store
 from .samples import locate
 from .watch import root_problem
-from ..pipeline.analyse import Analysis, Settings, analyse_image, analysis_record
+from .read_ahead import ReadAhead
+from ..pipeline.analyse import Analysis, ReadImage, Settings, analyse_image, analysis_record
 from ..pipeline.io import UnreadableImage, file_sha256
 from ..pipeline.models import Model
 
@@ -123,10 +124,12 @@ def prepare_job(db: Database, job: store.Job, root: Path, force: bool = False) -
     return Prepared(job, path, Path(root), sha256, started, force)
 
 
-def analyse_here(path: Path, settings: Settings, model: Model | None) -> Analysis | Exception:
-    """The analysis in this process; a failure is returned, for finish_job to judge."""
+def analyse_here(path: Path, settings: Settings, model: Model | None,
+                 read: ReadImage | None = None) -> Analysis | Exception:
+    """The analysis in this process (`read`: the image read ahead); a failure is
+    returned, for finish_job to judge."""
     try:
-        return analyse_image(path, settings, model)
+        return analyse_image(path, settings, model, read)
     except Exception as error:  # noqa: BLE001 - MemoryError included: finish_job says what it means
         return error
 
@@ -180,7 +183,7 @@ def finish_job(db: Database, prep: Prepared, result: Analysis | BaseException,
 def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
                 model: Model | None,
                 before_storing: Callable[[Analysis, str], None] | None = None,
-                force: bool = False) -> Outcome:
+                force: bool = False, read_ahead: ReadAhead | None = None) -> Outcome:
     """Process one claimed job in this process and record its outcome in the store.
 
     before_storing(analysis, sha256) runs after a successful analysis and
@@ -189,11 +192,15 @@ def process_job(db: Database, job: store.Job, root: Path, settings: Settings,
     which cannot be drawn later without reading the share again).
 
     force: measure again although the same content is stored (psdwatch reprocess);
-    then a failure keeps the stored result instead of quarantining the file."""
+    then a failure keeps the stored result instead of quarantining the file.
+
+    read_ahead: where the service reads images ahead; used only if it holds
+    exactly the bytes hashed here."""
     prep = prepare_job(db, job, root, force)
     if isinstance(prep, Outcome):
         return prep
-    return finish_job(db, prep, analyse_here(prep.path, settings, model), before_storing)
+    read = read_ahead.take(prep.path, prep.sha256) if read_ahead is not None else None
+    return finish_job(db, prep, analyse_here(prep.path, settings, model, read), before_storing)
 
 
 def run_jobs(db: Database, jobs: Iterable[store.Job], root: Path, settings: Settings,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -110,12 +111,31 @@ def resolve_engine(engine: str, model: Model | None) -> str:
     return engine
 
 
-def analyse_image(path: str | Path, settings: Settings, model: Model | None = None) -> Analysis:
-    """Particles and PSD of one image file. Raises io.UnreadableImage (a one-line
-    reason) for files that cannot be read as an image."""
+@dataclass
+class ReadImage:
+    """An image read and its scale bar looked for: the steps before the network."""
+    loaded: LoadedImage
+    bar: scale.ScaleBar | None
+    timings: dict
+
+
+def read_image(path: str | Path, settings: Settings) -> ReadImage:
+    """Read the file and find its scale bar: the part of analyse_image that needs
+    no model, so the service can run it for the next image while the network
+    measures this one (daemon/read_ahead.py)."""
     t = time.perf_counter()
     loaded = load_image(path)
-    return analyse_loaded(loaded, settings, model, str(path), {"read_s": time.perf_counter() - t})
+    read_s, t = time.perf_counter() - t, time.perf_counter()
+    bar = read_scale_bar(loaded.data, loaded.meta.get("databar")) if settings.ocr else None
+    return ReadImage(loaded, bar, {"read_s": read_s, "scale_s": time.perf_counter() - t})
+
+
+def analyse_image(path: str | Path, settings: Settings, model: Model | None = None,
+                  read: ReadImage | None = None) -> Analysis:
+    """Particles and PSD of one image file (`read`: its read_image, done ahead).
+    Raises io.UnreadableImage (a one-line reason) for files that cannot be read as an image."""
+    read = read or read_image(path, settings)
+    return analyse_loaded(read.loaded, settings, model, str(path), dict(read.timings), bar=read.bar)
 
 
 def analyse_array(data: np.ndarray, settings: Settings, model: Model | None = None,
@@ -129,15 +149,20 @@ def analyse_array(data: np.ndarray, settings: Settings, model: Model | None = No
     return analyse_loaded(loaded, settings, model, name, {"read_s": 0.0})
 
 
+_UNREAD: Any = object()  # the scale bar is not looked for yet
+
+
 def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None, image: str,
-                   timings: dict) -> Analysis:
-    """The method on a read image: scale, bright-field check, size, segment, measure, PSD."""
+                   timings: dict, bar: scale.ScaleBar | None = _UNREAD) -> Analysis:
+    """The method on a read image: scale, bright-field check, size, segment, measure, PSD.
+    `bar`: the scale bar read_image found (None: none), unless it is still to be looked for."""
     t = time.perf_counter()
-    bar = read_scale_bar(loaded.data, loaded.meta.get("databar")) if settings.ocr else None
+    if bar is _UNREAD:
+        bar = read_scale_bar(loaded.data, loaded.meta.get("databar")) if settings.ocr else None
     decision = decide_scale(loaded.calibration, bar, settings.fallback_nm_per_px,
                             settings.disagreement_pct)
     exclude = _bar_exclusion(loaded.data.shape, bar, loaded.exclude)
-    timings["scale_s"] = time.perf_counter() - t
+    timings["scale_s"] = timings.get("scale_s", 0.0) + time.perf_counter() - t
 
     excluded = float(exclude.mean()) if exclude is not None else 0.0
     flags = list(loaded.flags + decision.flags)
