@@ -108,7 +108,7 @@ class Segment(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     tile: StrictInt = Field(512, ge=64, multiple_of=32)
     overlap: StrictInt = Field(64, ge=0)
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     runtime: Literal["auto", "onnxruntime", "torch"] = "auto"
     threads: StrictInt = Field(0, ge=0)
     threshold: Literal["auto"] | Fraction = "auto"

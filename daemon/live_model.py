@@ -74,8 +74,9 @@ def install_starter(config: dict) -> str | None:
     if name is None:
         return None
     models_dir.mkdir(parents=True, exist_ok=True)
-    for suffix in (".json", ".safetensors"):  # weights last: a model exists once its weights do
-        shutil.copyfile(BUNDLED_MODELS / f"{name}{suffix}", models_dir / f"{name}{suffix}")
+    for suffix in (".json", ".int8-ranges.json", ".safetensors"):  # weights last: a model exists once they do
+        if (BUNDLED_MODELS / f"{name}{suffix}").is_file():  # int8 ranges: models trained since they exist
+            shutil.copyfile(BUNDLED_MODELS / f"{name}{suffix}", models_dir / f"{name}{suffix}")
     set_live(models_dir, name)
     log.info("installed the starter model %s into %s", name, models_dir)
     return name
@@ -106,9 +107,16 @@ def prepare_named(models_dir: Path, name: str, seg: dict, threads: int | None = 
     from ..pipeline import onnx_runtime, segment  # torch: only where a network runs
 
     device = segment.choose_device(seg["device"])
-    runtime = "torch" if device == "cuda" else onnx_runtime.choose_runtime(
-        seg["runtime"], segment.choose_precision(seg["precision"]))
-    log.info("model %s runs on %s (%s)", name, runtime, device)
-    return segment.prepare_model(models.load_model(models_dir, name),
-                                 seg["threads"] if threads is None else threads, runtime, models_dir,
-                                 device=device)
+    if device == "cuda":
+        runtime = "torch"
+    elif seg["precision"] == "int8":
+        runtime = "onnxruntime-int8"
+    elif seg["precision"] == "auto" and seg["runtime"] == "auto" and onnx_runtime.available():
+        runtime = "fastest"  # measured on this CPU once per model (pipeline/fastest.py)
+    else:
+        runtime = onnx_runtime.choose_runtime(seg["runtime"], segment.choose_precision(seg["precision"]))
+    model = segment.prepare_model(models.load_model(models_dir, name),
+                                  seg["threads"] if threads is None else threads, runtime, models_dir,
+                                  device=device)
+    log.info("model %s runs on %s (%s)", name, model.runtime, device)
+    return model

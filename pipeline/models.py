@@ -33,6 +33,9 @@ class Model:
     # Probability above which a pixel is particle: chosen on validation when the
     # model was trained (its card's "threshold"); 0.5 for models without one.
     threshold: float = 0.5
+    # How the network runs, once prepared (segment.prepare_model): "torch",
+    # "onnxruntime" (fp32) or "onnxruntime-int8".
+    runtime: str = "torch"
 
 
 def build_unet() -> torch.nn.Module:

@@ -78,11 +78,8 @@ def cache_dir(models_dir: Path) -> Path:
         return Path(tempfile.gettempdir()) / "psdwatch-onnx"
 
 
-def runner(net: torch.nn.Module, sha256: str, models_dir: Path,
-           threads: int = 0) -> Callable[[np.ndarray], np.ndarray]:
-    """A function from a float32 NCHW batch of tiles to their logits."""
-    import onnxruntime as ort
-
+def fp32_graph(net: torch.nn.Module, sha256: str, models_dir: Path) -> Path:
+    """The model's exported graph, from the cache (by the weights' hash) or exported now."""
     if sha256:
         path = cache_dir(models_dir) / f"{sha256[:16]}.onnx"
     else:  # weights with no file behind them (a network in memory): nothing to key a cache on
@@ -90,6 +87,30 @@ def runner(net: torch.nn.Module, sha256: str, models_dir: Path,
     if not path.is_file():
         log.info("exporting the model to ONNX once: %s", path)
         export(net, path)
+    return path
+
+
+def int8_graph(net: torch.nn.Module, sha256: str, models_dir: Path, threshold: float,
+               ranges: Path | None = None) -> Path | None:
+    """The model's int8 graph if its accuracy guard accepted it (built and judged once,
+    from the model's stored activation `ranges` when it has them); else None."""
+    from . import int8
+
+    fp32 = fp32_graph(net, sha256, models_dir)
+    path = fp32.with_name(fp32.stem + ".int8.onnx")
+    judged = int8.verdict(path) if path.is_file() else None
+    if judged is None:
+        log.info("building and checking the int8 graph once: %s", path)
+        judged = int8.build(fp32, path, threshold, ranges)
+        log.info("int8 graph %s: mask IoU against fp32 at least %.3f on the guard tiles (%s)", path.name,
+                 judged["iou_min"], "accepted" if judged["accepted"] else f"rejected, below {judged['min_iou_required']}")
+    return path if judged["accepted"] else None
+
+
+def session_runner(path: Path, threads: int = 0) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from a float32 NCHW batch of tiles to their logits, by ONNX Runtime on `path`."""
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(0, threads)
     options.inter_op_num_threads = 1
@@ -100,4 +121,16 @@ def runner(net: torch.nn.Module, sha256: str, models_dir: Path,
     def run(batch: np.ndarray) -> np.ndarray:
         return session.run(None, {"image": np.ascontiguousarray(batch, np.float32)})[0]
 
+    run.runtime = "onnxruntime-int8" if path.name.endswith(".int8.onnx") else "onnxruntime"  # type: ignore[attr-defined]
     return run
+
+
+def runner(net: torch.nn.Module, sha256: str, models_dir: Path, threads: int = 0,
+           int8: bool = False, threshold: float = 0.5, ranges: Path | None = None
+           ) -> Callable[[np.ndarray], np.ndarray]:
+    """ONNX Runtime on the fp32 graph, or on the int8 one where asked for and accepted."""
+    if int8:
+        if (path := int8_graph(net, sha256, models_dir, threshold, ranges)) is not None:
+            return session_runner(path, threads)
+        log.warning("the int8 graph failed its accuracy guard: the network runs in fp32")
+    return session_runner(fp32_graph(net, sha256, models_dir), threads)

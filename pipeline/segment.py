@@ -57,11 +57,13 @@ def cpu_has_native_bf16() -> bool:
 
 
 def choose_precision(setting: str) -> str:
-    if setting not in ("auto", "fp32", "bf16"):
-        raise ValueError(f"[segment] precision must be auto, fp32 or bf16, not {setting!r}")
+    """The precision of a PyTorch forward pass ("int8" exists only as an ONNX Runtime graph:
+    where PyTorch runs the network instead, it runs in fp32)."""
+    if setting not in ("auto", "fp32", "bf16", "int8"):
+        raise ValueError(f"[segment] precision must be auto, fp32, bf16 or int8, not {setting!r}")
     if setting == "auto":
         return "bf16" if cpu_has_native_bf16() else "fp32"
-    return setting
+    return "fp32" if setting == "int8" else setting
 
 
 def choose_device(setting: str) -> str:
@@ -177,12 +179,27 @@ def prepare_model(model: Model, threads: int = 0, runtime: str = "torch",
     if device == "cuda":
         model.net.to("cuda", memory_format=torch.channels_last)
         return model
-    if runtime == "onnxruntime":
+    models_dir = models_dir or Path(tempfile.gettempdir())
+    if runtime == "fastest":  # [segment] precision and runtime "auto" on a CPU: measured (pipeline/fastest.py)
+        from . import fastest
+
+        try:
+            runtime = {"onnxruntime-fp32": "onnxruntime", "onnxruntime-int8": "onnxruntime-int8",
+                       "torch-bf16": "torch"}[fastest.choose(model, models_dir, threads)]
+        except Exception as error:  # a failed measurement must not stop the service
+            log.warning("could not compare the network's paths (%s: %s); ONNX Runtime fp32 runs it",
+                        type(error).__name__, error)
+            runtime = "onnxruntime"
+    if runtime in ("onnxruntime", "onnxruntime-int8"):
         from . import onnx_runtime
 
         try:
-            model.runner = onnx_runtime.runner(model.net, model.sha256,
-                                               models_dir or Path(tempfile.gettempdir()), threads)
+            from .int8 import ranges_path
+
+            model.runner = onnx_runtime.runner(model.net, model.sha256, models_dir, threads,
+                                               int8=runtime.endswith("int8"), threshold=model.threshold,
+                                               ranges=ranges_path(models_dir, model.name))
+            model.runtime = getattr(model.runner, "runtime", "onnxruntime")
         except Exception as error:  # an export or runtime failure must not stop the service
             log.warning("ONNX Runtime unavailable for %s (%s: %s); PyTorch runs it", model.name,
                         type(error).__name__, error)

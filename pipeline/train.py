@@ -348,10 +348,26 @@ def run_training(annotations: list[Example], models_dir: Path, options: TrainOpt
         "initial_weights": (str(init_weights.name) + " sha256 " + file_sha256(init_weights)) if init_weights else "random",
         "history": history.epochs,
     }
-    models.save_model(net, models_dir, name, card)
+    weights = models.save_model(net, models_dir, name, card)
+    save_int8_ranges(net, file_sha256(weights), models_dir, name, train + val, progress)
     checkpoint.unlink(missing_ok=True)
     checkpoint.with_suffix(".json").unlink(missing_ok=True)
     return card, test
+
+
+def save_int8_ranges(net: torch.nn.Module, sha256: str, models_dir: Path, name: str,
+                     examples: list[Example], progress: Callable[[str], None]) -> None:
+    """The activation ranges the model's int8 graph is built from, taken from this
+    training's own real images (pipeline/int8.py: synthetic tiles alone left real
+    masks at IoU 0.93). A failure costs the int8 path, never the model."""
+    from . import int8, onnx_runtime
+
+    try:
+        fp32 = onnx_runtime.fp32_graph(net, sha256, models_dir)
+        step = max(1, len(examples) // 18)
+        int8.save_ranges(fp32, [e.image for e in examples[::step]], int8.ranges_path(models_dir, name))
+    except Exception as error:  # noqa: BLE001
+        progress(f"int8 ranges not saved ({type(error).__name__}: {error}): the model runs without int8")
 
 
 def _code_version() -> str:

@@ -1,0 +1,94 @@
+"""The int8 path (pipeline/int8.py, onnx_runtime, fastest): built from the starter's
+stored ranges, judged by its guard, never used when the guard rejects it, and on
+real patches it never calibrated on its masks agree with fp32."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from psdwatch.daemon.live_model import prepare_named
+from psdwatch.daemon.config import defaults
+from psdwatch.pipeline import fastest, int8, metrics, onnx_runtime, segment
+from psdwatch.pipeline.models import load_model
+from psdwatch.pipeline.train_data import find_annotations, load_example
+
+from .conftest import DATA, REPO
+
+MODELS = REPO / "models"
+STARTER = (MODELS / "LIVE").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def models_copy(tmp_path_factory):
+    """The starter in a folder of its own, so each test builds its graphs from nothing."""
+    folder = tmp_path_factory.mktemp("models")
+    for suffix in (".json", ".int8-ranges.json", ".safetensors"):
+        shutil.copyfile(MODELS / f"{STARTER}{suffix}", folder / f"{STARTER}{suffix}")
+    return folder
+
+
+def seg(**keys) -> dict:
+    return {**defaults()["segment"], **keys}
+
+
+@pytest.mark.slow
+def test_int8_masks_agree_with_fp32_on_real_patches_it_was_not_calibrated_on(models_copy):
+    nets = {p: prepare_named(models_copy, STARTER, seg(precision=p, runtime="onnxruntime")) for p in ("fp32", "int8")}
+    assert nets["int8"].runtime == "onnxruntime-int8" and nets["fp32"].runtime == "onnxruntime"
+    verdict = int8.verdict(onnx_runtime.cache_dir(models_copy) / f"{nets['int8'].sha256[:16]}.int8.onnx")
+    assert verdict["accepted"] and verdict["iou_min"] >= int8.MIN_IOU
+    assert "stored ranges" in verdict["calibration"]
+    test = set(json.loads((MODELS / "test_set.json").read_text())["sha256"])
+    patches = [e for e in (load_example(i, m) for i, m in find_annotations(DATA / "pt-alumina-haadf"))
+               if e.sha256 in test]
+    assert len(patches) >= 5
+    for e in patches:
+        a, b = (segment.predict_probability(nets[p], e.image) > nets[p].threshold for p in ("fp32", "int8"))
+        assert metrics.scores(metrics.confusion(b, a))["iou"] >= 0.975, e.name  # 0.98 measured; 0.975 for noise
+
+
+@pytest.mark.slow
+def test_a_graph_the_guard_rejects_is_never_used(models_copy, monkeypatch, caplog):
+    monkeypatch.setattr(int8, "MIN_IOU", 1.01)  # no graph can pass
+    cache = onnx_runtime.cache_dir(models_copy)
+    for stale in cache.glob("*.int8.*"):
+        stale.unlink()
+    model = prepare_named(models_copy, STARTER, seg(precision="int8", runtime="onnxruntime"))
+    assert model.runtime == "onnxruntime"  # fp32, and said so
+    assert "failed its accuracy guard" in caplog.text
+    verdict = int8.verdict(cache / f"{model.sha256[:16]}.int8.onnx")
+    assert verdict is not None and not verdict["accepted"]
+    monkeypatch.setattr(int8, "MIN_IOU", 0.98)  # the stored verdict stands: it is not rebuilt each start
+    assert prepare_named(models_copy, STARTER, seg(precision="int8", runtime="onnxruntime")).runtime == "onnxruntime"
+    for stale in cache.glob("*.int8.*"):
+        stale.unlink()
+
+
+@pytest.mark.slow
+def test_auto_measures_the_paths_once_and_keeps_the_fastest(models_copy):
+    model = prepare_named(models_copy, STARTER, seg())
+    cache = onnx_runtime.cache_dir(models_copy) / f"{model.sha256[:16]}.fastest.json"
+    known = json.loads(cache.read_text())
+    assert known["choice"] == min(known["times"], key=known["times"].get)
+    assert {"onnxruntime-fp32", "onnxruntime-int8"} <= set(known["times"])
+    assert ("torch-bf16" in known["times"]) == segment.cpu_has_native_bf16()
+    expected = {"onnxruntime-fp32": "onnxruntime", "onnxruntime-int8": "onnxruntime-int8", "torch-bf16": "torch"}
+    assert model.runtime == expected[known["choice"]]
+    known["times"] = {"onnxruntime-fp32": 0.001}
+    known["choice"] = "onnxruntime-fp32"  # a cached verdict for this CPU is taken as it is
+    cache.write_text(json.dumps(known))
+    assert prepare_named(models_copy, STARTER, seg()).runtime == "onnxruntime"
+    known["cpu"] = "another-cpu"  # another CPU measures again
+    cache.write_text(json.dumps(known))
+    fastest.choose(load_model(models_copy, STARTER), models_copy)
+    assert json.loads(cache.read_text())["cpu"] == fastest.cpu_signature(0)
+
+
+def test_precision_int8_is_a_valid_setting_and_torch_runs_it_in_fp32():
+    assert segment.choose_precision("int8") == "fp32"
+    with pytest.raises(ValueError, match="int8"):
+        segment.choose_precision("int4")
