@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from psdwatch.daemon.config import load_config, settings_from_config  # noqa: E402
 from psdwatch.daemon import live_model  # noqa: E402
-from psdwatch.daemon.live_model import load_live_model  # noqa: E402
+from psdwatch.daemon.live_model import load_live_model, prepare_named  # noqa: E402
 from psdwatch.pipeline import classical, measure, metrics, models, psd, segment  # noqa: E402
 from psdwatch.pipeline.analyse import analyse_image  # noqa: E402
 from psdwatch.pipeline.synth import STYLES, SynthSpec, synth_image, write_example  # noqa: E402
@@ -170,6 +170,31 @@ def unet_speed(settings, runs: int = 3) -> dict:
 MAGNIFICATIONS_PX = (8, 30, 100)
 
 
+def int8_on_real_patches(config: dict, name: str) -> dict:
+    """The int8 graph against fp32 on the real patches the model was tested on (never
+    used to calibrate it): per-patch mask IoU at the model's threshold, and speed."""
+    from psdwatch.pipeline.train_data import find_annotations, load_example
+
+    seg = config["segment"]
+    nets = {p: prepare_named(config["models"]["dir"], name, {**seg, "precision": p, "runtime": "onnxruntime"})
+            for p in ("fp32", "int8")}
+    if nets["int8"].runtime != "onnxruntime-int8":
+        return {"int8": "rejected by its accuracy guard"}
+    test = set(json.loads((Path(config["models"]["dir"]) / "test_set.json").read_text())["sha256"])
+    patches = [e for e in (load_example(i, m) for i, m in find_annotations(DATA / "pt-alumina-haadf"))
+               if e.sha256 in test]
+    ious, seconds = [], {p: 0.0 for p in nets}
+    for e in patches:
+        masks = {}
+        for p, m in nets.items():
+            t = time.perf_counter()
+            masks[p] = segment.predict_probability(m, e.image) > m.threshold
+            seconds[p] += time.perf_counter() - t
+        ious.append(metrics.scores(metrics.confusion(masks["int8"], masks["fp32"]))["iou"])
+    return {"patches": len(patches), "iou_min": min(ious), "iou_mean": statistics.mean(ious),
+            "int8_speedup_vs_fp32": seconds["fp32"] / seconds["int8"]}
+
+
 def magnifications(settings, runs: int = 1) -> dict:
     """End to end with the U-Net on 2048² frames at three magnifications (particles of
     about 8, 30 and 100 px), as `auto` runs them (size-aware, tiles sized to the frame,
@@ -180,7 +205,11 @@ def magnifications(settings, runs: int = 1) -> dict:
     live = load_live_model(config, "unet")
     if live is None:
         return {}
-    out: dict = {"magnification_model": live.name}
+    # The reference runs in fp32 whatever `auto` chose (int8 is judged against it).
+    fp32 = prepare_named(config["models"]["dir"], live.name,
+                         {**config["segment"], "precision": "fp32", "runtime": "onnxruntime"})
+    out: dict = {"magnification_model": live.name, "auto_path": live.runtime,
+                 "int8_real_patches": int8_on_real_patches(config, live.name)}
     fast = replace(settings, engine="unet", bootstrap=0)
     full = replace(fast, size_aware=False)
     with tempfile.TemporaryDirectory() as tmp:
@@ -197,7 +226,8 @@ def magnifications(settings, runs: int = 1) -> dict:
                 t = time.perf_counter()
                 naive_prob = naive_forward(live.net, image.astype(np.float32), 512, 64)
                 naive_times.append(time.perf_counter() - t)
-            reference = analyse_image(path, full, live)
+            reference = analyse_image(path, replace(full, precision="fp32"), fp32)
+            same_scale = analyse_image(path, replace(fast, precision="fp32"), fp32)  # what int8 alone changes
             naive_mask = measure.clean_mask(naive_prob > live.threshold, settings.min_area_px)
             d50 = lambda an: psd.summarise([p["ecd_px"] for p in an.particles], "px", 0)["d50"]  # noqa: E731
             e2e = statistics.median(times)
@@ -209,6 +239,8 @@ def magnifications(settings, runs: int = 1) -> dict:
                 "reference_s": reference.timings["segment_s"],
                 "mask_iou_vs_reference": metrics.scores(metrics.confusion(a.mask, reference.mask))["iou"],
                 "d50_diff_vs_reference": d50(a) / d50(reference) - 1 if d50(reference) else None,
+                "mask_iou_vs_fp32_same_scale": metrics.scores(metrics.confusion(a.mask, same_scale.mask))["iou"],
+                "d50_diff_vs_fp32_same_scale": d50(a) / d50(same_scale) - 1 if d50(same_scale) else None,
                 "iou_vs_truth": true_iou(a.mask), "reference_iou_vs_truth": true_iou(reference.mask),
                 "naive_iou_vs_truth": true_iou(naive_mask)}
             print(f"  {d:3d} px: {e2e:.2f} s (scale {a.segment_scale:.2f}), naive {naive_e2e:.2f} s, "
@@ -421,14 +453,24 @@ def write_markdown(results: dict, path: Path) -> None:
     if mag:
         lines += ["## U-Net end to end at three magnifications (2048², `psdwatch process` path)", "",
                   "| particles | end to end s | segment scale | naive s | x naive | mask IoU vs full-res fp32 "
-                  "| d50 vs full-res | IoU vs truth (full-res) |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| d50 vs full-res | IoU / d50 vs fp32 at the same scale | IoU vs truth (full-res) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for key, row in mag.items():
             if key.startswith("d") and isinstance(row, dict):
                 d50 = row["d50_diff_vs_reference"]
                 lines.append(f"| {key[1:]} px | {row['end_to_end_s']:.2f} | {row['segment_scale']:.2f} | "
                              f"{row['naive_end_to_end_s']:.2f} | {row['speedup_vs_naive']:.2f} | "
                              f"{row['mask_iou_vs_reference']:.3f} | {'' if d50 is None else f'{100 * d50:+.1f} %'} | "
+                             f"{row.get('mask_iou_vs_fp32_same_scale', float('nan')):.3f} / "
+                             f"{100 * (row.get('d50_diff_vs_fp32_same_scale') or 0):+.1f} % | "
                              f"{row['iou_vs_truth']:.3f} ({row['reference_iou_vs_truth']:.3f}) |")
+        patches = mag.get("int8_real_patches", {})
+        lines += ["", f"`auto` ran the network as **{mag.get('auto_path', '?')}** (pipeline/fastest.py, timed on this CPU); "
+                  "the reference is ONNX Runtime fp32 at full resolution."]
+        if "iou_min" in patches:
+            lines.append(f"int8 against fp32 on the {patches['patches']} real test patches (never used to calibrate it): "
+                         f"mask IoU min {patches['iou_min']:.3f}, mean {patches['iou_mean']:.3f}; "
+                         f"{patches['int8_speedup_vs_fp32']:.2f}x the fp32 graph's speed.")
         lines.append("")
     scale = REPO / "bench" / "scale_results.json"
     if scale.is_file():  # bench/scale_bars.py: the scale-bar reader per layout
