@@ -487,7 +487,7 @@ def write_markdown(results: dict, path: Path) -> None:
     engines = [e for e in ("classical", "unet") if f"cluster_{e}_speedup" in results]
     if engines:
         lines += ["## Frames per minute: in process vs a Dask LocalCluster of 2 workers (`--only cluster`)", "",
-                  f"{results['machine'].get('cpu', '?')}, {results['machine'].get('cores', '?')} cores (nproc 2), shared with other jobs during the run; analysed and stored with thumbnails by "
+                  f"{results['machine'].get('cpu', '?')}, {results['machine'].get('cores', '?')} cores (nproc 2), nothing else running; analysed and stored with thumbnails by "
                   "worker.run_jobs; the cluster's start-up is not in its rate.", "",
                   "| engine | frames | in process /min | LocalCluster 2 workers /min | ratio | cluster start-up s |",
                   "| --- | --- | --- | --- | --- | --- |"]

@@ -172,7 +172,7 @@ def _fei_strip(img: np.ndarray, rng: np.random.Generator, font: str, length: flo
         if x + cell_w > w - length * 1.2:
             break
         for row, part in enumerate(c.split("|")):
-            t = render_text(part.replace("µ", "u") if font in _HERSHEY else part, font, dh)
+            t = _strip_text(part, font, dh)
             t = t[:, : max(1, cell_w - 6)]
             _paint(strip, t, x + 3, 1 + row * (cell_h + 1) + (cell_h - t.shape[0]) // 2, white)
         x += cell_w
