@@ -74,7 +74,7 @@ def install_starter(config: dict) -> str | None:
     if name is None:
         return None
     models_dir.mkdir(parents=True, exist_ok=True)
-    for suffix in (".json", ".int8-ranges.json", ".safetensors"):  # weights last: a model exists once they do
+    for suffix in (".json", ".int8-ranges", ".safetensors"):  # weights last: a model exists once they do
         if (BUNDLED_MODELS / f"{name}{suffix}").is_file():  # int8 ranges: models trained since they exist
             shutil.copyfile(BUNDLED_MODELS / f"{name}{suffix}", models_dir / f"{name}{suffix}")
     set_live(models_dir, name)

@@ -25,6 +25,7 @@ from .samples import locate
 from .watch import StoreIntake, WatchSettings, Watcher, root_problem
 from .worker import Outcome, process_job, run_jobs
 from ..pipeline.analyse import Settings
+from ..pipeline.io import preload_readers
 
 log = logging.getLogger("psdwatch")
 
@@ -194,6 +195,7 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
         log.warning("after a crash: %d job(s) requeued, %d quarantined", recovered["requeued"],
                     recovered["quarantined"])
     live = LiveModel(config, settings.engine)
+    preload_readers()
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -10,7 +10,7 @@ or better.
 
 The ranges must come from real images: calibrated on synthetic tiles alone, real
 patches fell to IoU 0.93. So training (pipeline/train.py) stores the activation
-ranges of its own annotated images beside the model (`<name>.int8-ranges.json`:
+ranges of its own annotated images beside the model (`<name>.int8-ranges`:
 numbers, not images), and the int8 graph is built from them wherever the model
 runs; a model without them is calibrated on synthetic tiles, and the guard decides.
 The accuracy guard uses synthetic tiles rendered here from fixed seeds (the
@@ -72,8 +72,9 @@ def guard(fp32: Path, int8: Path, threshold: float) -> dict:
 
 
 def ranges_path(models_dir: Path, name: str) -> Path:
-    """Where a model's activation ranges for int8 live: beside its weights."""
-    return Path(models_dir) / f"{name}.int8-ranges.json"
+    """Where a model's activation ranges for int8 live: beside its weights (JSON inside,
+    but not named *.json: that is a model card)."""
+    return Path(models_dir) / f"{name}.int8-ranges"
 
 
 def save_ranges(fp32: Path, images: list[np.ndarray], out: Path, edge: int = 512) -> Path:

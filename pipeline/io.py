@@ -210,6 +210,19 @@ def _load_cv2(path: str, kind: str) -> LoadedImage:
 
 
 # ---------------------------------------------------------------------------- rosettasciio
+def preload_readers() -> None:
+    """Import the microscope-format readers now (about 80 MB of code with h5py and dask).
+
+    Why: a long-running service loads them at its first DM, EMD or TIA file anyway;
+    loading them at start makes its memory known from the first minute, so that a
+    file arriving later, hostile or not, can only add its own bounded data."""
+    for kind in sorted(set(_RSCIIO_EXT.values())):
+        try:
+            importlib.import_module(f"rsciio.{kind}")
+        except ImportError:  # a reader's optional dependency missing: that format fails alone, later
+            pass
+
+
 def _load_rsciio(path: str, kind: str) -> LoadedImage:
     """Velox EMD, TIA EMI/SER, DigitalMicrograph DM3/DM4: the HAADF (else first) 2-D image."""
     reader = importlib.import_module(f"rsciio.{kind}").file_reader

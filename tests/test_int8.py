@@ -26,7 +26,7 @@ STARTER = (MODELS / "LIVE").read_text().strip()
 def models_copy(tmp_path_factory):
     """The starter in a folder of its own, so each test builds its graphs from nothing."""
     folder = tmp_path_factory.mktemp("models")
-    for suffix in (".json", ".int8-ranges.json", ".safetensors"):
+    for suffix in (".json", ".int8-ranges", ".safetensors"):
         shutil.copyfile(MODELS / f"{STARTER}{suffix}", folder / f"{STARTER}{suffix}")
     return folder
 

@@ -49,7 +49,7 @@ def test_a_few_steps_change_the_weights_and_write_a_valid_card(examples, tmp_pat
     assert test_set["names"] == [examples[-1].name]  # the last block in name order
     assert not (tmp_path / "checkpoints" / "tiny-1.safetensors").exists()
     # The int8 graph's activation ranges, from this training's own images (numbers, not images).
-    ranges = json.loads((tmp_path / "tiny-1.int8-ranges.json").read_text())
+    ranges = json.loads((tmp_path / "tiny-1.int8-ranges").read_text())
     assert "Percentile" in str(ranges["calibration_method"]) and len(ranges["data"]) > 50  # one range per tensor
 
 
