@@ -51,8 +51,6 @@ def _seconds(run, batch, repeats: int = 2) -> float:
 
 def choose(model: Model, models_dir: Path, threads: int = 0) -> str:
     """The fastest of PATHS that may run here, for this model; cached per CPU."""
-    import torch
-
     from . import int8, onnx_runtime, segment
 
     cache = onnx_runtime.cache_dir(models_dir) / f"{model.sha256[:16]}.fastest.json"
@@ -65,11 +63,14 @@ def choose(model: Model, models_dir: Path, threads: int = 0) -> str:
         pass
     batch = np.stack(int8.tiles(int8.GUARD[:2], 9100))[:, None]
     runs = {"onnxruntime-fp32": onnx_runtime.session_runner(
-        onnx_runtime.fp32_graph(model.net, model.sha256, models_dir), threads)}
+        onnx_runtime.fp32_graph(lambda: model.net, model.sha256, models_dir), threads)}
     ranges = int8.ranges_path(models_dir, model.name)
-    if (graph := onnx_runtime.int8_graph(model.net, model.sha256, models_dir, model.threshold, ranges)) is not None:
+    if (graph := onnx_runtime.int8_graph(lambda: model.net, model.sha256, models_dir, model.threshold,
+                                         ranges)) is not None:
         runs["onnxruntime-int8"] = onnx_runtime.session_runner(graph, threads)
     if segment.cpu_has_native_bf16():
+        import torch
+
         net = model.net.eval().to(memory_format=torch.channels_last)
         runs["torch-bf16"] = lambda b: segment.run_network(net, torch.from_numpy(b), "bf16")
     times = {name: round(_seconds(run, batch), 4) for name, run in runs.items()}

@@ -17,10 +17,14 @@ import warnings
 from pathlib import Path
 from typing import Callable
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from .files import write_atomic
+
+if TYPE_CHECKING:  # torch only where a graph must be exported
+    import torch
 
 log = logging.getLogger("psdwatch")
 
@@ -49,6 +53,8 @@ def choose_runtime(setting: str, precision: str) -> str:
 
 def export(net: torch.nn.Module, path: Path) -> Path:
     """ONNX graph with batch, height and width free (tiles are any multiple of 32)."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     net = net.eval().to(memory_format=torch.contiguous_format)
@@ -78,25 +84,26 @@ def cache_dir(models_dir: Path) -> Path:
         return Path(tempfile.gettempdir()) / "psdwatch-onnx"
 
 
-def fp32_graph(net: torch.nn.Module, sha256: str, models_dir: Path) -> Path:
-    """The model's exported graph, from the cache (by the weights' hash) or exported now."""
+def fp32_graph(network: Callable[[], torch.nn.Module], sha256: str, models_dir: Path) -> Path:
+    """The model's exported graph, from the cache (by the weights' hash) or exported now
+    (`network()` gives the network: it is built only when the graph must be exported)."""
     if sha256:
         path = cache_dir(models_dir) / f"{sha256[:16]}.onnx"
     else:  # weights with no file behind them (a network in memory): nothing to key a cache on
         path = Path(tempfile.mkdtemp(prefix="psdwatch-onnx-")) / "model.onnx"
     if not path.is_file():
         log.info("exporting the model to ONNX once: %s", path)
-        export(net, path)
+        export(network(), path)
     return path
 
 
-def int8_graph(net: torch.nn.Module, sha256: str, models_dir: Path, threshold: float,
+def int8_graph(network: Callable[[], torch.nn.Module], sha256: str, models_dir: Path, threshold: float,
                ranges: Path | None = None) -> Path | None:
     """The model's int8 graph if its accuracy guard accepted it (built and judged once,
     from the model's stored activation `ranges` when it has them); else None."""
     from . import int8
 
-    fp32 = fp32_graph(net, sha256, models_dir)
+    fp32 = fp32_graph(network, sha256, models_dir)
     path = fp32.with_name(fp32.stem + ".int8.onnx")
     judged = int8.verdict(path) if path.is_file() else None
     if judged is None:
@@ -125,12 +132,12 @@ def session_runner(path: Path, threads: int = 0) -> Callable[[np.ndarray], np.nd
     return run
 
 
-def runner(net: torch.nn.Module, sha256: str, models_dir: Path, threads: int = 0,
+def runner(network: Callable[[], torch.nn.Module], sha256: str, models_dir: Path, threads: int = 0,
            int8: bool = False, threshold: float = 0.5, ranges: Path | None = None
            ) -> Callable[[np.ndarray], np.ndarray]:
     """ONNX Runtime on the fp32 graph, or on the int8 one where asked for and accepted."""
     if int8:
-        if (path := int8_graph(net, sha256, models_dir, threshold, ranges)) is not None:
+        if (path := int8_graph(network, sha256, models_dir, threshold, ranges)) is not None:
             return session_runner(path, threads)
         log.warning("the int8 graph failed its accuracy guard: the network runs in fp32")
-    return session_runner(fp32_graph(net, sha256, models_dir), threads)
+    return session_runner(fp32_graph(network, sha256, models_dir), threads)

@@ -66,6 +66,11 @@ def choose_precision(setting: str) -> str:
     return "fp32" if setting == "int8" else setting
 
 
+def _nvidia_driver() -> bool:
+    """The NVIDIA kernel driver is loaded (what CUDA needs before anything else)."""
+    return Path("/proc/driver/nvidia/version").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
+
+
 def choose_device(setting: str) -> str:
     """"auto" takes a CUDA GPU when torch sees one; "cuda" without one is an error,
     not a silent fall back to a CPU run twenty times slower."""
@@ -73,6 +78,8 @@ def choose_device(setting: str) -> str:
         raise ValueError(f"[segment] device must be auto, cpu or cuda, not {setting!r}")
     if setting == "cpu":
         return "cpu"
+    if setting == "auto" and not _nvidia_driver():
+        return "cpu"  # without the driver torch can see no GPU: not worth importing torch (1.6 s) to hear it
     import torch
 
     if torch.cuda.is_available():
@@ -169,17 +176,13 @@ def run_network(net: torch.nn.Module, batch: torch.Tensor, precision: str) -> to
 
 def prepare_model(model: Model, threads: int = 0, runtime: str = "torch",
                   models_dir: Path | None = None, device: str = "cpu") -> Model:
-    """Once per process: eval mode, channels_last weights, thread count, the device,
-    and the ONNX Runtime session when that runtime was chosen (onnx_runtime.choose_runtime)."""
-    import torch
-
-    if threads > 0:
-        torch.set_num_threads(threads)
-    model.net.eval()
-    if device == "cuda":
-        model.net.to("cuda", memory_format=torch.channels_last)
-        return model
+    """Once per process: the device, the thread count, and the ONNX Runtime session
+    when that runtime was chosen (onnx_runtime.choose_runtime, or "fastest": measured).
+    Where ONNX Runtime runs a graph already cached for these weights, the PyTorch
+    network is never built (models.Model.net is loaded on first use)."""
     models_dir = models_dir or Path(tempfile.gettempdir())
+    if device == "cuda":
+        return _torch_ready(model, threads, device)
     if runtime == "fastest":  # [segment] precision and runtime "auto" on a CPU: measured (pipeline/fastest.py)
         from . import fastest
 
@@ -192,19 +195,30 @@ def prepare_model(model: Model, threads: int = 0, runtime: str = "torch",
             runtime = "onnxruntime"
     if runtime in ("onnxruntime", "onnxruntime-int8"):
         from . import onnx_runtime
+        from .int8 import ranges_path
 
         try:
-            from .int8 import ranges_path
-
-            model.runner = onnx_runtime.runner(model.net, model.sha256, models_dir, threads,
+            model.runner = onnx_runtime.runner(lambda: model.net, model.sha256, models_dir, threads,
                                                int8=runtime.endswith("int8"), threshold=model.threshold,
                                                ranges=ranges_path(models_dir, model.name))
             model.runtime = getattr(model.runner, "runtime", "onnxruntime")
+            return model
         except Exception as error:  # an export or runtime failure must not stop the service
             log.warning("ONNX Runtime unavailable for %s (%s: %s); PyTorch runs it", model.name,
                         type(error).__name__, error)
-    # After the export, which needs (and leaves) the weights in contiguous format.
-    model.net.to(memory_format=torch.channels_last)
+    return _torch_ready(model, threads, device)
+
+
+def _torch_ready(model: Model, threads: int, device: str) -> Model:
+    """PyTorch runs the network: eval mode, channels_last weights (after any export,
+    which needs contiguous ones), on the device."""
+    import torch
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    model.net.eval()
+    model.net.to(device, memory_format=torch.channels_last)
+    model.runtime = "torch"
     return model
 
 

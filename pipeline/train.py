@@ -363,7 +363,7 @@ def save_int8_ranges(net: torch.nn.Module, sha256: str, models_dir: Path, name: 
     from . import int8, onnx_runtime
 
     try:
-        fp32 = onnx_runtime.fp32_graph(net, sha256, models_dir)
+        fp32 = onnx_runtime.fp32_graph(lambda: net, sha256, models_dir)
         step = max(1, len(examples) // 18)
         int8.save_ranges(fp32, [e.image for e in examples[::step]], int8.ranges_path(models_dir, name))
     except Exception as error:  # noqa: BLE001

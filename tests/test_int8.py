@@ -92,3 +92,24 @@ def test_precision_int8_is_a_valid_setting_and_torch_runs_it_in_fp32():
     assert segment.choose_precision("int8") == "fp32"
     with pytest.raises(ValueError, match="int8"):
         segment.choose_precision("int4")
+
+
+@pytest.mark.slow
+def test_onnx_runtime_from_a_cached_graph_never_imports_torch(tmp_path):
+    """A one-shot `psdwatch process` paid 4 s of its 7 s start for torch and the network
+    library; with the graph cached for these weights, ONNX Runtime needs neither."""
+    import subprocess
+    import sys
+
+    from psdwatch.pipeline.segment import _nvidia_driver
+
+    if _nvidia_driver():
+        pytest.skip("with an NVIDIA driver, torch is asked whether it sees the GPU")
+    probe = ("import sys; from psdwatch.daemon.config import load_config; "
+             "from psdwatch.daemon.live_model import load_live_model; "
+             "m = load_live_model(load_config(None), 'auto'); print(m.runtime, 'torch' in sys.modules)")
+    for _ in range(2):  # the first run may export, build and time the paths (and import torch for that)
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                             cwd=REPO).stdout.split()
+    runtime, torch_imported = out[0], out[1] == "True"
+    assert not (runtime.startswith("onnxruntime") and torch_imported), out
