@@ -93,6 +93,7 @@ class _Bar:
     gap: tuple[int, int] | None = None  # the label's gap in a split (FEI) bar
     length = property(lambda self: self.x1 - self.x0)
     thick = property(lambda self: self.y1 - self.y0)
+    fg = property(lambda self: 1.0 if self.pol > 0 else 0.0)  # the bar's value in the 0-1 scaled image
 
     def pieces(self) -> list[tuple[int, int]]:
         return [(self.x0, self.x1)] if self.gap is None else [(self.x0, self.gap[0]), (self.gap[1], self.x1)]
@@ -104,7 +105,6 @@ class _Label:
     ink: np.ndarray   # the glyphs' pixels
     box: Box          # image coordinates
     n_glyphs: tuple[int, int]  # lower and upper bound of the glyph count (dots excluded)
-    cut: bool         # a glyph-sized blob cut by the image edge is next to the line
     lh: int           # median glyph height
     n_dots: int       # small blobs on the baseline: decimal points
     side: str = "over"  # where the line is: "over" (above, below, in the gap) the bar, "left" or "right" of it
@@ -122,13 +122,13 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     cands.sort(key=lambda c: -(c[0].y0 / img.shape[0] + 0.3 * (c[0].gap is not None)))  # bottom first
     reads = []
     for bar, label in cands[:_MAX_OCR]:
-        if (reading := _read(_ocr(label), label, bar)) is None:
+        if (reading := _read(_ocr(label), label)) is None:
             continue
         text, value, unit, why = reading
         length, spread = _measure(img, bar)
         if spread > 0.5:
             why.append(f"ragged bar ends (row spread {spread:.2f} px)")
-        if bar.gap is not None and _end_ticks(img, bar, 1.0 if bar.pol > 0 else 0.0) is None:
+        if bar.gap is not None and _end_ticks(img, bar) is None:
             why.append("split bar without clear end ticks")  # FEI measures tick to tick, not tip to tip
         nm = value * _NM[unit]
         if not 4e-3 <= nm / length <= 1e5:  # finer than 4 pm/px or coarser than 0.1 mm/px
@@ -203,7 +203,7 @@ def _merge(segs: list[_Bar], mask: np.ndarray) -> list[_Bar]:
 
 def _surface(img: np.ndarray, bar: _Bar) -> tuple[float, float]:
     """Grey level of what the bar is drawn on (band, box, strip or image) and its spread."""
-    fg = 1.0 if bar.pol > 0 else 0.0
+    fg = bar.fg
     v = np.concatenate([img[max(0, bar.y0 - 4):max(0, bar.y0 - 1), bar.x0:bar.x1].ravel(),
                         img[bar.y1 + 1:bar.y1 + 4, bar.x0:bar.x1].ravel()])
     v = v[np.abs(v - fg) > 0.3]
@@ -222,7 +222,7 @@ def _text_lines(img: np.ndarray, bar: _Bar) -> list[_Label]:
     """
     h, w = img.shape
     L, t = bar.length, bar.thick
-    fg, (bg, spread) = (1.0 if bar.pol > 0 else 0.0), _surface(img, bar)
+    fg, (bg, spread) = bar.fg, _surface(img, bar)
     dx, dy = min(2.2 * L, 0.35 * w), min(0.8 * L, 0.12 * h) + 2 * t
     wx0, wx1 = max(0, int(bar.x0 - dx)), min(w, int(bar.x1 + dx))
     wy0, wy1 = max(0, int(bar.y0 - dy)), min(h, int(bar.y1 + dy))
@@ -283,12 +283,17 @@ def _text_lines(img: np.ndarray, bar: _Bar) -> list[_Label]:
             ("label touches the image edge", edge & (x < lx1 + 1.5 * lh) & (x + cw > lx0 - 1.5 * lh)),
             ("something of the label's colour touches it", touch)) for i in np.nonzero(m)[0])
         keep = np.isin(lab[cy0:ly1 + py, cx0:lx1 + px], np.nonzero(sel)[0])
-        line_soft = soft[cy0:ly1 + py, cx0:lx1 + px] * (cv2.dilate(keep.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+        line_soft = _around(soft[cy0:ly1 + py, cx0:lx1 + px], keep)
         box = (int(lx0 + wx0), int(ly0 + wy0), int(lx1 + wx0), int(ly1 + wy0))
         counts, n_dots = _glyph_stats(line_soft, keep, lh)
-        labels.append(_Label(line_soft, keep, box, counts, bool(spoilers), lh, n_dots, side,
+        labels.append(_Label(line_soft, keep, box, counts, lh, n_dots, side,
                              (float(bx0 - cx0), float(bx1 - cx0)), spoilers))
     return labels
+
+
+def _around(soft: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """The coverage of these glyphs only: their pixels and the anti-aliased rim around them."""
+    return soft * (cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
 
 
 def _glyph_stats(soft: np.ndarray, ink: np.ndarray, lh: int) -> tuple[tuple[int, int], int]:
@@ -319,10 +324,10 @@ def _token_label(label: _Label, x0: float, x1: float) -> _Label:
     centre = st[:, 0] + st[:, 2] / 2
     mine = [i for i in range(1, n) if x0 - 0.15 * label.lh <= centre[i] <= x1 + 0.15 * label.lh]
     ink = np.isin(lab, mine)
-    soft = label.soft * (cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+    soft = _around(label.soft, ink)
     counts, n_dots = _glyph_stats(soft, ink, label.lh)
     spoil = tuple(s for s in label.spoilers if s[0] < x1 + 1.5 * label.lh and s[1] > x0 - 1.5 * label.lh)
-    return _Label(soft, ink, label.box, counts, bool(spoil), label.lh, n_dots, label.side, label.bar_x, spoil)
+    return _Label(soft, ink, label.box, counts, label.lh, n_dots, label.side, label.bar_x, spoil)
 
 
 def _ocr(label: _Label) -> list[list[tuple[float, float, str, float]]]:
@@ -377,7 +382,7 @@ def _token(words: list[tuple[float, float, str, float]], label: _Label
         found and len({f[0].replace(" ", "") for f in found}) == 1) else None
 
 
-def _read(readings: list[list[tuple[float, float, str, float]]], label: _Label, bar: _Bar
+def _read(readings: list[list[tuple[float, float, str, float]]], label: _Label
           ) -> tuple[str, float, str, list[str]] | None:
     """The first scale's reading if nothing is doubtful, else two scales that agree.
 
@@ -404,9 +409,12 @@ def _read(readings: list[list[tuple[float, float, str, float]]], label: _Label, 
     return seen[0] if seen else None
 
 
+_SPECKS = ".:;,'`\""  # punctuation Tesseract makes of a speck after the unit
+
+
 def _clean(text: str) -> str:
     """One spelling of the micro sign, and no speck read as punctuation after the unit."""
-    return text.strip().replace("μ", "µ").rstrip(".:;,'`\"")
+    return text.strip().replace("μ", "µ").rstrip(_SPECKS)
 
 
 def _parse(text: str, label: _Label) -> tuple[float, str, list[str]] | None:
@@ -418,8 +426,8 @@ def _parse(text: str, label: _Label) -> tuple[float, str, list[str]] | None:
     unit = _UNIT.get(raw, "?m" if raw.endswith("m") and len(raw) <= 3 else None)  # '?m': µ read as w, a...
     if unit is None or num.count(".") > 1 or float(num) <= 0:
         return None
-    value, why = float(num), sorted({reason for *_, reason in label.spoilers}) if label.cut else []
-    if raw not in _UNIT or num != m.group(1).replace(",", ".") or text.strip()[-1:] in ".:;,'`\"":
+    value, why = float(num), sorted({reason for *_, reason in label.spoilers})
+    if raw not in _UNIT or num != m.group(1).replace(",", ".") or text.strip()[-1:] in _SPECKS:
         why.append(f"unusual label spelling {text!r}")
     if unit in ("µm", "pm", "?m"):
         shape = _micro_or_pico(label)
@@ -487,8 +495,7 @@ def _shape_below(label: _Label, ink: np.ndarray) -> str | None:
 
 def _measure(img: np.ndarray, bar: _Bar) -> tuple[float, float]:
     """Bar length and its spread over rows: tick centre to tick centre, else tip to tip by coverage."""
-    fg = 1.0 if bar.pol > 0 else 0.0
-    if (ticks := _end_ticks(img, bar, fg)) is not None:
+    if (ticks := _end_ticks(img, bar)) is not None:
         return ticks[1] - ticks[0], 0.0
     rows = img[bar.y0 + (bar.thick >= 4):bar.y1 - (bar.thick >= 4)].astype(np.float64)
     a, b, w = bar.x0, bar.x1, img.shape[1]
@@ -501,12 +508,12 @@ def _measure(img: np.ndarray, bar: _Bar) -> tuple[float, float]:
     return float(lengths.mean()), float(lengths.std())
 
 
-def _end_ticks(img: np.ndarray, bar: _Bar, fg: float) -> tuple[float, float] | None:
+def _end_ticks(img: np.ndarray, bar: _Bar) -> tuple[float, float] | None:
     """Centres of 1-px end ticks just above and below the bar (FEI style), if present."""
     h, w = img.shape
     if bar.y0 < 1 or bar.y1 >= h:
         return None
-    bg, centres = _surface(img, bar)[0], []
+    fg, bg, centres = bar.fg, _surface(img, bar)[0], []
     for lo, hi in ((bar.x0 - 1, bar.x0 + 6), (bar.x1 - 6, bar.x1 + 1)):
         cs = []
         for r in (bar.y0 - 1, bar.y1):
@@ -571,7 +578,7 @@ def _drawn_rows(img: np.ndarray, bar: _Bar, content: Box) -> np.ndarray | None:
     Helios databar uses 0, 252 and 255, and 4 for dim text); anti-aliased glyph edges lie next to ink."""
     h, w = img.shape
     x0, y0, x1, y1 = content
-    fgv = 1.0 if bar.pol > 0 else 0.0
+    fgv = bar.fg
     around = img[max(0, y0 - 2):min(h, y1 + 2), max(0, x0 - 2):min(w, x1 + 2)]
     values, counts = np.unique(around, return_counts=True)
     paper = np.abs(values - fgv) > 0.5
