@@ -155,6 +155,12 @@ def _content_size(length: float, thick: int, text: np.ndarray, beside: bool) -> 
     return max(math.ceil(length) + 1, tw), th + pad + thick
 
 
+def _append(img: np.ndarray, strip: np.ndarray, bar: Box) -> tuple[np.ndarray, Box, Box]:
+    """The image with a databar strip appended below it: (image, bar box, strip box) in its coordinates."""
+    h, w = img.shape
+    return np.vstack([img, strip]), (bar[0], bar[1] + h, bar[2], bar[3] + h), (0, h, w, h + strip.shape[0])
+
+
 def _fei_strip(img: np.ndarray, rng: np.random.Generator, font: str, length: float,
                label: str, white: float) -> tuple[np.ndarray, Box, Box]:
     """Append an FEI-like databar below the image; returns (image, bar box, strip box)."""
@@ -162,7 +168,6 @@ def _fei_strip(img: np.ndarray, rng: np.random.Generator, font: str, length: flo
     dh = max(6.0, h * rng.uniform(0.014, 0.02))
     cell_h = round(dh * 1.9)
     strip = np.zeros((2 * cell_h + 3, w))
-    y_strip = h
     strip[0, :] = white
     cells = ["HV|5.00 kV", "mag|%d kx" % rng.integers(20, 900), "HFW|%.2f µm" % rng.uniform(0.1, 9),
              "det|HAADF", "date|%02d/%02d/20%02d" % tuple(rng.integers(1, 13, 3))]
@@ -196,8 +201,7 @@ def _fei_strip(img: np.ndarray, rng: np.random.Generator, font: str, length: flo
     _paint(strip, t, gx0 + round(0.5 * dh), 1 + (cell_h - t.shape[0]) // 2, white)
     tag = render_text("psdwatch synthetic", font, dh)[:, : max(1, w - x - 6)]
     _paint(strip, tag, x + 3, cell_h + 2 + (cell_h - tag.shape[0]) // 2, white)
-    out = np.vstack([img, strip])
-    return out, (bar[0], bar[1] + y_strip, bar[2], bar[3] + y_strip), (0, y_strip, w, out.shape[0])
+    return _append(img, strip, bar)
 
 
 def _strip_text(text: str, font: str, height: float) -> np.ndarray:
@@ -243,8 +247,7 @@ def _dataline_strip(img: np.ndarray, rng: np.random.Generator, font: str, length
     for t in after:
         if x + t.shape[1] < w - 2:
             x = put(t, x) + gap
-    out = np.vstack([img, strip])
-    return out, (bar[0], bar[1] + h, bar[2], bar[3] + h), (0, h, w, out.shape[0])
+    return _append(img, strip, bar)
 
 
 def _zeiss_strip(img: np.ndarray, rng: np.random.Generator, font: str, length: float,
@@ -277,8 +280,7 @@ def _zeiss_strip(img: np.ndarray, rng: np.random.Generator, font: str, length: f
         for row, tt in enumerate(texts):
             _paint(strip, tt, x, 2 + row * row_h + (row_h - tt.shape[0]) // 2, ink)
         x += max(tt.shape[1] for tt in texts) + round(2.5 * dh)
-    out = np.vstack([img, strip])
-    return out, (bar[0], bar[1] + h, bar[2], bar[3] + h), (0, h, w, out.shape[0])
+    return _append(img, strip, bar)
 
 
 def draw_scale_bar(image: np.ndarray, nm_per_px: float, style: str, rng: np.random.Generator,
