@@ -50,23 +50,16 @@ def tiles(specs: tuple, first_seed: int, edge: int = 512) -> list[np.ndarray]:
     return out
 
 
-def _session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def guard(fp32: Path, int8: Path, threshold: float) -> dict:
     """IoU of the int8 graph's masks against fp32's on the guard tiles, and the verdict."""
+    from .metrics import confusion, scores
+    from .onnx_runtime import session_runner
+
     cut = math.log(threshold / (1 - threshold))  # the threshold on the logits
-    ref, quant, ious = _session(fp32), _session(int8), []
+    ref, quant, ious = session_runner(fp32), session_runner(int8), []
     for tile in tiles(GUARD, 9100):
         x = tile[None, None]
-        a = ref.run(None, {"image": x})[0][0, 0] > cut
-        b = quant.run(None, {"image": x})[0][0, 0] > cut
-        ious.append(float((a & b).sum() / max(1, (a | b).sum())))
+        ious.append(scores(confusion(quant(x)[0, 0] > cut, ref(x)[0, 0] > cut))["iou"])
     return {"ious": [round(v, 4) for v in ious], "iou_min": round(min(ious), 4), "min_iou_required": MIN_IOU,
             "accepted": min(ious) >= MIN_IOU}
 

@@ -15,9 +15,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Callable
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
