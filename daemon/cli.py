@@ -177,7 +177,7 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
         raise Fail("name the samples to re-measure, or use --all")
     from . import compute, report as reports, reprocess as again, store
     from .live_model import load_live_model, prepare_named
-    from .service import write_thumbnail
+    from .service import thumbnail_writer
 
     config = load_config(config_path)
     settings = settings_from_config(config)
@@ -198,7 +198,7 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
     try:
         with click.progressbar(again.remeasure(
                 db, config["watch"]["root"], settings, model, todo, cluster=cluster,
-                before_storing=lambda analysis, sha256: write_thumbnail(analysis, sha256, config["reports"]["dir"])),
+                before_storing=thumbnail_writer(config)),
                                length=len(todo), label=f"re-measuring {len(todo)} images with {what} {where}",
                                show_eta=True, show_pos=True, file=sys.stderr) as bar:
             for _, status in bar:

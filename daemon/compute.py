@@ -102,8 +102,7 @@ def analyse_on_worker(source: str | dict[str, bytes], name: str, settings: Setti
     if isinstance(source, str):
         if not os.path.isfile(source):
             raise NotHere(f"the worker cannot read {source} (set [compute] send = \"bytes\")")
-        analysis = analyse_image(source, settings, model)
-        return analysis
+        return analyse_image(source, settings, model)
     with tempfile.TemporaryDirectory(prefix="psdwatch-") as folder:
         t = time.perf_counter()
         for file_name, content in source.items():

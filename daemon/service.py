@@ -19,8 +19,7 @@ from . import compute, proposals, report, schedule, store
 from .config import load_config, settings_from_config
 from .live_model import live_model_name, load_live_model
 from .logging_once import OncePerMinute
-from .read_ahead import ReadAhead
-from .read_ahead import wanted as read_ahead_wanted
+from .read_ahead import ReadAhead, wanted as read_ahead_wanted
 from .samples import locate
 from .watch import StoreIntake, WatchSettings, Watcher, root_problem
 from .worker import Outcome, process_job, run_jobs
@@ -137,6 +136,13 @@ def conclude(db, config: dict, settings: Settings, job: store.Job, outcome: Outc
     return outcome
 
 
+def thumbnail_writer(config: dict):
+    """The worker's before_storing (service, reprocess): the image's thumbnail and
+    view, drawn before its row is committed."""
+    reports_dir = config["reports"]["dir"]
+    return lambda analysis, sha256: write_thumbnail(analysis, sha256, reports_dir)
+
+
 def drain_once(db, config: dict, settings: Settings, live: LiveModel,
                read_ahead: ReadAhead | None = None) -> Outcome | None:
     """Claim and process one job; None when the queue is empty, or when the
@@ -150,10 +156,7 @@ def drain_once(db, config: dict, settings: Settings, live: LiveModel,
         return None
     if read_ahead is not None and (upcoming := store.peek_next(db)) is not None:
         read_ahead.start(locate(Path(root), upcoming.path))
-    reports_dir = config["reports"]["dir"]
-    outcome = process_job(db, job, root, settings, live.refresh(),
-                          lambda analysis, sha256: write_thumbnail(analysis, sha256, reports_dir),
-                          read_ahead=read_ahead)
+    outcome = process_job(db, job, root, settings, live.refresh(), thumbnail_writer(config), read_ahead=read_ahead)
     return conclude(db, config, settings, job, outcome)
 
 
@@ -162,7 +165,7 @@ def drain_cluster(db, config: dict, settings: Settings, live: LiveModel, cluster
     """Drain the queue through the Dask cluster, several images in flight, until
     it is empty (or the share is gone, or `stop`). Returns the last outcome, with
     reports_behind set if any image's reports lag; None when nothing was queued."""
-    root, reports_dir = config["watch"]["root"], config["reports"]["dir"]
+    root = config["watch"]["root"]
 
     def claims():
         while not stop.is_set() and root_problem(root) is None:
@@ -172,8 +175,7 @@ def drain_cluster(db, config: dict, settings: Settings, live: LiveModel, cluster
             yield job
 
     last, behind = None, False
-    for job, outcome in run_jobs(db, claims(), root, settings, live.refresh, cluster,
-                                 lambda analysis, sha256: write_thumbnail(analysis, sha256, reports_dir)):
+    for job, outcome in run_jobs(db, claims(), root, settings, live.refresh, cluster, thumbnail_writer(config)):
         last = conclude(db, config, settings, job, outcome)
         behind |= outcome.reports_behind
     if last is not None:

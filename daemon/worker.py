@@ -222,6 +222,12 @@ def run_jobs(db: Database, jobs: Iterable[store.Job], root: Path, settings: Sett
         for job in jobs:
             yield job, process_job(db, job, root, settings, model_now(), before_storing, force)
         return
+    def here(prep: Prepared, result: Analysis | BaseException | None = None) -> tuple[store.Job, Outcome]:
+        """Finish a job in this process: with the cluster's result, or analysed here."""
+        if result is None:
+            result = analyse_here(prep.path, settings, model_now())
+        return prep.job, finish_job(db, prep, result, before_storing)
+
     jobs, pending, more = iter(jobs), {}, True
     try:
         while more or pending:
@@ -237,10 +243,10 @@ def run_jobs(db: Database, jobs: Iterable[store.Job], root: Path, settings: Sett
                 try:
                     pending[cluster.submit(prep.path, settings, model_now())] = prep
                 except (compute.SchedulerLost, OSError):  # OSError: the bytes to send could not be read
-                    yield prep.job, finish_job(db, prep, analyse_here(prep.path, settings, model_now()), before_storing)
+                    yield here(prep)
             if cluster.lost:  # everything in flight, then the rest, here
                 for prep in pending.values():
-                    yield prep.job, finish_job(db, prep, analyse_here(prep.path, settings, model_now()), before_storing)
+                    yield here(prep)
                 pending.clear()
                 yield from run_jobs(db, jobs, root, settings, model_now, None, before_storing, force)
                 return
@@ -253,7 +259,7 @@ def run_jobs(db: Database, jobs: Iterable[store.Job], root: Path, settings: Sett
                     break
                 except compute.NotHere as error:
                     log.warning("%s: %s; analysed in the service instead", prep.job.path, error)
-                    result = analyse_here(prep.path, settings, model_now())
-                yield prep.job, finish_job(db, prep, result, before_storing)
+                    result = None
+                yield here(prep, result)
     finally:
         cluster.release(pending)
