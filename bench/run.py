@@ -298,6 +298,15 @@ def backlog(share: Path, count: int, size: int, bases: int = 12) -> None:
         tifffile.imwrite(folder / f"frame_{i:04d}.tif", image)
 
 
+def enqueue_all(db, share: Path, files: list[Path]) -> None:
+    """Queue the backlog's files as the watcher would, each under its sample folder."""
+    from psdwatch.daemon import store
+
+    for path in files:
+        rel = path.relative_to(share).as_posix()
+        store.enqueue(db, rel, rel.split("/")[0], path.stat().st_size, path.stat().st_mtime_ns)
+
+
 def daemon_drain(count: int, size: int) -> dict:
     """A lab drops a backlog: `count` frames already on the share when the real
     `psdwatch run` process starts. Throughput, and its memory sampled as it
@@ -367,9 +376,7 @@ def cluster_throughput(count: int, size: int, engine: str, workers: int = 2) -> 
         files = sorted((tmp / "share").rglob("*.tif"))
         for label, scheduler in (("in_process", ""), (f"local_{workers}_workers", "local")):
             db = store.open_store(tmp / f"{label}.sqlite")
-            for path in files:
-                rel = path.relative_to(tmp / "share").as_posix()
-                store.enqueue(db, rel, rel.split("/")[0], path.stat().st_size, path.stat().st_mtime_ns)
+            enqueue_all(db, tmp / "share", files)
             config["compute"].update(scheduler=scheduler, workers=workers)
             started = time.perf_counter()
             cluster = compute.start(config)
@@ -424,9 +431,7 @@ def read_ahead_throughput(count: int, size: int) -> dict:
             settings = settings_from_config(config)
             live = LiveModel(config, settings.engine)
             db = store.open_store(tmp / f"{label}.sqlite")
-            for path in files:
-                rel = path.relative_to(tmp / "share").as_posix()
-                store.enqueue(db, rel, rel.split("/")[0], path.stat().st_size, path.stat().st_mtime_ns)
+            enqueue_all(db, tmp / "share", files)
             reader = ReadAhead(settings) if ahead else None
             t, statuses = time.perf_counter(), []
             while (outcome := drain_once(db, config, settings, live, reader)) is not None:
