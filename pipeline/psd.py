@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 
 def _empty(unit: str) -> dict:
@@ -47,6 +46,10 @@ def summarise(diameters: np.ndarray | list[float], unit: str = "nm", bootstrap: 
 
 
 def _lognormal(median: float, sigma_g: float):
+    # Imported here: only the report's plots draw the fit, and scipy.stats costs a
+    # one-shot `psdwatch process` half a second of imports it never uses.
+    from scipy import stats
+
     return stats.lognorm(s=math.log(sigma_g) if sigma_g > 1 else 1e-6, scale=median)
 
 

@@ -191,3 +191,12 @@ def test_the_service_files_a_bright_field_frame_skipped_and_status_counts_it(tmp
     page = next((tmp_path / "state/reports").glob("*.html"), None)
     pages = " ".join(p.read_text() for p in (tmp_path / "state/reports").glob("*.html"))
     assert page is not None and "Skipped files" in pages and "PtC1_BF.jpg" in pages
+
+
+def test_skewness_is_scipys_on_real_frames(data_dir):
+    from scipy import stats
+
+    for path in sorted((data_dir / "catalysts-boxed" / "images").glob("*.jpg"))[:4]:
+        values = load_image(path).data[::4, ::4].ravel()
+        assert contrast.skewness(values) == pytest.approx(float(stats.skew(values)), rel=1e-6), path.name
+    assert contrast.skewness(np.full(100, 7.0)) == 0.0
