@@ -188,7 +188,7 @@ def int8_on_real_patches(config: dict, name: str) -> dict:
         masks = {}
         for p, m in nets.items():
             t = time.perf_counter()
-            masks[p] = segment.predict_probability(m, e.image) > m.threshold
+            masks[p] = segment.predict_probability(m, e.data) > m.threshold
             seconds[p] += time.perf_counter() - t
         ious.append(metrics.scores(metrics.confusion(masks["int8"], masks["fp32"]))["iou"])
     return {"patches": len(patches), "iou_min": min(ious), "iou_mean": statistics.mean(ious),

@@ -40,7 +40,7 @@ def classical_card(test: list[Example]) -> dict:
     what `auto` runs without a model, scored on the same test set."""
     total = np.zeros(4, np.int64)
     for example in test:
-        total += metrics.confusion(classical.segment_classical(example.image), example.mask)
+        total += metrics.confusion(classical.segment_classical(example.data), example.mask)
     return {"name": "classical", "test_set": test_set_id(test), "test_metrics": metrics.scores(total)}
 
 

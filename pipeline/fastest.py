@@ -66,7 +66,7 @@ def choose(model: Model, models_dir: Path, threads: int = 0) -> str:
         onnx_runtime.fp32_graph(lambda: model.net, model.sha256, models_dir), threads)}
     ranges = int8.ranges_path(models_dir, model.name)
     if (graph := onnx_runtime.int8_graph(lambda: model.net, model.sha256, models_dir, model.threshold,
-                                         ranges)) is not None:
+                                         ranges, model.input_mode)) is not None:
         runs["onnxruntime-int8"] = onnx_runtime.session_runner(graph, threads)
     if segment.cpu_has_native_bf16():
         import torch

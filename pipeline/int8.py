@@ -37,7 +37,7 @@ GUARD = (("dark", 10), ("textured", 12), ("textured", 20), ("dark", 24), ("brigh
 PERCENTILE = 99.999
 
 
-def tiles(specs: tuple, first_seed: int, edge: int = 512) -> list[np.ndarray]:
+def tiles(specs: tuple, first_seed: int, edge: int = 512, input_mode: str = "plain") -> list[np.ndarray]:
     """Normalised synthetic tiles, one per (support, particle diameter in px)."""
     from .segment import normalise
     from .synth import SynthSpec, synth_image
@@ -46,18 +46,18 @@ def tiles(specs: tuple, first_seed: int, edge: int = 512) -> list[np.ndarray]:
     for i, (background, d) in enumerate(specs):
         image, _, _ = synth_image(SynthSpec(size=edge, bits=16, style="band", seed=first_seed + i,
                                             background=background, d_median_px=d))
-        out.append(normalise(image[:edge, :edge].astype(np.float32)))
+        out.append(normalise(image[:edge, :edge].astype(np.float32), mode=input_mode))
     return out
 
 
-def guard(fp32: Path, int8: Path, threshold: float) -> dict:
+def guard(fp32: Path, int8: Path, threshold: float, input_mode: str = "plain") -> dict:
     """IoU of the int8 graph's masks against fp32's on the guard tiles, and the verdict."""
     from .metrics import confusion, scores
     from .onnx_runtime import session_runner
 
     cut = math.log(threshold / (1 - threshold))  # the threshold on the logits
     ref, quant, ious = session_runner(fp32), session_runner(int8), []
-    for tile in tiles(GUARD, 9100):
+    for tile in tiles(GUARD, 9100, input_mode=input_mode):
         x = tile[None, None]
         ious.append(scores(confusion(quant(x)[0, 0] > cut, ref(x)[0, 0] > cut))["iou"])
     return {"ious": [round(v, 4) for v in ious], "iou_min": round(min(ious), 4), "min_iou_required": MIN_IOU,
@@ -80,7 +80,8 @@ def save_ranges(fp32: Path, images: list[np.ndarray], out: Path, edge: int = 512
     return out
 
 
-def build(fp32: Path, out: Path, threshold: float, ranges: Path | None = None) -> dict:
+def build(fp32: Path, out: Path, threshold: float, ranges: Path | None = None,
+          input_mode: str = "plain") -> dict:
     """Quantise the fp32 graph to `out` (with the model's stored ranges when it has
     them), judge it, and store the verdict beside it."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,9 +91,10 @@ def build(fp32: Path, out: Path, threshold: float, ranges: Path | None = None) -
             cache.write_bytes(ranges.read_bytes())
             graph = _quantise(pre, Path(tmp) / "q.onnx", None, cache)
         else:
-            graph, source = _quantise(pre, Path(tmp) / "q.onnx", tiles(CALIBRATION, 4242)), "synthetic tiles"
+            graph, source = (_quantise(pre, Path(tmp) / "q.onnx", tiles(CALIBRATION, 4242, input_mode=input_mode)),
+                             "synthetic tiles")
         write_atomic(out, graph.read_bytes())
-    judged = {**guard(fp32, out, threshold), "calibration": f"{source}, percentile {PERCENTILE}, "
+    judged = {**guard(fp32, out, threshold, input_mode), "calibration": f"{source}, percentile {PERCENTILE}, "
               "first and last Conv in fp32"}
     write_atomic(verdict_path(out), json.dumps(judged, indent=1))
     return judged

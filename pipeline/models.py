@@ -41,6 +41,8 @@ class Model:
     # "onnxruntime" (fp32) or "onnxruntime-int8".
     runtime: str = "torch"
     weights: Path | None = None  # where `net` is loaded from when first used
+    # How the frame is prepared for the network (segment.INPUT_MODES; the card's "input").
+    input_mode: str = "plain"
 
     @property
     def net(self) -> torch.nn.Module:
@@ -87,7 +89,8 @@ def load_model(models_dir: Path, name: str) -> Model:
         raise FileNotFoundError(f"model {name!r} has no weights file {weights}")
     card = load_card(models_dir, name) or {}
     return Model(name=name, sha256=file_sha256(weights), _net=None, card=card,
-                 threshold=float(card.get("threshold", 0.5)), weights=weights)
+                 threshold=float(card.get("threshold", 0.5)), weights=weights,
+                 input_mode=str(card.get("input", "plain")))
 
 
 def load_weights(net: torch.nn.Module, weights: Path) -> torch.nn.Module:

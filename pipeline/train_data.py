@@ -19,14 +19,24 @@ from . import models, segment
 from .io import load_image
 
 MASK_SUFFIXES = ("_mask.png", "_mask.tif", "_mask.tiff")
+# How new models see their input (segment.INPUT_MODES), recorded in their card as
+# "input"; older models keep the "plain" scaling they were trained with.
+INPUT_MODE = "flattened"
 
 
 @dataclass
 class Example:
     name: str
     sha256: str
-    image: np.ndarray   # normalised float32, as the network sees it
+    data: np.ndarray    # float32 grey values as read: what `process` gets
     mask: np.ndarray    # bool, True = particle
+
+    @cached_property
+    def image(self) -> np.ndarray:
+        """The frame prepared as new models see it (INPUT_MODE), once: training crops
+        are cut from it. Scoring goes through segment.predict_probability on `data`,
+        so that any model, whatever its input, is scored as `process` runs it."""
+        return segment.normalise(self.data, mode=INPUT_MODE)
 
     @cached_property
     def centres(self) -> np.ndarray:
@@ -56,7 +66,7 @@ def load_example(image_path: Path, mask_path: Path) -> Example:
     if mask.shape != loaded.data.shape:
         raise ValueError(f"mask {mask_path.name} is {mask.shape}, image is {loaded.data.shape}")
     digest = hashlib.sha256(Path(image_path).read_bytes() + Path(mask_path).read_bytes()).hexdigest()
-    return Example(image_path.stem, digest, segment.normalise(loaded.data), mask)
+    return Example(image_path.stem, digest, np.asarray(loaded.data, np.float32), mask)
 
 
 def fixed_test_set(models_dir: Path, examples: list[Example], fraction: float = 0.2) -> set[str]:
@@ -143,7 +153,7 @@ def synthetic_examples(count: int, size: int = 512, seed: int = 1) -> list[Examp
             ok, jpeg = cv2.imencode(".jpg", eight, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(60, 91))])
             image = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE)
         digest = hashlib.sha256(image.tobytes()).hexdigest()
-        out.append(Example(f"synth_{seed}_{i}", digest, segment.normalise(image.astype(np.float32)), mask))
+        out.append(Example(f"synth_{seed}_{i}", digest, image.astype(np.float32), mask))
     return out
 
 

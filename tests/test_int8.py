@@ -47,7 +47,7 @@ def test_int8_masks_agree_with_fp32_on_real_patches_it_was_not_calibrated_on(mod
                if e.sha256 in test]
     assert len(patches) >= 5
     for e in patches:
-        a, b = (segment.predict_probability(nets[p], e.image) > nets[p].threshold for p in ("fp32", "int8"))
+        a, b = (segment.predict_probability(nets[p], e.data) > nets[p].threshold for p in ("fp32", "int8"))
         assert metrics.scores(metrics.confusion(b, a))["iou"] >= 0.975, e.name  # 0.98 measured; 0.975 for noise
 
 

@@ -18,7 +18,6 @@ def mixed(data_dir):
     """Eight real Pt/alumina patches, one real catalyst frame with weak masks (as
     bench/training_data.py lays it out), two synthetic frames: three series."""
     from psdwatch.pipeline.io import load_image
-    from psdwatch.pipeline.segment import normalise
     from psdwatch.pipeline.weak_masks import mask_from_boxes, read_yolo_boxes
 
     pairs = train_data.find_annotations(data_dir / "pt-alumina-haadf")[:8]
@@ -26,7 +25,7 @@ def mixed(data_dir):
     boxed = data_dir / "catalysts-boxed"
     data = load_image(boxed / "images" / "Cu1.jpg").data
     weak = mask_from_boxes(data, read_yolo_boxes(boxed / "labels" / "Cu1.txt", data.shape))
-    catalyst = train_data.Example("cat_Cu1", "x", normalise(data), weak)
+    catalyst = train_data.Example("cat_Cu1", "x", data, weak)
     return patches + [catalyst] + train_data.synthetic_examples(2, size=128)
 
 
