@@ -19,6 +19,9 @@ if TYPE_CHECKING:  # torch is imported where a network is built: `status` and `-
     import torch
 
 ARCHITECTURE = "Unet(tu-seresnet34, in_channels=1, classes=1)"
+# How a model's input is prepared (segment.normalise; its card's "input", and
+# "plain" for cards from before there was a choice).
+INPUT_MODES = ("plain", "flattened")
 
 
 @dataclass
@@ -88,6 +91,9 @@ def load_model(models_dir: Path, name: str) -> Model:
     if not weights.is_file():
         raise FileNotFoundError(f"model {name!r} has no weights file {weights}")
     card = load_card(models_dir, name) or {}
+    if card.get("input", "plain") not in INPUT_MODES:
+        raise ValueError(f"model {name!r} wants its input {card['input']!r}, which this version of "
+                         f"psdwatch does not know ({', '.join(INPUT_MODES)}): update psdwatch")
     return Model(name=name, sha256=file_sha256(weights), _net=None, card=card,
                  threshold=float(card.get("threshold", 0.5)), weights=weights,
                  input_mode=str(card.get("input", "plain")))

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from . import classical, size
-from .models import Model
+from .models import INPUT_MODES, Model
 
 if TYPE_CHECKING:  # imported where the network runs; the classical engine never loads torch
     import torch
@@ -29,8 +29,6 @@ ENGINES = ("auto", "unet", "classical")
 log = logging.getLogger("psdwatch")
 
 
-# How a model's input is prepared (its card's "input"; cards without one are "plain").
-INPUT_MODES = ("plain", "flattened")
 FLATTEN_RADIUS_PX = 48
 
 
