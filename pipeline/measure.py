@@ -61,9 +61,22 @@ def min_area_px(nm_per_px: float | None, min_diameter_nm: float, floor_px: int) 
 
 
 def clean_mask(mask: np.ndarray, min_area: int) -> np.ndarray:
-    """The binary image of method step 2: holes filled, specks removed."""
-    filled = ndi.binary_fill_holes(mask)
-    return morphology.remove_small_objects(filled, max_size=min_area - 1) if min_area > 1 else filled
+    """The binary image of method step 2: holes filled, specks removed.
+
+    The same result as scipy's binary_fill_holes and scikit-image's
+    remove_small_objects (4-connected, both), by an OpenCV flood fill from outside
+    the frame and OpenCV's connected components: on a 2048² frame those two took
+    0.2-0.4 s of a 2-5 s `process`."""
+    filled = np.array(mask, bool, order="C")
+    outside = np.pad(~filled, 1, constant_values=True).astype(np.uint8)
+    cv2.floodFill(outside, None, (0, 0), 2, flags=4)
+    filled |= outside[1:-1, 1:-1] == 1            # background the flood did not reach: holes
+    if min_area > 1:
+        n, labels = cv2.connectedComponents(filled.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
+        small = np.bincount(labels.ravel(), minlength=n) < min_area
+        small[0] = False
+        filled &= ~small[labels]
+    return filled
 
 
 def split_touching(mask: np.ndarray, min_distance: int) -> np.ndarray:
@@ -86,9 +99,22 @@ def label_particles(mask: np.ndarray, exclude: np.ndarray | None = None,
     A particle touching the image border or an excluded region (scale bar,
     databar) is dropped: part of it is hidden, so its size would be too small.
     """
-    labels = split_touching(mask, min_distance) if watershed else measure.label(mask, connectivity=2)
+    if watershed:
+        labels = split_touching(mask, min_distance)
+        if exclude_border:
+            labels = segmentation.clear_border(labels)
+    else:
+        # OpenCV's 8-connected components: scikit-image's label(connectivity=2) and
+        # clear_border in a fraction of the time on a 2048² frame.
+        binary = np.ascontiguousarray(mask, bool).view(np.uint8)
+        n, labels = cv2.connectedComponents(binary, connectivity=8, ltype=cv2.CV_32S)
+        if exclude_border:
+            drop = np.zeros(n, bool)
+            drop[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = True
+            drop[0] = False
+            if drop.any():
+                labels[drop[labels]] = 0
     if exclude_border:
-        labels = segmentation.clear_border(labels)
         if exclude is not None and exclude.any():
             touching = np.unique(labels[ndi.binary_dilation(exclude, iterations=1)])
             labels[np.isin(labels, touching[touching > 0])] = 0

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from scipy import ndimage as ndi
+from skimage import morphology
 from skimage.draw import disk, rectangle
 
 from psdwatch.pipeline import measure
@@ -88,3 +90,45 @@ def test_unknown_scale_gives_pixels_only():
     mask = _disks((60, 60), [((30, 30), 8)])
     p = measure.measure_particles(measure.label_particles(mask), mask.astype(float), None)[0]
     assert p["ecd_nm"] is None and p["area_nm2"] is None and p["ecd_px"] > 15
+
+
+def _same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two label images that cut the same pixels into the same particles (numbers aside)."""
+    if not np.array_equal(a > 0, b > 0):
+        return False
+    pairs = np.unique(np.stack([a[a > 0], b[b > 0]]), axis=1)
+    return pairs.shape[1] == len(np.unique(a[a > 0])) == len(np.unique(b[b > 0]))
+
+
+def _masks(data_dir):
+    """Real human masks, the same with noise specks and punched holes, and random speckle."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    for path in sorted((data_dir / "pt-alumina-haadf").glob("ptal_0[0-4]5_mask.png")):
+        truth = cv2.imread(str(path), 0) > 0
+        noisy = truth ^ (rng.random(truth.shape) < 0.02)
+        yield truth
+        yield noisy
+    for density in (0.3, 0.5, 0.62):
+        yield ndi.binary_opening(rng.random((300, 400)) < density)
+
+
+def test_clean_mask_is_fill_holes_then_remove_small_objects(data_dir):
+    for mask in _masks(data_dir):
+        for min_area in (1, 6, 40):
+            reference = ndi.binary_fill_holes(mask)
+            if min_area > 1:
+                reference = morphology.remove_small_objects(reference, max_size=min_area - 1)
+            assert np.array_equal(measure.clean_mask(mask, min_area), reference)
+
+
+def test_labels_are_scikit_images_with_the_border_cleared(data_dir):
+    from skimage import measure as skm, segmentation
+
+    for mask in _masks(data_dir):
+        for border in (True, False):
+            reference = skm.label(mask, connectivity=2)
+            if border:
+                reference = segmentation.clear_border(reference)
+            assert _same_partition(measure.label_particles(mask, exclude_border=border), reference)
