@@ -34,7 +34,7 @@ def main() -> int:
         return 1
     model = load_model(models_dir, args.model)
     fp32 = onnx_runtime.fp32_graph(lambda: model.net, model.sha256, models_dir)
-    out = int8.save_ranges(fp32, [e.image for e in examples[::2]],  # normalised as the network sees them
+    out = int8.save_ranges(fp32, [e.prepared(model.input_mode) for e in examples[::2]],  # normalised as the network sees them
                            int8.ranges_path(models_dir, args.model))
     print(f"{out}: ranges from {len(examples[::2])} of {len(examples)} training images")
     return 0

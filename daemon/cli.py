@@ -275,9 +275,12 @@ def list_models(config_path: str | None) -> None:
 @click.option("--init", help='Start from these weights: "live", a model name or a .safetensors file '
                              "(default: random weights).")
 @click.option("--no-final-fit", is_flag=True, help="Skip the final fit on train + validation after early stopping.")
+@click.option("--input", "input_mode", type=click.Choice(["plain", "flattened"]),
+              help="How the new model sees a frame ([train] input).")
 def train(config_path: str | None, annotations: str | None, synthetic: int | None, max_epochs: int | None,
           steps: int | None, crop: int | None, batch: int | None, lr: float | None, time_budget: float | None,
-          d50_check_images: int | None, name: str | None, init: str | None, no_final_fit: bool) -> None:
+          d50_check_images: int | None, name: str | None, init: str | None, no_final_fit: bool,
+          input_mode: str | None) -> None:
     """Train a segmentation model now on the annotated images, and make it live if it
     measures better than the live one on the fixed test set."""
     from .promotion import train_and_promote
@@ -300,7 +303,7 @@ def train(config_path: str | None, annotations: str | None, synthetic: int | Non
         lr=lr or defaults["finetune_lr" if init else "lr"],
         time_budget_s=budget * 60 if budget else None, final_fit=not no_final_fit,
         synthetic_check_images=pick(d50_check_images, "d50_check_images"),
-        precision=config["segment"]["precision"])
+        precision=config["segment"]["precision"], input_mode=pick(input_mode, "input"))
     try:
         with training_lock(config["models"]["dir"]):
             card, live, why = train_and_promote(

@@ -95,6 +95,7 @@ class Train(_Section):
     lr: StrictFloat = Field(0.01, gt=0)
     finetune_lr: StrictFloat = Field(0.001, gt=0)
     d50_check_images: StrictInt = Field(4, ge=0)
+    input: Literal["plain", "flattened"] = "plain"
 
 
 class Scale(_Section):

@@ -19,9 +19,6 @@ from . import models, segment
 from .io import load_image
 
 MASK_SUFFIXES = ("_mask.png", "_mask.tif", "_mask.tiff")
-# How new models see their input (segment.INPUT_MODES), recorded in their card as
-# "input"; older models keep the "plain" scaling they were trained with.
-INPUT_MODE = "flattened"
 
 
 @dataclass
@@ -31,12 +28,15 @@ class Example:
     data: np.ndarray    # float32 grey values as read: what `process` gets
     mask: np.ndarray    # bool, True = particle
 
-    @cached_property
-    def image(self) -> np.ndarray:
-        """The frame prepared as new models see it (INPUT_MODE), once: training crops
-        are cut from it. Scoring goes through segment.predict_probability on `data`,
-        so that any model, whatever its input, is scored as `process` runs it."""
-        return segment.normalise(self.data, mode=INPUT_MODE)
+    def prepared(self, mode: str) -> np.ndarray:
+        """The frame as a model with this input mode sees it (models.INPUT_MODES), made
+        once per mode: training crops are cut from it. Scoring goes through
+        segment.predict_probability on `data`, so that any model, whatever its input,
+        is scored as `process` runs it."""
+        cache = self.__dict__.setdefault("_prepared", {})
+        if mode not in cache:
+            cache[mode] = segment.normalise(self.data, mode=mode)
+        return cache[mode]
 
     @cached_property
     def centres(self) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -122,3 +123,15 @@ def test_a_live_model_scored_on_another_test_set_is_rescored_before_comparing(ex
     # Its card's 0.99 was on other images; on these a random network scores what it scores.
     assert card["test_set"] == train.test_set_id(test) and card["test_metrics"]["iou"] < 0.5
     assert card["name"] == "starter"
+
+
+def test_a_model_trained_on_flattened_frames_says_so_and_is_run_so(examples, tmp_path):
+    options = train.TrainOptions(**{**TINY.__dict__, "input_mode": "flattened", "final_fit": False})
+    card, _, _ = promotion.train_and_promote(examples, tmp_path, options, name="flat-1", progress=lambda _: None)
+    assert card["input"] == "flattened" and json.loads((tmp_path / "flat-1.json").read_text())["input"] == "flattened"
+    model = models.load_model(tmp_path, "flat-1")
+    assert model.input_mode == "flattened"
+    # Scored as process runs it: the raw frame in, flattened on the way.
+    assert 0.0 <= train.evaluate(model, examples[:1])["iou"] <= 1.0
+    assert examples[0].prepared("flattened") is examples[0].prepared("flattened")  # made once
+    assert not np.allclose(examples[0].prepared("flattened"), examples[0].prepared("plain"))
