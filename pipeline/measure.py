@@ -149,25 +149,76 @@ def _scaled(value_px: float, nm_per_px: float | None, power: int = 1) -> float |
     return None if not nm_per_px else value_px * nm_per_px ** power
 
 
+# scikit-image's perimeter (4-neighbourhood): the weight of a border pixel by the
+# code of its border neighbours, centre 1, sides 2, corners 10 (its _regionprops_utils).
+_PERIMETER_WEIGHTS = np.zeros(50)
+_PERIMETER_WEIGHTS[[5, 7, 15, 17, 25, 27]] = 1.0
+_PERIMETER_WEIGHTS[[21, 33]] = math.sqrt(2)
+_PERIMETER_WEIGHTS[[13, 23]] = (1 + math.sqrt(2)) / 2
+
+
+def perimeters(labels: np.ndarray) -> np.ndarray:
+    """Perimeter of every label (index = label), exactly as regionprops measures each
+    one, for all particles at once: a pixel is on the border when a 4-neighbour holds
+    another label, and is weighted by which of its 8 neighbours are border pixels of
+    its own particle. On a frame of 5,000 small particles the per-region version was
+    a third of the measuring time."""
+    padded = np.pad(np.asarray(labels), 1)
+    flat = padded.ravel()
+    width = padded.shape[1]
+    idx = np.flatnonzero(flat)
+    lab = flat[idx]
+    on_border = np.zeros(idx.size, bool)
+    for offset in (-width, width, -1, 1):
+        on_border |= flat[idx + offset] != lab
+    border = np.zeros(flat.size, bool)
+    border[idx[on_border]] = True
+    bidx, blab = idx[on_border], lab[on_border]
+    code = np.ones(bidx.size, np.int64)
+    for offset, weight in ((-width, 2), (width, 2), (-1, 2), (1, 2),
+                           (-width - 1, 10), (-width + 1, 10), (width - 1, 10), (width + 1, 10)):
+        q = bidx + offset
+        code += weight * (border[q] & (flat[q] == blab))
+    return np.bincount(blab, _PERIMETER_WEIGHTS[code], minlength=int(flat.max()) + 1)
+
+
 def measure_particles(labels: np.ndarray, image: np.ndarray,
                       nm_per_px: float | None) -> list[dict]:
     """One dict per particle with PARTICLE_SCHEMA's keys, pixel measures always, nm
-    measures when the scale is known (None otherwise: a size in nm is never guessed)."""
+    measures when the scale is known (None otherwise: a size in nm is never guessed).
+
+    The measures regionprops gives (area, centroid, perimeter, mean intensity) are
+    taken for all particles at once (the same numbers; tests compare them); only the
+    convex hull is made particle by particle, from its bounding box."""
+    labels = np.asarray(labels)
+    boxes = ndi.find_objects(labels)
+    present = np.array([i + 1 for i, box in enumerate(boxes) if box is not None], int)
+    if not present.size:
+        return []
+    fg = np.flatnonzero(labels)
+    lab = labels.ravel()[fg]
+    n = len(boxes) + 1
+    areas = np.bincount(lab, minlength=n).astype(float)
+    rows, cols = np.divmod(fg, labels.shape[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cy = np.bincount(lab, rows, minlength=n) / areas
+        cx = np.bincount(lab, cols, minlength=n) / areas
+        mean = np.bincount(lab, np.asarray(image, np.float64).ravel()[fg], minlength=n) / areas
+    perims = perimeters(labels)
     particles = []
-    for region in measure.regionprops(labels, intensity_image=image):
-        area = float(region.area)
-        perimeter = float(region.perimeter) or 1.0
+    for label in present:
+        area = float(areas[label])
+        perimeter = float(perims[label]) or 1.0
         ecd = math.sqrt(4.0 * area / math.pi)
         # One hull gives Feret min, max and the convex area; regionprops would
         # build three (its Feret and solidity were 3/4 of the measuring time).
-        hull = outline_hull(region.image)
+        hull = outline_hull(labels[boxes[label - 1]] == label)
         feret_min, feret_max = calipers(hull)
         convex_area = float(cv2.contourArea(hull)) or area
-        y, x = region.centroid
         row = {
             "id": len(particles) + 1,
-            "x": round(float(x), 2),
-            "y": round(float(y), 2),
+            "x": round(float(cx[label]), 2),
+            "y": round(float(cy[label]), 2),
             "area_px": area,
             "perimeter_px": perimeter,
             "ecd_px": ecd,
@@ -180,7 +231,7 @@ def measure_particles(labels: np.ndarray, image: np.ndarray,
             "feret_min_nm": _scaled(feret_min, nm_per_px),
             "circularity": min(1.0, 4.0 * math.pi * area / perimeter ** 2),
             "solidity": min(1.0, area / convex_area),
-            "mean_intensity": float(region.intensity_mean),
+            "mean_intensity": float(mean[label]),
         }
         particles.append({name: row[name] for name in PARTICLE_NAMES})  # schema order, schema keys
     return particles

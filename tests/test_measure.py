@@ -132,3 +132,29 @@ def test_labels_are_scikit_images_with_the_border_cleared(data_dir):
             if border:
                 reference = segmentation.clear_border(reference)
             assert _same_partition(measure.label_particles(mask, exclude_border=border), reference)
+
+
+def _regionprops_reference(labels, image):
+    """The measures regionprops gives, particle by particle, as the module took them before."""
+    from skimage import measure as skm
+
+    return [(r.label, r.area, r.centroid, r.perimeter, r.intensity_mean)
+            for r in skm.regionprops(labels, intensity_image=image)]
+
+
+def test_measures_taken_at_once_are_regionprops_own(data_dir):
+    import cv2
+
+    for k, mask in enumerate(_masks(data_dir)):
+        image = np.random.default_rng(k).random(mask.shape).astype(np.float32) * 200
+        for labels in (measure.label_particles(measure.clean_mask(mask, 6)),
+                       measure.label_particles(mask, exclude_border=False, watershed=True, min_distance=3)):
+            found = measure.measure_particles(labels, image, 0.5)
+            reference = _regionprops_reference(labels, image)
+            assert len(found) == len(reference) > 0
+            for p, (label, area, (cy, cx), perimeter, mean) in zip(found, reference):
+                assert p["area_px"] == area
+                assert p["x"] == pytest.approx(cx, abs=0.0051) and p["y"] == pytest.approx(cy, abs=0.0051)
+                assert p["perimeter_px"] == pytest.approx(perimeter or 1.0, rel=1e-12)
+                assert p["mean_intensity"] == pytest.approx(mean, rel=1e-5)
+                assert p["ecd_nm"] == pytest.approx(0.5 * math.sqrt(4 * area / math.pi))
