@@ -118,7 +118,7 @@ def by_series(examples: list[Example]) -> list[list[Example]]:
 
 def pick_example(groups: list[list[Example]], rng: np.random.Generator) -> Example:
     """A series first, then an image in it: each kind of image gets the same share of
-    the crops however many images it has. Drawn by image, 36 Pt/alumina patches and
+    the crops however many images it has. Drawn by image, 25 Pt/alumina patches and
     32 synthetic frames left the 6 real catalyst images a tenth of the crops, and
     starter-v2 found 1 of 246 particles on a catalyst image it had trained on."""
     group = groups[int(rng.integers(len(groups)))]
