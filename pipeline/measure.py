@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from scipy import ndimage as ndi
-from skimage import measure, morphology, segmentation
+from skimage import measure, segmentation
 from skimage.feature import peak_local_max
 
 

@@ -91,12 +91,12 @@ def load_model(models_dir: Path, name: str) -> Model:
     if not weights.is_file():
         raise FileNotFoundError(f"model {name!r} has no weights file {weights}")
     card = load_card(models_dir, name) or {}
-    if card.get("input", "plain") not in INPUT_MODES:
-        raise ValueError(f"model {name!r} wants its input {card['input']!r}, which this version of "
+    input_mode = str(card.get("input", "plain"))
+    if input_mode not in INPUT_MODES:
+        raise ValueError(f"model {name!r} wants its input {input_mode!r}, which this version of "
                          f"psdwatch does not know ({', '.join(INPUT_MODES)}): update psdwatch")
     return Model(name=name, sha256=file_sha256(weights), _net=None, card=card,
-                 threshold=float(card.get("threshold", 0.5)), weights=weights,
-                 input_mode=str(card.get("input", "plain")))
+                 threshold=float(card.get("threshold", 0.5)), weights=weights, input_mode=input_mode)
 
 
 def load_weights(net: torch.nn.Module, weights: Path) -> torch.nn.Module:

@@ -9,7 +9,7 @@ import json
 import re
 from pathlib import Path
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import cv2
@@ -27,16 +27,16 @@ class Example:
     sha256: str
     data: np.ndarray    # float32 grey values as read: what `process` gets
     mask: np.ndarray    # bool, True = particle
+    _prepared: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def prepared(self, mode: str) -> np.ndarray:
         """The frame as a model with this input mode sees it (models.INPUT_MODES), made
         once per mode: training crops are cut from it. Scoring goes through
         segment.predict_probability on `data`, so that any model, whatever its input,
         is scored as `process` runs it."""
-        cache = self.__dict__.setdefault("_prepared", {})
-        if mode not in cache:
-            cache[mode] = segment.normalise(self.data, mode=mode)
-        return cache[mode]
+        if mode not in self._prepared:
+            self._prepared[mode] = segment.normalise(self.data, mode=mode)
+        return self._prepared[mode]
 
     @cached_property
     def centres(self) -> np.ndarray:

@@ -3,6 +3,7 @@ valid, the fixed test set is fixed, a worse model is not promoted, a run resumes
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -126,7 +127,7 @@ def test_a_live_model_scored_on_another_test_set_is_rescored_before_comparing(ex
 
 
 def test_a_model_trained_on_flattened_frames_says_so_and_is_run_so(examples, tmp_path):
-    options = train.TrainOptions(**{**TINY.__dict__, "input_mode": "flattened", "final_fit": False})
+    options = dataclasses.replace(TINY, input_mode="flattened", final_fit=False)
     card, _, _ = promotion.train_and_promote(examples, tmp_path, options, name="flat-1", progress=lambda _: None)
     assert card["input"] == "flattened" and json.loads((tmp_path / "flat-1.json").read_text())["input"] == "flattened"
     model = models.load_model(tmp_path, "flat-1")
