@@ -15,7 +15,8 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from . import models, segment
+from . import models, segment, weak_masks
+from .files import write_atomic
 from .io import load_image
 
 MASK_SUFFIXES = ("_mask.png", "_mask.tif", "_mask.tiff")
@@ -27,6 +28,9 @@ class Example:
     sha256: str
     data: np.ndarray    # float32 grey values as read: what `process` gets
     mask: np.ndarray    # bool, True = particle
+    # Boxes (x0, y0, x1, y1) where people boxed the particles: the mask is then made
+    # from them, and scoring counts particles found in boxes (pipeline.metrics).
+    boxes: np.ndarray | None = None
     _prepared: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def prepared(self, mode: str) -> np.ndarray:
@@ -45,48 +49,92 @@ class Example:
         return np.rint(centroids[1:, ::-1]).astype(int) if n > 1 else np.argwhere(self.mask)[:1]
 
 
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".dm4", ".dm3", ".emd")
+
+
 def find_annotations(folder: Path) -> list[tuple[Path, Path]]:
-    """(image, mask) pairs: every image with `<stem>_mask.png` (or .tif) beside it."""
-    pairs = []
-    for mask in sorted(p for p in Path(folder).rglob("*_mask.*") if p.name.endswith(MASK_SUFFIXES)):
+    """(image, annotation) pairs. An annotation is a mask beside the image
+    (`<stem>_mask.png` or .tif, nonzero = particle: Fiji, napari, GIMP), else boxes:
+    `<stem>.txt` in YOLO form beside it, or a COCO JSON in the folder that names the
+    image (CVAT, Label Studio). A mask wins where an image has both."""
+    folder = Path(folder)
+    found: dict[Path, Path] = {}
+    for mask in sorted(p for p in folder.rglob("*_mask.*") if p.name.endswith(MASK_SUFFIXES)):
         stem = mask.name[: mask.name.rindex("_mask")]
-        candidates = [p for p in mask.parent.glob(f"{stem}.*")
-                      if p != mask and p.suffix.lower() in (".tif", ".tiff", ".png", ".jpg", ".dm4", ".dm3", ".emd")]
+        candidates = [p for p in mask.parent.glob(f"{stem}.*") if p != mask and p.suffix.lower() in IMAGE_SUFFIXES]
         if candidates:
-            pairs.append((sorted(candidates)[0], mask))
-    return pairs
+            found[sorted(candidates)[0]] = mask
+    for label in sorted(folder.rglob("*.txt")):
+        candidates = [p for p in label.parent.glob(f"{label.stem}.*") if p.suffix.lower() in IMAGE_SUFFIXES]
+        if candidates and sorted(candidates)[0] not in found:
+            found[sorted(candidates)[0]] = label
+    for coco in sorted(folder.rglob("*.json")):
+        for name in weak_masks.coco_image_names(coco):
+            image = coco.parent / name
+            if image.is_file() and image not in found:
+                found[image] = coco
+    return sorted(found.items())
 
 
-def load_example(image_path: Path, mask_path: Path) -> Example:
+def load_example(image_path: Path, annotation_path: Path) -> Example:
+    """An image and its particle mask: the mask file's, or made from boxes inside each
+    box (pipeline.weak_masks), with the boxes kept for scoring detection."""
     loaded = load_image(image_path)
-    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise ValueError(f"cannot read mask {mask_path}")
-    mask = (mask if mask.ndim == 2 else mask[..., 0]) > 0
-    if mask.shape != loaded.data.shape:
-        raise ValueError(f"mask {mask_path.name} is {mask.shape}, image is {loaded.data.shape}")
-    digest = hashlib.sha256(Path(image_path).read_bytes() + Path(mask_path).read_bytes()).hexdigest()
-    return Example(image_path.stem, digest, np.asarray(loaded.data, np.float32), mask)
+    shape = loaded.data.shape
+    boxes = None
+    suffix = Path(annotation_path).suffix.lower()
+    if suffix == ".txt":
+        boxes = weak_masks.read_yolo_boxes(annotation_path, shape)
+    elif suffix == ".json":
+        boxes = weak_masks.read_coco_boxes(annotation_path, Path(image_path).name)
+        if boxes is None:
+            raise ValueError(f"{Path(annotation_path).name} has no boxes for {Path(image_path).name}")
+    if boxes is not None:
+        mask = weak_masks.mask_from_boxes(loaded.data, boxes)
+    else:
+        raw = cv2.imread(str(annotation_path), cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            raise ValueError(f"cannot read mask {annotation_path}")
+        mask = (raw if raw.ndim == 2 else raw[..., 0]) > 0
+        if mask.shape != shape:
+            raise ValueError(f"mask {Path(annotation_path).name} is {mask.shape}, image is {shape}")
+    digest = hashlib.sha256(Path(image_path).read_bytes() + Path(annotation_path).read_bytes()).hexdigest()
+    return Example(Path(image_path).stem, digest, np.asarray(loaded.data, np.float32), mask, boxes)
+
+
+MIN_SERIES_FOR_TEST = 3  # a series with fewer images keeps them all for training
 
 
 def fixed_test_set(models_dir: Path, examples: list[Example], fraction: float = 0.2) -> set[str]:
-    """The hashes of the test set, chosen once and kept in the models dir.
+    """The hashes of the test set, kept in the models dir: every model is scored on the
+    same images, so a new one can be compared with the live one.
 
-    Every model is scored on the same images, so a new one can be compared with
-    the live one; images added later join training, never the test set. The
-    test set is the last block in name order, not a random draw: neighbouring
-    images (slices of one tomogram, frames of one session) are near copies, and
-    a random draw would put copies of training images in the test set.
-    """
+    Per acquisition series: the first time a series has MIN_SERIES_FOR_TEST images, its
+    last block in name order (a fifth, at least one) joins the test set, and stays; its
+    later images join training, never the test set. By series, so that a lab's own
+    catalysts are judged on their own images, not on the Pt/alumina patches alone; a
+    block, not a random draw, because neighbouring images (slices of one tomogram,
+    frames of one session) are near copies."""
     path = Path(models_dir) / "test_set.json"
-    if path.is_file():
-        return set(json.loads(path.read_text())["sha256"])
-    ranked = sorted(examples, key=lambda e: e.name)
-    chosen = ranked[len(ranked) - max(1, round(len(ranked) * fraction)):]
-    Path(models_dir).mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"names": [e.name for e in chosen],
-                                "sha256": [e.sha256 for e in chosen]}, indent=1))
-    return {e.sha256 for e in chosen}
+    kept = json.loads(path.read_text()) if path.is_file() else {"names": [], "sha256": []}
+    hashes = set(kept["sha256"])
+    groups: dict[str, list[Example]] = {}
+    for example in sorted(examples, key=lambda e: e.name):
+        groups.setdefault(series(example.name), []).append(example)
+    tested = {series(name) for name in kept["names"]}
+    added = False
+    for name, members in groups.items():
+        if name in tested or len(members) < MIN_SERIES_FOR_TEST or any(e.sha256 in hashes for e in members):
+            continue
+        for example in members[len(members) - max(1, round(len(members) * fraction)):]:
+            kept["names"].append(example.name)
+            kept["sha256"].append(example.sha256)
+            hashes.add(example.sha256)
+        added = True
+    if added:
+        Path(models_dir).mkdir(parents=True, exist_ok=True)
+        write_atomic(path, json.dumps(kept, indent=1).encode())
+    return hashes
 
 
 def series(name: str) -> str:

@@ -13,6 +13,7 @@ people boxed every particle except those cut by the image edge, which
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,30 @@ def read_yolo_boxes(path: Path, shape: tuple[int, int]) -> np.ndarray:
     h, w = shape
     xc, yc, bw, bh = rows[:, 1] * w, rows[:, 2] * h, rows[:, 3] * w, rows[:, 4] * h
     return np.column_stack([xc - bw / 2, yc - bh / 2, xc + bw / 2, yc + bh / 2])
+
+
+def read_coco_boxes(path: Path, image_name: str) -> np.ndarray | None:
+    """Boxes (x0, y0, x1, y1) in pixels of the image named `image_name` in a COCO JSON
+    (as CVAT and Label Studio export: images[].file_name, annotations[].bbox = x, y, w, h);
+    None when the file does not list that image."""
+    coco = json.loads(Path(path).read_text())
+    ids = [im["id"] for im in coco.get("images", []) if Path(str(im.get("file_name", ""))).name == image_name]
+    if not ids:
+        return None
+    rows = [a["bbox"] for a in coco.get("annotations", []) if a.get("image_id") == ids[0] and a.get("bbox")]
+    boxes = np.asarray(rows, np.float64).reshape(-1, 4)
+    return np.column_stack([boxes[:, 0], boxes[:, 1], boxes[:, 0] + boxes[:, 2], boxes[:, 1] + boxes[:, 3]])
+
+
+def coco_image_names(path: Path) -> list[str]:
+    """The image file names a COCO JSON annotates (empty for any other JSON)."""
+    try:
+        coco = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(coco, dict) or "annotations" not in coco:
+        return []
+    return [Path(str(im.get("file_name", ""))).name for im in coco.get("images", [])]
 
 
 def mask_from_boxes(image: np.ndarray, boxes: np.ndarray, level: float = 0.5) -> np.ndarray:
