@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="starter-v2")
+    parser.add_argument("--model", default=(REPO / "models" / "LIVE").read_text().strip())
     parser.add_argument("--annotations", type=Path, default=REPO.parent / "shared" / "data" / "pt-alumina-haadf")
     args = parser.parse_args()
     models_dir = REPO / "models"
