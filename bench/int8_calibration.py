@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from psdwatch.pipeline import int8, onnx_runtime
+from psdwatch.pipeline.runtime import int8, onnx as onnx_runtime
 from psdwatch.pipeline.models import load_model
 from psdwatch.pipeline.train_data import find_annotations, load_example
 

@@ -470,7 +470,7 @@ def write_markdown(results: dict, path: Path) -> None:
                              f"{100 * (row.get('d50_diff_vs_fp32_same_scale') or 0):+.1f} % | "
                              f"{row['iou_vs_truth']:.3f} ({row['reference_iou_vs_truth']:.3f}) |")
         patches = mag.get("int8_real_patches", {})
-        lines += ["", f"`auto` ran the network as **{mag.get('auto_path', '?')}** (pipeline/fastest.py, timed on this CPU); "
+        lines += ["", f"`auto` ran the network as **{mag.get('auto_path', '?')}** (pipeline/runtime/fastest.py, timed on this CPU); "
                   "the reference is ONNX Runtime fp32 at full resolution."]
         if "iou_min" in patches:
             lines.append(f"int8 against fp32 on the {patches['patches']} real test patches (never used to calibrate it): "

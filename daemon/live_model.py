@@ -104,19 +104,7 @@ def load_live_model(config: dict, engine: str) -> models.Model | None:
 def prepare_named(models_dir: Path, name: str, seg: dict, threads: int | None = None) -> models.Model:
     """Model `name` of models_dir, ready to run as [segment] (device, precision,
     runtime, threads) says: here, and once per process on a Dask worker."""
-    from ..pipeline import onnx_runtime, segment  # torch: only where a network runs
+    from ..pipeline import runtime  # torch: only where a network runs
 
-    device = segment.choose_device(seg["device"])
-    if device == "cuda":
-        runtime = "torch"
-    elif seg["precision"] == "int8":
-        runtime = "onnxruntime-int8"
-    elif seg["precision"] == "auto" and seg["runtime"] == "auto" and onnx_runtime.available():
-        runtime = "fastest"  # measured on this CPU once per model (pipeline/fastest.py)
-    else:
-        runtime = onnx_runtime.choose_runtime(seg["runtime"], segment.choose_precision(seg["precision"]))
-    model = segment.prepare_model(models.load_model(models_dir, name),
-                                  seg["threads"] if threads is None else threads, runtime, models_dir,
-                                  device=device)
-    log.info("model %s runs on %s (%s)", name, model.runtime, device)
-    return model
+    return runtime.prepare(models_dir, name, seg["device"], seg["precision"], seg["runtime"],
+                           seg["threads"] if threads is None else threads)

@@ -189,7 +189,7 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
     t = time.perf_counter()
     survey = blobs.find_blobs(loaded.data, exclude)
     seg = dict(engine=engine, model=model, tile=settings.tile, overlap=settings.overlap,
-               precision=segment.choose_precision(settings.precision))
+               precision=model.precision if model is not None else "fp32")
     sizing = size.SizeDecision(1.0, None, None, 0, "size-aware segmentation is off")
     if settings.size_aware:
         def segment_at(small: np.ndarray, small_exclude: np.ndarray | None) -> np.ndarray:

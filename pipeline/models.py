@@ -34,18 +34,20 @@ class Model:
     sha256: str
     _net: torch.nn.Module | None
     card: dict
-    # Set by segment.prepare_model when an exported graph runs the network
+    # Set by runtime.prepare_model when an exported graph runs the network
     # (float32 NCHW tiles in, logits out); None = PyTorch runs it.
     runner: Callable | None = None
     # Probability above which a pixel is particle: chosen on validation when the
     # model was trained (its card's "threshold"); 0.5 for models without one.
     threshold: float = 0.5
-    # How the network runs, once prepared (segment.prepare_model): "torch",
+    # How the network runs, once prepared (runtime.prepare_model): "torch",
     # "onnxruntime" (fp32) or "onnxruntime-int8".
     runtime: str = "torch"
     weights: Path | None = None  # where `net` is loaded from when first used
     # How the frame is prepared for the network (segment.INPUT_MODES; the card's "input").
     input_mode: str = "plain"
+    # The precision of a PyTorch forward pass, chosen once by runtime.prepare_model.
+    precision: str = "fp32"
 
     @property
     def net(self) -> torch.nn.Module:

@@ -444,9 +444,9 @@ def run_training(annotations: list[Example], models_dir: Path, options: TrainOpt
 def save_int8_ranges(net: torch.nn.Module, sha256: str, models_dir: Path, name: str,
                      examples: list[Example], progress: Callable[[str], None], input_mode: str = "plain") -> None:
     """The activation ranges the model's int8 graph is built from, taken from this
-    training's own real images (pipeline/int8.py: synthetic tiles alone left real
+    training's own real images (pipeline/runtime/int8.py: synthetic tiles alone left real
     masks at IoU 0.93). A failure costs the int8 path, never the model."""
-    from . import int8, onnx_runtime
+    from .runtime import int8, onnx as onnx_runtime
 
     try:
         fp32 = onnx_runtime.fp32_graph(lambda: net, sha256, models_dir)

@@ -1,4 +1,4 @@
-"""The int8 path (pipeline/int8.py, onnx_runtime, fastest): built from the starter's
+"""The int8 path (pipeline/runtime/int8.py, onnx_runtime, fastest): built from the starter's
 stored ranges, judged by its guard, never used when the guard rejects it, and on
 real patches it never calibrated on its masks agree with fp32."""
 
@@ -12,7 +12,8 @@ import pytest
 
 from psdwatch.daemon.live_model import prepare_named
 from psdwatch.daemon.config import defaults
-from psdwatch.pipeline import fastest, int8, metrics, onnx_runtime, segment
+from psdwatch.pipeline import metrics, segment
+from psdwatch.pipeline.runtime import fastest, int8, onnx as onnx_runtime
 from psdwatch.pipeline.models import load_model
 from psdwatch.pipeline.train_data import find_annotations, load_example
 
@@ -101,7 +102,7 @@ def test_onnx_runtime_from_a_cached_graph_never_imports_torch(tmp_path):
     import subprocess
     import sys
 
-    from psdwatch.pipeline.segment import _nvidia_driver
+    from psdwatch.pipeline.runtime.torch_net import _nvidia_driver
 
     if _nvidia_driver():
         pytest.skip("with an NVIDIA driver, torch is asked whether it sees the GPU")

@@ -80,7 +80,8 @@ def test_normalise_ignores_excluded_pixels():
 
 @pytest.mark.slow
 def test_onnx_runtime_gives_the_same_particles_as_pytorch(model_dir, tmp_path):
-    from psdwatch.pipeline import measure, onnx_runtime
+    from psdwatch.pipeline import measure
+    from psdwatch.pipeline.runtime import onnx as onnx_runtime
     from psdwatch.pipeline.synth import SynthSpec, synth_image
 
     image, _, _ = synth_image(SynthSpec(size=384, bits=16, style="band", seed=4))

@@ -81,7 +81,9 @@ def test_large_particles_are_segmented_at_a_smaller_scale_with_the_unet(tmp_path
     assert 0.1 < aware.segment_scale < 0.5, aware.checks
     assert naive.segment_scale == 1.0
     assert iou(aware.mask, mask) >= 0.8, iou(aware.mask, mask)
-    assert iou(aware.mask, mask) > iou(naive.mask, mask)
+    # starter-v2 saw 90 px particles only as rims at full size; starter-v4 learnt 8-56 px
+    # particles and still does well on them, so shrinking buys time at a small cost
+    assert iou(aware.mask, mask) > iou(naive.mask, mask) - 0.05, (iou(aware.mask, mask), iou(naive.mask, mask))
     d50 = np.median([p["ecd_nm"] for p in aware.particles])
     assert abs(d50 / truth_d50(truth) - 1) < 0.05, (d50, truth_d50(truth))
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .files import write_atomic
+from ..files import write_atomic
 
 if TYPE_CHECKING:  # torch only where a graph must be exported
     import torch
@@ -95,23 +95,6 @@ def fp32_graph(network: Callable[[], torch.nn.Module], sha256: str, models_dir: 
     return path
 
 
-def int8_graph(network: Callable[[], torch.nn.Module], sha256: str, models_dir: Path, threshold: float,
-               ranges: Path | None = None, input_mode: str = "plain") -> Path | None:
-    """The model's int8 graph if its accuracy guard accepted it (built and judged once,
-    from the model's stored activation `ranges` when it has them); else None."""
-    from . import int8
-
-    fp32 = fp32_graph(network, sha256, models_dir)
-    path = fp32.with_name(fp32.stem + ".int8.onnx")
-    judged = int8.verdict(path) if path.is_file() else None
-    if judged is None:
-        log.info("building and checking the int8 graph once: %s", path)
-        judged = int8.build(fp32, path, threshold, ranges, input_mode)
-        log.info("int8 graph %s: mask IoU against fp32 at least %.3f on the guard tiles (%s)", path.name,
-                 judged["iou_min"], "accepted" if judged["accepted"] else f"rejected, below {judged['min_iou_required']}")
-    return path if judged["accepted"] else None
-
-
 def session_runner(path: Path, threads: int = 0) -> Callable[[np.ndarray], np.ndarray]:
     """A function from a float32 NCHW batch of tiles to their logits, by ONNX Runtime on `path`."""
     import onnxruntime as ort
@@ -128,14 +111,3 @@ def session_runner(path: Path, threads: int = 0) -> Callable[[np.ndarray], np.nd
 
     run.runtime = "onnxruntime-int8" if path.name.endswith(".int8.onnx") else "onnxruntime"  # type: ignore[attr-defined]
     return run
-
-
-def runner(network: Callable[[], torch.nn.Module], sha256: str, models_dir: Path, threads: int = 0,
-           int8: bool = False, threshold: float = 0.5, ranges: Path | None = None,
-           input_mode: str = "plain") -> Callable[[np.ndarray], np.ndarray]:
-    """ONNX Runtime on the fp32 graph, or on the int8 one where asked for and accepted."""
-    if int8:
-        if (path := int8_graph(network, sha256, models_dir, threshold, ranges, input_mode)) is not None:
-            return session_runner(path, threads)
-        log.warning("the int8 graph failed its accuracy guard: the network runs in fp32")
-    return session_runner(fp32_graph(network, sha256, models_dir), threads)

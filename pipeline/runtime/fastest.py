@@ -5,7 +5,7 @@ Why measured, not guessed: the ranking depends on the chip. With AVX-512 VNNI
 fp32 graph; on AVX2 chips without VNNI int8 gains far less, and PyTorch's bf16
 is fast only with AMX or AVX512-BF16 (emulated, it is 6x slower than fp32).
 So `[segment] precision = "auto"` times the candidates that may run here (fp32
-always; int8 only if its accuracy guard accepted it, pipeline/int8.py; bf16 only
+always; int8 only if its accuracy guard accepted it, pipeline/runtime/int8.py; bf16 only
 on native bf16) on two tiles and keeps the fastest. The verdict is cached by the
 weights' hash, the CPU and the thread count: a service start measures nothing twice.
 """
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import write_atomic
-from .models import Model
+from ..files import write_atomic
+from ..models import Model
 
 log = logging.getLogger("psdwatch")
 PATHS = ("onnxruntime-fp32", "onnxruntime-int8", "torch-bf16")
@@ -51,9 +51,10 @@ def _seconds(run, batch, repeats: int = 2) -> float:
 
 def choose(model: Model, models_dir: Path, threads: int = 0) -> str:
     """The fastest of PATHS that may run here, for this model; cached per CPU."""
-    from . import int8, onnx_runtime, segment
+    from . import int8, onnx
+    from .torch_net import cpu_has_native_bf16, run_network
 
-    cache = onnx_runtime.cache_dir(models_dir) / f"{model.sha256[:16]}.fastest.json"
+    cache = onnx.cache_dir(models_dir) / f"{model.sha256[:16]}.fastest.json"
     signature = cpu_signature(threads)
     try:
         known = json.loads(cache.read_text())
@@ -62,17 +63,17 @@ def choose(model: Model, models_dir: Path, threads: int = 0) -> str:
     except (OSError, ValueError):
         pass
     batch = np.stack(int8.tiles(int8.GUARD[:2], 9100))[:, None]
-    runs = {"onnxruntime-fp32": onnx_runtime.session_runner(
-        onnx_runtime.fp32_graph(lambda: model.net, model.sha256, models_dir), threads)}
+    runs = {"onnxruntime-fp32": onnx.session_runner(
+        onnx.fp32_graph(lambda: model.net, model.sha256, models_dir), threads)}
     ranges = int8.ranges_path(models_dir, model.name)
-    if (graph := onnx_runtime.int8_graph(lambda: model.net, model.sha256, models_dir, model.threshold,
+    if (graph := int8.graph(lambda: model.net, model.sha256, models_dir, model.threshold,
                                          ranges, model.input_mode)) is not None:
-        runs["onnxruntime-int8"] = onnx_runtime.session_runner(graph, threads)
-    if segment.cpu_has_native_bf16():
+        runs["onnxruntime-int8"] = onnx.session_runner(graph, threads)
+    if cpu_has_native_bf16():
         import torch
 
         net = model.net.eval().to(memory_format=torch.channels_last)
-        runs["torch-bf16"] = lambda b: segment.run_network(net, torch.from_numpy(b), "bf16")
+        runs["torch-bf16"] = lambda b: run_network(net, torch.from_numpy(b), "bf16")
     times = {name: round(_seconds(run, batch), 4) for name, run in runs.items()}
     choice = min(times, key=times.get)
     log.info("network paths on this CPU, s per two 512² tiles: %s; using %s", times, choice)

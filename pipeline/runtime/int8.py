@@ -23,13 +23,21 @@ is never used.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from .files import write_atomic
+from ..files import write_atomic
+from .onnx import fp32_graph, session_runner
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger("psdwatch")
 
 MIN_IOU = 0.98
 CALIBRATION = (("dark", 8), ("textured", 14), ("bright", 30), ("textured", 22), ("dark", 16), ("bright", 10))
@@ -39,8 +47,8 @@ PERCENTILE = 99.999
 
 def tiles(specs: tuple, first_seed: int, edge: int = 512, input_mode: str = "plain") -> list[np.ndarray]:
     """Normalised synthetic tiles, one per (support, particle diameter in px)."""
-    from .segment import normalise
-    from .synth import SynthSpec, synth_image
+    from ..model_input import normalise
+    from ..synth import SynthSpec, synth_image
 
     out = []
     for i, (background, d) in enumerate(specs):
@@ -52,8 +60,7 @@ def tiles(specs: tuple, first_seed: int, edge: int = 512, input_mode: str = "pla
 
 def guard(fp32: Path, int8: Path, threshold: float, input_mode: str = "plain") -> dict:
     """IoU of the int8 graph's masks against fp32's on the guard tiles, and the verdict."""
-    from .metrics import confusion, scores
-    from .onnx_runtime import session_runner
+    from ..metrics import confusion, scores
 
     cut = math.log(threshold / (1 - threshold))  # the threshold on the logits
     ref, quant, ious = session_runner(fp32), session_runner(int8), []
@@ -141,3 +148,18 @@ def verdict(graph: Path) -> dict | None:
         return json.loads(verdict_path(graph).read_text())
     except (OSError, ValueError):
         return None
+
+
+def graph(network: Callable[[], torch.nn.Module], sha256: str, models_dir: Path, threshold: float,
+               ranges: Path | None = None, input_mode: str = "plain") -> Path | None:
+    """The model's int8 graph if its accuracy guard accepted it (built and judged once,
+    from the model's stored activation `ranges` when it has them); else None."""
+    fp32 = fp32_graph(network, sha256, models_dir)
+    path = fp32.with_name(fp32.stem + ".int8.onnx")
+    judged = verdict(path) if path.is_file() else None
+    if judged is None:
+        log.info("building and checking the int8 graph once: %s", path)
+        judged = build(fp32, path, threshold, ranges, input_mode)
+        log.info("int8 graph %s: mask IoU against fp32 at least %.3f on the guard tiles (%s)", path.name,
+                 judged["iou_min"], "accepted" if judged["accepted"] else f"rejected, below {judged['min_iou_required']}")
+    return path if judged["accepted"] else None
