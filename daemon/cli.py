@@ -110,10 +110,14 @@ def run(config_path: str | None) -> None:
     """Run the service: watch the share, measure every new image, store it, update the reports.
     Runs until stopped (Ctrl-C or SIGTERM)."""
     from . import service
+    from .service_lock import StoreInUse
 
     load_config(config_path)  # a bad config is one line before anything starts
     service.setup_logging()
-    code = service.run_service(config_path)
+    try:
+        code = service.run_service(config_path)
+    except StoreInUse as error:
+        raise Fail(str(error), 3) from None
     if code:
         sys.exit(code)
 
@@ -136,10 +140,11 @@ def status(config_path: str | None, as_json: bool) -> None:
                   "mixed_models": {}}
     else:
         counts = store.counts(store.open_store_readonly(database), model)
+    counts = {"database": str(database), "store_exists": Path(database).is_file(), **counts}
     if as_json:
         click.echo(json.dumps(counts))
         return
-    click.echo(f"store    {database}")
+    click.echo(f"store    {database}" + ("" if counts["store_exists"] else " (no store yet: nothing measured)"))
     click.echo(f"model    {counts['model']}")
     click.echo(f"images   {counts['done']} done, {counts['quarantined']} quarantined, "
                f"{counts['duplicate']} duplicate, {counts['skipped']} skipped (not HAADF); "
@@ -341,11 +346,14 @@ def synth(outdir: str, count: int, size: int, seed: int, style: tuple[str, ...],
               help="Where to keep the session (default: a new temporary folder).")
 @click.option("--images", type=int, default=6, show_default=True, help="Frames the simulated microscope writes.")
 @click.option("--size", type=int, default=1024, show_default=True, help="Frame edge in pixels.")
-def demo(outdir: str | None, images: int, size: int) -> None:
+@click.option("--models", "models_dir", type=click.Path(file_okay=False),
+              help="Models folder to measure with (default: [models] dir of the embedded config).")
+def demo(outdir: str | None, images: int, size: int, models_dir: str | None) -> None:
     """Play a simulated microscope session end to end through the real service."""
     from . import demo as session
 
-    code = session.run_demo(Path(outdir) if outdir else None, images, size)
+    code = session.run_demo(Path(outdir) if outdir else None, images, size,
+                            models_dir=Path(models_dir) if models_dir else None)
     if code:
         sys.exit(code)
 
