@@ -173,13 +173,22 @@ def report(config_path: str | None) -> None:
 @with_config
 @click.option("--all", "every", is_flag=True, help="Every sample in the store.")
 @click.option("--model", "model_name", help="Measure with this model of the models folder (default: the live one).")
-def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, model_name: str | None) -> None:
+@click.option("--changed-config", "changed", is_flag=True,
+              help="Also the images the current configuration would measure differently: no scale while "
+                   "[scale] nm_per_px is now set, or a fallback scale that changed (besides another model or engine).")
+@click.option("--force", is_flag=True, help="Every image of the samples, whatever measured it "
+                                            "(after a change of [measure] or [segment] settings).")
+def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, model_name: str | None,
+              changed: bool, force: bool) -> None:
     """Measure the stored images of SAMPLES again with one model (the live one, or
-    --model NAME), so that each sample's PSD comes from one model. The old results
-    go to the history table; an interrupted run goes on where it stopped; the
-    running service is not held up."""
+    --model NAME), so that each sample's PSD comes from one model; with
+    --changed-config also those a changed scale would change, with --force all. The
+    old results go to the history table; an interrupted run goes on where it
+    stopped; the running service is not held up."""
     if not samples and not every:
         raise Fail("name the samples to re-measure, or use --all")
+    if changed and force:
+        raise Fail("--force already re-measures everything --changed-config would")
     from . import compute, report as reports, reprocess as again, store
     from .live_model import load_live_model, prepare_named
     from .service import thumbnail_writer
@@ -192,10 +201,13 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
     else:
         model = load_live_model(config, settings.engine)
     db = store.open_store(config["store"]["database"], config["store"]["busy_timeout"])
-    todo = again.targets(db, None if every else list(samples), model)
+    why = "force" if force else "changed-config" if changed else "model"
+    todo = again.targets(db, None if every else list(samples), model, why, settings.fallback_nm_per_px)
     what = model.name if model else "the classical engine"
     if not todo:
-        click.echo(f"nothing to re-measure: every image is measured with {what}")
+        click.echo(f"nothing to re-measure: every image is measured with {what}"
+                   + (" and the current [scale]" if changed else
+                      " (--changed-config: also what a changed scale would change; --force: all)"))
         return
     cluster = compute.start(config)
     where = f"on Dask {cluster.where}" if cluster else "in this process"
