@@ -57,6 +57,7 @@ def print_summary(record: dict) -> None:
     click.echo(f"sample  {record['sample']}")
     click.echo(f"scale   {scale}")
     click.echo(f"model   {record['model']} ({record['engine']}, segmented at scale {record['segment_scale']:g})")
+    click.echo(f"engine  {record['engine_reason']}")
     if psd["n"]:
         ci = psd.get("d50_ci95") or [psd["d50"], psd["d50"]]
         click.echo(f"PSD     n={psd['n']}  d10={psd['d10']:.3g}  d50={psd['d50']:.3g} "
@@ -85,12 +86,16 @@ def process(image: str, config_path: str | None, as_json: bool, mask_out: str | 
     except UnreadableImage as error:
         raise Fail(f"{image}: {error}", 2) from None
     from ..pipeline.analyse import analyse_loaded, analysis_record
-    from .live_model import load_live_model
+    from .live_model import engine_reason, load_live_model
     from .samples import sample_of
     model = load_live_model(config, settings.engine)
+    reason = engine_reason(config, settings.engine, model)
+    if model is None and settings.engine != "classical":
+        click.echo(f"psdwatch: {reason}", err=True)
     analysis = analyse_loaded(loaded, settings, model, image, {})
     record = analysis_record(analysis, sample_of(Path(image), config["watch"]["root"],
                                                  config["watch"]["sample_pattern"]))
+    record["engine_reason"] = reason
     if mask_out:
         import cv2
 
@@ -238,7 +243,10 @@ def show_config(config_path: str | None) -> None:
 
 def to_toml(config: dict) -> str:
     """The validated configuration as TOML; unset optional keys as comments."""
-    lines = [f"# effective configuration; file: {config['_path']}"]
+    from .config import DEFAULT_CONFIG, defaults_home
+
+    lines = [f"# effective configuration; file: {config['_path']}",
+             f"# keys it leaves out: {DEFAULT_CONFIG}, relative paths there under {defaults_home()}"]
     for section, values in config.items():
         if section.startswith("_"):
             continue

@@ -82,11 +82,11 @@ class ServiceThread(threading.Thread):
 
     def wait_ready(self, timeout: float) -> None:
         """Until the service says ready; raises with the reason when it ended first."""
-        deadline, said = time.monotonic() + timeout, False
+        started, said = time.monotonic(), False
         while not self.ready.wait(1.0):
-            if not self.is_alive() or time.monotonic() > deadline:
+            if not self.is_alive() or time.monotonic() > started + timeout:
                 raise RuntimeError(f"the service did not get ready: {self.error or 'timed out'}")
-            if not said:
+            if not said and time.monotonic() > started + 5:
                 print("waiting for the service: a first start prepares the model (minutes)", flush=True)
                 said = True
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import compute, proposals, report, schedule, store
 from .config import load_config, settings_from_config
-from .live_model import live_model_name, load_live_model
+from .live_model import engine_reason, live_model_name, load_live_model
 from .log_setup import setup_logging  # noqa: F401 - the CLI and the demo call service.setup_logging
 from .logging_once import OncePerMinute
 from .read_ahead import ReadAhead, wanted as read_ahead_wanted
@@ -48,7 +48,8 @@ class LiveModel:
         # loading may install the starter and so change what LIVE says.
         self.model = load_live_model(self.config, self.engine)
         self.name = live_model_name(self.config["models"]["dir"])
-        log.info("model: %s", self.model.name if self.model else "classical engine")
+        reason = engine_reason(self.config, self.engine, self.model)
+        (log.info if self.model or self.engine == "classical" else log.warning)("engine: %s", reason)
 
     def refresh(self):
         if live_model_name(self.config["models"]["dir"]) != self.name:
