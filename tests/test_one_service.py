@@ -46,6 +46,18 @@ class Service:
         self._reader.join(timeout=10)
 
 
+def serve_one_frame(root: Path, config: Path, database: Path) -> Service:
+    """A service started, ready, given one frame, stopped once it is measured."""
+    service = Service(config)
+    try:
+        service.wait_ready()
+        drop_frame(root / "batch", "frame_0", 1)
+        wait_for(lambda: count_status(database) == 1, 120, "the frame to be measured")
+    finally:
+        service.end()
+    return service
+
+
 def run_once(config: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", *args, "--config", str(config)],
                           capture_output=True, text=True, timeout=120)
@@ -64,26 +76,13 @@ def test_a_second_service_on_the_store_is_refused_naming_the_first_and_a_crash_l
         assert str(database) in lines[0]
         first.end(signal.SIGKILL)  # a crash: the lock file stays, its holder is gone
         assert lock_path(database).is_file()
-        again = Service(config)
-        try:
-            again.wait_ready()
-            drop_frame(root / "batch", "frame_0", 1)
-            wait_for(lambda: count_status(database) == 1, 120, "the restarted service to measure")
-        finally:
-            again.end()
+        serve_one_frame(root, config, database)  # the next start takes the store and measures
     finally:
         first.end(signal.SIGKILL)
 
 
 def test_log_lines_carry_local_iso_time_stamps_and_no_scheduler_chatter(tmp_path):
-    root, config, database = classical_service(tmp_path)
-    service = Service(config)
-    try:
-        service.wait_ready()
-        drop_frame(root / "batch", "frame_0", 1)
-        wait_for(lambda: count_status(database) == 1, 120, "the frame to be measured")
-    finally:
-        service.end()
+    service = serve_one_frame(*classical_service(tmp_path))
     assert service.lines, "the service logged nothing"
     for line in service.lines:
         assert ISO_LOCAL.match(line), f"no ISO 8601 local time stamp: {line!r}"
