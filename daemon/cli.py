@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .config import ConfigError, load_config, settings_from_config
+from .config import ConfigError, load_config, settings_from_config, to_toml
 
 CONFIG_HELP = "Configuration file (TOML); keys left out take the defaults of the embedded config.toml."
 
@@ -239,30 +239,6 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
 def show_config(config_path: str | None) -> None:
     """Print the effective configuration (defaults with your file over them) as TOML."""
     click.echo(to_toml(load_config(config_path)), nl=False)
-
-
-def to_toml(config: dict) -> str:
-    """The validated configuration as TOML; unset optional keys as comments."""
-    from .config import DEFAULT_CONFIG, defaults_home
-
-    lines = [f"# effective configuration; file: {config['_path']}",
-             f"# keys it leaves out: {DEFAULT_CONFIG}, relative paths there under {defaults_home()}"]
-    for section, values in config.items():
-        if section.startswith("_"):
-            continue
-        lines.append(f"\n[{section}]")
-        for key, value in values.items():
-            if value is None:
-                lines.append(f"# {key} = (not set)")
-            elif isinstance(value, bool):
-                lines.append(f"{key} = {'true' if value else 'false'}")
-            elif isinstance(value, (int, float)):
-                lines.append(f"{key} = {value!r}")
-            elif isinstance(value, (list, tuple)):
-                lines.append(f"{key} = {json.dumps([str(v) for v in value], ensure_ascii=False)}")
-            else:
-                lines.append(f"{key} = {json.dumps(str(value), ensure_ascii=False)}")
-    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- models

@@ -17,6 +17,7 @@ else the user's data folder ($XDG_DATA_HOME/psdwatch, ~/.local/share/psdwatch).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -263,3 +264,25 @@ def settings_from_config(config: dict) -> Settings:
         size_aware=seg["size_aware"], target_diameter_px=seg["target_diameter_px"],
         max_excluded_fraction=seg["max_excluded_fraction"], skip_bright_field=seg["skip_bright_field"],
     )
+
+
+def to_toml(config: dict) -> str:
+    """The validated configuration as TOML; unset optional keys as comments."""
+    lines = [f"# effective configuration; file: {config['_path']}",
+             f"# keys it leaves out: {DEFAULT_CONFIG}, relative paths there under {defaults_home()}"]
+    for section, values in config.items():
+        if section.startswith("_"):
+            continue
+        lines.append(f"\n[{section}]")
+        for key, value in values.items():
+            if value is None:
+                lines.append(f"# {key} = (not set)")
+            elif isinstance(value, bool):
+                lines.append(f"{key} = {'true' if value else 'false'}")
+            elif isinstance(value, (int, float)):
+                lines.append(f"{key} = {value!r}")
+            elif isinstance(value, (list, tuple)):
+                lines.append(f"{key} = {json.dumps([str(v) for v in value], ensure_ascii=False)}")
+            else:
+                lines.append(f"{key} = {json.dumps(str(value), ensure_ascii=False)}")
+    return "\n".join(lines) + "\n"

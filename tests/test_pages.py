@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
