@@ -61,8 +61,11 @@ class ServiceLock:
                              f"stop it first (lock file {self.path})") from None
         me = {"pid": os.getpid(), "host": socket.gethostname(),
               "since": datetime.now().astimezone().isoformat(timespec="seconds")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(me).encode(), 0)
+        try:  # who holds it is for the refusal's message; a full state disk must not stop the service
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(me).encode(), 0)
+        except OSError:
+            pass
         self._fd = fd
         return self
 
