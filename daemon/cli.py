@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .config import ConfigError, load_config, settings_from_config
+from .config import ConfigError, load_config, settings_from_config, to_toml
 
 CONFIG_HELP = "Configuration file (TOML); keys left out take the defaults of the embedded config.toml."
 
@@ -57,6 +57,7 @@ def print_summary(record: dict) -> None:
     click.echo(f"sample  {record['sample']}")
     click.echo(f"scale   {scale}")
     click.echo(f"model   {record['model']} ({record['engine']}, segmented at scale {record['segment_scale']:g})")
+    click.echo(f"engine  {record['engine_reason']}")
     if psd["n"]:
         ci = psd.get("d50_ci95") or [psd["d50"], psd["d50"]]
         click.echo(f"PSD     n={psd['n']}  d10={psd['d10']:.3g}  d50={psd['d50']:.3g} "
@@ -85,12 +86,16 @@ def process(image: str, config_path: str | None, as_json: bool, mask_out: str | 
     except UnreadableImage as error:
         raise Fail(f"{image}: {error}", 2) from None
     from ..pipeline.analyse import analyse_loaded, analysis_record
-    from .live_model import load_live_model
+    from .live_model import engine_reason, load_live_model
     from .samples import sample_of
     model = load_live_model(config, settings.engine)
+    reason = engine_reason(config, settings.engine, model)
+    if model is None and settings.engine != "classical":
+        click.echo(f"psdwatch: {reason}", err=True)
     analysis = analyse_loaded(loaded, settings, model, image, {})
     record = analysis_record(analysis, sample_of(Path(image), config["watch"]["root"],
                                                  config["watch"]["sample_pattern"]))
+    record["engine_reason"] = reason
     if mask_out:
         import cv2
 
@@ -110,10 +115,14 @@ def run(config_path: str | None) -> None:
     """Run the service: watch the share, measure every new image, store it, update the reports.
     Runs until stopped (Ctrl-C or SIGTERM)."""
     from . import service
+    from .service_lock import StoreInUse
 
     load_config(config_path)  # a bad config is one line before anything starts
     service.setup_logging()
-    code = service.run_service(config_path)
+    try:
+        code = service.run_service(config_path)
+    except StoreInUse as error:
+        raise Fail(str(error), 3) from None
     if code:
         sys.exit(code)
 
@@ -136,10 +145,11 @@ def status(config_path: str | None, as_json: bool) -> None:
                   "mixed_models": {}}
     else:
         counts = store.counts(store.open_store_readonly(database), model)
+    counts = {"database": str(database), "store_exists": Path(database).is_file(), **counts}
     if as_json:
         click.echo(json.dumps(counts))
         return
-    click.echo(f"store    {database}")
+    click.echo(f"store    {database}" + ("" if counts["store_exists"] else " (no store yet: nothing measured)"))
     click.echo(f"model    {counts['model']}")
     click.echo(f"images   {counts['done']} done, {counts['quarantined']} quarantined, "
                f"{counts['duplicate']} duplicate, {counts['skipped']} skipped (not HAADF); "
@@ -168,13 +178,22 @@ def report(config_path: str | None) -> None:
 @with_config
 @click.option("--all", "every", is_flag=True, help="Every sample in the store.")
 @click.option("--model", "model_name", help="Measure with this model of the models folder (default: the live one).")
-def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, model_name: str | None) -> None:
+@click.option("--changed-config", "changed", is_flag=True,
+              help="Also the images the current configuration would measure differently: no scale while "
+                   "[scale] nm_per_px is now set, or a fallback scale that changed (besides another model or engine).")
+@click.option("--force", is_flag=True, help="Every image of the samples, whatever measured it "
+                                            "(after a change of [measure] or [segment] settings).")
+def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, model_name: str | None,
+              changed: bool, force: bool) -> None:
     """Measure the stored images of SAMPLES again with one model (the live one, or
-    --model NAME), so that each sample's PSD comes from one model. The old results
-    go to the history table; an interrupted run goes on where it stopped; the
-    running service is not held up."""
+    --model NAME), so that each sample's PSD comes from one model; with
+    --changed-config also those a changed scale would change, with --force all. The
+    old results go to the history table; an interrupted run goes on where it
+    stopped; the running service is not held up."""
     if not samples and not every:
         raise Fail("name the samples to re-measure, or use --all")
+    if changed and force:
+        raise Fail("--force already re-measures everything --changed-config would")
     from . import compute, report as reports, reprocess as again, store
     from .live_model import load_live_model, prepare_named
     from .service import thumbnail_writer
@@ -187,10 +206,13 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
     else:
         model = load_live_model(config, settings.engine)
     db = store.open_store(config["store"]["database"], config["store"]["busy_timeout"])
-    todo = again.targets(db, None if every else list(samples), model)
+    why = "force" if force else "changed-config" if changed else "model"
+    todo = again.targets(db, None if every else list(samples), model, why, settings.fallback_nm_per_px)
     what = model.name if model else "the classical engine"
     if not todo:
-        click.echo(f"nothing to re-measure: every image is measured with {what}")
+        click.echo(f"nothing to re-measure: every image is measured with {what}"
+                   + (" and the current [scale]" if changed else
+                      " (--changed-config: also what a changed scale would change; --force: all)"))
         return
     cluster = compute.start(config)
     where = f"on Dask {cluster.where}" if cluster else "in this process"
@@ -217,27 +239,6 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
 def show_config(config_path: str | None) -> None:
     """Print the effective configuration (defaults with your file over them) as TOML."""
     click.echo(to_toml(load_config(config_path)), nl=False)
-
-
-def to_toml(config: dict) -> str:
-    """The validated configuration as TOML; unset optional keys as comments."""
-    lines = [f"# effective configuration; file: {config['_path']}"]
-    for section, values in config.items():
-        if section.startswith("_"):
-            continue
-        lines.append(f"\n[{section}]")
-        for key, value in values.items():
-            if value is None:
-                lines.append(f"# {key} = (not set)")
-            elif isinstance(value, bool):
-                lines.append(f"{key} = {'true' if value else 'false'}")
-            elif isinstance(value, (int, float)):
-                lines.append(f"{key} = {value!r}")
-            elif isinstance(value, (list, tuple)):
-                lines.append(f"{key} = {json.dumps([str(v) for v in value], ensure_ascii=False)}")
-            else:
-                lines.append(f"{key} = {json.dumps(str(value), ensure_ascii=False)}")
-    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- models
@@ -341,11 +342,14 @@ def synth(outdir: str, count: int, size: int, seed: int, style: tuple[str, ...],
               help="Where to keep the session (default: a new temporary folder).")
 @click.option("--images", type=int, default=6, show_default=True, help="Frames the simulated microscope writes.")
 @click.option("--size", type=int, default=1024, show_default=True, help="Frame edge in pixels.")
-def demo(outdir: str | None, images: int, size: int) -> None:
+@click.option("--models", "models_dir", type=click.Path(file_okay=False),
+              help="Models folder to measure with (default: [models] dir of the embedded config).")
+def demo(outdir: str | None, images: int, size: int, models_dir: str | None) -> None:
     """Play a simulated microscope session end to end through the real service."""
     from . import demo as session
 
-    code = session.run_demo(Path(outdir) if outdir else None, images, size)
+    code = session.run_demo(Path(outdir) if outdir else None, images, size,
+                            models_dir=Path(models_dir) if models_dir else None)
     if code:
         sys.exit(code)
 

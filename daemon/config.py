@@ -9,10 +9,16 @@ silently runs the default is a wrong number that looks right.
 Paths are resolved against the folder of the file that set them, so a config
 can be moved together with its share and state folders. The rest of psdwatch
 reads the validated result as a dict of sections (`config["watch"]["root"]`).
+The embedded defaults are relative to the project folder of a checkout; an
+installed psdwatch (pip install, a wheel) lives in site-packages, no place for a
+share, a store or trained models, so there they are relative to $PSDWATCH_HOME,
+else the user's data folder ($XDG_DATA_HOME/psdwatch, ~/.local/share/psdwatch).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -25,6 +31,20 @@ from ..pipeline.settings import Settings
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 PROJECT = DEFAULT_CONFIG.parent
+
+
+def is_checkout(folder: Path = PROJECT) -> bool:
+    """A source tree (its pyproject.toml beside config.toml), not an installed copy."""
+    return (folder / "pyproject.toml").is_file()
+
+
+def defaults_home() -> Path:
+    """The folder the embedded defaults' relative paths are resolved against."""
+    if is_checkout():
+        return PROJECT
+    if os.environ.get("PSDWATCH_HOME"):
+        return Path(os.environ["PSDWATCH_HOME"]).expanduser()
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share").expanduser() / "psdwatch"
 
 Fraction = StrictFloat
 
@@ -206,8 +226,9 @@ def one_line(error: ValidationError, path: Path) -> str:
 
 
 def defaults() -> dict:
-    """The schema's defaults, paths resolved against the project folder."""
-    return _resolve_paths(Config().model_dump(), PROJECT)
+    """The schema's defaults, paths resolved against defaults_home() (the project
+    folder of a checkout)."""
+    return _resolve_paths(Config().model_dump(), defaults_home())
 
 
 def load_config(path: str | Path | None = None) -> dict:
@@ -243,3 +264,25 @@ def settings_from_config(config: dict) -> Settings:
         size_aware=seg["size_aware"], target_diameter_px=seg["target_diameter_px"],
         max_excluded_fraction=seg["max_excluded_fraction"], skip_bright_field=seg["skip_bright_field"],
     )
+
+
+def to_toml(config: dict) -> str:
+    """The validated configuration as TOML; unset optional keys as comments."""
+    lines = [f"# effective configuration; file: {config['_path']}",
+             f"# keys it leaves out: {DEFAULT_CONFIG}, relative paths there under {defaults_home()}"]
+    for section, values in config.items():
+        if section.startswith("_"):
+            continue
+        lines.append(f"\n[{section}]")
+        for key, value in values.items():
+            if value is None:
+                lines.append(f"# {key} = (not set)")
+            elif isinstance(value, bool):
+                lines.append(f"{key} = {'true' if value else 'false'}")
+            elif isinstance(value, (int, float)):
+                lines.append(f"{key} = {value!r}")
+            elif isinstance(value, (list, tuple)):
+                lines.append(f"{key} = {json.dumps([str(v) for v in value], ensure_ascii=False)}")
+            else:
+                lines.append(f"{key} = {json.dumps(str(value), ensure_ascii=False)}")
+    return "\n".join(lines) + "\n"

@@ -82,6 +82,27 @@ def install_starter(config: dict) -> str | None:
     return name
 
 
+def engine_reason(config: dict, engine: str, model: models.Model | None) -> str:
+    """Why this engine measures, in one line: the model and the folder it came
+    from, the configuration that asked for the classical engine, or what is
+    missing for the U-Net. A run without a usable model says so (the CLI, the
+    JSON's engine_reason, the service log): a classical result never passes for
+    the U-Net's."""
+    models_dir = Path(config["models"]["dir"])
+    if model is not None:
+        return f"U-Net {model.name} from {models_dir}"
+    if engine == "classical":
+        return f"[segment] engine = \"classical\" (config {config['_path']})"
+    live = models_dir / LIVE_FILE
+    if not models_dir.is_dir():
+        missing = f"the models folder {models_dir} does not exist"
+    elif not live.is_file():
+        missing = f"no {LIVE_FILE} file in {models_dir}"
+    else:
+        missing = f"{live} names {live.read_text().strip()!r}, whose .safetensors is not in {models_dir}"
+    return f"no usable model ({missing}): the classical engine measures"
+
+
 def load_live_model(config: dict, engine: str) -> models.Model | None:
     """The live U-Net when the engine may use one; None means the classical engine.
 

@@ -20,12 +20,14 @@ _CSV_MEASURES = [("area_nm2", "area_px", 2, 3), ("perimeter_nm", "perimeter_px",
 
 
 def write_csv(f: BinaryIO, parts: np.ndarray, images: dict[int, dict], chunk: int = 10_000) -> None:
-    """Fiji "Results"-like CSV, one row per particle: lengths in nm and areas in
+    """Fiji "Results"-like CSV (UTF-8 with BOM), one row per particle: lengths in nm and areas in
     nm^2 where the image's scale is known, in px otherwise; the Unit column says
     which, row by row, because a sample can hold both (a comment line would
     break Fiji's and Excel's import). Vectorised and streamed in chunks: 10^5
     rows in about half a second, without holding the whole text in memory."""
-    out = io.TextIOWrapper(f, encoding="utf-8", newline="")
+    # UTF-8 with a byte order mark: Excel on Windows reads a CSV without one in the
+    # ANSI code page ("É" for "É"); Fiji, pandas and LibreOffice skip the mark.
+    out = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
     csv.writer(out, lineterminator="\n").writerow(CSV_COLUMNS)
     if parts.shape[0] == 0:
         out.flush()

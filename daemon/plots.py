@@ -34,12 +34,16 @@ PLOT_W, PLOT_H = 560, 330
 MARGIN = {"left": 58, "right": 16, "top": 16, "bottom": 48}
 
 
-def nice_ticks(lo: float, hi: float, target: int = 6) -> tuple[list[float], float]:
-    """Round tick values (1, 2, 2.5, 5 x 10^k) covering [lo, hi]."""
+def nice_ticks(lo: float, hi: float, target: int = 6, integer: bool = False) -> tuple[list[float], float]:
+    """Round tick values (1, 2, 2.5, 5 x 10^k) covering [lo, hi]; with `integer`
+    (counts of particles) whole steps only: no "2.5 particles" on an axis."""
     span = hi - lo if hi > lo else (abs(hi) or 1.0)
     raw = span / max(1, target)
+    if integer:
+        raw = max(raw, 1.0)
     mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw * 0.999)
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10)
+                if m * mag >= raw * 0.999 and not (integer and (m * mag) % 1))
     first = math.ceil(lo / step - 1e-9) * step
     ticks, k = [], 0
     while first + k * step <= hi + step * 1e-9:
@@ -138,7 +142,7 @@ def histogram_plot(d: np.ndarray, summary: dict, unit: str) -> dict | None:
     tallest = float(counts.max())
     fit_top = float(np.nanmax(fit)) if fit is not None else 0.0
     ytop = max(tallest, min(fit_top, 1.5 * tallest)) * 1.08 or 1.0
-    yt = nice_ticks(0, ytop, 5)
+    yt = nice_ticks(0, ytop, 5, integer=True)
     if yt[0][-1] < ytop:
         yt[0].append(yt[0][-1] + yt[1])
     f = _Frame(x0, x1, 0, yt[0][-1])

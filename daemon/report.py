@@ -23,7 +23,7 @@ import logging
 import os
 import re
 from datetime import datetime, timezone
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import jinja2
@@ -39,6 +39,7 @@ from .plots import cumulative_plot, d50_dotplot, format_number, histogram_plot, 
 from .store import models_by_sample
 from .queries import PARTICLE_FIELDS, SUMMARY_TABLE, index_rows, queue_counts, read_sample, save_summary  # noqa: F401
 from .thumbnails import write_thumbnail  # noqa: F401
+from .view_pages import ensure_view_page
 
 log = logging.getLogger("psdwatch.report")
 
@@ -232,7 +233,8 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
     duplicates = [r for r in rows if r["status"] == "duplicate"]
     if unscaled:
         alerts.append({"level": "bad", "anchor": "unscaled", "text":
-                       f"{_count(len(unscaled), 'image has', 'images have')} no scale: their "
+                       f"{_count(len(unscaled), 'image has', 'images have')} no scale: "
+                       f"{'its' if len(unscaled) == 1 else 'their'} "
                        f"{int(d_px.size)} particles are measured in pixels only and are not part of the nm PSD; they are "
                        "listed separately below."})
     if questionable_images:
@@ -315,10 +317,12 @@ def write_sample_report(db, sample: str, reports_dir: Path, *, bootstrap: int = 
     reports_dir = Path(reports_dir)
     images, parts = read_sample(db, sample)
     context = _sample_context(sample, images, parts, bootstrap=bootstrap, min_particles=min_particles)
+    page_render = partial(render, **_now_context())
     for row in context["rows"]:
         href, view = row.pop("thumb_href", None), row.pop("view_href", None)
         row["thumb"] = href if href and (reports_dir / href).is_file() else None
-        row["view"] = view if view and (reports_dir / view).is_file() else row["thumb"]
+        row["view"] = (ensure_view_page(reports_dir, sample, sample_page_name(sample), row, view, page_render)
+                       if view and (reports_dir / view).is_file() else row["thumb"])
     by_id = {im["id"]: im for im in images}
     write_atomic(reports_dir / context["csv_name"], lambda f: write_csv(f, parts, by_id))
     page = write_atomic(reports_dir / sample_page_name(sample), render("sample.html", **context))

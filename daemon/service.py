@@ -17,10 +17,12 @@ from pathlib import Path
 
 from . import compute, proposals, report, schedule, store
 from .config import load_config, settings_from_config
-from .live_model import live_model_name, load_live_model
+from .live_model import engine_reason, live_model_name, load_live_model
+from .log_setup import setup_logging  # noqa: F401 - the CLI and the demo call service.setup_logging
 from .logging_once import OncePerMinute
 from .read_ahead import ReadAhead, wanted as read_ahead_wanted
 from .samples import locate
+from .service_lock import ServiceLock
 from .watch import StoreIntake, WatchSettings, Watcher, root_problem
 from .worker import Outcome, process_job, run_jobs
 from ..pipeline.analyse import Settings
@@ -30,11 +32,6 @@ log = logging.getLogger("psdwatch")
 
 MAX_ATTEMPTS = 3
 RETRY_SECONDS = 1.0  # before taking the next job after one was handed back
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    """One line per event on stderr: journald adds the time and the unit."""
-    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
 
 
 class LiveModel:
@@ -51,7 +48,8 @@ class LiveModel:
         # loading may install the starter and so change what LIVE says.
         self.model = load_live_model(self.config, self.engine)
         self.name = live_model_name(self.config["models"]["dir"])
-        log.info("model: %s", self.model.name if self.model else "classical engine")
+        reason = engine_reason(self.config, self.engine, self.model)
+        (log.info if self.model or self.engine == "classical" else log.warning)("engine: %s", reason)
 
     def refresh(self):
         if live_model_name(self.config["models"]["dir"]) != self.name:
@@ -184,26 +182,34 @@ def drain_cluster(db, config: dict, settings: Settings, live: LiveModel, cluster
 
 
 def run_service(config_path: str | Path | None = None, stop: threading.Event | None = None,
-                idle_sleep: float = 0.5) -> int:
-    """Run until SIGTERM/SIGINT (or `stop` is set by a caller such as the demo)."""
+                idle_sleep: float = 0.5, ready: threading.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or `stop` is set by a caller such as the demo).
+    `ready` is set (and "psdwatch ready" logged) once the model is prepared and
+    the watcher has queued what was already on the share: a caller that drops
+    files waits for it. Raises StoreInUse when another service holds the store."""
     config = load_config(config_path)
-    settings = settings_from_config(config)
     for key in (("store", "database"), ("reports", "dir")):
         path = config[key[0]][key[1]]
         (path.parent if key[1] == "database" else path).mkdir(parents=True, exist_ok=True)
+    with ServiceLock(config["store"]["database"]):
+        return _serve(config, stop or threading.Event(), idle_sleep, ready or threading.Event())
+
+
+def _serve(config: dict, stop: threading.Event, idle_sleep: float, ready: threading.Event) -> int:
+    """The service, once it holds the store: prepare, watch, drain until stopped."""
+    settings = settings_from_config(config)
     db = store.open_store(config["store"]["database"], config["store"]["busy_timeout"])
     recovered = store.recover_after_crash(db, MAX_ATTEMPTS)
     if any(recovered.values()):
         log.warning("after a crash: %d job(s) requeued, %d quarantined", recovered["requeued"],
                     recovered["quarantined"])
-    live = LiveModel(config, settings.engine)
+    live = LiveModel(config, settings.engine)  # a first start exports and times the model: minutes
     preload_readers()
-    stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    ready = threading.Event()
-    watcher = threading.Thread(target=_watch_thread, args=(config, stop, ready), name="watch", daemon=True)
+    scanned = threading.Event()
+    watcher = threading.Thread(target=_watch_thread, args=(config, stop, scanned), name="watch", daemon=True)
     watcher.start()
     scheduler = schedule.start_scheduler(config, stop)
     log.info("psdwatch running: watch %s, store %s, reports %s (config %s)", config["watch"]["root"],
@@ -215,6 +221,10 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
     once = OncePerMinute(log)
     missing_checked = 0.0
     while not stop.is_set():
+        if not ready.is_set() and scanned.is_set():
+            log.info("psdwatch ready: model %s prepared, share scanned",
+                     live.model.name if live.model else "none (classical engine)")
+            ready.set()
         try:
             if cluster is not None and cluster.lost:
                 cluster.close()

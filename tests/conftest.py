@@ -7,6 +7,7 @@ suite are marked slow.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -18,7 +19,15 @@ import pytest
 from psdwatch.daemon import store
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = REPO.parent / "shared" / "data"
+DATA = Path(os.environ.get("PSDWATCH_TEST_DATA") or REPO.parent / "shared" / "data")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without the real data every other test fails on its own "file not found",
+    deep in some module: say once, first, what is missing and where it is looked for."""
+    if not DATA.is_dir():
+        raise pytest.UsageError(f"the real test data is missing: no folder {DATA} (../shared/data beside the "
+                                "repository, or $PSDWATCH_TEST_DATA); the tests measure real images from it")
 
 
 @pytest.fixture(scope="session")

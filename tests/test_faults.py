@@ -693,7 +693,7 @@ def kill_while_reporting(env: Env, rel: str, timeout: float = 90) -> str:
 
 def summary(env: Env) -> None:
     """For the record (pytest -rP shows it): what was done to the daemon."""
-    errors = [line for line in env.daemon.lines if line.startswith(("ERROR", "WARNING", "CRITICAL"))]
+    errors = [line for line in env.daemon.lines if line.split(" ", 2)[1:2] in (["ERROR"], ["WARNING"], ["CRITICAL"])]
     print(f"files dropped: {env.share.dropped}; daemon starts: {env.daemon.starts}; "
           f"kills: {env.daemon.kills}; checks passed: {env.checks}")
     print("\n".join(errors[:40]))

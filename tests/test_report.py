@@ -185,7 +185,8 @@ def test_csv_has_one_row_per_particle_with_units(db, tmp_path):
     add_quarantined(db, "S2/bad.tif", "S2", "unreadable")
     report.write_sample_report(db, "S2", reports)
     path = reports / report.sample_csv_name("S2")
-    with path.open(newline="", encoding="utf-8") as f:
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")  # the BOM Excel needs to read UTF-8
+    with path.open(newline="", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0].keys()) == report.CSV_COLUMNS
     assert len(rows) == 110  # the duplicate and the quarantined file add none

@@ -76,3 +76,52 @@ def test_reprocess_needs_samples_or_all(tmp_path):
     done = subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "reprocess", "--config", str(config)],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr.strip() == "psdwatch: name the samples to re-measure, or use --all"
+
+
+def cli(config, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "reprocess", *args, "--config", str(config)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_after_adding_a_fallback_scale_changed_config_re_measures_the_unscaled_images_and_force_all(tmp_path,
+                                                                                                     patches):
+    """The sample page's advice: add [scale] nm_per_px, then reprocess. Real patches
+    (no calibration, no scale bar) are measured in px; a synthetic frame reads its bar."""
+    root, config, database = classical_service(tmp_path)
+    (root / "P").mkdir()
+    for patch in patches[:2]:
+        shutil.copyfile(patch, root / "P" / patch.name)
+    drop_frame(root / "S", "f0", 1, size=384)
+    service = start_service(config)
+    try:
+        wait_for(lambda: count_status(database) == 3, 120, "the share drained")
+    finally:
+        service.terminate()
+        service.wait(timeout=60)
+    db = store.open_store(database)
+    assert [r[0] for r in db.execute("SELECT path FROM images WHERE nm_per_px IS NULL ORDER BY path")] == [
+        f"P/{p.name}" for p in patches[:2]]
+    assert "nothing to re-measure" in cli(config, "--all", "--changed-config").stdout  # no scale configured yet
+
+    config.write_text(config.read_text() + "[scale]\nnm_per_px = 0.5\n")
+    plain = cli(config, "--all")
+    assert plain.returncode == 0 and "nothing to re-measure" in plain.stdout and "--changed-config" in plain.stdout
+    changed = cli(config, "--all", "--changed-config")
+    assert changed.returncode == 0, changed.stderr
+    assert "re-measuring 2 images" in changed.stderr and "2 done" in changed.stdout
+    rows = {r["path"]: r for r in db.query("SELECT * FROM images")}
+    for patch in patches[:2]:
+        assert rows[f"P/{patch.name}"]["nm_per_px"] == 0.5 and rows[f"P/{patch.name}"]["scale_source"] == "config"
+    assert rows["S/f0.tif"]["scale_source"] == "ocr"
+    assert sorted(h["path"] for h in db.query("SELECT path FROM images_history")) == [
+        f"P/{p.name}" for p in patches[:2]]
+    assert "nothing to re-measure" in cli(config, "--all", "--changed-config").stdout  # resumes: nothing left
+
+    config.write_text(config.read_text().replace("nm_per_px = 0.5", "nm_per_px = 0.4"))
+    assert "re-measuring 2 images" in cli(config, "P", "--changed-config").stderr  # a changed fallback too
+    forced = cli(config, "--all", "--force")
+    assert forced.returncode == 0 and "re-measuring 3 images" in forced.stderr and "3 done" in forced.stdout
+    assert db.execute("SELECT COUNT(*) FROM images_history").fetchone()[0] == 2 + 2 + 3
+    assert db.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 3
+    both = cli(config, "--all", "--force", "--changed-config")
+    assert both.returncode == 1 and both.stderr.count("\n") == 1
