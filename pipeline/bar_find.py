@@ -111,9 +111,13 @@ def _uniform(img: np.ndarray, bar: Bar) -> bool:
     if not above.size or not below.size:
         return False
     up, down = float(np.median(above)), float(np.median(below))
-    # A bar lies on one surface: the same grey above and below it.  The edge row of
-    # a box over a darker bar (a white strip between image and ink) does not.
-    same_surface = abs(up - down) <= 0.25 * min(abs(level - up), abs(level - down))
+    # A bar lies on one surface: the same grey above and below it, row after row.
+    # The edge of a box over a darker bar (a white strip between image and ink,
+    # then the box again) does not.
+    same_surface = (abs(up - down) <= 0.25 * min(abs(level - up), abs(level - down))
+                    and all(np.ptp(np.median(side, axis=1)) <= 0.5 * contrast for side in (
+                        img[max(0, bar.y0 - 4):max(0, bar.y0 - 1), bar.x0:bar.x1],  # past a partly covered
+                        img[bar.y1 + 1:bar.y1 + 4, bar.x0:bar.x1]) if side.size))    # edge row
     return contrast > 0 and (hi - lo) <= 0.35 * contrast and same_surface
 
 
