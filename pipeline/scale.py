@@ -220,6 +220,8 @@ def _text_lines(img: np.ndarray, bar: _Bar) -> list[_Label]:
         spoilers = tuple((float(x[i] - cx0), float(x[i] + cw[i] - cx0), why) for why, m in (
             ("label touches the image edge", edge & (x < lx1 + 1.5 * lh) & (x + cw > lx0 - 1.5 * lh)),
             ("something of the label's colour touches it", touch)) for i in np.nonzero(m)[0])
+        spoilers += tuple((a - cx0, b - cx0, "a faint glyph in or beside the label")
+                          for a, b in _faint_glyphs(soft, np.isin(lab, np.nonzero(sel)[0]), (lx0, ly0, lx1, ly1), lh))
         keep = np.isin(lab[cy0:ly1 + py, cx0:lx1 + px], np.nonzero(sel)[0])
         line_soft = _around(soft[cy0:ly1 + py, cx0:lx1 + px], keep)
         box = (int(lx0 + wx0), int(ly0 + wy0), int(lx1 + wx0), int(ly1 + wy0))
@@ -227,6 +229,21 @@ def _text_lines(img: np.ndarray, bar: _Bar) -> list[_Label]:
         labels.append(_Label(line_soft, keep, box, counts, lh, n_dots, side,
                              (float(bx0 - cx0), float(bx1 - cx0)), spoilers))
     return labels
+
+
+def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int) -> list[tuple[float, float]]:
+    """Column spans of glyph-tall strokes in or just beside the line that its ink left out.
+
+    A thin '1' or '0' shrunk with its figure keeps half its contrast and falls below
+    the line's ink threshold: the line is then read '10 nm' for '100 nm', and every
+    check agrees with the shortened text."""
+    lx0, ly0, lx1, ly1 = line
+    a, b = max(0, int(lx0 - 1.2 * lh)), min(soft.shape[1], int(lx1 + 1.2 * lh))  # a letter space
+    n, lab, st, _ = cv2.connectedComponentsWithStats((soft[ly0:ly1, a:b] > 0.35).astype(np.uint8), connectivity=8)
+    kept = np.bincount(lab.ravel(), weights=line_ink[ly0:ly1, a:b].ravel(), minlength=n)
+    return [(float(a + st[i, 0]), float(a + st[i, 0] + st[i, 2])) for i in range(1, n)
+            if 0.6 * lh <= st[i, 3] <= 1.8 * lh and st[i, 2] <= 1.2 * lh  # glyph-sized (digits over x-height),
+            and st[i, 4] <= 0.6 * st[i, 2] * st[i, 3] and kept[i] < 0.5 * st[i, 4]]  # stroked, left out
 
 
 def _around(soft: np.ndarray, ink: np.ndarray) -> np.ndarray:
@@ -329,7 +346,9 @@ def _read(readings: list[list[tuple[float, float, str, float]]], label: _Label
     """The first scale's reading if nothing is doubtful, else two scales that agree.
 
     Soft doubts (low confidence, a corrected spelling like 'S00' or 'urn') are lifted
-    when two scales give the same value and unit; hard doubts never are.
+    when two scales give the same value and unit; hard doubts never are.  Any
+    scale that reads another value with no hard doubt of its own is a hard doubt
+    for all: on a small label '100' and '10' may both pass the glyph count.
     """
     seen: list[tuple[str, float, str, list[str]]] = []
     for words in readings:
@@ -342,13 +361,19 @@ def _read(readings: list[list[tuple[float, float, str, float]]], label: _Label
         value, unit, why = parsed
         if conf < _MIN_CONF:
             why.append(f"low OCR confidence {conf:.0f}")
-        if not why and not seen:
-            return text, value, unit, []
-        if all(w.startswith(_SOFT) for w in why) and any(
-                (v, u) == (value, unit) and all(x.startswith(_SOFT) for x in ws) for _, v, u, ws in seen):
-            return text, value, unit, []
         seen.append((text, value, unit, why))
-    return seen[0] if seen else None
+    plain = lambda ws: all(w.startswith(_SOFT) for w in ws)  # noqa: E731 - no hard doubt
+    chosen = next(((i, r) for i, r in enumerate(seen) if not r[3]), None)
+    if chosen is None:  # two scales that agree lift their soft doubts
+        chosen = next(((i, (t, v, u, [])) for i, (t, v, u, ws) in enumerate(seen) if plain(ws) and any(
+            (v2, u2) == (v, u) and plain(ws2) for j, (_, v2, u2, ws2) in enumerate(seen) if j != i)), None)
+    if chosen is None:
+        return seen[0] if seen else None
+    text, value, unit, why = chosen[1]
+    others = sorted({f"{v:g} {u}" for _, v, u, ws in seen if (v, u) != (value, unit) and plain(ws)})
+    if others:
+        why = why + [f"OCR scales disagree: {text!r} and {', '.join(others)}"]
+    return text, value, unit, why
 
 
 _SPECKS = ".:;,'`\""  # punctuation Tesseract makes of a speck after the unit
@@ -465,7 +490,7 @@ def _end_ticks(img: np.ndarray, bar: _Bar) -> tuple[float, float] | None:
         for r in (bar.y0 - 1, bar.y1):
             c = np.clip((img[r, max(0, lo):min(w, hi)] - bg) / (fg - bg), 0, 1)
             k = int(np.argmax(c))
-            if not 0.7 <= c.sum() <= 1.4 or c[max(0, k - 1):k + 2].sum() < 0.8 * c.sum():
+            if not 0.75 <= c.sum() <= 1.2 or c[max(0, k - 1):k + 2].sum() < 0.8 * c.sum():
                 return None
             cs.append(max(0, lo) + float((c * np.arange(c.size)).sum() / c.sum()))
         if abs(cs[0] - cs[1]) > 0.3:
