@@ -489,6 +489,11 @@ def write_markdown(results: dict, path: Path) -> None:
                   f"Reader time per 2048² frame (bar search, label, Tesseract): median "
                   f"{sr['reader_s_per_2048_frame_median']:.2f} s, max {sr['reader_s_per_2048_frame_max']:.2f} s. "
                   f"Real FEI files: {json.dumps(sr['real_fei_files'])}.", ""]
+        if sr.get("real_set"):  # ../shared/data/scalebars-real, right = within 2 % of truth.json
+            c = sr["real_set"]["counts"]
+            lines += [f"Real micrographs of scalebars-real ({sum(c.values())}; RGB/RGBA as psdwatch loads them, "
+                      f"right = nm/px within 2 % of truth.json): right {c['right']}, not read (flagged) "
+                      f"{c['flagged']}, wrong {c['wrong']}.", ""]
     engines = [e for e in ("classical", "unet") if f"cluster_{e}_speedup" in results]
     if engines:
         lines += ["## Frames per minute: in process vs a Dask LocalCluster of 2 workers (`--only cluster`)", "",

@@ -2,8 +2,10 @@
 
 Runs the reader (pipeline/scale.py, real Tesseract) on the layout corpus of
 pipeline/bar_corpus.py (label above or beside a bare bar, band, box, FEI databar,
-SEM data line, Zeiss databar, italic µ; many fonts; 8/16 bit; PNG and JPEG q75;
-some frames shrunk as in a paper) and on the real FEI files of the shared data.
+SEM data line, Zeiss databar, italic µ, a figure shrunk for a paper; many fonts;
+8/16 bit; PNG and JPEG q75; some frames shrunk as in a paper), on the real FEI files
+and on the real micrographs of ../shared/data/scalebars-real (right = within 2 % of
+their truth.json, whose bar_px is read at half contrast).
 Right = nm/px within 1 % of the truth; flagged = no bar or confident=False;
 wrong = confident and off by more than 1 %.  Writes bench/scale_results.json;
 bench/run.py puts its table into BENCHMARKS.md.
@@ -22,6 +24,8 @@ import tifffile
 
 REPO = Path(__file__).resolve().parents[1]
 from psdwatch.pipeline.bar_corpus import LAYOUTS, corpus_frame
+from psdwatch.pipeline.analyse import read_scale_bar
+from psdwatch.pipeline.io import load_image
 from psdwatch.pipeline.scale import find_scale_bar
 
 FEI_NM_PER_PX = 3.3724e-06 * 1e9  # Scan/PixelWidth of the Helios files
@@ -54,6 +58,31 @@ def corpus(per_layout: int) -> dict:
             "reader_s_per_2048_frame_max": max(times)}
 
 
+REAL_SET = REPO.parent / "shared" / "data" / "scalebars-real"
+REAL_TOLERANCE = 0.02  # the truth's bar_px is itself read off soft ends at half contrast
+_UNIT_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3}
+
+
+def real_set() -> dict:
+    """The real micrographs of ../shared/data/scalebars-real, loaded as psdwatch loads them
+    (RGB and RGBA to grey), against truth.json: right = nm/px within 2 %."""
+    truth_file = REAL_SET / "truth.json"
+    if not truth_file.is_file():
+        return {}
+    rows = {}
+    for name, t in sorted(json.loads(truth_file.read_text()).items()):
+        loaded = load_image(REAL_SET / name)
+        result = read_scale_bar(loaded.data, loaded.meta.get("databar"))
+        npp = t["value"] * _UNIT_NM[t["unit"]] / t["bar_px"]
+        if result is None or not result.confident:
+            rows[name] = "flagged"
+        else:
+            rows[name] = "right" if abs(result.nm_per_px / npp - 1) <= REAL_TOLERANCE else "wrong"
+        print(f"{rows[name]:8s} {name}", flush=True)
+    counts = collections.Counter(rows.values())
+    return {"files": rows, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}}
+
+
 def real_files() -> dict:
     out = {}
     for bits in ("8bits", "16bits"):
@@ -67,14 +96,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-layout", type=int, default=30)
     args = parser.parse_args()
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), **corpus(args.per_layout), "real_fei_files": real_files()}
+    results = {"date": time.strftime("%Y-%m-%d %H:%M"), **corpus(args.per_layout), "real_fei_files": real_files(),
+               "real_set": real_set()}
     total = collections.Counter()
     for row in results["per_layout"].values():
         total.update(row)
     results["total"] = dict(total)
     (REPO / "bench" / "scale_results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
-    return 0 if not results["wrong_frames"] else 1
+    wrong_real = results["real_set"].get("counts", {}).get("wrong", 0)
+    return 0 if not results["wrong_frames"] and not wrong_real and "wrong" not in results["real_fei_files"].values() else 1
 
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ LAYOUTS: dict[str, tuple[str, bool | None, tuple[str, ...]]] = {
     "dataline": ("dataline", None, FONTS + MORE_FONTS),
     "zeiss": ("zeiss", None, FONTS + MORE_FONTS),
     "italic": ("bare", None, ITALIC_FONTS),
+    # A figure in a paper: bold serif label over a bare bar, the frame shrunk to
+    # 400-800 px wide (bars 2-7 px thick, soft ends), grain added, JPEG q75; every other frame
+    # dark bar and label on a light background.
+    "figure": ("bare", False, ("LiberationSerif-Bold", "FreeSerifBold", "NotoSerif-Bold", "DejaVuSerif-Bold")),
 }
 
 
@@ -58,21 +62,27 @@ def corpus_frame(layout: str, index: int, size: int | None = None) -> tuple[np.n
     rng = np.random.default_rng(zlib.crc32(f"corpus/{layout}/{index}".encode()))
     font = fonts[index % len(fonts)]
     size = size or (1024, 2048)[(index // 2) % 2]
-    jpeg = index % 3 == 2
+    figure = layout == "figure"
+    jpeg = index % 3 == 2 or figure
     dtype = np.uint8 if jpeg or index % 2 == 0 else np.uint16
     # Italic: a µm label (bars of 1 µm and more), the glyph the layout is about.
     npp = 10 ** rng.uniform(0.9, 2.3) if layout == "italic" else 10 ** rng.uniform(-1.5, 2.5)
     image, truth = draw_scale_bar(background(size, dtype, rng, flat=index % 4 == 1), npp, style, rng, font, beside)
-    if index % 5 == 4:
-        f = rng.uniform(0.4, 0.8)
+    if figure and index % 2 == 1:
+        image = np.iinfo(dtype).max - image  # dark bar and label on a light surface
+    shrunk = index % 5 == 4 or figure
+    if shrunk:
+        f = rng.uniform(400, 800) / size if figure else rng.uniform(0.4, 0.8)
         image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
         k = image.shape[1] / size
         npp, truth["bar_px"] = npp / k, truth["bar_px"] * k
         for key in ("bar_bbox", "annotation_bbox"):
             truth[key] = tuple(int(round(v * k)) for v in truth[key])
+    if figure:  # the paper's reproduction adds its own grain over bar and label alike
+        image = np.clip(image + rng.normal(scale=0.04 * 255, size=image.shape), 0, 255).astype(np.uint8)
     if jpeg:
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 75])
         image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     truth.update(layout=layout, index=index, nm_per_px=npp, encoding="jpeg75" if jpeg else "png",
-                 bits=8 if dtype == np.uint8 else 16, shrunk=index % 5 == 4)
+                 bits=8 if dtype == np.uint8 else 16, shrunk=shrunk)
     return image, truth

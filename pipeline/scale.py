@@ -31,6 +31,9 @@ import numpy as np
 import pytesseract
 from scipy.sparse.csgraph import connected_components
 
+from .bar_find import Bar as _Bar
+from .bar_find import find_bars, half_contrast_length
+
 Box = tuple[int, int, int, int]
 
 
@@ -63,7 +66,9 @@ _UNIT = {**{u: "µm" for u in _MICRO}, "nm": "nm", "pm": "pm", "Å": "Å", "A": 
 _NM = {"nm": 1.0, "µm": 1e3, "pm": 1e-3, "Å": 0.1, "mm": 1e6}
 _NICE = (1.0, 2.0, 2.5, 5.0)
 _SOFT = ("low OCR confidence", "unusual label spelling", "glyph shape unclear")  # doubts lifted when two scales agree
-_VARIANTS = ((40, cv2.INTER_CUBIC), (28, cv2.INTER_LINEAR), (56, cv2.INTER_LINEAR))
+# (glyph height, interpolation, shear): the last undoes an italic slant (Zeiss labels)
+_VARIANTS = ((40, cv2.INTER_CUBIC, 0.0), (28, cv2.INTER_LINEAR, 0.0), (56, cv2.INTER_LINEAR, 0.0),
+             (40, cv2.INTER_CUBIC, 0.25))
 _MAX_OCR, _MIN_CONF = 5, 50.0
 # Words before a number that make it another field of a databar, not the bar's label.
 _FIELDS = re.compile(r"(?i)^(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
@@ -81,22 +86,6 @@ class ScaleBar:
     exclude_bbox: Box
     confident: bool
     reasons: tuple[str, ...] = field(default=())
-
-
-@dataclass
-class _Bar:
-    x0: int
-    x1: int
-    y0: int
-    y1: int
-    pol: int  # +1 white bar, -1 black bar
-    gap: tuple[int, int] | None = None  # the label's gap in a split (FEI) bar
-    length = property(lambda self: self.x1 - self.x0)
-    thick = property(lambda self: self.y1 - self.y0)
-    fg = property(lambda self: 1.0 if self.pol > 0 else 0.0)  # the bar's value in the 0-1 scaled image
-
-    def pieces(self) -> list[tuple[int, int]]:
-        return [(self.x0, self.x1)] if self.gap is None else [(self.x0, self.gap[0]), (self.gap[1], self.x1)]
 
 
 @dataclass
@@ -118,7 +107,7 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     if img.ndim != 2 or min(img.shape) < 32 or img.max() <= img.min():
         return None
     img = (img - img.min()) / (img.max() - img.min())
-    cands = [(b, lab) for b in _candidates(img) for lab in _text_lines(img, b)]
+    cands = [(b, lab) for b in find_bars(img) for lab in _text_lines(img, b)]
     cands.sort(key=lambda c: -(c[0].y0 / img.shape[0] + 0.3 * (c[0].gap is not None)))  # bottom first
     reads = []
     for bar, label in cands[:_MAX_OCR]:
@@ -143,70 +132,15 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     return best
 
 
-def _candidates(img: np.ndarray) -> list[_Bar]:
-    """Bar-shaped rectangles of either polarity, split bars re-joined."""
-    h, w = img.shape
-    med = float(np.median(img[:: max(1, h // 256), :: max(1, w // 256)]))
-    min_len, found = max(12, int(0.03 * w)), []
-    for pol, mask in ((1, img >= 1 - 0.3 * (1 - med)), (-1, img <= 0.3 * med)):
-        pad = np.zeros((h, w + 2), np.int8)
-        pad[:, 1:-1] = mask
-        ys, xs = np.nonzero(np.diff(pad, axis=1))  # row-major: run starts and ends alternate
-        y, a, b = ys[0::2], xs[0::2], xs[1::2]
-        keep = (b - a >= max(6, min_len // 2)) & (a > 0) & (b < w)  # bars do not touch the edge
-        # [x0, x1, y0, y1]: runs of equal extent on next rows; +-2 px, since a resized
-        # figure's bar has a partly covered edge row whose anti-aliased ends fall short.
-        # Only groups that reached the row above can grow (rows come in order), so a
-        # frame of large saturated particles, thousands of runs, stays linear.
-        groups: list[list[int]] = []
-        above: list[list[int]] = []
-        here: list[list[int]] = []
-        row = -2
-        for yy, ra, rb in zip(y[keep].tolist(), a[keep].tolist(), b[keep].tolist()):
-            if yy != row:
-                above, here, row = (here if yy == row + 1 else []), [], yy
-            g = next((g for g in above if abs(g[0] - ra) <= 2 and abs(g[1] - rb) <= 2), None)
-            if g is None:
-                g = [ra, rb, yy, yy + 1]
-                groups.append(g)
-            else:
-                above.remove(g)
-                g[0], g[1], g[3] = min(g[0], ra), max(g[1], rb), yy + 1
-            here.append(g)
-        segs = [_Bar(x0, x1, y0, y1, pol) for x0, x1, y0, y1 in groups
-                if 2 <= y1 - y0 <= 0.06 * h and x1 - x0 >= 3 * (y1 - y0)
-                and all(min(mask[r, x0:x1].mean() for r in rows if 0 <= r < h) < 0.25
-                        for rows in ((y0 - 1, y0 - 2), (y1, y1 + 1)) if 0 <= rows[0] < h)]  # one edge row may be partly covered
-        u8 = mask.astype(np.uint8)
-        for s in _merge(segs, mask):
-            if s.length >= max(min_len, 5 * s.thick):  # and not the edge of a larger region (box margin)
-                ff = np.zeros((h + 2, w + 2), np.uint8)
-                area = cv2.floodFill(u8, ff, (s.x0 + 1, s.y0), 2, 0, 0, cv2.FLOODFILL_MASK_ONLY | 8)[0]
-                found += [s] if area <= 3 * s.length * s.thick else []
-    return found
-
-
-def _merge(segs: list[_Bar], mask: np.ndarray) -> list[_Bar]:
-    """Join two similar collinear segments with text in between (FEI split bar)."""
-    segs, used, out = sorted(segs, key=lambda s: s.x0), set(), []
-    for i, a in enumerate(segs):
-        for j, b in enumerate(segs[i + 1:], i + 1):
-            gap = b.x0 - a.x1
-            if (i in used or j in used or abs(a.y0 - b.y0) > 1 or abs(a.y1 - b.y1) > 1 or gap <= 0
-                    or gap > 6 * max(a.length, b.length) or min(a.length, b.length) < 0.5 * max(a.length, b.length)):
-                continue
-            if mask[max(0, a.y0 - 3 * a.thick):a.y1 + 3 * a.thick, a.x1:b.x0].mean() > 0.02:
-                out.append(_Bar(a.x0, b.x1, min(a.y0, b.y0), max(a.y1, b.y1), a.pol, (a.x1, b.x0)))
-                used |= {i, j}
-    return out + [s for k, s in enumerate(segs) if k not in used]
-
-
 def _surface(img: np.ndarray, bar: _Bar) -> tuple[float, float]:
     """Grey level of what the bar is drawn on (band, box, strip or image) and its spread."""
     fg = bar.fg
     v = np.concatenate([img[max(0, bar.y0 - 4):max(0, bar.y0 - 1), bar.x0:bar.x1].ravel(),
                         img[bar.y1 + 1:bar.y1 + 4, bar.x0:bar.x1].ravel()])
-    v = v[np.abs(v - fg) > 0.3]
+    if bar.soft and v.size:  # a soft bar's grey is not an extreme: cut halfway to the surface
+        v = v[np.abs(v - fg) > 0.5 * abs(fg - float(np.median(v)))]
+    else:
+        v = v[np.abs(v - fg) > 0.3]
     if not v.size:
         return 1.0 - fg, 0.0
     lo, mid, hi = np.percentile(v, (10, 50, 90))
@@ -214,11 +148,12 @@ def _surface(img: np.ndarray, bar: _Bar) -> tuple[float, float]:
 
 
 def _text_lines(img: np.ndarray, bar: _Bar) -> list[_Label]:
-    """The two lines of thin-stroked, glyph-sized blobs of the bar's colour nearest the bar.
+    """The nearest line of thin-stroked, glyph-sized blobs of the bar's colour on each side.
 
-    Two, because in a data line the bar has fields on both sides ("500 nm ▬▬ WD:5 mm")
-    and the nearer may be the wrong one; the reader keeps the line whose words hold
-    a label in the right place.
+    One over (above, below or in the gap), one left and one right of the bar, because
+    in a data line the bar has fields on both sides ("x2,000  WD 4.9 ▬▬ 2 µm") and the
+    nearer may be the wrong one; the reader keeps the line whose words hold a label
+    in the right place.
     """
     h, w = img.shape
     L, t = bar.length, bar.thick
@@ -227,7 +162,7 @@ def _text_lines(img: np.ndarray, bar: _Bar) -> list[_Label]:
     wx0, wx1 = max(0, int(bar.x0 - dx)), min(w, int(bar.x1 + dx))
     wy0, wy1 = max(0, int(bar.y0 - dy)), min(h, int(bar.y1 + dy))
     soft = np.clip((img[wy0:wy1, wx0:wx1] - bg) / (fg - bg), 0, 1)
-    win = (soft > (0.5 if spread < 0.1 else 0.6)).astype(np.uint8)  # stricter over texture
+    win = (soft > (0.5 if spread < 0.1 * abs(fg - bg) else 0.6)).astype(np.uint8)  # stricter over texture
     for sx0, sx1 in bar.pieces():  # the bar and its end ticks are not text
         win[max(0, bar.y0 - wy0 - 1):bar.y1 - wy0 + 1, max(0, sx0 - wx0 - 1):sx1 - wx0 + 1] = 0
     n, lab, st, _ = cv2.connectedComponentsWithStats(win, connectivity=8)
@@ -263,7 +198,10 @@ def _text_lines(img: np.ndarray, bar: _Bar) -> list[_Label]:
         if d <= 2 * lh:
             near.append((d / lh, (lx0, ly0, lx1, ly1, lh), side))
     labels = []
-    for _, (lx0, ly0, lx1, ly1, lh), side in sorted(near, key=lambda c: c[0])[:2]:
+    nearest = {}
+    for c in sorted(near, key=lambda c: c[0]):
+        nearest.setdefault(c[2], c)
+    for _, (lx0, ly0, lx1, ly1, lh), side in sorted(nearest.values(), key=lambda c: c[0]):
         px, py = max(2, int(0.25 * lh)), max(2, int(0.35 * lh))
         cx, cy = x + cw / 2, y + ch / 2
         small = ch < 0.45 * lh  # dots and Å rings inside the line, not specks beside it
@@ -282,6 +220,8 @@ def _text_lines(img: np.ndarray, bar: _Bar) -> list[_Label]:
         spoilers = tuple((float(x[i] - cx0), float(x[i] + cw[i] - cx0), why) for why, m in (
             ("label touches the image edge", edge & (x < lx1 + 1.5 * lh) & (x + cw > lx0 - 1.5 * lh)),
             ("something of the label's colour touches it", touch)) for i in np.nonzero(m)[0])
+        spoilers += tuple((a - cx0, b - cx0, "a faint glyph in or beside the label")
+                          for a, b in _faint_glyphs(soft, np.isin(lab, np.nonzero(sel)[0]), (lx0, ly0, lx1, ly1), lh))
         keep = np.isin(lab[cy0:ly1 + py, cx0:lx1 + px], np.nonzero(sel)[0])
         line_soft = _around(soft[cy0:ly1 + py, cx0:lx1 + px], keep)
         box = (int(lx0 + wx0), int(ly0 + wy0), int(lx1 + wx0), int(ly1 + wy0))
@@ -289,6 +229,21 @@ def _text_lines(img: np.ndarray, bar: _Bar) -> list[_Label]:
         labels.append(_Label(line_soft, keep, box, counts, lh, n_dots, side,
                              (float(bx0 - cx0), float(bx1 - cx0)), spoilers))
     return labels
+
+
+def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int) -> list[tuple[float, float]]:
+    """Column spans of glyph-tall strokes in or just beside the line that its ink left out.
+
+    A thin '1' or '0' shrunk with its figure keeps half its contrast and falls below
+    the line's ink threshold: the line is then read '10 nm' for '100 nm', and every
+    check agrees with the shortened text."""
+    lx0, ly0, lx1, ly1 = line
+    a, b = max(0, int(lx0 - 1.2 * lh)), min(soft.shape[1], int(lx1 + 1.2 * lh))  # a letter space
+    n, lab, st, _ = cv2.connectedComponentsWithStats((soft[ly0:ly1, a:b] > 0.35).astype(np.uint8), connectivity=8)
+    kept = np.bincount(lab.ravel(), weights=line_ink[ly0:ly1, a:b].ravel(), minlength=n)
+    return [(float(a + st[i, 0]), float(a + st[i, 0] + st[i, 2])) for i in range(1, n)
+            if 0.6 * lh <= st[i, 3] <= 1.8 * lh and st[i, 2] <= 1.2 * lh  # glyph-sized (digits over x-height),
+            and st[i, 4] <= 0.6 * st[i, 2] * st[i, 3] and kept[i] < 0.5 * st[i, 4]]  # stroked, left out
 
 
 def _around(soft: np.ndarray, ink: np.ndarray) -> np.ndarray:
@@ -337,10 +292,14 @@ def _ocr(label: _Label) -> list[list[tuple[float, float, str, float]]]:
     """
     ys = np.nonzero(label.ink.any(axis=1))[0]
     tiles, slots, scales, top = [], [], [], 0
-    for height, interp in _VARIANTS:
+    for height, interp, shear in _VARIANTS:
         s = float(np.clip(height / max(1, ys[-1] - ys[0] + 1), 0.2, 8.0))
         big = cv2.resize(label.soft.astype(np.float32), None, fx=s, fy=s,
                          interpolation=interp if s > 1 else cv2.INTER_AREA)
+        if shear:  # rows shift left by shear x their height above the bottom; columns stay aligned at mid-height
+            bh, bw = big.shape
+            m = np.float32([[1, shear, -shear * bh / 2], [0, 1, 0]])
+            big = cv2.warpAffine(big, m, (bw, bh), flags=cv2.INTER_LINEAR, borderValue=0)
         tiles.append(np.clip(255 - 255 * big, 0, 255).astype(np.uint8))
         scales.append(big.shape[1] / label.soft.shape[1])
     width = max(t.shape[1] for t in tiles) + 40
@@ -387,7 +346,9 @@ def _read(readings: list[list[tuple[float, float, str, float]]], label: _Label
     """The first scale's reading if nothing is doubtful, else two scales that agree.
 
     Soft doubts (low confidence, a corrected spelling like 'S00' or 'urn') are lifted
-    when two scales give the same value and unit; hard doubts never are.
+    when two scales give the same value and unit; hard doubts never are.  Any
+    scale that reads another value with no hard doubt of its own is a hard doubt
+    for all: on a small label '100' and '10' may both pass the glyph count.
     """
     seen: list[tuple[str, float, str, list[str]]] = []
     for words in readings:
@@ -400,13 +361,19 @@ def _read(readings: list[list[tuple[float, float, str, float]]], label: _Label
         value, unit, why = parsed
         if conf < _MIN_CONF:
             why.append(f"low OCR confidence {conf:.0f}")
-        if not why and not seen:
-            return text, value, unit, []
-        if all(w.startswith(_SOFT) for w in why) and any(
-                (v, u) == (value, unit) and all(x.startswith(_SOFT) for x in ws) for _, v, u, ws in seen):
-            return text, value, unit, []
         seen.append((text, value, unit, why))
-    return seen[0] if seen else None
+    plain = lambda ws: all(w.startswith(_SOFT) for w in ws)  # noqa: E731 - no hard doubt
+    chosen = next(((i, r) for i, r in enumerate(seen) if not r[3]), None)
+    if chosen is None:  # two scales that agree lift their soft doubts
+        chosen = next(((i, (t, v, u, [])) for i, (t, v, u, ws) in enumerate(seen) if plain(ws) and any(
+            (v2, u2) == (v, u) and plain(ws2) for j, (_, v2, u2, ws2) in enumerate(seen) if j != i)), None)
+    if chosen is None:
+        return seen[0] if seen else None
+    text, value, unit, why = chosen[1]
+    others = sorted({f"{v:g} {u}" for _, v, u, ws in seen if (v, u) != (value, unit) and plain(ws)})
+    if others:
+        why = why + [f"OCR scales disagree: {text!r} and {', '.join(others)}"]
+    return text, value, unit, why
 
 
 _SPECKS = ".:;,'`\""  # punctuation Tesseract makes of a speck after the unit
@@ -414,7 +381,8 @@ _SPECKS = ".:;,'`\""  # punctuation Tesseract makes of a speck after the unit
 
 def _clean(text: str) -> str:
     """One spelling of the micro sign, and no speck read as punctuation after the unit."""
-    return text.strip().replace("μ", "µ").rstrip(_SPECKS)
+    text = text.strip().replace("μ", "µ").rstrip(_SPECKS)
+    return re.sub(r"(?<=[0-9])[,.](?=[A-Za-zµÅ])", " ", text)  # "200,nm": a speck between number and unit
 
 
 def _parse(text: str, label: _Label) -> tuple[float, str, list[str]] | None:
@@ -427,7 +395,8 @@ def _parse(text: str, label: _Label) -> tuple[float, str, list[str]] | None:
     if unit is None or num.count(".") > 1 or float(num) <= 0:
         return None
     value, why = float(num), sorted({reason for *_, reason in label.spoilers})
-    if raw not in _UNIT or num != m.group(1).replace(",", ".") or text.strip()[-1:] in _SPECKS:
+    if (raw not in _UNIT or num != m.group(1).replace(",", ".") or text.strip()[-1:] in _SPECKS
+            or re.search(r"[0-9][,.][A-Za-zµμÅ]", text)):
         why.append(f"unusual label spelling {text!r}")
     if unit in ("µm", "pm", "?m"):
         shape = _micro_or_pico(label)
@@ -497,6 +466,8 @@ def _measure(img: np.ndarray, bar: _Bar) -> tuple[float, float]:
     """Bar length and its spread over rows: tick centre to tick centre, else tip to tip by coverage."""
     if (ticks := _end_ticks(img, bar)) is not None:
         return ticks[1] - ticks[0], 0.0
+    if bar.soft:
+        return half_contrast_length(img, bar)
     rows = img[bar.y0 + (bar.thick >= 4):bar.y1 - (bar.thick >= 4)].astype(np.float64)
     a, b, w = bar.x0, bar.x1, img.shape[1]
     fg = float(np.median(np.hstack([rows[:, s0 + 2:s1 - 2] for s0, s1 in bar.pieces()])))
@@ -519,7 +490,7 @@ def _end_ticks(img: np.ndarray, bar: _Bar) -> tuple[float, float] | None:
         for r in (bar.y0 - 1, bar.y1):
             c = np.clip((img[r, max(0, lo):min(w, hi)] - bg) / (fg - bg), 0, 1)
             k = int(np.argmax(c))
-            if not 0.7 <= c.sum() <= 1.4 or c[max(0, k - 1):k + 2].sum() < 0.8 * c.sum():
+            if not 0.75 <= c.sum() <= 1.2 or c[max(0, k - 1):k + 2].sum() < 0.8 * c.sum():
                 return None
             cs.append(max(0, lo) + float((c * np.arange(c.size)).sum() / c.sum()))
         if abs(cs[0] - cs[1]) > 0.3:

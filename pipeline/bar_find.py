@@ -1,0 +1,253 @@
+"""Find bar-shaped strokes in a frame: the candidates the scale-bar reader tries to label.
+
+Two kinds of search, because bars reach psdwatch in two states:
+* Drawn by the microscope's software and untouched: the bar is exactly the frame's
+  extreme value (white or black), so a threshold near that extreme finds it and
+  nothing else (``drawn``).
+* Resampled, compressed or re-rendered for a paper: its rows are no longer one grey
+  value, its ends are soft, it may be 1-3 px thick, coloured (grey after conversion)
+  or drawn on a texture as bright as itself.  Here a stroke is what is brighter (or
+  darker) than the pixels a few rows above and below it: a vertical top-hat, which
+  keeps horizontal strokes up to ``_SOFT_THICK`` px thick and drops the texture's
+  larger blobs, thresholded at two contrasts (``soft``).
+In both, a bar is a group of runs of equal extent on consecutive rows, with
+contrasting rows above and below, not the edge of a larger region; two similar
+collinear segments with text between are one split bar (FEI databar).
+Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+_SOFT_THICK = 9  # thickest stroke the top-hat search keeps (px); thicker bars are drawn ones
+_SOFT_LEVELS = (0.3, 0.15)  # top-hat contrasts (of the frame's range) the soft search cuts at
+
+
+@dataclass
+class Bar:
+    """One candidate: a horizontal stroke of polarity ``pol`` and grey ``level`` (0-1 scaled)."""
+
+    x0: int
+    x1: int
+    y0: int
+    y1: int
+    pol: int  # +1 white bar, -1 black bar
+    gap: tuple[int, int] | None = None  # the label's gap in a split (FEI) bar
+    level: float | None = None  # the bar's grey value when it is not the frame's extreme (soft)
+
+    length = property(lambda self: self.x1 - self.x0)
+    thick = property(lambda self: self.y1 - self.y0)
+    soft = property(lambda self: self.level is not None)
+
+    @property
+    def fg(self) -> float:
+        """The bar's value in the 0-1 scaled image."""
+        if self.level is not None:
+            return self.level
+        return 1.0 if self.pol > 0 else 0.0
+
+    def pieces(self) -> list[tuple[int, int]]:
+        return [(self.x0, self.x1)] if self.gap is None else [(self.x0, self.gap[0]), (self.gap[1], self.x1)]
+
+
+def find_bars(img: np.ndarray) -> list[Bar]:
+    """Drawn bars first, then soft strokes that no drawn bar already covers."""
+    drawn = _drawn(img)
+    found = list(drawn)
+    for bar in _soft(img):
+        if not any(_same(bar, b) for b in found):
+            found.append(bar)
+    return found
+
+
+def _same(a: Bar, b: Bar) -> bool:
+    """The same stroke found twice (two searches or two contrasts)."""
+    overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
+    return (a.pol == b.pol and overlap >= 0.5 * min(a.length, b.length)
+            and min(a.y1, b.y1) - max(a.y0, b.y0) >= -1)
+
+
+def _drawn(img: np.ndarray) -> list[Bar]:
+    """Bars at the frame's extreme values, either polarity, split bars re-joined."""
+    h, w = img.shape
+    med = float(np.median(img[:: max(1, h // 256), :: max(1, w // 256)]))
+    found: list[Bar] = []
+    for pol, mask in ((1, img >= 1 - 0.3 * (1 - med)), (-1, img <= 0.3 * med)):
+        found += _bars_in(mask, pol, min_thick=2)
+    return found
+
+
+def _soft(img: np.ndarray) -> list[Bar]:
+    """Thin strokes brighter (darker) than the rows just above and below them."""
+    kernel = np.ones((_SOFT_THICK + 2, 1), np.uint8)
+    found: list[Bar] = []
+    for pol, op in ((1, cv2.MORPH_TOPHAT), (-1, cv2.MORPH_BLACKHAT)):
+        hat = cv2.morphologyEx(img, op, kernel)
+        for level in _SOFT_LEVELS:
+            for bar in _bars_in(hat >= level, pol, min_thick=1, split=False):
+                if _uniform(img, bar) and _extend(img, bar) and not any(_same(bar, b) for b in found):
+                    found.append(bar)
+    return found
+
+
+def _uniform(img: np.ndarray, bar: Bar) -> bool:
+    """A drawn stroke has one grey along its length; a ridge of texture does not.
+
+    Sets ``bar.level`` to that grey (the median of the stroke's core row)."""
+    core = _core_row(img, bar)
+    inner = core[2:-2] if core.size > 8 else core
+    level = float(np.median(inner))
+    lo, hi = np.percentile(inner, (10, 90))
+    above = img[max(0, bar.y0 - 3):bar.y0, bar.x0:bar.x1]
+    below = img[bar.y1:bar.y1 + 3, bar.x0:bar.x1]
+    around = np.concatenate([above.ravel(), below.ravel()])
+    if not around.size:
+        return False
+    contrast = abs(level - float(np.median(around)))
+    bar.level = level
+    if not above.size or not below.size:
+        return False
+    up, down = float(np.median(above)), float(np.median(below))
+    # A bar lies on one surface: the same grey above and below it, row after row.
+    # The edge of a box over a darker bar (a white strip between image and ink,
+    # then the box again) does not.
+    same_surface = (abs(up - down) <= 0.25 * min(abs(level - up), abs(level - down))
+                    and all(np.ptp(np.median(side, axis=1)) <= 0.5 * contrast for side in (
+                        img[max(0, bar.y0 - 4):max(0, bar.y0 - 1), bar.x0:bar.x1],  # past a partly covered
+                        img[bar.y1 + 1:bar.y1 + 4, bar.x0:bar.x1]) if side.size))    # edge row
+    return contrast > 0 and (hi - lo) <= 0.35 * contrast and same_surface
+
+
+def _extend(img: np.ndarray, bar: Bar) -> bool:
+    """Move a soft bar's ends out to where its core row leaves the bar's grey.
+
+    The top-hat may lose a bar's last pixels to a glyph or tick close above or
+    below; the bar's own row still holds its grey there.  False if the row runs
+    into the frame's edge (not a bar)."""
+    w = img.shape[1]
+    r = bar.y0 + int(np.argmax(img[bar.y0:bar.y1, bar.x0:bar.x1].mean(axis=1) * bar.pol))
+    near = abs(bar.fg - _surround(img, bar)) * 0.5
+    row = img[r]
+    x0, x1 = bar.x0, bar.x1
+    while x0 > 0 and abs(row[x0 - 1] - bar.fg) < near:
+        x0 -= 1
+    while x1 < w and abs(row[x1] - bar.fg) < near:
+        x1 += 1
+    bar.x0, bar.x1 = x0, x1
+    return x0 > 0 and x1 < w
+
+
+def _surround(img: np.ndarray, bar: Bar) -> float:
+    """Median grey of the 3 rows just above and below the bar."""
+    around = np.concatenate([img[max(0, bar.y0 - 3):bar.y0, bar.x0:bar.x1].ravel(),
+                             img[bar.y1:bar.y1 + 3, bar.x0:bar.x1].ravel()])
+    return float(np.median(around)) if around.size else 1.0 - bar.fg
+
+
+def _core_row(img: np.ndarray, bar: Bar) -> np.ndarray:
+    """The bar's most extreme row (its centre when it is soft), between its ends."""
+    rows = img[bar.y0:bar.y1, bar.x0:bar.x1]
+    k = int(np.argmax(rows.mean(axis=1) * bar.pol))
+    return rows[k]
+
+
+def _bars_in(mask: np.ndarray, pol: int, min_thick: int, split: bool = True) -> list[Bar]:
+    """Bar-shaped groups of runs in a boolean mask, split bars re-joined."""
+    h, w = mask.shape
+    min_len = max(12, int(0.03 * w))
+    pad = np.zeros((h, w + 2), np.int8)
+    pad[:, 1:-1] = mask
+    ys, xs = np.nonzero(np.diff(pad, axis=1))  # row-major: run starts and ends alternate
+    y, a, b = ys[0::2], xs[0::2], xs[1::2]
+    keep = (b - a >= max(6, min_len // 2)) & (a > 0) & (b < w)  # bars do not touch the edge
+    groups = _group_runs(y[keep].tolist(), a[keep].tolist(), b[keep].tolist())
+    segs = [Bar(x0, x1, y0, y1, pol) for x0, x1, y0, y1 in groups
+            if min_thick <= y1 - y0 <= 0.06 * h and x1 - x0 >= 3 * (y1 - y0)
+            and all(min(mask[r, x0:x1].mean() for r in rows if 0 <= r < h) < 0.25
+                    for rows in ((y0 - 1, y0 - 2), (y1, y1 + 1)) if 0 <= rows[0] < h)]  # one edge row may be partly covered
+    u8 = mask.astype(np.uint8)
+    found = []
+    for s in _merge(segs, mask) if split else segs:
+        if s.length >= max(min_len, 5 * s.thick):  # and not the edge of a larger region (box margin)
+            ff = np.zeros((h + 2, w + 2), np.uint8)
+            area = cv2.floodFill(u8, ff, (s.x0 + 1, s.y0), 2, 0, 0, cv2.FLOODFILL_MASK_ONLY | 8)[0]
+            found += [s] if area <= 3 * s.length * s.thick else []
+    return found
+
+
+def _group_runs(y: list[int], a: list[int], b: list[int]) -> list[list[int]]:
+    """[x0, x1, y0, y1] groups of runs of equal extent (+-2 px) on consecutive rows.
+
+    +-2 px, since a resized figure's bar has a partly covered edge row whose
+    anti-aliased ends fall short.  Only groups that reached the row above can grow
+    (rows come in order), so a frame of large saturated particles, thousands of
+    runs, stays linear."""
+    groups: list[list[int]] = []
+    above: list[list[int]] = []
+    here: list[list[int]] = []
+    row = -2
+    for yy, ra, rb in zip(y, a, b):
+        if yy != row:
+            above, here, row = (here if yy == row + 1 else []), [], yy
+        g = next((g for g in above if abs(g[0] - ra) <= 2 and abs(g[1] - rb) <= 2), None)
+        if g is None:
+            g = [ra, rb, yy, yy + 1]
+            groups.append(g)
+        else:
+            above.remove(g)
+            g[0], g[1], g[3] = min(g[0], ra), max(g[1], rb), yy + 1
+        here.append(g)
+    return groups
+
+
+def _merge(segs: list[Bar], mask: np.ndarray) -> list[Bar]:
+    """Join two similar collinear segments with text in between (FEI split bar)."""
+    segs, used, out = sorted(segs, key=lambda s: s.x0), set(), []
+    for i, a in enumerate(segs):
+        for j, b in enumerate(segs[i + 1:], i + 1):
+            gap = b.x0 - a.x1
+            if (i in used or j in used or abs(a.y0 - b.y0) > 1 or abs(a.y1 - b.y1) > 1 or gap <= 0
+                    or gap > 6 * max(a.length, b.length) or min(a.length, b.length) < 0.5 * max(a.length, b.length)):
+                continue
+            if mask[max(0, a.y0 - 3 * a.thick):a.y1 + 3 * a.thick, a.x1:b.x0].mean() > 0.02:
+                out.append(Bar(a.x0, b.x1, min(a.y0, b.y0), max(a.y1, b.y1), a.pol, (a.x1, b.x0)))
+                used |= {i, j}
+    return out + [s for k, s in enumerate(segs) if k not in used]
+
+
+def half_contrast_length(img: np.ndarray, bar: Bar) -> tuple[float, float]:
+    """Length between the points where the bar's rows cross half contrast, and its spread.
+
+    For a resampled bar: its ends are soft, so each core row (a row at the bar's
+    grey) is cut half way between the bar's grey and the surface beside each end,
+    interpolating between pixels; end ticks, being on the bar's rows, count as bar,
+    so an H-bar measures between the ticks' outer edges."""
+    w = img.shape[1]
+    fg, ref = bar.fg, _surround(img, bar)
+    core = [r for r in range(bar.y0, bar.y1)
+            if abs(float(np.median(img[r, bar.x0:bar.x1])) - fg) <= 0.25 * abs(fg - ref)]
+    lengths = []
+    for r in core or [bar.y0 + bar.thick // 2]:
+        prof = img[r].astype(np.float64)
+        ends = []
+        for side, start in ((-1, bar.x0 + 2), (1, bar.x1 - 3)):
+            x = _crossing(prof, start, side, (fg + ref) / 2, fg)
+            beyond = prof[max(0, x - 7):max(0, x - 1)] if side < 0 else prof[x + 2:min(w, x + 8)]
+            if not beyond.size:
+                return float(bar.length), 99.0
+            half = (fg + float(np.median(beyond))) / 2  # the surface right beside this end
+            x = _crossing(prof, start, side, half, fg)
+            a, b = prof[x], prof[x + side]  # a on the bar's side of half, b past it
+            ends.append(x + side * ((a - half) / (a - b) if a != b else 0.5))
+        lengths.append(ends[1] - ends[0])
+    return float(np.mean(lengths)), float(np.std(lengths))
+
+
+def _crossing(prof: np.ndarray, x: int, side: int, half: float, fg: float) -> int:
+    """The last pixel from ``x`` towards ``side`` still on the bar's side of ``half``."""
+    while 0 < x + side < prof.size - 1 and (prof[x + side] - half) * (fg - half) > 0:
+        x += side
+    return x
