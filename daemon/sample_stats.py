@@ -50,7 +50,7 @@ def _counters(r: str) -> dict[str, str]:
     return {"images": "1", "done": done, "quarantined": f"{r}.status = 'quarantined'",
             "duplicate": f"{r}.status = 'duplicate'", "skipped": f"{r}.status = 'skipped'",
             "unscaled": f"{done} AND NOT ({scaled})", "unsure": f"{done} AND {_flag(r, 'segmentation_unsure')}",
-            "missing": f"{r}.missing_since IS NOT NULL", "questionable": questionable,
+            "missing": f"{r}.missing_since IS NOT NULL AND {r}.status IN ('done', 'duplicate')", "questionable": questionable,
             "questionable_n": f"CASE WHEN {questionable} THEN IFNULL({r}.n_particles, 0) ELSE 0 END"}
 
 
@@ -91,6 +91,12 @@ TRIGGERS = {
                             _count_upsert("OLD", -1) + _dirty("OLD", "OLD.status = 'done'")),
     "stats_images_update": ("AFTER UPDATE ON images", _count_upsert("OLD", -1) + _count_upsert("NEW", 1)
                             + _dirty("OLD", f"IFNULL({_CSV_CHANGED}, 0)") + _dirty("NEW", f"IFNULL({_CSV_CHANGED}, 0)")),
+    # rows shown on a page changed: the archive page that lists the image is redrawn
+    "stats_images_rows": ("AFTER UPDATE ON images WHEN OLD.status IS NOT NEW.status OR OLD.reason IS NOT NEW.reason "
+                          "OR OLD.processed_at IS NOT NEW.processed_at OR OLD.missing_since IS NOT NEW.missing_since "
+                          "OR OLD.flags IS NOT NEW.flags OR OLD.nm_per_px IS NOT NEW.nm_per_px "
+                          "OR OLD.path IS NOT NEW.path OR OLD.model IS NOT NEW.model",
+                          "INSERT OR IGNORE INTO report_dirty_images (image_id, sample) VALUES (NEW.id, NEW.sample);"),
     "stats_models_insert": ("AFTER INSERT ON images WHEN NEW.status = 'done'", _model_upsert("NEW", 1)),
     "stats_models_delete": ("AFTER DELETE ON images WHEN OLD.status = 'done'", _model_upsert("OLD", -1)),
     "stats_models_update_old": ("AFTER UPDATE ON images WHEN OLD.status = 'done'", _model_upsert("OLD", -1)),
@@ -108,6 +114,9 @@ CREATE TABLE IF NOT EXISTS image_summaries (image_id INTEGER PRIMARY KEY, sample
     unit TEXT NOT NULL, n INTEGER NOT NULL, d50 REAL);
 CREATE TABLE IF NOT EXISTS report_dirty (sample TEXT PRIMARY KEY, marks INTEGER NOT NULL DEFAULT 0,
     rewrite_csv INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS report_dirty_images (image_id INTEGER PRIMARY KEY, sample TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS report_dirty_images_sample ON report_dirty_images (sample);
+CREATE TABLE IF NOT EXISTS archive_pages (sample TEXT NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (sample, block));
 CREATE TABLE IF NOT EXISTS psdwatch_meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
@@ -121,7 +130,8 @@ def ensure(db) -> None:
     """Create the tables and triggers; fill them once for a store made before them
     (or with other triggers). Runs inside open_store's write transaction."""
     conn = db.conn
-    conn.executescript("SAVEPOINT stats_tables;" + TABLES + "RELEASE stats_tables;")
+    for statement in filter(str.strip, TABLES.split(";")):  # executescript would commit the caller's transaction
+        conn.execute(statement)
     row = conn.execute("SELECT value FROM psdwatch_meta WHERE key = 'stats'").fetchone()
     if row is not None and row[0] == _signature():
         return

@@ -131,6 +131,11 @@ class SizeHistogram:
         counts, _ = np.histogram(self.values, edges, weights=self.counts)
         return counts.round().astype(np.int64)
 
+    def up_to(self, hi: float) -> "SizeHistogram":
+        """The bins whose particles are at most `hi` (for percentiles only: no sums)."""
+        keep = self.values <= hi
+        return SizeHistogram(self.bins[keep], self.counts[keep], self.totals[keep])
+
     def expanded(self) -> np.ndarray:
         """Every particle as its bin's value, in size order (small samples only)."""
         return np.repeat(self.values, self.counts)
