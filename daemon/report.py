@@ -39,7 +39,7 @@ from .plots import d50_dotplot, format_number, overlay_plot
 from .store import models_by_sample
 from .sample_stats import totals as store_totals
 from .queries import PARTICLE_FIELDS, SUMMARY_TABLE, index_rows, queue_counts, read_sample, save_summary  # noqa: F401
-from .thumbnails import write_thumbnail  # noqa: F401
+from .thumbnails import encode_thumbnail, write_thumbnail  # noqa: F401
 
 log = logging.getLogger("psdwatch.report")
 
@@ -240,11 +240,10 @@ def write_index(db, reports_dir: Path, *, min_particles: int = 100, compare: int
 def write_reports(db, reports_dir: Path, samples: list[str] | None = None, **psd_settings) -> Path:
     """`psdwatch report`: rebuild the pages of `samples` (all when None), then
     the index. Returns the index path."""
-    if samples is None:
-        samples = [r[0] for r in db.execute("SELECT DISTINCT sample FROM images ORDER BY sample")]
-    for sample in samples:
-        write_sample_report(db, sample, reports_dir, **psd_settings)
-    return write_index(db, reports_dir, min_particles=psd_settings.get("min_particles", 100))
+    from .report_scheduler import rebuild_due
+
+    rebuild_due(db, reports_dir, samples=samples, everything=samples is None, **psd_settings)
+    return Path(reports_dir) / "index.html"
 
 
 # The sample page lives in its own module (it reads this one's helpers at call time).

@@ -15,7 +15,9 @@ whole sample or the whole store. So the store keeps, beside its contract tables:
   particles are in that histogram. store.py adds an image when it stores its
   particles and subtracts it (from its own particles) before they are deleted.
 - `report_dirty`: the samples whose pages must be redrawn (triggers), and
-  whether their CSV must be rewritten rather than appended to.
+  whether their CSV must be rewritten rather than appended to; with
+  `report_dirty_images`, `archive_pages`, `report_health` and `pending_files`,
+  the report thread's bookkeeping (daemon/report_scheduler.py).
 
 A store made before these tables gets them filled once when it is opened.
 """
@@ -117,6 +119,9 @@ CREATE TABLE IF NOT EXISTS report_dirty (sample TEXT PRIMARY KEY, marks INTEGER 
 CREATE TABLE IF NOT EXISTS report_dirty_images (image_id INTEGER PRIMARY KEY, sample TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS report_dirty_images_sample ON report_dirty_images (sample);
 CREATE TABLE IF NOT EXISTS archive_pages (sample TEXT NOT NULL, block INTEGER NOT NULL, PRIMARY KEY (sample, block));
+CREATE TABLE IF NOT EXISTS report_health (id INTEGER PRIMARY KEY CHECK (id = 1), failing_since TEXT, error TEXT,
+    last_ok TEXT);
+CREATE TABLE IF NOT EXISTS pending_files (name TEXT PRIMARY KEY, data BLOB NOT NULL, queued_at TEXT);
 CREATE TABLE IF NOT EXISTS psdwatch_meta (key TEXT PRIMARY KEY, value TEXT);
 """
 

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
 from sqlite_utils import Database
 
@@ -175,26 +175,6 @@ def open_store_readonly(path: str | Path, busy_timeout: float = 10.0) -> Databas
 
 
 # --------------------------------------------------------------------------- queue
-
-def mark_missing(db: Database, exists: Callable[[str], bool]) -> set[str]:
-    """Mark the rows whose file is gone from the share (a person deleted or moved it
-    after it was measured), and unmark those that came back. The row and its
-    particles stay: a result already stored is never lost. Returns the samples whose
-    rows changed. `exists(relpath)` asks the share; the caller makes sure it is mounted."""
-    rows = db.execute("SELECT id, path, sample, missing_since FROM images").fetchall()
-    gone, back, samples = [], [], set()
-    for image_id, path, sample, since in rows:
-        present = exists(path)
-        if present == (since is not None):
-            (back if present else gone).append(image_id)
-            samples.add(sample)
-    if gone or back:
-        with write_transaction(db):
-            stamp = now()
-            db.conn.executemany("UPDATE images SET missing_since = ? WHERE id = ?", [(stamp, i) for i in gone])
-            db.conn.executemany("UPDATE images SET missing_since = NULL WHERE id = ?", [(i,) for i in back])
-    return samples
-
 
 def is_known(db: Database, relpath: str, size: int, mtime_ns: int) -> bool:
     """True when this version of the file (same size and mtime) is already
