@@ -177,6 +177,10 @@ class ReportScheduler:
                 except sqlite3.Error:
                     pass
                 self.stop.wait(5)
+        try:  # stopping: what is due is drawn now (bounded by the samples marked), not at the next start
+            rebuild_due(db, self.reports_dir, **self.psd)
+        except (OSError, sqlite3.Error) as error:
+            log.warning("reports not brought up to date before stopping (%s): the next start does it", error)
         db.close()
 
     def _ok(self, db) -> None:
