@@ -152,10 +152,12 @@ class ReportScheduler:
         db = store.open_store(self.config["store"]["database"], self.config["store"]["busy_timeout"])
         once = OncePerMinute(log)
         last_build = -1e18
-        try:
+        try:  # pages behind the store (a run killed between storing and drawing), and the index
             mark_stale(db, self.reports_dir)
+            if not rebuild_due(db, self.reports_dir, **self.psd):
+                report.write_index(db, self.reports_dir, min_particles=self.psd["min_particles"])
         except (OSError, sqlite3.Error) as error:
-            once.error(f"cannot look for reports behind the store ({error})")
+            self._failed(db, once, error)
         while not self.stop.wait(POLL_S):
             try:
                 flush_pictures(db, self.reports_dir)
@@ -169,19 +171,22 @@ class ReportScheduler:
                 if not busy:
                     self.missing.step(db)
             except (OSError, sqlite3.Error) as error:
-                self.failing = True
-                once.error(f"reports cannot be written ({error}); measuring goes on, the pages "
-                           "follow when they can be written (retrying every 5 s)")
-                try:
-                    note_failure(db, "reports", error)
-                except sqlite3.Error:
-                    pass
+                self._failed(db, once, error)
                 self.stop.wait(5)
         try:  # stopping: what is due is drawn now (bounded by the samples marked), not at the next start
             rebuild_due(db, self.reports_dir, **self.psd)
         except (OSError, sqlite3.Error) as error:
             log.warning("reports not brought up to date before stopping (%s): the next start does it", error)
         db.close()
+
+    def _failed(self, db, once: OncePerMinute, error: BaseException) -> None:
+        self.failing = True
+        once.error(f"reports cannot be written ({error}); measuring goes on, the pages "
+                   "follow when they can be written (retrying every 5 s)")
+        try:
+            note_failure(db, "reports", error)
+        except sqlite3.Error:  # the store is busy or full too: the log has it
+            pass
 
     def _ok(self, db) -> None:
         if self.failing:
