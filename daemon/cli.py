@@ -125,7 +125,7 @@ def status(config_path: str | None, as_json: bool) -> None:
     """What is queued, done, quarantined, duplicate and skipped, and which model is live."""
     from . import store
     from .live_model import live_model_name
-    from .report_scheduler import health as report_health
+    from .report_health import health as report_health
 
     config = load_config(config_path)
     database = config["store"]["database"]

@@ -17,7 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
-from ..pipeline.measure import PARTICLE_SCHEMA
+from ..pipeline.particle_schema import PARTICLE_SCHEMA
 
 log = logging.getLogger("psdwatch.report")
 

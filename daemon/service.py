@@ -19,6 +19,7 @@ from . import compute, proposals, report, report_scheduler, schedule, store
 from .config import load_config, settings_from_config
 from .live_model import live_model_name, load_live_model
 from .logging_once import OncePerMinute
+from .report_health import health as report_health, note_failure
 from .read_ahead import ReadAhead, wanted as read_ahead_wanted
 from .samples import locate
 from .watch import StoreIntake, WatchSettings, Watcher, root_problem
@@ -90,7 +91,7 @@ def write_thumbnail(analysis, sha256: str, reports_dir: Path, db=None) -> None:
             if db is None:
                 raise
             report_scheduler.keep_picture(db, name, data)
-            report_scheduler.note_failure(db, "pictures", error)
+            note_failure(db, "pictures", error)
 
 
 def publish(db, reports_dir: Path, settings: Settings, page_images: int = 500) -> int:
@@ -263,7 +264,7 @@ def wait_until_idle(db, timeout: float, reports: bool = True) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         counts = store.counts(db)
-        due = report_scheduler.health(db) if reports else {"reports_due": 0, "pictures_waiting": 0}
+        due = report_health(db) if reports else {"reports_due": 0, "pictures_waiting": 0}
         if counts["queued"] == 0 and counts["processing"] == 0 and not due["reports_due"] \
                 and not due["pictures_waiting"]:
             return True

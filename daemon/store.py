@@ -38,7 +38,7 @@ from sqlite_utils import Database
 
 from . import sample_stats
 from ..pipeline import __version__ as SOFTWARE_VERSION
-from ..pipeline.measure import PARTICLE_SCHEMA
+from ..pipeline.particle_schema import PARTICLE_SCHEMA
 
 STATUSES = ("done", "quarantined", "duplicate", "skipped")
 
