@@ -65,7 +65,7 @@ def mark_stale(db, reports_dir: Path) -> int:
     return len(stale)
 
 
-def rebuild_due(db, reports_dir: Path, *, min_particles: int, bootstrap: int, page_images: int = 500,
+def rebuild_due(db, reports_dir: Path, *, min_particles: int = 100, bootstrap: int = 1000, page_images: int = 500,
                 samples: list[str] | None = None, everything: bool = False) -> int:
     """Redraw the marked samples' pages (those of `samples`, or of every sample,
     with `everything`), then the index; a sample's mark is cleared only if no

@@ -135,52 +135,42 @@ def _plural(n: int, one: str, many: str) -> str:
 
 def alerts(c: dict, summary: dict, n_px: int, models: dict[str, int], min_particles: int) -> list[dict]:
     """The warnings at the top of the page, from the sample's kept counts."""
-    out = []
-    if c["unscaled"]:
-        out.append({"level": "bad", "anchor": "unscaled", "text":
-                    f"{_plural(c['unscaled'], 'image has', 'images have')} no scale: their "
-                    f"{n_px} particles are measured in pixels only and are not part of the nm PSD; they are "
-                    "listed separately below."})
-    if c["questionable"]:
-        out.append({"level": "warn", "anchor": "images", "text":
-                    f"{c['questionable_n']} of the {summary['n']} particles in the nm PSD come from "
-                    f"{_plural(c['questionable'], 'image', 'images')} whose scale is questionable (disputed, "
-                    "assumed or from a weak source): check the flags in the image table."})
-    if summary["n"] == 0:
-        out.append({"level": "bad", "anchor": "images",
-                    "text": "No particles measured with a known scale: there is no nm PSD yet."})
-    elif summary["n"] < min_particles:
-        out.append({"level": "warn", "anchor": "psd", "text":
-                    f"Only {summary['n']} particles (fewer than {min_particles}): d50 and the "
-                    "fit are uncertain; see the width of the 95 % interval."})
-    if c["quarantined"]:
-        out.append({"level": "bad", "anchor": "quarantined", "text":
-                    f"{_plural(c['quarantined'], 'file', 'files')} of this sample "
-                    f"{'was' if c['quarantined'] == 1 else 'were'} quarantined and not measured (reasons below)."})
-    if c["unsure"]:
-        out.append({"level": "warn", "anchor": "images", "text":
-                    f"{_plural(c['unsure'], 'image', 'images')}: segmentation unsure (an independent "
-                    "check sees bright compact blobs that were not segmented): check "
-                    f"{'it' if c['unsure'] == 1 else 'them'} by eye."})
-    if c["missing"]:
-        out.append({"level": "warn", "anchor": "images", "text":
-                    f"{_plural(c['missing'], 'file', 'files')} measured here "
-                    f"{'has' if c['missing'] == 1 else 'have'} since been deleted from the share; "
-                    "the results stay in this report (marked in the table)."})
-    if c["skipped"]:
-        out.append({"level": "info", "anchor": "skipped", "text":
-                    f"{_plural(c['skipped'], 'file was', 'files were')} skipped as bright-field "
-                    "(or otherwise not HAADF) and not measured (listed below)."})
-    if c["duplicate"]:
-        out.append({"level": "info", "anchor": "images", "text":
-                    f"{_plural(c['duplicate'], 'file is a', 'files are')} byte-identical "
-                    f"cop{'y' if c['duplicate'] == 1 else 'ies'} of another image of this sample, counted once."})
-    if len(models) > 1:
-        out.append({"level": "warn", "anchor": "images", "text":
-                    "Mixed models: this sample's images were measured with "
-                    + ", ".join(f"{m} ({_plural(n, 'image', 'images')})" for m, n in sorted(models.items()))
-                    + f"; the PSD mixes {len(models)} instruments. Re-measure them with one model "
-                    "(psdwatch reprocess)."})
+    out: list[dict] = []
+
+    def add(when: bool, level: str, anchor: str, text: str) -> None:
+        if when:
+            out.append({"level": level, "anchor": anchor, "text": text})
+
+    n = summary["n"]
+    add(c["unscaled"], "bad", "unscaled",
+        f"{_plural(c['unscaled'], 'image has', 'images have')} no scale: their {n_px} particles are measured "
+        "in pixels only and are not part of the nm PSD; they are listed separately below.")
+    add(c["questionable"], "warn", "images",
+        f"{c['questionable_n']} of the {n} particles in the nm PSD come from "
+        f"{_plural(c['questionable'], 'image', 'images')} whose scale is questionable (disputed, "
+        "assumed or from a weak source): check the flags in the image table.")
+    add(n == 0, "bad", "images", "No particles measured with a known scale: there is no nm PSD yet.")
+    add(0 < n < min_particles, "warn", "psd", f"Only {n} particles (fewer than {min_particles}): d50 and the "
+        "fit are uncertain; see the width of the 95 % interval.")
+    add(c["quarantined"], "bad", "quarantined",
+        f"{_plural(c['quarantined'], 'file', 'files')} of this sample "
+        f"{'was' if c['quarantined'] == 1 else 'were'} quarantined and not measured (reasons below).")
+    add(c["unsure"], "warn", "images",
+        f"{_plural(c['unsure'], 'image', 'images')}: segmentation unsure (an independent check sees bright "
+        f"compact blobs that were not segmented): check {'it' if c['unsure'] == 1 else 'them'} by eye.")
+    add(c["missing"], "warn", "images",
+        f"{_plural(c['missing'], 'file', 'files')} measured here {'has' if c['missing'] == 1 else 'have'} "
+        "since been deleted from the share; the results stay in this report (marked in the table).")
+    add(c["skipped"], "info", "skipped",
+        f"{_plural(c['skipped'], 'file was', 'files were')} skipped as bright-field "
+        "(or otherwise not HAADF) and not measured (listed below).")
+    add(c["duplicate"], "info", "images",
+        f"{_plural(c['duplicate'], 'file is a', 'files are')} byte-identical "
+        f"cop{'y' if c['duplicate'] == 1 else 'ies'} of another image of this sample, counted once.")
+    add(len(models) > 1, "warn", "images",
+        "Mixed models: this sample's images were measured with "
+        + ", ".join(f"{m} ({_plural(k, 'image', 'images')})" for m, k in sorted(models.items()))
+        + f"; the PSD mixes {len(models)} instruments. Re-measure them with one model (psdwatch reprocess).")
     return out
 
 
