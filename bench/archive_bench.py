@@ -49,7 +49,7 @@ PSD = {"min_particles": 100, "bootstrap": 1000, "page_images": 500}
 
 def _sample_of(i: np.ndarray, n: int) -> np.ndarray:
     """Sample index of image i: one in five goes to the big sample (index 100)."""
-    return np.where(i % 5 == 0, 100, i % 100)
+    return np.where(i % 5 == 0, 100, (i // 5) % 100)
 
 
 def _name(s: int) -> str:
@@ -133,7 +133,7 @@ def _rss_mb(field: str = "VmRSS") -> float:
         return next(int(line.split()[1]) for line in f if line.startswith(field + ":")) / 1024
 
 
-def _new_image(db, reports: Path, sample: str) -> float:
+def _new_image(db, reports: Path, sample: str, share: Path) -> float:
     """One image of 100 particles stored as the worker stores it, then its pages drawn;
     returns the seconds the storing took."""
     from psdwatch.daemon import report_scheduler
@@ -141,8 +141,10 @@ def _new_image(db, reports: Path, sample: str) -> float:
     d = np.exp(np.random.default_rng().normal(math.log(15.0), math.log(1.35), 100))
     parts = [{"id": j + 1, "x": 10.0, "y": 10.0, "area_px": math.pi / 4 * e * e, "perimeter_px": math.pi * e,
               "ecd_px": e, "ecd_nm": e * K, "area_nm2": math.pi / 4 * e * e * K * K} for j, e in enumerate(d)]
+    rel = f"{sample}/new_{time.time_ns()}.tif"
+    (share / rel).touch()  # the file is on the share: the deleted-file check finds nothing changed
     t = time.perf_counter()
-    store.enqueue(db, f"{sample}/new_{time.time_ns()}.tif", sample, 1, time.time_ns())
+    store.enqueue(db, rel, sample, 1, time.time_ns())
     job = store.claim_next(db)
     store.finish_done(db, job, os.urandom(32).hex(), {"nm_per_px": K, "particles": parts, "flags": [],
                                                       "model": "starter-v2"})
@@ -162,12 +164,12 @@ def measure(kind: str, db_path: Path, reports: Path, share: Path) -> dict:
         # The report thread is long-lived: its templates are compiled and scipy.stats is
         # imported once. A first image elsewhere warms this process up the same way.
         t = time.perf_counter()
-        _new_image(db, reports, "s050")
+        _new_image(db, reports, "s050", share)
         out["cold_s"] = round(time.perf_counter() - t, 3)
     before = _rss_mb()
     t = time.perf_counter()
     if kind in ("new_ordinary", "new_big"):
-        out["stored_s"] = round(_new_image(db, reports, "big" if kind == "new_big" else "s007"), 3)
+        out["stored_s"] = round(_new_image(db, reports, "big" if kind == "new_big" else "s007", share), 3)
     elif kind == "report_all":
         report_scheduler.rebuild_due(db, reports, everything=True, **PSD)
     elif kind == "missing_slice":

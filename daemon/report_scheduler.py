@@ -46,11 +46,13 @@ def keep_picture(db, name: str, data: bytes) -> None:
 
 def flush_pictures(db, reports_dir: Path) -> int:
     """Write the pictures that waited; returns how many. An OSError goes to the caller."""
-    rows = db.execute("SELECT name, data FROM pending_files ORDER BY queued_at LIMIT 50").fetchall()
-    for name, data in rows:
-        write_atomic(Path(reports_dir) / name, data)
-        _write(db, "DELETE FROM pending_files WHERE name = ?", [name])
-    return len(rows)
+    written = 0
+    while rows := db.execute("SELECT name, data FROM pending_files ORDER BY queued_at LIMIT 50").fetchall():
+        for name, data in rows:  # fifty at a time: a long outage may have kept thousands
+            write_atomic(Path(reports_dir) / name, data)
+            _write(db, "DELETE FROM pending_files WHERE name = ?", [name])
+        written += len(rows)
+    return written
 
 
 # --------------------------------------------------------------------------- pages
