@@ -38,6 +38,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 from psdwatch.daemon import sample_stats, store  # noqa: E402
 from psdwatch.pipeline.psd_histogram import SizeHistogram  # noqa: E402
@@ -260,6 +261,9 @@ def main() -> int:
         rows[f"archive_new_image_ordinary_sample_s_{n}"] = r["new_ordinary"]["wall_s"]
         rows[f"archive_status_json_s_{n}"] = r["status_json_s"]
     rows_path.write_text(json.dumps(rows, indent=2))
+    from run import write_markdown  # BENCHMARKS.md again, with this table (make bench runs run.py first)
+
+    write_markdown(rows, REPO / "BENCHMARKS.md")
     print(json.dumps(results, indent=1))
     return 0
 

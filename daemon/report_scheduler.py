@@ -108,7 +108,7 @@ class ReportScheduler:
         self.interval = config["reports"]["interval"]
         self.missing = MissingScan(config["watch"]["root"], config["watch"]["rescan_seconds"])
         self.thread = threading.Thread(target=self.run, name="reports", daemon=True)
-        self.failing: bool | None = None  # unknown at start: the first good round clears an old failure
+        self.failing = False
 
     def start(self) -> "ReportScheduler":
         self.thread.start()
@@ -158,6 +158,9 @@ class ReportScheduler:
             pass
 
     def _ok(self, db) -> None:
-        if self.failing:
+        """A round went through: clear a failure kept by this thread or by the worker
+        (a picture it could not write)."""
+        kept = db.execute("SELECT failing_since FROM report_health WHERE id = 1").fetchone()
+        if self.failing or (kept and kept[0]):
             note_ok(db)
-            self.failing: bool | None = None  # unknown at start: the first good round clears an old failure
+        self.failing = False
