@@ -174,9 +174,11 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
     """Run until SIGTERM/SIGINT (or `stop` is set by a caller such as the demo)."""
     config = load_config(config_path)
     settings = settings_from_config(config)
-    for key in (("store", "database"), ("reports", "dir")):
-        path = config[key[0]][key[1]]
-        (path.parent if key[1] == "database" else path).mkdir(parents=True, exist_ok=True)
+    config["store"]["database"].parent.mkdir(parents=True, exist_ok=True)
+    try:
+        config["reports"]["dir"].mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # measuring never waits on the reports: the report thread retries and says so
+        log.error("cannot create the reports folder %s (%s); measuring goes on", config["reports"]["dir"], error)
     db = store.open_store(config["store"]["database"], config["store"]["busy_timeout"])
     recovered = store.recover_after_crash(db, MAX_ATTEMPTS)
     if any(recovered.values()):
