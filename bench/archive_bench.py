@@ -211,7 +211,31 @@ def status_s(db_path: Path, runs: int) -> float:
     return round(statistics.median(times), 2)
 
 
-def run_size(n: int, per_image: int, runs: int, work: Path) -> dict:
+def check_big_page(db_path: Path, reports: Path) -> dict:
+    """After the new images: the big sample's page and the index say the n and d50 of all
+    its particles (read here from the store, outside any timing)."""
+    import re
+
+    from psdwatch.daemon import report
+
+    db = store.open_store(db_path)
+    d = np.array([v for (v,) in db.execute("SELECT p.ecd_nm FROM particles p JOIN images i ON i.id = p.image_id "
+                                           "WHERE i.sample = 'big' AND i.status = 'done'")], float)
+    page = (reports / report.sample_page_name("big")).read_text()
+    n_page = int(re.search(r'id="n">(\d+)<', page).group(1))
+    d50_page = re.search(r'id="d50">([\d.]+) ', page).group(1)
+    index = (reports / "index.html").read_text()
+    row = re.search(r'href="' + re.escape(report.sample_page_name("big")) + r'">big</a></td>(.*?)</tr>', index, re.S)
+    cells = re.findall(r'<td class="num">([^<]*)(?:<b>([^<]*)</b>)?', row.group(1))
+    d50_true = report.format_number(float(np.percentile(d, 50)))
+    db.close()
+    return {"n_particles": int(d.size), "n_page": n_page, "d50_particles": d50_true, "d50_page": d50_page,
+            "index_row": [c[0] or c[1] for c in cells[:3]],
+            "right": n_page == d.size and d50_page == d50_true and str(d.size) in row.group(1)
+            and f"{d50_true} nm" in row.group(1)}
+
+
+def run_size(n: int, per_image: int, runs: int, work: Path, keep: bool = False) -> dict:
     folder = work / f"store_{n}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
@@ -226,11 +250,13 @@ def run_size(n: int, per_image: int, runs: int, work: Path) -> dict:
         row[kind] = median_of(kind, runs, *paths)
     row["missing_pass"] = child("missing_pass", *paths)
     row["status_json_s"] = status_s(db_path, runs)
+    row["big_page_right"] = check_big_page(db_path, reports)
     slug = next(p for p in reports.glob("big-*.html") if "-images-" not in p.name)
     row["big_page_mb"] = round(slug.stat().st_size / 2**20, 2)
     row["big_csv_mb"] = round(slug.with_suffix(".csv").stat().st_size / 2**20)
     row["index_kb"] = round((reports / "index.html").stat().st_size / 1024)
-    shutil.rmtree(folder, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(folder, ignore_errors=True)
     return row
 
 
@@ -241,6 +267,7 @@ def main() -> int:
                         help="particles per image, one per size (1M x 100 would be 17 GB)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=None, help="folder for the stores (default: a temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the stores built (in --work)")
     parser.add_argument("--measure", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -251,7 +278,7 @@ def main() -> int:
     results = json.loads(out_path.read_text()) if out_path.is_file() else {}
     work = args.work or Path(tempfile.mkdtemp(prefix="psdwatch-archive-"))
     for n, per_image in zip(args.sizes, args.particles):
-        results[str(n)] = {**run_size(n, per_image, args.runs, work), "date": time.strftime("%Y-%m-%d %H:%M")}
+        results[str(n)] = {**run_size(n, per_image, args.runs, work, args.keep), "date": time.strftime("%Y-%m-%d %H:%M")}
         out_path.write_text(json.dumps(results, indent=1))
     rows_path = REPO / "bench" / "results.json"
     rows = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
