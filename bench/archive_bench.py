@@ -181,7 +181,7 @@ def measure(kind: str, db_path: Path, reports: Path, share: Path) -> dict:
         scan = MissingScan(share, every_s=600)
         while True:
             out["changed"] = out.get("changed", 0) + len(scan.step(db, budget_s=5.0))
-            if scan.cursor == 0:
+            if scan.cursor is None:
                 break
     out.update({"wall_s": round(time.perf_counter() - t, 3),
                 "peak_rss_mb": round(_rss_mb("VmHWM")), "rss_growth_mb": round(_rss_mb("VmHWM") - before)})
