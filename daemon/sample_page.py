@@ -235,9 +235,11 @@ def write_sample_report(db, sample: str, reports_dir: Path, *, bootstrap: int = 
     return page
 
 
-def _blocks_to_write(db, sample: str, blocks: int, page_images: int) -> tuple[set[int], list[int]]:
-    """Archive blocks never written, and those holding an image changed since."""
-    written = {b for (b,) in db.execute("SELECT block FROM archive_pages WHERE sample = ?", [sample])}
+def _blocks_to_write(db, sample: str, blocks: int, page_images: int,
+                     reports_dir: Path) -> tuple[set[int], list[int]]:
+    """Archive blocks never written (or whose file is gone), and those holding an image changed since."""
+    written = {b for (b,) in db.execute("SELECT block FROM archive_pages WHERE sample = ?", [sample])
+               if (reports_dir / sample_archive_name(sample, b + 1)).is_file()}
     todo = set(range(blocks)) - written
     changed = [i for (i,) in db.execute("SELECT image_id FROM report_dirty_images WHERE sample = ?", [sample])]
     for image_id in changed:
@@ -250,7 +252,7 @@ def _blocks_to_write(db, sample: str, blocks: int, page_images: int) -> tuple[se
 def write_archive_pages(db, sample: str, reports_dir: Path, context: dict, page_images: int) -> None:
     """The pages of the sample's full blocks of older images that are new or changed."""
     blocks = len(context["archives"])
-    todo, changed = _blocks_to_write(db, sample, blocks, page_images)
+    todo, changed = _blocks_to_write(db, sample, blocks, page_images, reports_dir)
     for block in sorted(todo):
         data = SampleData(context["counts"], {}, _image_rows(
             db, sample, "ORDER BY i.id LIMIT ? OFFSET ?", [page_images, block * page_images]))
