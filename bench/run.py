@@ -529,6 +529,10 @@ def archive_table(results: dict) -> list[str]:
         "| new image in an ordinary sample: stored | " + cells(lambda r: f"{r['new_ordinary']['stored_s']:.3f} s") + " |",
         "| the same, stored + its page + index | " + cells(new("new_ordinary")) + " |",
         "| new image in the big sample: stored + its page + index | " + cells(new("new_big")) + " |",
+        "| big sample's page and index say the n and d50 of all its particles | " + cells(
+            lambda r: (("yes" if r["big_page_right"]["right"] else "**no**")
+                       + f": n {r['big_page_right']['n_page']:,}, d50 {r['big_page_right']['d50_page']} nm")
+            if "big_page_right" in r else "not checked") + " |",
         "| big sample's page / its CSV | " + cells(lambda r: f"{r['big_page_mb']} MB / {r['big_csv_mb']} MB") + " |",
         "| index.html | " + cells(lambda r: f"{r['index_kb']} kB") + " |",
         "| `psdwatch report` (all pages; first time, CSVs written whole) | "
