@@ -1,9 +1,9 @@
 """The reports' reads of the store, and their cache of per-sample numbers.
 
 Every read of one page runs in one consistent snapshot (WAL). A sample page
-reads that sample's rows through the (sample, status) index of `images` and the
-image_id index of `particles`, so it costs the same at 10 samples or 1000; the
-index page is one aggregate over `images` joined to `sample_summaries`.
+reads its kept numbers and its latest rows through indexes (daemon/sample_page.py),
+so it costs the same at 10 samples or 1000 and at 10 images or 10^5; the index
+page reads the kept per-sample counts joined to `sample_summaries`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import Iterator
 
-import numpy as np
 
 from ..pipeline.particle_schema import PARTICLE_SCHEMA
 
@@ -56,30 +55,6 @@ def _columns(db, table: str) -> set[str]:
 def _select(fields: tuple[str, ...], have: set[str], prefix: str) -> str:
     """Missing columns (an older store) read as NULL instead of failing."""
     return ", ".join(f"{prefix}.[{c}]" if c in have else f"NULL AS [{c}]" for c in fields)
-
-
-def read_sample(db, sample: str, chunk: int = 20_000) -> tuple[list[dict], np.ndarray]:
-    """The sample's image rows and its particles as a float array (one row
-    per particle, PARTICLE_FIELDS as columns, NULL as NaN, ordered by image
-    and particle number). Two indexed queries; nothing outside the sample is
-    touched. Rows are converted in chunks: 10^5 particles as Python tuples
-    would cost ~60 MB, as float64 14 MB."""
-    img_cols, part_cols = _columns(db, "images"), _columns(db, "particles")
-    with snapshot(db):
-        cur = db.execute(f"SELECT {_select(IMAGE_FIELDS, img_cols, 'i')} FROM images i "
-                         "WHERE i.sample = ?", [sample])
-        images = [dict(zip(IMAGE_FIELDS, row)) for row in cur.fetchall()]
-        cur = db.execute(
-            f"SELECT {_select(PARTICLE_FIELDS, part_cols, 'p')} FROM images i "
-            "JOIN particles p ON p.image_id = i.id WHERE i.sample = ? AND i.status = 'done'",
-            [sample])
-        blocks = []
-        while rows := cur.fetchmany(chunk):
-            blocks.append(np.array(rows, dtype=float).reshape(len(rows), len(PARTICLE_FIELDS)))
-    parts = np.concatenate(blocks) if blocks else np.zeros((0, len(PARTICLE_FIELDS)))
-    if parts.shape[0]:
-        parts = parts[np.lexsort((parts[:, 1], parts[:, 0]))]  # by image, then particle number
-    return images, parts
 
 
 INDEX_SQL = f"""

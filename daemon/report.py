@@ -11,9 +11,11 @@ here (geometry in Python, markup in the templates), and every value coming from
 a file or sample name goes through jinja2's autoescaping.
 
 The parts live beside this module, one job each: the store reads (queries), file
-names (names), thumbnails, the SVG plots, the CSV; the statistics are
-pipeline.psd's and every file goes through pipeline.files.write_atomic, so a
-person refreshing a page never sees half of it.
+names (names), thumbnails, the SVG plots, the CSV (particles_csv, kept up to date
+by sample_csv), a sample's page (sample_page, from the kept numbers of
+sample_stats), drawing them beside the measuring (report_scheduler); the
+statistics are pipeline.psd's and every file goes through
+pipeline.files.write_atomic, so a person refreshing a page never sees half of it.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from .particles_csv import CSV_COLUMNS, write_csv  # noqa: F401
 from .plots import d50_dotplot, format_number, overlay_plot
 from .store import models_by_sample
 from .sample_stats import totals as store_totals
-from .queries import PARTICLE_FIELDS, SUMMARY_TABLE, index_rows, queue_counts, read_sample, save_summary  # noqa: F401
+from .queries import PARTICLE_FIELDS, SUMMARY_TABLE, index_rows, queue_counts, save_summary  # noqa: F401
 from .thumbnails import encode_thumbnail, write_thumbnail  # noqa: F401
 
 log = logging.getLogger("psdwatch.report")
