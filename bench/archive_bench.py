@@ -195,7 +195,8 @@ def child(kind: str, db_path: Path, reports: Path, share: Path) -> dict:
 
 def median_of(kind: str, runs: int, *paths) -> dict:
     results = [child(kind, *paths) for _ in range(runs)]
-    return {k: statistics.median(r[k] for r in results) for k in results[0]}
+    return {k: statistics.median(r[k] for r in results) if isinstance(v, (int, float)) else v
+            for k, v in results[0].items()}
 
 
 def status_s(db_path: Path, runs: int) -> float:
