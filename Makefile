@@ -35,6 +35,7 @@ bench: setup
 	$(PY) bench/scale_bars.py
 	$(PY) bench/run.py
 	$(PY) bench/report_bench.py
+	$(PY) bench/archive_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

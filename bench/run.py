@@ -507,11 +507,46 @@ def write_markdown(results: dict, path: Path) -> None:
                          f"{results[f'cluster_{e}_speedup']:.2f} | {results[f'cluster_{e}_startup_s']:.1f} |")
         lines.append("")
     lines += _table(results, skip=("machine", "date", "magnifications",
-                                   *(k for k in results if k.startswith("cluster_"))))
+                                   *(k for k in results if k.startswith(("cluster_", "archive_")))))
     reports = REPO / "bench" / "report_results.json"
     if reports.is_file():
         lines += ["", "## Reports (bench/report_bench.py)", ""] + _table(json.loads(reports.read_text()))
+    archive = REPO / "bench" / "archive_results.json"
+    if archive.is_file():
+        lines += ["", *archive_table(json.loads(archive.read_text()))]
     path.write_text("\n".join(lines) + "\n")
+
+
+def archive_table(results: dict) -> list[str]:
+    """bench/archive_bench.py's rows: the cost of one new image as the archive grows."""
+    sizes = sorted(results, key=int)
+    def cells(f) -> str:
+        return " | ".join(f(results[n]) for n in sizes)
+    new = lambda k: lambda r: f"{r[k]['wall_s']:.3f} s (first in a process {r[k]['cold_s']:.2f} s) / {r[k]['peak_rss_mb']} MB"  # noqa: E731
+    return [
+        "## Years of a facility: one new image as the archive grows (bench/archive_bench.py)", "",
+        "Stores built by bulk SQL of the project's schema: 100 samples plus one holding 20 % of the images; "
+        "a new image of 100 particles stored through store.finish_done, then its pages drawn as the report "
+        "thread draws them (page, CSV append, index); medians of 3, each in a fresh process (wall / peak RSS "
+        "of that process); 2 shared cores.", "",
+        "| | " + " | ".join(f"{int(n):,} images x {results[n]['particles_per_image']} particles" for n in sizes) + " |",
+        "| --- |" + " --- |" * len(sizes),
+        "| new image in an ordinary sample: stored | " + cells(lambda r: f"{r['new_ordinary']['stored_s']:.3f} s") + " |",
+        "| the same, stored + its page + index | " + cells(new("new_ordinary")) + " |",
+        "| new image in the big sample: stored + its page + index | " + cells(new("new_big")) + " |",
+        "| big sample's page and index say the n and d50 of all its particles | " + cells(
+            lambda r: (("yes" if r["big_page_right"]["right"] else "**no**")
+                       + f": n {r['big_page_right']['n_page']:,}, d50 {r['big_page_right']['d50_page']} nm")
+            if "big_page_right" in r else "not checked") + " |",
+        "| big sample's page / its CSV | " + cells(lambda r: f"{r['big_page_mb']} MB / {r['big_csv_mb']} MB") + " |",
+        "| index.html | " + cells(lambda r: f"{r['index_kb']} kB") + " |",
+        "| `psdwatch report` (all pages; first time, CSVs written whole) | "
+        + cells(lambda r: f"{r['report_all']['wall_s']:.1f} s ({r['report_first_s']:.0f} s)") + " |",
+        "| `status --json` (a fresh process) | " + cells(lambda r: f"{r['status_json_s']:.2f} s") + " |",
+        "| deleted-file check: one slice (report thread) / whole pass, nothing changed | "
+        + cells(lambda r: f"{r['missing_slice']['wall_s']:.2f} s / {r['missing_pass']['wall_s']:.2f} s") + " |",
+        "| store build (bulk SQL) / database size | " + cells(lambda r: f"{r['build_s']:.0f} s / {r['db_mb']} MB") + " |",
+        ""]
 
 
 def _table(results: dict, skip: tuple = ()) -> list[str]:

@@ -134,6 +134,7 @@ def status(config_path: str | None, as_json: bool) -> None:
     """What is queued, done, quarantined, duplicate and skipped, and which model is live."""
     from . import store
     from .live_model import live_model_name
+    from .report_health import health as report_health
 
     config = load_config(config_path)
     database = config["store"]["database"]
@@ -142,9 +143,10 @@ def status(config_path: str | None, as_json: bool) -> None:
     if not Path(database).is_file():
         counts = {"queued": 0, "processing": 0, **{s: 0 for s in store.STATUSES},
                   "samples": 0, "model": model, "unsure": 0, "mixed_model_samples": 0,
-                  "mixed_models": {}}
+                  "mixed_models": {}, **report_health(None)}
     else:
-        counts = store.counts(store.open_store_readonly(database), model)
+        db = store.open_store_readonly(database)
+        counts = {**store.counts(db, model), **report_health(db)}
     counts = {"database": str(database), "store_exists": Path(database).is_file(), **counts}
     if as_json:
         click.echo(json.dumps(counts))
@@ -158,6 +160,12 @@ def status(config_path: str | None, as_json: bool) -> None:
     click.echo(f"samples  {counts['samples']} ({counts['mixed_model_samples']} measured with more than one model)")
     for sample, by_model in counts["mixed_models"].items():
         click.echo(f"  mixed  {sample}: " + ", ".join(f"{m} ({n} image{'' if n == 1 else 's'})" for m, n in by_model.items()))
+    due = f"{counts['reports_due']} sample page(s) due" if counts["reports_due"] else "up to date"
+    waiting = f", {counts['pictures_waiting']} thumbnail(s) waiting" if counts["pictures_waiting"] else ""
+    click.echo(f"reports  {config['reports']['dir']}: {due}{waiting}")
+    if counts["reports_error"]:
+        click.echo(f"  FAILING since {counts['reports_failing_since']}: {counts['reports_error']} "
+                   "(images are still measured and stored; the pages follow once they can be written)")
 
 
 @cli.command()
@@ -169,7 +177,8 @@ def report(config_path: str | None) -> None:
     config = load_config(config_path)
     settings = settings_from_config(config)
     index = reports.write_reports(store.open_store(config["store"]["database"]), config["reports"]["dir"],
-                                  min_particles=settings.min_particles, bootstrap=settings.bootstrap)
+                                  min_particles=settings.min_particles, bootstrap=settings.bootstrap,
+                                  page_images=config["reports"]["page_images"])
     click.echo(index)
 
 
@@ -230,7 +239,7 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
             cluster.close()
     touched = sorted({t.sample for t in todo})
     index = reports.write_reports(db, config["reports"]["dir"], touched, min_particles=settings.min_particles,
-                                  bootstrap=settings.bootstrap)
+                                  bootstrap=settings.bootstrap, page_images=config["reports"]["page_images"])
     click.echo(f"{', '.join(f'{n} {s}' for s, n in sorted(tally.items()))}; reports: {index}")
 
 

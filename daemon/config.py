@@ -87,6 +87,8 @@ class Store(_Section):
 
 class Reports(_Section):
     dir: Path = Path("state/reports")
+    interval: StrictFloat = Field(5.0, ge=0.5)
+    page_images: StrictInt = Field(500, ge=10)
 
 
 class Models(_Section):

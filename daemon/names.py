@@ -33,6 +33,11 @@ def sample_csv_name(sample: str) -> str:
     return f"{sample_slug(sample)}.csv"
 
 
+def sample_archive_name(sample: str, block: int) -> str:
+    """The page listing the images of a large sample's block (1-based) of older images."""
+    return f"{sample_slug(sample)}-images-{block}.html"
+
+
 def thumbnail_name(sha256: str) -> str:
     """Thumbnails are named by content: a duplicate, or a promoted duplicate
     that inherits the particles of the same bytes, shows the same picture, and

@@ -19,16 +19,20 @@ _CSV_MEASURES = [("area_nm2", "area_px", 2, 3), ("perimeter_nm", "perimeter_px",
                  ("feret_max_nm", "feret_max_px", 1, 3), ("feret_min_nm", "feret_min_px", 1, 3)]
 
 
-def write_csv(f: BinaryIO, parts: np.ndarray, images: dict[int, dict], chunk: int = 10_000) -> None:
+def write_csv(f: BinaryIO, parts: np.ndarray, images: dict[int, dict], chunk: int = 10_000,
+              header: bool = True, first: int = 1) -> None:
     """Fiji "Results"-like CSV (UTF-8 with BOM), one row per particle: lengths in nm and areas in
     nm^2 where the image's scale is known, in px otherwise; the Unit column says
     which, row by row, because a sample can hold both (a comment line would
     break Fiji's and Excel's import). Vectorised and streamed in chunks: 10^5
-    rows in about half a second, without holding the whole text in memory."""
-    # UTF-8 with a byte order mark: Excel on Windows reads a CSV without one in the
-    # ANSI code page ("É" for "É"); Fiji, pandas and LibreOffice skip the mark.
-    out = io.TextIOWrapper(f, encoding="utf-8-sig", newline="")
-    csv.writer(out, lineterminator="\n").writerow(CSV_COLUMNS)
+    rows in about half a second, without holding the whole text in memory.
+    header=False and `first` (the first row's number) append to a CSV written before."""
+    # UTF-8 with a byte order mark, at the start of the file only (with the header, never
+    # on an append): Excel on Windows reads a CSV without one in the ANSI code page
+    # ("Ã‰" for "É"); Fiji, pandas and LibreOffice skip the mark.
+    out = io.TextIOWrapper(f, encoding="utf-8-sig" if header else "utf-8", newline="")
+    if header:
+        csv.writer(out, lineterminator="\n").writerow(CSV_COLUMNS)
     if parts.shape[0] == 0:
         out.flush()
         out.detach()
@@ -63,7 +67,7 @@ def write_csv(f: BinaryIO, parts: np.ndarray, images: dict[int, dict], chunk: in
         suffix[image_id] = f"{'nm' if image['nm_per_px'] else 'px'},{image['scale_source'] or 'none'}"
     for start in range(0, ids.size, chunk):
         lines = [f"{n},{prefix[i]},{(template % tuple(row)).replace('nan', '')},{suffix[i]}\n"
-                 for n, i, row in zip(range(start + 1, start + chunk + 1), ids[start:start + chunk].tolist(),
+                 for n, i, row in zip(range(first + start, first + start + chunk), ids[start:start + chunk].tolist(),
                                       table[start:start + chunk].tolist())]
         out.write("".join(lines))
     out.flush()

@@ -9,6 +9,43 @@ import math
 import numpy as np
 
 from ..pipeline import psd
+from ..pipeline.psd_histogram import SizeHistogram
+
+
+class _Values:
+    """Diameters held as an array, read through SizeHistogram's methods, so that a
+    plot draws a small sample's particles and a large one's merged histogram alike."""
+
+    def __init__(self, d: np.ndarray):
+        d = np.asarray(d, float)
+        self.d = np.sort(d[np.isfinite(d) & (d > 0)])
+        self.n = int(self.d.size)
+
+    def percentile(self, q):
+        return np.percentile(self.d, q)
+
+    def quantile(self, p):
+        return np.quantile(self.d, p)
+
+    def max(self) -> float:
+        return float(self.d[-1])
+
+    def count_outside(self, lo: float, hi: float) -> int:
+        return int((self.d > hi).sum() + (self.d < lo).sum())
+
+    def histogram(self, edges):
+        return np.histogram(self.d, edges)[0]
+
+    def up_to(self, hi: float) -> "_Values":
+        return _Values(self.d[self.d <= hi])
+
+    def expanded(self) -> np.ndarray:
+        return self.d
+
+
+def sizes_of(d) -> "_Values | SizeHistogram":
+    """A plot's input: an array of diameters or a sample's merged histogram."""
+    return d if isinstance(d, (SizeHistogram, _Values)) else _Values(d)
 
 
 def format_number(value: float | None, unit: str | None = None) -> str:
@@ -97,46 +134,47 @@ class _Frame:
         }
 
 
-def _x_range(d: np.ndarray) -> tuple[float, float, int]:
+def _x_range(d) -> tuple[float, float, int]:
     """The diameter axis: from 0, unless all particles sit far from 0 (a narrow
     distribution would be squeezed into a corner), to the largest particle,
     unless a few outliers would do the same squeezing: then to the 99.5th
     percentile, and the number of particles off scale is shown on the plot."""
+    d = sizes_of(d)
     top = float(d.max())
-    p995 = float(np.percentile(d, 99.5))
-    if d.size >= 50 and top > 1.6 * p995:
+    p995 = float(d.percentile(99.5))
+    if d.n >= 50 and top > 1.6 * p995:
         top = p995 * 1.08
-    low = float(np.percentile(d, 0.5))
+    low = float(d.percentile(0.5))
     ticks, step = nice_ticks(0.0, top)
     x0 = 0.0
     if low > 0.45 * top:
         ticks, step = nice_ticks(low * 0.95, top)
         x0 = ticks[0] - step if ticks[0] > low * 0.95 else ticks[0]
     x1 = ticks[-1] if ticks[-1] >= top else ticks[-1] + step
-    return x0, x1, int((d > x1).sum() + (d < x0).sum())
+    return x0, x1, d.count_outside(x0, x1)
 
 
-def histogram_plot(d: np.ndarray, summary: dict, unit: str) -> dict | None:
+def histogram_plot(d, summary: dict, unit: str) -> dict | None:
     """Geometry of the histogram (number of particles per bin) with the fitted
     lognormal scaled to counts; bins by the Freedman-Diaconis rule, rounded to a
     nice width, between 8 and 60 of them over the plotted range."""
-    d = d[np.isfinite(d) & (d > 0)]
-    if d.size == 0:
+    d = sizes_of(d)
+    if d.n == 0:
         return None
     x0, x1, off = _x_range(d)
-    q75, q25 = np.percentile(d[d <= x1], (75, 25))
-    fd = 2 * (q75 - q25) / d.size ** (1 / 3)
+    q75, q25 = d.up_to(x1).percentile((75, 25))
+    fd = 2 * (q75 - q25) / d.n ** (1 / 3)
     bins = min(60, max(8, math.ceil((x1 - x0) / fd))) if fd > 0 else 20
     width = _nice_step((x1 - x0) / bins)
     edges = np.arange(x0, x1 + width * 0.5, width)
     if edges[-1] < x1:
         edges = np.append(edges, edges[-1] + width)
-    counts, _ = np.histogram(d, edges)
+    counts = d.histogram(edges)
     x1 = float(edges[-1])
     xs = np.linspace(max(x0, x1 / 2000, 1e-9), x1, 240)
     fit = None
-    if summary.get("lognormal_median") and d.size > 1:
-        fit = d.size * width * psd.lognormal_pdf(xs, summary["lognormal_median"], summary["lognormal_sigma_g"])
+    if summary.get("lognormal_median") and d.n > 1:
+        fit = d.n * width * psd.lognormal_pdf(xs, summary["lognormal_median"], summary["lognormal_sigma_g"])
     # The fit may peak above the bars (a narrow fit on coarse bins) but must not
     # flatten them: the axis stops at 1.5 x the tallest bar and the curve is clipped.
     tallest = float(counts.max())
@@ -177,24 +215,25 @@ def cumulative_plot(d: np.ndarray, summary: dict, unit: str) -> dict | None:
     """Geometry of the cumulative number distribution (empirical, as a step
     curve, sampled at 600 quantiles for large samples so the page stays small)
     with the fitted lognormal's cumulative curve and d10/d50/d90."""
-    d = np.sort(d[np.isfinite(d) & (d > 0)])
-    if d.size == 0:
+    d = sizes_of(d)
+    if d.n == 0:
         return None
     x0, x1, off = _x_range(d)
     f = _Frame(x0, x1, 0, 100)
     plot = f.axes(nice_ticks(x0, x1), nice_ticks(0, 100, 5), f"equivalent circular diameter / {unit}",
                   "cumulative number / %")
-    if d.size <= 600:
-        xs = np.repeat(d, 2)
-        ys = np.repeat(np.arange(d.size + 1) / d.size * 100, 2)[1:-1]
+    if d.n <= 600:
+        values = d.expanded()
+        xs = np.repeat(values, 2)
+        ys = np.repeat(np.arange(d.n + 1) / d.n * 100, 2)[1:-1]
     else:
         p = np.linspace(0, 1, 601)
-        xs, ys = np.quantile(d, p), p * 100
+        xs, ys = d.quantile(p), p * 100
     xs = np.concatenate([[x0], np.clip(xs, x0, x1), [x1]])
-    ys = np.concatenate([[0], ys, [ys[-1] if d[-1] > x1 else 100]])
+    ys = np.concatenate([[0], ys, [ys[-1] if d.max() > x1 else 100]])
     plot["ecdf"] = f.path(xs, ys)
     plot["fit"] = ""
-    if summary.get("lognormal_median") and d.size > 1:
+    if summary.get("lognormal_median") and d.n > 1:
         fx = np.linspace(max(x0, x1 / 2000, 1e-9), x1, 240)
         plot["fit"] = f.path(fx, 100 * psd.lognormal_cdf(fx, summary["lognormal_median"],
                                                      summary["lognormal_sigma_g"]))
@@ -244,10 +283,10 @@ PALETTE = ("#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77",
 def psd_quantiles(d: np.ndarray) -> list[float] | None:
     """A sample's cumulative PSD in QUANTILE_POINTS numbers (nm), for the index's
     overlay: cached with the sample's summary, so the index never reads particles."""
-    d = d[np.isfinite(d) & (d > 0)]
-    if d.size == 0:
+    d = sizes_of(d)
+    if d.n == 0:
         return None
-    return [float(f"{v:.4g}") for v in np.quantile(d, np.linspace(0, 1, QUANTILE_POINTS))]
+    return [float(f"{v:.4g}") for v in d.quantile(np.linspace(0, 1, QUANTILE_POINTS))]
 
 
 def overlay_plot(samples: list[dict], max_samples: int = 12) -> dict | None:

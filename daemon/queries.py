@@ -1,9 +1,9 @@
 """The reports' reads of the store, and their cache of per-sample numbers.
 
 Every read of one page runs in one consistent snapshot (WAL). A sample page
-reads that sample's rows through the (sample, status) index of `images` and the
-image_id index of `particles`, so it costs the same at 10 samples or 1000; the
-index page is one aggregate over `images` joined to `sample_summaries`.
+reads its kept numbers and its latest rows through indexes (daemon/sample_page.py),
+so it costs the same at 10 samples or 1000 and at 10 images or 10^5; the index
+page reads the kept per-sample counts joined to `sample_summaries`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from typing import Iterator
 
-import numpy as np
 
-from ..pipeline.measure import PARTICLE_SCHEMA
+from ..pipeline.particle_schema import PARTICLE_SCHEMA
 
 log = logging.getLogger("psdwatch.report")
 
@@ -58,30 +57,6 @@ def _select(fields: tuple[str, ...], have: set[str], prefix: str) -> str:
     return ", ".join(f"{prefix}.[{c}]" if c in have else f"NULL AS [{c}]" for c in fields)
 
 
-def read_sample(db, sample: str, chunk: int = 20_000) -> tuple[list[dict], np.ndarray]:
-    """The sample's image rows and its particles as a float array (one row
-    per particle, PARTICLE_FIELDS as columns, NULL as NaN, ordered by image
-    and particle number). Two indexed queries; nothing outside the sample is
-    touched. Rows are converted in chunks: 10^5 particles as Python tuples
-    would cost ~60 MB, as float64 14 MB."""
-    img_cols, part_cols = _columns(db, "images"), _columns(db, "particles")
-    with snapshot(db):
-        cur = db.execute(f"SELECT {_select(IMAGE_FIELDS, img_cols, 'i')} FROM images i "
-                         "WHERE i.sample = ?", [sample])
-        images = [dict(zip(IMAGE_FIELDS, row)) for row in cur.fetchall()]
-        cur = db.execute(
-            f"SELECT {_select(PARTICLE_FIELDS, part_cols, 'p')} FROM images i "
-            "JOIN particles p ON p.image_id = i.id WHERE i.sample = ? AND i.status = 'done'",
-            [sample])
-        blocks = []
-        while rows := cur.fetchmany(chunk):
-            blocks.append(np.array(rows, dtype=float).reshape(len(rows), len(PARTICLE_FIELDS)))
-    parts = np.concatenate(blocks) if blocks else np.zeros((0, len(PARTICLE_FIELDS)))
-    if parts.shape[0]:
-        parts = parts[np.lexsort((parts[:, 1], parts[:, 0]))]  # by image, then particle number
-    return images, parts
-
-
 INDEX_SQL = f"""
 SELECT a.*, s.page, s.n, s.d50, s.d50_lo, s.d50_hi, s.n_px, s.images_done AS summary_done,
        s.as_of, s.quantiles
@@ -95,23 +70,36 @@ FROM (SELECT sample, COUNT(*) AS images,
 LEFT JOIN [{SUMMARY_TABLE}] AS s ON s.sample = a.sample
 ORDER BY a.last_update DESC, a.sample
 """
-INDEX_SQL_NO_CACHE = INDEX_SQL.replace(
-    f"LEFT JOIN [{SUMMARY_TABLE}] AS s ON s.sample = a.sample",
+NO_CACHE_JOIN = (
     "LEFT JOIN (SELECT NULL AS sample, NULL AS page, NULL AS n, NULL AS d50, NULL AS d50_lo, "
     "NULL AS d50_hi, NULL AS n_px, NULL AS images_done, NULL AS as_of, NULL AS quantiles) AS s ON 0")
 
 
-def index_rows(db) -> list[dict]:
-    """One row per sample: counts by status, the last update and the cached numbers."""
+# From the kept per-sample counts (sample_stats): the cost of the samples listed, not of the images.
+KEPT_INDEX_SQL = f"""
+SELECT a.sample, a.images, a.done, a.quarantined, a.duplicate, a.skipped, a.unscaled, a.last_update,
+       (SELECT COUNT(*) FROM sample_models m WHERE m.sample = a.sample AND m.n > 0) AS models,
+       s.page, s.n, s.d50, s.d50_lo, s.d50_hi, s.n_px, s.images_done AS summary_done, s.as_of, s.quantiles
+FROM sample_counts AS a LEFT JOIN [{SUMMARY_TABLE}] AS s ON s.sample = a.sample
+WHERE a.images > 0 ORDER BY a.last_update DESC, a.sample LIMIT ? OFFSET ?
+"""
+
+
+def index_rows(db, limit: int = -1, offset: int = 0) -> list[dict]:
+    """One row per sample (most recently updated first; `limit` of them from
+    `offset`): counts by status, the last update and the cached numbers."""
     with snapshot(db):
-        cached = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                            [SUMMARY_TABLE]).fetchone()
-        sql = INDEX_SQL if cached else INDEX_SQL_NO_CACHE
-        if cached and "quantiles" not in _columns(db, SUMMARY_TABLE):  # a cache written before quantiles
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        kept = "sample_counts" in tables
+        sql = KEPT_INDEX_SQL if kept else INDEX_SQL
+        if SUMMARY_TABLE not in tables:
+            sql = sql.replace(f"LEFT JOIN [{SUMMARY_TABLE}] AS s ON s.sample = a.sample", NO_CACHE_JOIN)
+        elif "quantiles" not in _columns(db, SUMMARY_TABLE):  # a cache written before quantiles
             sql = sql.replace("s.quantiles", "NULL AS quantiles")
-        cur = db.execute(sql)
+        cur = db.execute(sql, [limit, offset] if kept else [])
         names = [c[0] for c in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
+        rows = [dict(zip(names, row)) for row in cur.fetchall()]
+    return rows if kept else (rows[offset:] if limit < 0 else rows[offset:offset + limit])
 
 
 def queue_counts(db) -> dict:
@@ -131,7 +119,7 @@ def _ensure_summary_table(db) -> None:
         db.execute(f"ALTER TABLE [{SUMMARY_TABLE}] ADD COLUMN quantiles TEXT")
 
 
-def save_summary(db, sample: str, page: str, images: list[dict], summary: dict, n_px: int,
+def save_summary(db, sample: str, page: str, images_done: int, as_of: str, summary: dict, n_px: int,
                  quantiles: list[float] | None = None) -> None:
     """Cache the sample's numbers for the index page (quantiles: its cumulative
     PSD, for the index's overlay). A report built from an older snapshot (two
@@ -142,8 +130,7 @@ def save_summary(db, sample: str, page: str, images: list[dict], summary: dict, 
            "d50_lo": ci[0], "d50_hi": ci[1], "mean": summary["mean"], "std": summary["std"],
            "lognormal_median": summary["lognormal_median"],
            "lognormal_sigma_g": summary["lognormal_sigma_g"], "n_px": n_px,
-           "images_done": sum(im["status"] == "done" for im in images),
-           "as_of": max((im["processed_at"] or "" for im in images), default=""),
+           "images_done": images_done, "as_of": as_of,
            "generated_at": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
            "quantiles": json.dumps(quantiles) if quantiles else None}
     cols = ", ".join(SUMMARY_COLUMNS)

@@ -15,17 +15,19 @@ import threading
 import time
 from pathlib import Path
 
-from . import compute, proposals, report, schedule, store
+from . import compute, proposals, report, report_scheduler, schedule, store
 from .config import load_config, settings_from_config
 from .live_model import engine_reason, live_model_name, load_live_model
 from .log_setup import setup_logging  # noqa: F401 - the CLI and the demo call service.setup_logging
 from .logging_once import OncePerMinute
+from .report_health import health as report_health, note_failure
 from .read_ahead import ReadAhead, wanted as read_ahead_wanted
 from .samples import locate
 from .service_lock import ServiceLock
 from .watch import StoreIntake, WatchSettings, Watcher, root_problem
 from .worker import Outcome, process_job, run_jobs
 from ..pipeline.analyse import Settings
+from ..pipeline.files import write_atomic
 from ..pipeline.io import preload_readers
 
 log = logging.getLogger("psdwatch")
@@ -66,25 +68,34 @@ def _watch_thread(config: dict, stop: threading.Event, watcher_ready: threading.
     watcher.run(stop)
 
 
-def write_thumbnail(analysis, sha256: str, reports_dir: Path) -> None:
+def write_thumbnail(analysis, sha256: str, reports_dir: Path, db=None) -> None:
     """Before the result is stored (process_job's before_storing), so that a
     kill right after the commit cannot leave a stored image without its
     picture, which could only be drawn again by reading the share. Named by
     content: a thumbnail of a result that is then not stored harms nothing.
-    An OSError (the reports disk is full) goes to the service loop, which
-    hands the job back and tries again later, as for a full store."""
-    try:
-        report.write_thumbnail(analysis, report.thumbnail_path(reports_dir, sha256))
-        report.write_thumbnail(analysis, Path(reports_dir) / report.view_name(sha256), max_px=2048)
-    except ValueError as error:  # the picture cannot be encoded: the result still counts
-        log.warning("%s: no thumbnail (%s)", analysis.image, error)
+    Measuring never waits on the reports folder: with `db`, a picture that
+    cannot be written (folder read-only or full) is kept in the store and the
+    report thread writes it later; without, the OSError goes to the caller."""
+    pictures = ((report.thumbnail_name(sha256), 512), (report.view_name(sha256), 2048))
+    for name, max_px in pictures:
+        try:
+            data = report.encode_thumbnail(analysis, Path(name), max_px=max_px)
+        except ValueError as error:  # the picture cannot be encoded: the result still counts
+            log.warning("%s: no thumbnail (%s)", analysis.image, error)
+            return
+        try:
+            write_atomic(Path(reports_dir) / name, data)
+        except OSError as error:
+            if db is None:
+                raise
+            report_scheduler.keep_picture(db, name, data)
+            note_failure(db, "pictures", error)
 
 
-def publish(db, outcome: Outcome, reports_dir: Path, settings: Settings) -> None:
-    """The sample page, then the index (the thumbnail is already written)."""
-    report.write_sample_report(db, outcome.sample, reports_dir, min_particles=settings.min_particles,
-                               bootstrap=settings.bootstrap)
-    report.write_index(db, reports_dir, min_particles=settings.min_particles)
+def publish(db, reports_dir: Path, settings: Settings, page_images: int = 500) -> int:
+    """Draw the pages that are due (the report thread does this in the service)."""
+    return report_scheduler.rebuild_due(db, reports_dir, min_particles=settings.min_particles,
+                                        bootstrap=settings.bootstrap, page_images=page_images)
 
 
 def propose(outcome: Outcome, annotations: dict) -> None:
@@ -103,42 +114,20 @@ def propose(outcome: Outcome, annotations: dict) -> None:
         log.warning("could not write the annotation proposal for %s: %s", outcome.analysis.image, error)
 
 
-def refresh_reports(db, reports_dir: Path, settings: Settings) -> bool:
-    """Rewrite the pages that lag behind the store (a run killed between storing
-    an image and writing its report, a full disk), then the index. True when
-    the reports are current."""
-    try:
-        samples = report.stale_samples(db, reports_dir)
-        report.write_reports(db, reports_dir, samples, min_particles=settings.min_particles,
-                             bootstrap=settings.bootstrap)
-    except (OSError, sqlite3.Error) as error:
-        log.error("reports are behind the store and cannot be written yet (%s): will retry", error)
-        return False
-    if samples:
-        log.warning("reports of %d sample(s) were behind the store: rewritten", len(samples))
-    return True
-
-
 def conclude(db, config: dict, settings: Settings, job: store.Job, outcome: Outcome) -> Outcome:
-    """After a job's outcome is stored: the sample's page and the index, an
-    annotation proposal, one line in the log."""
+    """After a job's outcome is stored (its sample's pages are now marked due, for
+    the report thread): an annotation proposal, one line in the log."""
     if outcome.status in ("done", "duplicate", "quarantined", "skipped"):
-        try:
-            publish(db, outcome, config["reports"]["dir"], settings)
-        except (OSError, sqlite3.Error) as error:  # e.g. the state disk is full: the store has it
-            log.error("%s: stored, but the reports could not be written (%s): will retry",
-                      job.path, error)
-            outcome.reports_behind = True
         propose(outcome, config["annotations"])
     log.info("%s: %s in %.1f s (%s)", job.path, outcome.status, outcome.seconds, outcome.detail)
     return outcome
 
 
-def thumbnail_writer(config: dict):
+def thumbnail_writer(config: dict, db=None):
     """The worker's before_storing (service, reprocess): the image's thumbnail and
-    view, drawn before its row is committed."""
+    view, drawn before its row is committed (kept in `db` when they cannot be written)."""
     reports_dir = config["reports"]["dir"]
-    return lambda analysis, sha256: write_thumbnail(analysis, sha256, reports_dir)
+    return lambda analysis, sha256: write_thumbnail(analysis, sha256, reports_dir, db)
 
 
 def drain_once(db, config: dict, settings: Settings, live: LiveModel,
@@ -154,7 +143,7 @@ def drain_once(db, config: dict, settings: Settings, live: LiveModel,
         return None
     if read_ahead is not None and (upcoming := store.peek_next(db)) is not None:
         read_ahead.start(locate(Path(root), upcoming.path))
-    outcome = process_job(db, job, root, settings, live.refresh(), thumbnail_writer(config), read_ahead=read_ahead)
+    outcome = process_job(db, job, root, settings, live.refresh(), thumbnail_writer(config, db), read_ahead=read_ahead)
     return conclude(db, config, settings, job, outcome)
 
 
@@ -172,12 +161,9 @@ def drain_cluster(db, config: dict, settings: Settings, live: LiveModel, cluster
                 return
             yield job
 
-    last, behind = None, False
-    for job, outcome in run_jobs(db, claims(), root, settings, live.refresh, cluster, thumbnail_writer(config)):
+    last = None
+    for job, outcome in run_jobs(db, claims(), root, settings, live.refresh, cluster, thumbnail_writer(config, db)):
         last = conclude(db, config, settings, job, outcome)
-        behind |= outcome.reports_behind
-    if last is not None:
-        last.reports_behind = behind
     return last
 
 
@@ -188,9 +174,11 @@ def run_service(config_path: str | Path | None = None, stop: threading.Event | N
     the watcher has queued what was already on the share: a caller that drops
     files waits for it. Raises StoreInUse when another service holds the store."""
     config = load_config(config_path)
-    for key in (("store", "database"), ("reports", "dir")):
-        path = config[key[0]][key[1]]
-        (path.parent if key[1] == "database" else path).mkdir(parents=True, exist_ok=True)
+    config["store"]["database"].parent.mkdir(parents=True, exist_ok=True)
+    try:
+        config["reports"]["dir"].mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # measuring never waits on the reports: the report thread retries and says so
+        log.error("cannot create the reports folder %s (%s); measuring goes on", config["reports"]["dir"], error)
     with ServiceLock(config["store"]["database"]):
         return _serve(config, stop or threading.Event(), idle_sleep, ready or threading.Event())
 
@@ -214,12 +202,11 @@ def _serve(config: dict, stop: threading.Event, idle_sleep: float, ready: thread
     scheduler = schedule.start_scheduler(config, stop)
     log.info("psdwatch running: watch %s, store %s, reports %s (config %s)", config["watch"]["root"],
              config["store"]["database"], config["reports"]["dir"], config["_path"])
-    reports_behind = not refresh_reports(db, config["reports"]["dir"], settings)
+    reports = report_scheduler.ReportScheduler(config, settings.min_particles, settings.bootstrap, stop).start()
     cluster = compute.start(config)
     read_ahead = (ReadAhead(settings) if not config["compute"]["scheduler"]
                   and read_ahead_wanted(config["compute"]["read_ahead"], config["segment"]["device"]) else None)
     once = OncePerMinute(log)
-    missing_checked = 0.0
     while not stop.is_set():
         if not ready.is_set() and scanned.is_set():
             log.info("psdwatch ready: model %s prepared, share scanned",
@@ -232,14 +219,7 @@ def _serve(config: dict, stop: threading.Event, idle_sleep: float, ready: thread
             outcome = (drain_once(db, config, settings, live, read_ahead) if cluster is None
                        else drain_cluster(db, config, settings, live, cluster, stop))
             if outcome is None:
-                if time.monotonic() - missing_checked >= config["watch"]["rescan_seconds"]:
-                    missing_checked = time.monotonic()
-                    reports_behind |= not check_missing(db, config, settings)
-                if reports_behind:
-                    reports_behind = not refresh_reports(db, config["reports"]["dir"], settings)
                 stop.wait(idle_sleep)
-            elif outcome.reports_behind:
-                reports_behind = True
             elif outcome.status == "retry":
                 stop.wait(RETRY_SECONDS)
         except (sqlite3.OperationalError, OSError) as error:  # a full disk; a store locked by another program
@@ -261,6 +241,7 @@ def _serve(config: dict, stop: threading.Event, idle_sleep: float, ready: thread
     if read_ahead is not None:
         read_ahead.close()
     watcher.join(timeout=15)
+    reports.join(timeout=30)
     log.info("psdwatch stopped")
     return 0
 
@@ -276,28 +257,6 @@ def _recover(db) -> None:
         log.error("cannot requeue yet (%s)", error)
 
 
-def check_missing(db, config: dict, settings: Settings) -> bool:
-    """Mark images whose file was deleted from the share since it was measured (and
-    unmark those that came back), and rewrite those samples' pages; False when the
-    pages could not be written. Never while the share itself is unreachable: a
-    dropped mount is not a deletion of every file."""
-    root = Path(config["watch"]["root"])
-    if root_problem(root) is not None:
-        return True
-    samples = store.mark_missing(db, lambda rel: locate(root, rel).exists())
-    if not samples:
-        return True
-    log.warning("files measured earlier are gone from (or back on) the share in sample(s) %s; "
-                "their results stay in the store", ", ".join(sorted(samples)))
-    try:
-        report.write_reports(db, config["reports"]["dir"], sorted(samples), min_particles=settings.min_particles,
-                             bootstrap=settings.bootstrap)
-    except (OSError, sqlite3.Error) as error:
-        log.error("reports could not be updated for files gone from the share (%s): will retry", error)
-        return False
-    return True
-
-
 def _requeue_claimed(db, once: OncePerMinute) -> bool:
     """Hand back a job whose result could not be written, without counting it as
     a crash. False when the store cannot be written yet either."""
@@ -311,12 +270,15 @@ def _requeue_claimed(db, once: OncePerMinute) -> bool:
     return True
 
 
-def wait_until_idle(db, timeout: float) -> bool:
-    """For the demo and tests: True once nothing is queued or processing."""
+def wait_until_idle(db, timeout: float, reports: bool = True) -> bool:
+    """For the demo and tests: True once nothing is queued or processing (and,
+    with `reports`, every page drawn and every picture written)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         counts = store.counts(db)
-        if counts["queued"] == 0 and counts["processing"] == 0:
+        due = report_health(db) if reports else {"reports_due": 0, "pictures_waiting": 0}
+        if counts["queued"] == 0 and counts["processing"] == 0 and not due["reports_due"] \
+                and not due["pictures_waiting"]:
             return True
         time.sleep(0.2)
     return False

@@ -32,12 +32,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
 from sqlite_utils import Database
 
+from . import sample_stats
 from ..pipeline import __version__ as SOFTWARE_VERSION
-from ..pipeline.measure import PARTICLE_SCHEMA
+from ..pipeline.particle_schema import PARTICLE_SCHEMA
 
 STATUSES = ("done", "quarantined", "duplicate", "skipped")
 
@@ -136,6 +137,9 @@ def _create_schema(db: Database) -> None:
     db["images"].create_index(["path"], unique=True, if_not_exists=True)
     db["images"].create_index(["sample", "status"], if_not_exists=True)
     db["images"].create_index(["duplicate_of"], if_not_exists=True)
+    # status's "latest model" and a sample's latest images without scanning (issue 26)
+    db["images"].create_index(["processed_at"], if_not_exists=True)
+    db["images"].create_index(["sample", "id"], if_not_exists=True)
     db["particles"].create_index(["image_id"], if_not_exists=True)
     db["queue"].create_index(["path"], unique=True, if_not_exists=True)
     db["queue"].create_index(["state", "id"], if_not_exists=True)
@@ -143,6 +147,7 @@ def _create_schema(db: Database) -> None:
     # has no partial indexes, hence plain SQL.
     db.execute("CREATE UNIQUE INDEX IF NOT EXISTS images_done_content "
                "ON images(sample, sha256) WHERE status = 'done'")
+    sample_stats.ensure(db)
 
 
 def open_store(path: str | Path, busy_timeout: float = 30.0) -> Database:
@@ -170,26 +175,6 @@ def open_store_readonly(path: str | Path, busy_timeout: float = 10.0) -> Databas
 
 
 # --------------------------------------------------------------------------- queue
-
-def mark_missing(db: Database, exists: Callable[[str], bool]) -> set[str]:
-    """Mark the rows whose file is gone from the share (a person deleted or moved it
-    after it was measured), and unmark those that came back. The row and its
-    particles stay: a result already stored is never lost. Returns the samples whose
-    rows changed. `exists(relpath)` asks the share; the caller makes sure it is mounted."""
-    rows = db.execute("SELECT id, path, sample, missing_since FROM images").fetchall()
-    gone, back, samples = [], [], set()
-    for image_id, path, sample, since in rows:
-        present = exists(path)
-        if present == (since is not None):
-            (back if present else gone).append(image_id)
-            samples.add(sample)
-    if gone or back:
-        with write_transaction(db):
-            stamp = now()
-            db.conn.executemany("UPDATE images SET missing_since = ? WHERE id = ?", [(stamp, i) for i in gone])
-            db.conn.executemany("UPDATE images SET missing_since = NULL WHERE id = ?", [(i,) for i in back])
-    return samples
-
 
 def is_known(db: Database, relpath: str, size: int, mtime_ns: int) -> bool:
     """True when this version of the file (same size and mtime) is already
@@ -340,9 +325,11 @@ def _hand_over(db: Database, old: dict) -> tuple[int, dict] | None:
     dups = [r[0] for r in db.execute("SELECT id FROM images WHERE duplicate_of = ? ORDER BY id",
                                      [old["id"]])]
     if not dups:
+        sample_stats.drop_image(db, old["id"])
         db.execute("DELETE FROM particles WHERE image_id = ?", [old["id"]])
         return None
     heir = dups[0]
+    sample_stats.move_image(db, old["id"], heir)
     db.execute("UPDATE particles SET image_id = ? WHERE image_id = ?", [heir, old["id"]])
     db.execute("UPDATE images SET duplicate_of = ? WHERE duplicate_of = ? AND id != ?",
                [heir, old["id"], heir])
@@ -378,6 +365,7 @@ def _put_image(db: Database, job: Job, fields: dict, particles: list[dict] = ())
         if old["status"] == "done" and not (same and fields["status"] == "done"):
             heir = _hand_over(db, old)
         else:
+            sample_stats.drop_image(db, image_id)
             db.execute("DELETE FROM particles WHERE image_id = ?", [image_id])
         db["images"].update(image_id, fields)
         if heir:
@@ -386,6 +374,8 @@ def _put_image(db: Database, job: Job, fields: dict, particles: list[dict] = ())
         db["particles"].insert_all(
             ({**{name: p.get(name) for name in PARTICLE_COLUMNS if name not in ("id", "image_id", "number")},
               "number": p.get("id"), "image_id": image_id} for p in particles))
+    if fields["status"] == "done":
+        sample_stats.add_image(db, image_id, job.sample, fields["nm_per_px"], list(particles))
     return Finished(image_id, fields["status"])
 
 
@@ -474,25 +464,37 @@ def image_of_path(db: Database, relpath: str) -> dict | None:
 def counts(db: Database, live_model: str | None = None) -> dict:
     """The numbers of `psdwatch status --json`. `model` is the live model passed
     in by the caller (the store does not know the models dir); without it, the
-    model of the most recent 'done' image, or "classical"."""
-    by_status = dict(db.execute("SELECT status, COUNT(*) FROM images GROUP BY status").fetchall())
+    model of the most recent 'done' image, or "classical". From the kept
+    per-sample counts (sample_stats): the cost of the number of samples, not of
+    images; a store made before them (read-only, not yet upgraded) is counted
+    the old way."""
     by_state = dict(db.execute("SELECT state, COUNT(*) FROM queue GROUP BY state").fetchall())
-    last = db.execute("SELECT model FROM images WHERE status = 'done' "
-                      "ORDER BY processed_at DESC LIMIT 1").fetchone()
+    last = None
+    if live_model is None:
+        last = db.execute("SELECT model FROM images WHERE status = 'done' "
+                          "ORDER BY processed_at DESC LIMIT 1").fetchone()
+    if sample_stats.has_stats(db):
+        kept = sample_stats.totals(db)
+        by_status = {status: kept[status] for status in STATUSES}
+        samples, unsure = kept["samples"], kept["unsure"]
+    else:
+        by_status = dict(db.execute("SELECT status, COUNT(*) FROM images GROUP BY status").fetchall())
+        samples = db.execute("SELECT COUNT(DISTINCT sample) FROM images").fetchone()[0]
+        unsure = db.execute("SELECT COUNT(*) FROM images WHERE status = 'done' "
+                            "AND flags LIKE '%\"segmentation_unsure\"%'").fetchone()[0]
     return {
         "queued": by_state.get("queued", 0), "processing": by_state.get("processing", 0),
         **{status: by_status.get(status, 0) for status in STATUSES},
-        "samples": db.execute("SELECT COUNT(DISTINCT sample) FROM images").fetchone()[0],
-        "model": live_model or (last[0] if last else "classical"),
-        "unsure": db.execute("SELECT COUNT(*) FROM images WHERE status = 'done' "
-                             "AND flags LIKE '%\"segmentation_unsure\"%'").fetchone()[0],
-        **_mixed_models(db),
+        "samples": samples, "model": live_model or (last[0] if last else "classical"),
+        "unsure": unsure, **_mixed_models(db),
     }
 
 
 def models_by_sample(db: Database, samples: list[str] | None = None) -> dict[str, dict[str, int]]:
     """{sample: {model: number of 'done' images}} of the samples whose done images
     come from more than one model (all samples, or those given)."""
+    if sample_stats.has_stats(db):
+        return sample_stats.mixed_models(db, samples)
     where = f"AND sample IN ({', '.join('?' for _ in samples)})" if samples else ""
     rows = db.execute(
         "SELECT sample, COALESCE(model, '?'), COUNT(*) FROM images WHERE status = 'done' "

@@ -30,6 +30,11 @@ EXCLUDED_BGR = (235, 140, 60)  # blue: segmented but not measured (border, scale
 
 
 def write_thumbnail(analysis, path: Path, max_px: int = 512) -> Path:
+    """encode_thumbnail, written to `path` atomically."""
+    return write_atomic(Path(path), encode_thumbnail(analysis, path, max_px))
+
+
+def encode_thumbnail(analysis, path: Path, max_px: int = 512) -> bytes:
     """The image with the measured particles outlined, at most max_px on its long
     side: the sample page's thumbnail (PNG, 512 px) and the view one click away
     that lets a person check a suspicious image without opening Fiji (JPEG,
@@ -67,4 +72,4 @@ def write_thumbnail(analysis, path: Path, max_px: int = 512) -> Path:
                                [cv2.IMWRITE_JPEG_QUALITY, 90] if jpeg else [cv2.IMWRITE_PNG_COMPRESSION, 6])
     if not ok:
         raise ValueError(f"could not encode the picture for {analysis.image}")
-    return write_atomic(Path(path), encoded.tobytes())
+    return encoded.tobytes()

@@ -30,11 +30,12 @@ def test_a_measured_file_deleted_from_the_share_is_marked_not_forgotten(tmp_path
         # each image's outlines at full size (2048 px at most), one click from its thumbnail
         views = sorted((tmp_path / "state" / "reports" / "views").glob("*.jpg"))
         assert len(views) == 2 and all(cv2.imread(str(v)).shape[:2] == (512, 512) for v in views)
-        page = next((tmp_path / "state" / "reports").glob("S-*.html")).read_text()
-        assert all(f'href="views/{v.name}"' in page for v in views)
+        # the page follows the store (the report thread draws it once the queue is empty)
+        pages = tmp_path / "state" / "reports"
+        wait_for(lambda: any(all(f'href="views/{v.name}"' in p.read_text() for v in views)
+                             for p in pages.glob("S-*.html")), 30, "the page to link both views")
         (share / "f1.tif").unlink()
         wait_for(lambda: row("S/f1.tif").get("missing_since"), 30, "the deletion to be noticed")
-        pages = tmp_path / "state" / "reports"
         wait_for(lambda: any("deleted from the share" in p.read_text() for p in pages.glob("*.html")), 30,
                  "the sample page to say so")
         assert service.poll() is None
