@@ -77,40 +77,60 @@ def signed_distance(mask: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     return np.where(mask, 0.5 - dist_in, dist_out - 0.5).astype(np.float32), nearest
 
 
+def _ellipses(labels: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """Per label (index = label): pixel count, centroid and the inverse of 4x its
+    covariance (pixels as unit squares), so that a uniform ellipse's edge is at 1."""
+    flat = labels.ravel()
+    fg = np.flatnonzero(flat)
+    lab = flat[fg]
+    rows, cols = np.divmod(fg, labels.shape[1])
+    area = np.bincount(lab, minlength=n + 1).astype(np.float64)
+    safe = np.maximum(area, 1)
+    cy, cx = np.bincount(lab, rows, n + 1) / safe, np.bincount(lab, cols, n + 1) / safe
+    dy, dx = rows - cy[lab], cols - cx[lab]
+    syy = np.bincount(lab, dy * dy, n + 1) / safe + 1 / 12
+    sxx = np.bincount(lab, dx * dx, n + 1) / safe + 1 / 12
+    sxy = np.bincount(lab, dx * dy, n + 1) / safe
+    det = 4 * (sxx * syy - sxy * sxy)
+    return area, cy, cx, syy / det, sxx / det, -sxy / det
+
+
 def gather_profiles(image: np.ndarray, labels: np.ndarray, s: np.ndarray, nearest: np.ndarray,
                     exclude: np.ndarray | None) -> Profiles:
     """Bin every particle's pixels (its own and the ring around it, out to a third of its
-    radius plus 8 px) by distance from its edge, all particles at once (bincount)."""
+    radius plus 8 px) by their elliptical radius (the particle's moment ellipse scaled
+    to its equivalent radius: exact for spheres and ellipsoids seen from above), all
+    particles at once (bincount)."""
     n = int(labels.max())
-    area = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.float64)
-    ids = np.flatnonzero(area) + 1
+    area, cy, cx, ixx, iyy, ixy = _ellipses(labels, n)
+    ids = np.flatnonzero(area[1:]) + 1
     radius = np.sqrt(area / np.pi)
-    depth = np.zeros(n + 1)
-    np.maximum.at(depth, labels.ravel(), -s.ravel())       # deepest pixel inside, px
-    reach = np.concatenate([[0.0], 0.35 * radius + 8.0])
-    width = np.concatenate([[1.0], np.maximum(0.5, radius / 25.0)])
-    offset = np.ceil(np.maximum(depth, 0) / width) + 1
-    bins = int(np.ceil(((depth + reach) / width).max())) + 3
+    reach = 0.35 * radius + 8.0
+    width = np.maximum(0.5, radius / 25.0)
+    bins = int(np.ceil(((radius + reach) / width)[ids].max())) + 2
     sel = (nearest > 0) & (s <= reach[nearest])
     if exclude is not None:
         sel &= ~exclude
-    lab, sd = nearest[sel], s[sel].astype(np.float64)
-    val = np.asarray(image, np.float64)[sel]
-    b = np.clip(np.floor(sd / width[lab]) + offset[lab], 0, bins - 1).astype(np.int64)
+    where = np.flatnonzero(sel)
+    lab = nearest.ravel()[where]
+    rows, cols = np.divmod(where, labels.shape[1])
+    dy, dx = rows - cy[lab], cols - cx[lab]
+    rad = radius[lab] * np.sqrt(np.maximum(ixx[lab] * dx * dx + iyy[lab] * dy * dy
+                                           + 2 * ixy[lab] * dx * dy, 0.0))
+    val = np.asarray(image, np.float64).ravel()[where]
+    b = np.minimum(rad / width[lab], bins - 1).astype(np.int64)
     key, size = lab * bins + b, (n + 1) * bins
 
     def acc(weights=None):
         return np.bincount(key, weights, minlength=size).reshape(n + 1, bins)[ids]
 
-    w, sy, syy, ss = acc(), acc(val), acc(val * val), acc(sd)
+    w, sy, syy, sr = acc(), acc(val), acc(val * val), acc(rad)
     with np.errstate(invalid="ignore", divide="ignore"):
-        y = np.where(w > 0, sy / w, 0.0)
-        r = np.where(w > 0, radius[ids - 1][:, None] + ss / w, 0.0)
+        y, r = np.where(w > 0, sy / w, 0.0), np.where(w > 0, sr / w, 0.0)
         pooled = (syy - sy * y).sum(1) / np.maximum(w.sum(1) - (w > 0).sum(1), 1)
-    outer = np.bincount(lab[sd > 0], minlength=n + 1)[ids]
-    rad, rch = radius[ids - 1], reach[ids]
-    expected = np.pi * ((rad + rch) ** 2 - rad ** 2)
-    return Profiles(ids, rad, r, y, w, np.sqrt(np.maximum(pooled, 1e-12)),
+    outer = np.bincount(lab[s.ravel()[where] > 0], minlength=n + 1)[ids]
+    expected = np.pi * ((radius + reach) ** 2 - radius ** 2)[ids]
+    return Profiles(ids, radius[ids], r, y, w, np.sqrt(np.maximum(pooled, 1e-12)),
                     np.minimum(1.0, outer / expected))
 
 
@@ -153,7 +173,8 @@ def fit_radii(p: Profiles, sigma: float) -> tuple[np.ndarray, ...]:
 
 def choose_sigma(p: Profiles, usable: np.ndarray) -> float:
     """The probe blur that fits the frame's particles best (the sum of their
-    chi-squares), from a sample of particles across the sizes present."""
+    chi-squares), from a sample of particles across the sizes present: the blurs of
+    SIGMAS_PX, then halfway (geometrically) to the best one's neighbours."""
     rows = np.flatnonzero(usable & (p.radius >= 4.0))
     if rows.size < 3:
         return DEFAULT_SIGMA_PX
@@ -161,8 +182,18 @@ def choose_sigma(p: Profiles, usable: np.ndarray) -> float:
     rows = rows[np.linspace(0, rows.size - 1, min(rows.size, SIGMA_SAMPLE)).astype(int)]
     sub = Profiles(p.ids[rows], p.radius[rows], p.r[rows], p.y[rows], p.w[rows],
                    p.noise[rows], p.coverage[rows])
-    totals = [np.sum(np.minimum(fit_radii(sub, s)[0], 1e6)) for s in SIGMAS_PX]
-    return float(SIGMAS_PX[int(np.argmin(totals))])
+
+    def total(sigma: float) -> float:
+        return float(np.sum(np.minimum(fit_radii(sub, sigma)[0], 1e6)))
+
+    tried = {s: total(s) for s in SIGMAS_PX}
+    best = min(tried, key=tried.get)
+    i = SIGMAS_PX.index(best)
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(SIGMAS_PX):
+            mid = float(np.sqrt(best * SIGMAS_PX[j]))
+            tried[mid] = total(mid)
+    return round(float(min(tried, key=tried.get)), 3)
 
 
 def fit_edges(image: np.ndarray, labels: np.ndarray, s: np.ndarray, nearest: np.ndarray,
@@ -213,6 +244,8 @@ def particle_edges(old_labels: np.ndarray, new_labels: np.ndarray, fit: EdgeFit)
     """For each measured particle (a label of the final mask) the label it grew from,
     as its edge: "profile" when that label was fitted, else the reason it was not."""
     both = (old_labels > 0) & (new_labels > 0)
+    if not both.any():
+        return {}
     pairs, counts = np.unique(np.stack([new_labels[both], old_labels[both]]), axis=1,
                               return_counts=True)
     order = np.lexsort((counts, pairs[0]))
