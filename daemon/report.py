@@ -192,6 +192,8 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
 
     summary = summarise(d_nm, "nm", bootstrap)
     summary_px = summarise(d_px, "px", bootstrap) if d_px.size else None
+    edge_col = parts[:, col["edge"]] if parts.size else np.zeros(0)
+    edges = {"profile": int((edge_col == 1).sum()), "mask": int((edge_col == 0).sum())}
 
     rows, quarantined, skipped, alerts = [], [], [], []
     questionable_images, questionable_n = 0, 0
@@ -297,7 +299,7 @@ def _sample_context(sample: str, images: list[dict], parts: np.ndarray, *, boots
                    "duplicate": len(duplicates), "unscaled": len(unscaled)},
         "models": models, "min_particles": min_particles,
         "last_update": _local_time(max((im["processed_at"] or "" for im in images), default=None)),
-        "csv_name": sample_csv_name(sample), "n_csv": int(parts.shape[0]),
+        "csv_name": sample_csv_name(sample), "n_csv": int(parts.shape[0]), "edges": edges,
         **_now_context(),
     }
 
