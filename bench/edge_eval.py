@@ -143,7 +143,7 @@ def score(analysis, truth: np.ndarray, ecd: list[float]) -> dict:
             "iou": round(float((analysis.mask & gt).sum() / max(1, (analysis.mask | gt).sum())), 3),
             "found": int(measured.size), "true": int(true.size),
             "median_ratio_by_size": {k: round(float(np.median(v)), 3) for k, v in sorted(ratios.items())},
-            "edge": analysis.checks.get("edge")}
+            "edge_fit": analysis.checks.get("edge")}
 
 
 def engines(names: list[str]) -> dict:
@@ -184,9 +184,9 @@ def main() -> None:
                                "edge": edge, "seconds": round(time.perf_counter() - t, 2),
                                **score(a, truth, ecd)}
                         rows.append(row)
-                        print(json.dumps({k2: v for k2, v in row.items() if k2 != "edge"} |
-                                         {"kept": (row["edge"] or {}).get("kept_mask_why"),
-                                          "blur": (row["edge"] or {}).get("blur_px")}), flush=True)
+                        print(json.dumps({k2: v for k2, v in row.items() if k2 != "edge_fit"} |
+                                         {"kept": (row["edge_fit"] or {}).get("kept_mask_why"),
+                                          "blur": (row["edge_fit"] or {}).get("blur_px")}), flush=True)
     Path(args.out).write_text(json.dumps({"size": args.size, "rows": rows}, indent=1))
 
 
