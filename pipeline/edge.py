@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-from scipy import ndimage as ndi
 
 from .edge_profiles import SHAPE_NAMES, SHAPES, profile
+from .measure import label_particles
 
 EDGES = ("profile", "mask")
 SIGMAS_PX = (0.5, 0.7, 1.0, 1.4, 2.0, 2.8)   # the probe blurs tried, px
@@ -265,7 +265,6 @@ def profile_edge(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None
     """Every particle of a cleaned mask moved to its profile edge: the grown label
     image (0 = support) and the fit. Particles at the border are moved too, so the
     written mask is one convention throughout."""
-    from .measure import label_particles
     labels = label_particles(mask, exclude_border=False, watershed=watershed)
     s, nearest = signed_distance(labels > 0, labels)
     fit = fit_edges(np.asarray(image, np.float32), labels, s, nearest, exclude)
