@@ -59,7 +59,9 @@ def catalysts(models: dict) -> dict:
                 out.setdefault(f"{engine}/{edge}", {})[path.stem] = {
                     "matched": len(ratios), "boxes": len(boxes),
                     "median_ecd_over_box": round(float(np.median(ratios)), 3) if ratios else None,
-                    "kept_mask": (a.checks.get("edge") or {}).get("kept_mask_why")}
+                    "kept_mask": (a.checks.get("edge") or {}).get("kept_mask_why"),
+                    "n": len(a.particles), "edge_s": round(a.timings.get("edge_s", 0.0), 2),
+                    "shape": list(data.shape)}
         print(path.stem, {k: v[path.stem] for k, v in out.items()}, flush=True)
     return out
 
