@@ -153,6 +153,7 @@ class Measure(_Section):
     min_area_px: StrictInt = Field(6, ge=1)
     watershed: StrictBool = False
     exclude_border: StrictBool = True
+    edge: Literal["profile", "mask"] = "profile"
 
 
 class Psd(_Section):
@@ -265,6 +266,7 @@ def settings_from_config(config: dict) -> Settings:
         min_particles=psd_cfg["min_particles"], bootstrap=psd_cfg["bootstrap"],
         size_aware=seg["size_aware"], target_diameter_px=seg["target_diameter_px"],
         max_excluded_fraction=seg["max_excluded_fraction"], skip_bright_field=seg["skip_bright_field"],
+        edge=meas["edge"],
     )
 
 

@@ -8,11 +8,11 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .queries import PARTICLE_FIELDS
+from .queries import EDGE_CODES, PARTICLE_FIELDS
 
 # CSV: Fiji's "Results" column names, so people can reuse their macros and habits.
 CSV_COLUMNS = [" ", "Label", "Particle", "Area", "Perim.", "X", "Y", "Feret", "MinFeret",
-               "Circ.", "Solidity", "Mean", "ECD", "Unit", "ScaleSource"]
+               "Circ.", "Solidity", "Mean", "ECD", "Unit", "ScaleSource", "Edge"]
 # (store column in nm, store column in px, power of the length unit, decimals)
 _CSV_MEASURES = [("area_nm2", "area_px", 2, 3), ("perimeter_nm", "perimeter_px", 1, 3),
                  (None, "x", 1, 3), (None, "y", 1, 3),
@@ -54,6 +54,10 @@ def write_csv(f: BinaryIO, parts: np.ndarray, images: dict[int, dict], chunk: in
         np.where(scaled, col["ecd_nm"], col["ecd_px"])]
     template = ",".join(["%.0f"] + [f"%.{d}f" for *_, d in _CSV_MEASURES] + ["%.4f", "%.4f", "%.3f", "%.4f"])
     table = np.column_stack(values)
+    # Which edge each size uses ("profile" or "mask"; empty: stored before psdwatch said).
+    edge = np.full(ids.size, "", object)
+    for name, code in EDGE_CODES.items():
+        edge[col["edge"] == code] = name
     # Per image: the quoted label and the unit columns, formatted once.
     prefix, suffix = {}, {}
     for image_id in k_of:
@@ -66,9 +70,9 @@ def write_csv(f: BinaryIO, parts: np.ndarray, images: dict[int, dict], chunk: in
         prefix[image_id] = cell.getvalue()
         suffix[image_id] = f"{'nm' if image['nm_per_px'] else 'px'},{image['scale_source'] or 'none'}"
     for start in range(0, ids.size, chunk):
-        lines = [f"{n},{prefix[i]},{(template % tuple(row)).replace('nan', '')},{suffix[i]}\n"
-                 for n, i, row in zip(range(first + start, first + start + chunk), ids[start:start + chunk].tolist(),
-                                      table[start:start + chunk].tolist())]
+        lines = [f"{n},{prefix[i]},{(template % tuple(row)).replace('nan', '')},{suffix[i]},{e}\n"
+                 for n, i, row, e in zip(range(first + start, first + start + chunk), ids[start:start + chunk].tolist(),
+                                         table[start:start + chunk].tolist(), edge[start:start + chunk])]
         out.write("".join(lines))
     out.flush()
     out.detach()  # the caller's file stays open for write_atomic to close

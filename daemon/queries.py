@@ -52,9 +52,20 @@ def _columns(db, table: str) -> set[str]:
     return {row[1] for row in db.execute(f"PRAGMA table_info([{table}])").fetchall()}
 
 
+# Text columns read into the float array as numbers: a particle's edge 1 = "profile",
+# 0 = "mask" (NULL: stored before psdwatch said which).
+EDGE_CODES = {"profile": 1.0, "mask": 0.0}
+_AS_NUMBER = {"edge": "CASE {col} " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in EDGE_CODES.items()) + " END"}
+
+
 def _select(fields: tuple[str, ...], have: set[str], prefix: str) -> str:
     """Missing columns (an older store) read as NULL instead of failing."""
-    return ", ".join(f"{prefix}.[{c}]" if c in have else f"NULL AS [{c}]" for c in fields)
+    def one(c: str) -> str:
+        if c not in have:
+            return f"NULL AS [{c}]"
+        col = f"{prefix}.[{c}]"
+        return f"{_AS_NUMBER[c].format(col=col)} AS [{c}]" if c in _AS_NUMBER else col
+    return ", ".join(one(c) for c in fields)
 
 
 INDEX_SQL = f"""

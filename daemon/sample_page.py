@@ -209,6 +209,20 @@ def sample_context(sample: str, data: SampleData, *, bootstrap: int, min_particl
     }
 
 
+def _edge_counts(db, images: list[dict]) -> dict[str, int]:
+    """How many particles of these images were measured at each edge ([measure] edge):
+    the images a page lists, so the cost stays that of one page."""
+    out = {"profile": 0, "mask": 0}
+    ids = [im["id"] for im in images]
+    for start in range(0, len(ids), 500):
+        part = ids[start:start + 500]
+        for edge, n in db.execute(f"SELECT edge, COUNT(*) FROM particles WHERE image_id IN "
+                                  f"({', '.join('?' * len(part))}) GROUP BY edge", part):
+            if edge in out:
+                out[edge] += n
+    return out
+
+
 def _link_pictures(rows: list[dict], reports_dir: Path, sample: str) -> None:
     """Thumbnails and full-resolution views that exist; each view gets its page (name,
     legend, a link back), written once."""
@@ -233,6 +247,7 @@ def write_sample_report(db, sample: str, reports_dir: Path, *, bootstrap: int = 
     data = read_sample_data(db, sample, bootstrap, page_images)
     context = sample_context(sample, data, bootstrap=bootstrap, min_particles=min_particles, page_images=page_images)
     _link_pictures(context["rows"], reports_dir, sample)
+    context["edges"] = _edge_counts(db, data.images)
     context["n_csv"] = update_csv(db, sample, reports_dir, rewrite_csv)
     write_archive_pages(db, sample, reports_dir, context, page_images)
     page = write_atomic(reports_dir / sample_page_name(sample), R.render("sample.html", **context))
@@ -267,6 +282,7 @@ def write_archive_pages(db, sample: str, reports_dir: Path, context: dict, page_
         rows, quarantined, skipped = image_rows(sample, data)
         _link_pictures(rows, reports_dir, sample)
         page = {**context, "rows": rows, "quarantined": quarantined, "skipped": skipped, "unscaled": [],
+                "edges": _edge_counts(db, data.images),
                 "archive": context["archives"][block], "listed": len(data.images)}
         write_atomic(reports_dir / sample_archive_name(sample, block + 1), R.render("sample.html", **page))
         _note(db, "INSERT OR IGNORE INTO archive_pages (sample, block) VALUES (?, ?)", [sample, block])

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import blobs, contrast, measure, psd, scale, segment, size
+from . import blobs, contrast, edge, measure, psd, scale, segment, size
 from .io import Calibration, LoadedImage, load_image
 from .settings import Settings
 from .models import Model
@@ -206,8 +206,8 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
     min_area = max(measure.min_area_px(decision.nm_per_px, settings.min_diameter_nm, settings.min_area_px),
                    size.fragment_area_px(sizing))
     mask = measure.clean_mask(raw_mask, min_area)
-    labels = measure.label_particles(mask, exclude, settings.exclude_border, settings.watershed)
-    particles = measure.measure_particles(labels, loaded.data, decision.nm_per_px)
+    mask, labels, particles, edge_info = measure_with_edge(loaded.data, mask, exclude, settings,
+                                                           decision.nm_per_px, min_area, timings)
     timings["measure_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -228,7 +228,7 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
     checks = {"size": {"scale": round(sizing.scale, 4), "reason": sizing.reason,
                        "blob_diameter_px": sizing.blob_diameter_px,
                        "probe_diameter_px": sizing.probe_diameter_px, "probe_count": sizing.probe_count},
-              "cross_check": {"blobs": missed.blobs, "missed": missed.missed}}
+              "cross_check": {"blobs": missed.blobs, "missed": missed.missed}, "edge": edge_info}
     return Analysis(**common, particles=particles, psd=summary, flags=list(dict.fromkeys(flags)),
                     mask=mask, labels=labels, timings=timings, segment_scale=sizing.scale, checks=checks)
 
@@ -238,6 +238,27 @@ DECIMALS = {c.name: c.decimals for c in measure.PARTICLE_SCHEMA}
 
 def _round(value, digits: int = 4):
     return None if value is None else round(float(value), digits)
+
+
+def measure_with_edge(data: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None,
+                      settings: Settings, nm_per_px: float | None, min_area: int,
+                      timings: dict) -> tuple[np.ndarray, np.ndarray, list[dict], dict]:
+    """Label and measure the particles on the edge `settings.edge` names. With "profile"
+    every particle's edge is first moved to where its thickness meets the support
+    (pipeline.edge), and the mask returned (the one `--mask-out` writes) is that one, so
+    ImageJ on it measures the same particles and sizes."""
+    fit, grown = None, None
+    if settings.edge == "profile":
+        t = time.perf_counter()
+        grown, fit = edge.profile_edge(data, mask, exclude, settings.watershed)
+        mask = measure.clean_mask(grown > 0, min_area)
+        timings["edge_s"] = time.perf_counter() - t
+    labels = measure.label_particles(mask, exclude, settings.exclude_border, settings.watershed)
+    kinds = (edge.particle_edges(grown, labels, fit) if fit is not None
+             else {int(v): "mask" for v in np.unique(labels[labels > 0])})
+    profiled = {label for label, kind in kinds.items() if kind == "profile"}
+    particles = measure.measure_particles(labels, data, nm_per_px, profiled)
+    return mask, labels, particles, edge.edge_summary(settings.edge, fit, kinds)
 
 
 def analysis_record(analysis: Analysis, sample: str) -> dict:
@@ -256,6 +277,7 @@ def analysis_record(analysis: Analysis, sample: str) -> dict:
         "particles": particles,
         "psd": {k: (_round(v) if isinstance(v, float) else v) for k, v in analysis.psd.items()},
         "flags": analysis.flags,
+        "edge": analysis.checks.get("edge") or {"convention": "mask"},
         "excluded_fraction": round(analysis.excluded_fraction, 4),
         "segment_scale": round(analysis.segment_scale, 4),
         "checks": analysis.checks,

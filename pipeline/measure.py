@@ -151,10 +151,12 @@ def perimeters(labels: np.ndarray) -> np.ndarray:
     return np.bincount(blab, _PERIMETER_WEIGHTS[code], minlength=int(flat.max()) + 1)
 
 
-def measure_particles(labels: np.ndarray, image: np.ndarray,
-                      nm_per_px: float | None) -> list[dict]:
+def measure_particles(labels: np.ndarray, image: np.ndarray, nm_per_px: float | None,
+                      profile_edged: set[int] | frozenset = frozenset()) -> list[dict]:
     """One dict per particle with PARTICLE_SCHEMA's keys, pixel measures always, nm
     measures when the scale is known (None otherwise: a size in nm is never guessed).
+    `profile_edged`: the labels whose edge was placed by their profile (pipeline.edge);
+    the others are measured on the segmentation's edge, and each particle says which.
 
     The measures regionprops gives (area, centroid, perimeter, mean intensity) are
     taken for all particles at once (the same numbers; tests compare them); only the
@@ -201,6 +203,7 @@ def measure_particles(labels: np.ndarray, image: np.ndarray,
             "circularity": min(1.0, 4.0 * math.pi * area / perimeter ** 2),
             "solidity": min(1.0, area / convex_area),
             "mean_intensity": float(mean[label]),
+            "edge": "profile" if int(label) in profile_edged else "mask",
         }
         particles.append({name: row[name] for name in PARTICLE_NAMES})  # schema order, schema keys
     return particles

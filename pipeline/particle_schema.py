@@ -37,5 +37,7 @@ PARTICLE_SCHEMA: tuple[Column, ...] = (
     Column("circularity", "", float, "4 pi A / P^2, at most 1"),
     Column("solidity", "", float, "area over convex hull area, at most 1"),
     Column("mean_intensity", "", float, "mean raw grey value inside the particle"),
+    Column("edge", "", str, "where this particle's edge lies: 'profile' (its projected thickness "
+           "meets the support, fitted to its intensity profile) or 'mask' (the segmentation's edge)"),
 )
 PARTICLE_NAMES = tuple(c.name for c in PARTICLE_SCHEMA)

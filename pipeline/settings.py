@@ -31,3 +31,4 @@ class Settings:
     target_diameter_px: float = TARGET_DIAMETER_PX
     max_excluded_fraction: float = 0.15  # more kept out of segmentation than a band's worth is flagged
     skip_bright_field: bool = True
+    edge: str = "profile"                # "profile": fitted to each particle's profile; "mask": as segmented

@@ -24,6 +24,12 @@ from .bars import STYLES, draw_scale_bar
 
 
 BACKGROUNDS = ("textured", "dark", "bright")
+# Particle shapes, by their projected thickness: "flat" (the default: a sphere's rim
+# clipped at half its height, flat-topped as faceted crystals look), "sphere" (round,
+# 2 sqrt(R^2 - r^2)), "ellipsoid" (the same, elongated up to 1.35), "faceted" (straight
+# sloped sides over the outer quarter of the radius, then a flat top) and "raft" (thin
+# and flat, sides over the outer 6 %, a third as thick as it is wide).
+SHAPES = ("flat", "sphere", "ellipsoid", "faceted", "raft")
 
 
 @dataclass
@@ -42,6 +48,7 @@ class SynthSpec:
     # oxide support nearly as bright as the particles, with strong texture.
     background: str = "textured"
     d_median_px: float | None = None    # set the magnification directly (overrides d_median_nm)
+    shape: str = "flat"                 # one of SHAPES, or "mixed": each particle one of them
 
 
 def _field(shape: tuple[int, int], sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -98,6 +105,33 @@ def place_particles(shape: tuple[int, int], diameters_px: np.ndarray, rng: np.ra
     return placed
 
 
+def particle_thickness(rho2: np.ndarray, kind: str) -> np.ndarray:
+    """Projected thickness in units of the particle's width (2 b) at rho2 = (r / R)^2."""
+    rim = np.sqrt(np.clip(1.0 - rho2, 0.0, 1.0))
+    if kind == "flat":
+        # A faceted crystal rather than a sphere: thickness rises like a sphere's
+        # at the edge, then levels off on the facets (real particles look flat-topped).
+        return np.clip(rim / 0.5, 0.0, 1.0)
+    if kind in ("sphere", "ellipsoid"):
+        return rim
+    ramp = 0.25 if kind == "faceted" else 0.06
+    top = 1.0 if kind == "faceted" else 1 / 3
+    return np.clip((1.0 - np.sqrt(np.clip(rho2, 0.0, None))) / ramp, 0.0, 1.0) * top
+
+
+def assign_shapes(particles: list[dict], shape: str, rng: np.random.Generator) -> None:
+    """Each particle's shape; a sphere is round. The default ("flat") draws nothing,
+    so default frames stay what they were."""
+    if shape == "flat":
+        return
+    if shape != "mixed" and shape not in SHAPES:
+        raise ValueError(f"unknown shape {shape!r}; use one of {', '.join(SHAPES)} or mixed")
+    for p in particles:
+        p["shape"] = str(rng.choice(SHAPES)) if shape == "mixed" else shape
+        if p["shape"] == "sphere":
+            p["a"] = p["b"] = math.sqrt(p["a"] * p["b"])
+
+
 def render_particles(shape: tuple[int, int], particles: list[dict]) -> tuple[np.ndarray, np.ndarray]:
     """Projected thickness of each particle and the truth mask (pixel centres
     inside the ellipse)."""
@@ -112,9 +146,7 @@ def render_particles(shape: tuple[int, int], particles: list[dict]) -> tuple[np.
         u, v = (dx * c + dy * s) / p["a"], (-dx * s + dy * c) / p["b"]
         rho2 = u * u + v * v
         inside = rho2 <= 1.0
-        # A faceted crystal rather than a sphere: thickness rises like a sphere's
-        # at the edge, then levels off on the facets (real particles look flat-topped).
-        dome = np.clip(np.sqrt(np.clip(1.0 - rho2, 0.0, 1.0)) / 0.5, 0.0, 1.0) * (2 * p["b"])
+        dome = particle_thickness(rho2, p.get("shape", "flat")) * (2 * p["b"])
         window = (slice(y0, y0 + 2 * r + 2), slice(x0, x0 + 2 * r + 2))
         thickness[window] += dome
         mask[window] |= inside
@@ -170,6 +202,7 @@ def synth_image(spec: SynthSpec) -> tuple[np.ndarray, np.ndarray, dict]:
     support = support_texture(shape, rng)
     blocked = support < 0.08 if spec.background != "dark" else None
     particles = place_particles(shape, diameters_px, rng, keep_out, blocked=blocked)
+    assign_shapes(particles, spec.shape, rng)
     thickness, mask = render_particles(shape, particles)
     # Pt against alumina per unit thickness: Z^1.7 makes the metal several times
     # brighter than the same thickness of support.
@@ -193,8 +226,10 @@ def synth_image(spec: SynthSpec) -> tuple[np.ndarray, np.ndarray, dict]:
         "style": spec.style,
         "seed": spec.seed,
         "scale_bar": bar_truth,
+        "shape": spec.shape,
         "particles": [{"x": round(p["cx"], 2), "y": round(p["cy"], 2),
-                       "ecd_nm": 2 * math.sqrt(p["a"] * p["b"]) * nm_per_px} for p in particles],
+                       "ecd_nm": 2 * math.sqrt(p["a"] * p["b"]) * nm_per_px,
+                       "shape": p.get("shape", "flat")} for p in particles],
     }
     return image, mask, truth
 

@@ -1,0 +1,283 @@
+"""The profile edge: each particle's edge where its projected thickness meets the support.
+
+Every segmentation engine draws a particle's edge near half its height above the
+support. For a sphere that is at 0.87 of its radius (sizes 13 % small), for a
+flat-topped crystal near the radius itself, so today's sizes depend on shape and
+nothing says so. Here each particle's intensity profile, averaged over rings at equal
+distance from the segmented edge, is fitted with the blurred thickness profiles of
+edge_profiles (sphere to flat top, sloped to straight sides) over a flat local
+background, with one probe blur for the whole frame, chosen as the blur that fits the
+frame's particles best. The fitted radius moves that particle's edge: its mask grows
+(or shrinks) by the difference, within its own territory (pixels nearer to it than to
+any other particle), and a one-pixel gap is kept where two grown particles would meet,
+so the mask written by `--mask-out` holds exactly the measured particles.
+
+A particle whose profile cannot be fitted keeps the segmented edge, and says why:
+too_small (under 5 px across), cut (less than half of the ring around it is its own:
+a neighbour, the border or the scale bar), noisy (its contrast too low for its size),
+no_fit (the best profile lies at the end of the search or fits far worse than noise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .edge_profiles import SHAPE_NAMES, SHAPES, profile
+from .measure import label_particles
+
+EDGES = ("profile", "mask")
+SIGMAS_PX = (0.5, 0.7, 1.0, 1.4, 2.0, 2.8)   # the probe blurs tried, px
+DEFAULT_SIGMA_PX = 1.0                        # when no particle can tell the blur
+MIN_RADIUS_PX = 2.5
+MIN_COVERAGE = 0.5
+MIN_SNR = 12.0
+MAX_CHI2 = 30.0
+COARSE = np.arange(0.76, 1.4401, 0.04)        # fitted radius / segmented radius
+FINE = np.arange(-0.036, 0.0361, 0.006)
+SIGMA_SAMPLE = 240                            # particles that choose the frame's blur
+
+
+@dataclass
+class Profiles:
+    """Each particle's binned intensity profile against distance from its centre."""
+    ids: np.ndarray        # label of each row
+    radius: np.ndarray     # segmented equivalent radius sqrt(A / pi), px
+    r: np.ndarray          # (n, bins) mean distance of the bin's pixels from the centre
+    y: np.ndarray          # (n, bins) mean intensity
+    w: np.ndarray          # (n, bins) pixels in the bin
+    noise: np.ndarray      # pixel noise (pooled within-bin standard deviation)
+    coverage: np.ndarray   # share of the outer ring that is this particle's own
+
+
+@dataclass
+class EdgeFit:
+    """The fit of every label: radius factor, shape, and why a label kept its mask edge."""
+    sigma_px: float
+    factor: np.ndarray                  # per label (index = label); 1 where the mask edge is kept
+    shape: np.ndarray                   # index into SHAPES; -1 where not fitted
+    reason: np.ndarray                  # "" where fitted
+    counts: dict = field(default_factory=dict)
+
+
+def signed_distance(mask: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Signed distance of every pixel to the segmented edge (negative inside, the edge
+    at 0 between pixel centres) and the label of the particle it is nearest to."""
+    inside = mask.view(np.uint8)
+    dist_in = cv2.distanceTransform(inside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    outside = (1 - inside).astype(np.uint8)
+    dist_out = cv2.distanceTransform(outside, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    _, nearest_px = cv2.distanceTransformWithLabels(outside, cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+    lut = np.zeros(int(nearest_px.max()) + 1, np.int32)
+    lut[nearest_px[mask]] = labels[mask]
+    nearest = np.where(mask, labels, lut[nearest_px])
+    return np.where(mask, 0.5 - dist_in, dist_out - 0.5).astype(np.float32), nearest
+
+
+def _ellipses(labels: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """Per label (index = label): pixel count, centroid and the inverse of 4x its
+    covariance (pixels as unit squares), so that a uniform ellipse's edge is at 1."""
+    flat = labels.ravel()
+    fg = np.flatnonzero(flat)
+    lab = flat[fg]
+    rows, cols = np.divmod(fg, labels.shape[1])
+    area = np.bincount(lab, minlength=n + 1).astype(np.float64)
+    safe = np.maximum(area, 1)
+    cy, cx = np.bincount(lab, rows, n + 1) / safe, np.bincount(lab, cols, n + 1) / safe
+    dy, dx = rows - cy[lab], cols - cx[lab]
+    syy = np.bincount(lab, dy * dy, n + 1) / safe + 1 / 12
+    sxx = np.bincount(lab, dx * dx, n + 1) / safe + 1 / 12
+    sxy = np.bincount(lab, dx * dy, n + 1) / safe
+    det = 4 * (sxx * syy - sxy * sxy)
+    return area, cy, cx, syy / det, sxx / det, -sxy / det
+
+
+def gather_profiles(image: np.ndarray, labels: np.ndarray, s: np.ndarray, nearest: np.ndarray,
+                    exclude: np.ndarray | None) -> Profiles:
+    """Bin every particle's pixels (its own and the ring around it, out to a third of its
+    radius plus 8 px) by their elliptical radius (the particle's moment ellipse scaled
+    to its equivalent radius: exact for spheres and ellipsoids seen from above), all
+    particles at once (bincount)."""
+    n = int(labels.max())
+    area, cy, cx, ixx, iyy, ixy = _ellipses(labels, n)
+    ids = np.flatnonzero(area[1:]) + 1
+    radius = np.sqrt(area / np.pi)
+    reach = 0.35 * radius + 8.0
+    width = np.maximum(0.5, radius / 25.0)
+    bins = int(np.ceil(((radius + reach) / width)[ids].max())) + 2
+    sel = (nearest > 0) & (s <= reach[nearest])
+    if exclude is not None:
+        sel &= ~exclude
+    where = np.flatnonzero(sel)
+    lab = nearest.ravel()[where]
+    rows, cols = np.divmod(where, labels.shape[1])
+    dy, dx = rows - cy[lab], cols - cx[lab]
+    rad = radius[lab] * np.sqrt(np.maximum(ixx[lab] * dx * dx + iyy[lab] * dy * dy
+                                           + 2 * ixy[lab] * dx * dy, 0.0))
+    val = np.asarray(image, np.float64).ravel()[where]
+    b = np.minimum(rad / width[lab], bins - 1).astype(np.int64)
+    key, size = lab * bins + b, (n + 1) * bins
+
+    def acc(weights=None):
+        return np.bincount(key, weights, minlength=size).reshape(n + 1, bins)[ids]
+
+    w, sy, syy, sr = acc(), acc(val), acc(val * val), acc(rad)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y, r = np.where(w > 0, sy / w, 0.0), np.where(w > 0, sr / w, 0.0)
+        pooled = (syy - sy * y).sum(1) / np.maximum(w.sum(1) - (w > 0).sum(1), 1)
+    outer = np.bincount(lab[s.ravel()[where] > 0], minlength=n + 1)[ids]
+    expected = np.pi * ((radius + reach) ** 2 - radius ** 2)[ids]
+    return Profiles(ids, radius[ids], r, y, w, np.sqrt(np.maximum(pooled, 1e-12)),
+                    np.minimum(1.0, outer / expected))
+
+
+def _linear(g: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted least squares y = b + a g per row: (a, b, weighted sum of squared residuals)."""
+    sw, sg, sy = w.sum(1), (w * g).sum(1), (w * y).sum(1)
+    sgg, sgy = (w * g * g).sum(1), (w * g * y).sum(1)
+    det = sw * sgg - sg * sg
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(det > 1e-12, (sw * sgy - sg * sy) / det, 0.0)
+        b = (sy - a * sg) / np.maximum(sw, 1e-12)
+    res = y - b[:, None] - a[:, None] * g
+    return a, b, (w * res * res).sum(1)
+
+
+def best_profiles(p: Profiles, sigma: float, factors: np.ndarray,
+                  shapes: range | None = None) -> tuple[np.ndarray, ...]:
+    """For each particle the best (chi-square, factor, shape, amplitude) over the
+    candidate radius factors (n, m) and the shapes."""
+    n = p.ids.size
+    best, fac, shp, amp = np.full(n, np.inf), np.ones(n), np.full(n, -1), np.zeros(n)
+    var = p.noise ** 2
+    for shape in shapes or range(len(SHAPES)):
+        for j in range(factors.shape[1]):
+            radius = p.radius * factors[:, j]
+            a, _, ssr = _linear(profile(p.r, radius[:, None], sigma, shape), p.y, p.w)
+            chi2 = np.where(a > 0, ssr / var, np.inf)
+            better = chi2 < best
+            best[better], fac[better], shp[better], amp[better] = (
+                chi2[better], factors[better, j], shape, a[better])
+    return best, fac, shp, amp
+
+
+def fit_radii(p: Profiles, sigma: float) -> tuple[np.ndarray, ...]:
+    """A coarse search of the radius for every shape, then a fine one around the best."""
+    coarse = np.broadcast_to(COARSE, (p.ids.size, COARSE.size))
+    _, fac, _, _ = best_profiles(p, sigma, coarse)
+    return best_profiles(p, sigma, fac[:, None] + FINE[None, :])
+
+
+def choose_sigma(p: Profiles, usable: np.ndarray) -> float:
+    """The probe blur that fits the frame's particles best (the sum of their
+    chi-squares), from a sample of particles across the sizes present: the blurs of
+    SIGMAS_PX, then halfway (geometrically) to the best one's neighbours."""
+    rows = np.flatnonzero(usable & (p.radius >= 4.0))
+    if rows.size < 3:
+        return DEFAULT_SIGMA_PX
+    rows = rows[np.argsort(p.radius[rows])]
+    rows = rows[np.linspace(0, rows.size - 1, min(rows.size, SIGMA_SAMPLE)).astype(int)]
+    sub = Profiles(p.ids[rows], p.radius[rows], p.r[rows], p.y[rows], p.w[rows],
+                   p.noise[rows], p.coverage[rows])
+
+    def total(sigma: float) -> float:
+        return float(np.sum(np.minimum(fit_radii(sub, sigma)[0], 1e6)))
+
+    tried = {s: total(s) for s in SIGMAS_PX}
+    best = min(tried, key=tried.get)
+    i = SIGMAS_PX.index(best)
+    for j in (i - 1, i + 1):
+        if 0 <= j < len(SIGMAS_PX):
+            mid = float(np.sqrt(best * SIGMAS_PX[j]))
+            tried[mid] = total(mid)
+    return round(float(min(tried, key=tried.get)), 3)
+
+
+def fit_edges(image: np.ndarray, labels: np.ndarray, s: np.ndarray, nearest: np.ndarray,
+              exclude: np.ndarray | None = None) -> EdgeFit:
+    """Fit every label's profile; the labels that cannot be fitted keep factor 1."""
+    n = int(labels.max())
+    factor, shape, reason = np.ones(n + 1), np.full(n + 1, -1), np.full(n + 1, "", object)
+    if n == 0:
+        return EdgeFit(DEFAULT_SIGMA_PX, factor, shape, reason, {"profile": 0})
+    p = gather_profiles(image, labels, s, nearest, exclude)
+    why = np.full(p.ids.size, "", object)
+    why[p.coverage < MIN_COVERAGE] = "cut"
+    why[p.radius < MIN_RADIUS_PX] = "too_small"
+    sigma = choose_sigma(p, why == "")
+    chi2, fac, shp, amp = fit_radii(p, sigma)
+    snr = amp / p.noise * np.sqrt(2 * np.pi * p.radius)
+    bins = (p.w > 0).sum(1)
+    ends = (fac <= COARSE[0] + 1e-6) | (fac >= COARSE[-1] - 1e-6)
+    why[(why == "") & (snr < MIN_SNR)] = "noisy"
+    why[(why == "") & (ends | ~np.isfinite(chi2) | (chi2 > MAX_CHI2 * bins))] = "no_fit"
+    ok = why == ""
+    factor[p.ids[ok]], shape[p.ids[ok]], reason[p.ids] = fac[ok], shp[ok], why
+    kinds, counts = np.unique(why, return_counts=True)
+    summary = {("profile" if k == "" else k): int(c) for k, c in zip(kinds, counts)}
+    return EdgeFit(sigma, factor, shape, reason, summary)
+
+
+def grow_to_fit(labels: np.ndarray, s: np.ndarray, nearest: np.ndarray, fit: EdgeFit) -> np.ndarray:
+    """The label image with every fitted particle's edge moved by its fitted radius
+    minus its segmented one. A grown pixel that would touch another particle is left
+    out, so particles that were apart stay apart (ImageJ sees the same particles)."""
+    n = int(labels.max())
+    area = np.bincount(labels.ravel(), minlength=n + 1).astype(np.float64)
+    shift = np.sqrt(area / np.pi) * (fit.factor - 1.0)
+    shift[0] = -np.inf
+    grown = np.where(s <= shift[nearest], nearest, 0).astype(np.int32)
+    new = (grown > 0) & (labels == 0)
+    if new.any():
+        as_float = grown.astype(np.float32)
+        high = cv2.dilate(as_float, np.ones((3, 3), np.uint8))
+        low = cv2.erode(np.where(grown > 0, as_float, np.float32(3e38)), np.ones((3, 3), np.uint8))
+        clash = new & ((high != as_float) | (low != as_float))
+        grown[clash] = 0
+    return grown
+
+
+def particle_edges(old_labels: np.ndarray, new_labels: np.ndarray, fit: EdgeFit) -> dict[int, str]:
+    """For each measured particle (a label of the final mask) the label it grew from,
+    as its edge: "profile" when that label was fitted, else the reason it was not."""
+    both = (old_labels > 0) & (new_labels > 0)
+    if not both.any():
+        return {}
+    pairs, counts = np.unique(np.stack([new_labels[both], old_labels[both]]), axis=1,
+                              return_counts=True)
+    order = np.lexsort((counts, pairs[0]))
+    pairs = pairs[:, order]
+    last = np.r_[pairs[0, 1:] != pairs[0, :-1], True]   # the most frequent old label per new
+    return {int(new): (fit.reason[old] or "profile") for new, old in pairs[:, last].T}
+
+
+def sizes_by_shape(fit: EdgeFit) -> dict[str, int]:
+    """How many fitted particles took each profile shape (for the JSON's checks)."""
+    kinds, counts = np.unique(fit.shape[fit.shape >= 0], return_counts=True)
+    return {SHAPE_NAMES[k]: int(c) for k, c in zip(kinds, counts)}
+
+
+def profile_edge(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None,
+                 watershed: bool = False) -> tuple[np.ndarray, EdgeFit]:
+    """Every particle of a cleaned mask moved to its profile edge: the grown label
+    image (0 = support) and the fit. Particles at the border are moved too, so the
+    written mask is one convention throughout."""
+    labels = label_particles(mask, exclude_border=False, watershed=watershed)
+    s, nearest = signed_distance(labels > 0, labels)
+    fit = fit_edges(np.asarray(image, np.float32), labels, s, nearest, exclude)
+    return grow_to_fit(labels, s, nearest, fit), fit
+
+
+def edge_summary(convention: str, fit: EdgeFit | None, measured: dict[int, str]) -> dict:
+    """The JSON's `edge`: the convention, how many measured particles have a profile
+    edge and how many kept the mask edge (and why), the blur, the shapes fitted."""
+    if fit is None:
+        return {"convention": convention, "profile": 0, "kept_mask": len(measured)}
+    why = [e for e in measured.values() if e != "profile"]
+    kinds, counts = np.unique(np.array(why, dtype=object), return_counts=True) if why else ((), ())
+    return {"convention": convention, "profile": len(measured) - len(why), "kept_mask": len(why),
+            "kept_mask_why": {str(k): int(c) for k, c in zip(kinds, counts)},
+            "blur_px": fit.sigma_px, "shapes": sizes_by_shape(fit)}

@@ -1,0 +1,42 @@
+"""Bright-field frames on a grainy carbon film: the histogram no longer tells (the grain
+outweighs the particles), the compact dark details still do. On the real frames."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from psdwatch.pipeline import contrast
+from psdwatch.pipeline.io import load_image
+
+BRIGHT_FIELD = ("Pt_carbon1", "PtC1")
+
+
+def with_grain(data: np.ndarray, seed: int) -> np.ndarray:
+    """The frame on a grainy film: symmetric grain (1.5 px) 1.8 times the frame's
+    own spread, so that its grey-level skew is near zero."""
+    rng = np.random.default_rng(seed)
+    grain = ndi.gaussian_filter(rng.standard_normal(data.shape), 1.5)
+    image = np.asarray(data, np.float64)
+    return (image + 1.8 * image.std() / grain.std() * grain).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", BRIGHT_FIELD)
+def test_a_real_bright_field_frame_on_a_grainy_film_is_recognised(data_dir, name):
+    data = with_grain(load_image(data_dir / "catalysts-boxed" / "images" / f"{name}.jpg").data, 1)
+    skew, median = contrast.histogram_features(data)
+    assert skew > contrast.MAX_SKEW, skew   # the histogram rule alone would measure it as HAADF
+    is_bf, why = contrast.is_bright_field(data, {})
+    assert is_bf and "grainy" in why, (skew, median, contrast.dark_detail_balance(data))
+
+
+def test_no_real_haadf_frame_is_taken_for_bright_field_with_or_without_grain(data_dir, patches):
+    catalysts = [p for p in sorted((data_dir / "catalysts-boxed" / "images").glob("*.jpg"))
+                 if p.stem not in BRIGHT_FIELD]
+    assert len(catalysts) == 13 and len(patches) == 45
+    for i, path in enumerate(catalysts + patches):
+        data = load_image(path).data
+        for frame in (data, with_grain(data, i)):
+            is_bf, why = contrast.is_bright_field(frame, {})
+            assert not is_bf, (path.name, why)
