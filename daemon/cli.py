@@ -172,11 +172,11 @@ def status(config_path: str | None, as_json: bool) -> None:
 @with_config
 def report(config_path: str | None) -> None:
     """Rebuild every sample's report page and the index from the store."""
-    from . import report as reports, store
+    from . import report_scheduler, store
 
     config = load_config(config_path)
     settings = settings_from_config(config)
-    index = reports.write_reports(store.open_store(config["store"]["database"]), config["reports"]["dir"],
+    index = report_scheduler.write_reports(store.open_store(config["store"]["database"]), config["reports"]["dir"],
                                   min_particles=settings.min_particles, bootstrap=settings.bootstrap,
                                   page_images=config["reports"]["page_images"])
     click.echo(index)
@@ -203,7 +203,7 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
         raise Fail("name the samples to re-measure, or use --all")
     if changed and force:
         raise Fail("--force already re-measures everything --changed-config would")
-    from . import compute, report as reports, reprocess as again, store
+    from . import compute, report_scheduler, reprocess, store
     from .live_model import load_live_model, prepare_named
     from .service import thumbnail_writer
 
@@ -216,7 +216,7 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
         model = load_live_model(config, settings.engine)
     db = store.open_store(config["store"]["database"], config["store"]["busy_timeout"])
     why = "force" if force else "changed-config" if changed else "model"
-    todo = again.targets(db, None if every else list(samples), model, why, settings.fallback_nm_per_px)
+    todo = reprocess.targets(db, None if every else list(samples), model, why, settings.fallback_nm_per_px)
     what = model.name if model else "the classical engine"
     if not todo:
         click.echo(f"nothing to re-measure: every image is measured with {what}"
@@ -227,7 +227,7 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
     where = f"on Dask {cluster.where}" if cluster else "in this process"
     tally: dict[str, int] = {}
     try:
-        with click.progressbar(again.remeasure(
+        with click.progressbar(reprocess.remeasure(
                 db, config["watch"]["root"], settings, model, todo, cluster=cluster,
                 before_storing=thumbnail_writer(config)),
                                length=len(todo), label=f"re-measuring {len(todo)} images with {what} {where}",
@@ -238,7 +238,7 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
         if cluster is not None:
             cluster.close()
     touched = sorted({t.sample for t in todo})
-    index = reports.write_reports(db, config["reports"]["dir"], touched, min_particles=settings.min_particles,
+    index = report_scheduler.write_reports(db, config["reports"]["dir"], touched, min_particles=settings.min_particles,
                                   bootstrap=settings.bootstrap, page_images=config["reports"]["page_images"])
     click.echo(f"{', '.join(f'{n} {s}' for s, n in sorted(tally.items()))}; reports: {index}")
 

@@ -93,6 +93,13 @@ def rebuild_due(db, reports_dir: Path, *, min_particles: int = 100, bootstrap: i
     return len(due)
 
 
+def write_reports(db, reports_dir: Path, samples: list[str] | None = None, **psd_settings) -> Path:
+    """`psdwatch report`: rebuild the pages of `samples` (all when None), then
+    the index. Returns the index path."""
+    rebuild_due(db, reports_dir, samples=samples, everything=samples is None, **psd_settings)
+    return Path(reports_dir) / "index.html"
+
+
 def _queue_busy(db) -> bool:
     return db.execute("SELECT 1 FROM queue WHERE state IN ('queued', 'processing') LIMIT 1").fetchone() is not None
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import report as R
+from . import page_render as R
 from . import sample_stats
 from .names import sample_archive_name, sample_csv_name, sample_page_name, thumbnail_name, view_name
 from .plots import cumulative_plot, histogram_plot, psd_quantiles
