@@ -22,7 +22,7 @@ import numpy as np
 from ..pipeline.files import write_atomic
 from .names import sample_csv_name
 from .particles_csv import write_csv
-from .queries import PARTICLE_FIELDS
+from .queries import PARTICLE_FIELDS, _columns, _select
 
 STATE_DDL = ("CREATE TABLE IF NOT EXISTS csv_state (sample TEXT PRIMARY KEY, last_image_id INTEGER NOT NULL, "
              "rows INTEGER NOT NULL, bytes INTEGER NOT NULL)")
@@ -36,7 +36,7 @@ def _stream(db, sample: str, f: BinaryIO, after_id: int, first: int, header: boo
     rows, last = 0, after_id
     if header:
         write_csv(f, np.zeros((0, len(PARTICLE_FIELDS))), {})
-    fields = ", ".join(f"p.[{c}]" for c in PARTICLE_FIELDS)
+    fields = _select(PARTICLE_FIELDS, _columns(db, "particles"), "p")  # text columns as numbers (edge)
     while True:
         ids = [r[0] for r in db.execute("SELECT id FROM images WHERE sample = ? AND status = 'done' AND id > ? "
                                         "ORDER BY id LIMIT ?", [sample, last, images_per_chunk])]
