@@ -534,8 +534,10 @@ def problems(db: Database) -> list[str]:
             "SELECT COUNT(*) FROM particles p JOIN images i ON i.id = p.image_id WHERE i.status != 'done'",
         "particles of a missing image":
             "SELECT COUNT(*) FROM particles WHERE image_id NOT IN (SELECT id FROM images)",
-        "status outside done/quarantined/duplicate":
-            "SELECT COUNT(*) FROM images WHERE status NOT IN ('done', 'quarantined', 'duplicate')",
+        f"status outside {'/'.join(STATUSES)}":
+            f"SELECT COUNT(*) FROM images WHERE status NOT IN ({', '.join(repr(s) for s in STATUSES)})",
+        "'skipped' or 'quarantined' image without its reason":
+            "SELECT COUNT(*) FROM images WHERE status IN ('skipped', 'quarantined') AND IFNULL(reason, '') = ''",
         "duplicate not pointing at a 'done' image of the same content and sample":
             "SELECT COUNT(*) FROM images d LEFT JOIN images o ON o.id = d.duplicate_of "
             "WHERE d.status = 'duplicate' AND (o.id IS NULL OR o.status != 'done' "

@@ -439,3 +439,17 @@ def test_full_pipeline_record_is_stored(db):
     store.finish_done(db, claim(db, "pt/ptal_000.tif", "pt"), "real", rec)
     assert len(rec["particles"]) > 0
     assert len(store.sample_particles(db, "pt")) == len(rec["particles"])
+
+
+def test_the_invariant_check_knows_every_status(tmp_path):
+    """store.problems, which the service tests run after each scenario, accepts a valid
+    'skipped' row (a bright-field frame) and names rows no rule allows."""
+    db = store.open_store(tmp_path / "s.db")
+    db.execute("INSERT INTO images (path, sample, status, reason) VALUES ('bf.tif', 's', 'skipped', "
+               "'bright-field image; psdwatch measures HAADF')")
+    assert store.problems(db) == []
+    db.execute("INSERT INTO images (path, sample, status) VALUES ('q.tif', 's', 'quarantined')")
+    db.execute("INSERT INTO images (path, sample, status, reason) VALUES ('x.tif', 's', 'lost', 'why')")
+    found = store.problems(db)
+    assert "1 x status outside done/quarantined/duplicate/skipped" in found
+    assert "1 x 'skipped' or 'quarantined' image without its reason" in found
