@@ -32,8 +32,11 @@ def test_a_measured_file_deleted_from_the_share_is_marked_not_forgotten(tmp_path
         assert len(views) == 2 and all(cv2.imread(str(v)).shape[:2] == (512, 512) for v in views)
         # the page follows the store (the report thread draws it once the queue is empty)
         pages = tmp_path / "state" / "reports"
-        wait_for(lambda: any(all(f'href="views/{v.name}"' in p.read_text() for v in views)
+        # each through its view page (name, legend, a link back), which shows the JPEG
+        wait_for(lambda: any(all(f'href="views/{v.stem}-' in p.read_text() for v in views)
                              for p in pages.glob("S-*.html")), 30, "the page to link both views")
+        assert all(any(v.name in page.read_text() for page in (pages / "views").glob(f"{v.stem}-*.html"))
+                   for v in views)
         (share / "f1.tif").unlink()
         wait_for(lambda: row("S/f1.tif").get("missing_since"), 30, "the deletion to be noticed")
         wait_for(lambda: any("deleted from the share" in p.read_text() for p in pages.glob("*.html")), 30,

@@ -168,7 +168,7 @@ def test_figures_are_todays_on_real_particles(store_db, tmp_path, real_diameters
 # --------------------------------------------------------------------------- paging and the CSV
 
 def _csv_rows(path) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as f:
+    with path.open(newline="", encoding="utf-8-sig") as f:  # the BOM Excel needs, once at the start
         return list(csv.DictReader(f))
 
 
