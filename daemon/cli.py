@@ -79,15 +79,15 @@ def process(image: str, config_path: str | None, as_json: bool, mask_out: str | 
     PNG, JPEG): scale, particles, d10/d50/d90, and any warnings."""
     config = load_config(config_path)
     settings = settings_from_config(config)
-    from ..pipeline.io import UnreadableImage, load_image
+    from ..pipeline.io.image import UnreadableImage, load_image
 
     try:  # the file first: a refused file answers before the analysis and model libraries load
         loaded = load_image(image)
     except UnreadableImage as error:
         raise Fail(f"{image}: {error}", 2) from None
     from ..pipeline.analyse import analyse_loaded, analysis_record
-    from .live_model import engine_reason, load_live_model
-    from .samples import sample_of
+    from .models.live import engine_reason, load_live_model
+    from .watch.samples import sample_of
     model = load_live_model(config, settings.engine)
     reason = engine_reason(config, settings.engine, model)
     if model is None and settings.engine != "classical":
@@ -114,8 +114,8 @@ def process(image: str, config_path: str | None, as_json: bool, mask_out: str | 
 def run(config_path: str | None) -> None:
     """Run the service: watch the share, measure every new image, store it, update the reports.
     Runs until stopped (Ctrl-C or SIGTERM)."""
-    from . import service
-    from .service_lock import StoreInUse
+    from .service import loop as service
+    from .service.lock import StoreInUse
 
     load_config(config_path)  # a bad config is one line before anything starts
     service.setup_logging()
@@ -132,9 +132,9 @@ def run(config_path: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(config_path: str | None, as_json: bool) -> None:
     """What is queued, done, quarantined, duplicate and skipped, and which model is live."""
-    from . import store
-    from .live_model import live_model_name
-    from .report_health import health as report_health
+    from .store import core as store
+    from .models.live import live_model_name
+    from .store.report_health import health as report_health
 
     config = load_config(config_path)
     database = config["store"]["database"]
@@ -172,7 +172,8 @@ def status(config_path: str | None, as_json: bool) -> None:
 @with_config
 def report(config_path: str | None) -> None:
     """Rebuild every sample's report page and the index from the store."""
-    from . import report_scheduler, store
+    from .report import scheduler as report_scheduler
+    from .store import core as store
 
     config = load_config(config_path)
     settings = settings_from_config(config)
@@ -203,9 +204,12 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
         raise Fail("name the samples to re-measure, or use --all")
     if changed and force:
         raise Fail("--force already re-measures everything --changed-config would")
-    from . import compute, report_scheduler, reprocess, store
-    from .live_model import load_live_model, prepare_named
-    from .service import thumbnail_writer
+    from .service import compute
+    from .report import scheduler as report_scheduler
+    from .models import reprocess
+    from .store import core as store
+    from .models.live import load_live_model, prepare_named
+    from .service.loop import thumbnail_writer
 
     config = load_config(config_path)
     settings = settings_from_config(config)
@@ -256,7 +260,7 @@ def show_config(config_path: str | None) -> None:
 @with_config
 def list_models(config_path: str | None) -> None:
     """List the models in the models folder; * marks the live one."""
-    from .live_model import list_models as cards_of
+    from .models.live import list_models as cards_of
 
     config = load_config(config_path)
     cards = cards_of(config["models"]["dir"])
@@ -293,9 +297,9 @@ def train(config_path: str | None, annotations: str | None, synthetic: int | Non
           input_mode: str | None) -> None:
     """Train a segmentation model now on the annotated images, and make it live if it
     measures better than the live one on the fixed test set."""
-    from .promotion import train_and_promote
-    from .schedule import TrainingRunning, training_lock
-    from ..pipeline import train as training, train_data
+    from .models.promotion import train_and_promote
+    from .models.schedule import TrainingRunning, training_lock
+    from ..pipeline.train import loop as training, data as train_data
 
     config = load_config(config_path)
     defaults = config["train"]

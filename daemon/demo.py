@@ -23,10 +23,11 @@ from pathlib import Path
 
 import tifffile
 
-from . import service, store
-from .live_model import live_model_name
+from .service import loop as service
+from .store import core as store
+from .models.live import live_model_name
 from .config import DEFAULT_CONFIG, load_config
-from ..pipeline import psd
+from ..pipeline.measure import psd
 from ..pipeline.synth import STYLES, SynthSpec, synth_image
 
 SAMPLES = ("Pt-Al2O3 batch 1", "Pt-Al2O3 batch 2")

@@ -13,10 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from . import blobs, contrast, edge, measure, psd, scale, segment, size
-from .io import Calibration, LoadedImage, load_image
+from .segment import blobs, contrast, engines as segment, size
+from .measure import edge, particles as measure, psd
+from .scale import reader as scale
+from .io.calibration import Calibration
+from .io.image import LoadedImage, load_image
 from .settings import Settings
-from .models import Model
+from .runtime.models import Model
 
 
 @dataclass
@@ -50,7 +53,7 @@ class ScaleDecision:
     details: dict
 
 
-def decide_scale(calibration: Calibration | None, bar: scale.ScaleBar | None,
+def decide_nm_per_px(calibration: Calibration | None, bar: scale.ScaleBar | None,
                  fallback: float | None, disagreement_pct: float) -> ScaleDecision:
     """Pick the scale in DESIGN's order: file calibration, then a confident
     scale-bar read, then the configured fallback; otherwise none at all.
@@ -122,7 +125,7 @@ class ReadImage:
 def read_image(path: str | Path, settings: Settings) -> ReadImage:
     """Read the file and find its scale bar: the part of analyse_image that needs
     no model, so the service can run it for the next image while the network
-    measures this one (daemon/read_ahead.py)."""
+    measures this one (daemon/service/read_ahead.py)."""
     t = time.perf_counter()
     loaded = load_image(path)
     read_s, t = time.perf_counter() - t, time.perf_counter()
@@ -159,8 +162,8 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
     t = time.perf_counter()
     if bar is _UNREAD:
         bar = read_scale_bar(loaded.data, loaded.meta.get("databar")) if settings.ocr else None
-    decision = decide_scale(loaded.calibration, bar, settings.fallback_nm_per_px,
-                            settings.disagreement_pct)
+    decision = decide_nm_per_px(loaded.calibration, bar, settings.fallback_nm_per_px,
+                                settings.disagreement_pct)
     exclude = _bar_exclusion(loaded.data.shape, bar, loaded.exclude)
     timings["scale_s"] = timings.get("scale_s", 0.0) + time.perf_counter() - t
 
@@ -186,22 +189,8 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
                             flags=list(dict.fromkeys(flags + ["bright_field"])), mask=empty,
                             labels=empty.astype(np.int32), timings=timings, checks={"bright_field": why})
 
-    t = time.perf_counter()
-    survey = blobs.find_blobs(loaded.data, exclude)
-    seg = dict(engine=engine, model=model, tile=settings.tile, overlap=settings.overlap,
-               precision=model.precision if model is not None else "fp32")
-    sizing = size.SizeDecision(1.0, None, None, 0, "size-aware segmentation is off")
-    if settings.size_aware:
-        def segment_at(small: np.ndarray, small_exclude: np.ndarray | None) -> np.ndarray:
-            return segment.segment(small, exclude=small_exclude, threshold=threshold, **seg)[0]
-        sizing = size.decide_scale(loaded.data, exclude, survey, segment_at, settings.target_diameter_px)
-    timings["size_s"] = time.perf_counter() - t
-
-    raw_mask, engine, seg_timing = segment.segment(
-        loaded.data, exclude=exclude, nm_per_px=decision.nm_per_px, threshold=threshold,
-        scale=sizing.scale, **seg)
-    timings.update(seg_timing)
-
+    survey, sizing, raw_mask, engine = _segment_at_size(loaded.data, exclude, decision.nm_per_px, settings,
+                                                        engine, model, threshold, timings)
     t = time.perf_counter()
     min_area = max(measure.min_area_px(decision.nm_per_px, settings.min_diameter_nm, settings.min_area_px),
                    size.fragment_area_px(sizing))
@@ -217,13 +206,7 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
 
     missed = blobs.cross_check(survey, mask)
     flags += psd.psd_flags(summary, settings.min_particles)
-    # Unsure, too, when the blob survey sees particles far larger than the trained size,
-    # the engine asked at that size does not, and at full resolution it finds many
-    # particles under a third of that size: rims and fragments of large particles, or
-    # a textured support the survey took for particles; either way, a person must look.
-    small = [p["ecd_px"] for p in particles]
-    if missed.unsure or (sizing.reason == size.DISAGREE and len(small) >= 20
-                         and float(np.median(small)) < sizing.blob_diameter_px / 3):
+    if _unsure(missed, sizing, particles):
         flags.append("segmentation_unsure")
     checks = {"size": {"scale": round(sizing.scale, 4), "reason": sizing.reason,
                        "blob_diameter_px": sizing.blob_diameter_px,
@@ -231,6 +214,38 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
               "cross_check": {"blobs": missed.blobs, "missed": missed.missed}, "edge": edge_info}
     return Analysis(**common, particles=particles, psd=summary, flags=list(dict.fromkeys(flags)),
                     mask=mask, labels=labels, timings=timings, segment_scale=sizing.scale, checks=checks)
+
+
+def _segment_at_size(data: np.ndarray, exclude: np.ndarray | None, nm_per_px: float | None, settings: Settings,
+                     engine: str, model: Model | None, threshold: float, timings: dict
+                     ) -> tuple[blobs.Blobs, size.SizeDecision, np.ndarray, str]:
+    """The blob survey, the resampling the particles' size asks for (size-aware
+    segmentation), and the engine's mask at that scale, in the frame's pixels."""
+    t = time.perf_counter()
+    survey = blobs.find_blobs(data, exclude)
+    seg = dict(engine=engine, model=model, tile=settings.tile, overlap=settings.overlap,
+               precision=model.precision if model is not None else "fp32")
+    sizing = size.SizeDecision(1.0, None, None, 0, "size-aware segmentation is off")
+    if settings.size_aware:
+        def segment_at(small: np.ndarray, small_exclude: np.ndarray | None) -> np.ndarray:
+            return segment.segment(small, exclude=small_exclude, threshold=threshold, **seg)[0]
+        sizing = size.decide_segment_scale(data, exclude, survey, segment_at, settings.target_diameter_px)
+    timings["size_s"] = time.perf_counter() - t
+    raw_mask, engine, seg_timing = segment.segment(data, exclude=exclude, nm_per_px=nm_per_px, threshold=threshold,
+                                                   scale=sizing.scale, **seg)
+    timings.update(seg_timing)
+    return survey, sizing, raw_mask, engine
+
+
+def _unsure(missed: blobs.CrossCheck, sizing: size.SizeDecision, particles: list[dict]) -> bool:
+    """Whether a person must look at the segmentation: the blob survey saw particles the
+    mask missed, or it saw particles far larger than the trained size that the engine
+    asked at that size did not see, while at full resolution it found many particles
+    under a third of that size (rims and fragments of large particles, or a textured
+    support the survey took for particles)."""
+    small = [p["ecd_px"] for p in particles]
+    return missed.unsure or (sizing.reason == size.DISAGREE and len(small) >= 20
+                             and float(np.median(small)) < sizing.blob_diameter_px / 3)
 
 
 DECIMALS = {c.name: c.decimals for c in measure.PARTICLE_SCHEMA}

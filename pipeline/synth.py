@@ -20,7 +20,7 @@ import numpy as np
 import tifffile
 from scipy import ndimage as ndi
 
-from .bars import STYLES, draw_scale_bar
+from .scale.draw import STYLES, draw_scale_bar
 
 
 BACKGROUNDS = ("textured", "dark", "bright")

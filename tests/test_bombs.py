@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from psdwatch.pipeline.io import UnreadableImage, load_image
+from psdwatch.pipeline.io.image import UnreadableImage, load_image
 
 from .conftest import DATA, classical_service, start_service, wait_for
 
@@ -119,7 +119,7 @@ def test_the_service_quarantines_bombs_with_flat_memory(tmp_path):
     finally:
         service.terminate()
         service.wait(timeout=60)
-    from psdwatch.daemon import store
+    from psdwatch.daemon.store import core as store
     db = store.open_store(database)
     reasons = {r["path"]: r["reason"] for r in db.query("SELECT path, reason FROM images")}
     for name, words in expected.items():

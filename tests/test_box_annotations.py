@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from psdwatch.daemon import live_model, promotion
-from psdwatch.pipeline import models, train, train_data
-from psdwatch.pipeline.weak_masks import read_coco_boxes, read_yolo_boxes
+from psdwatch.daemon.models import live as live_model, promotion
+from psdwatch.pipeline.runtime import models
+from psdwatch.pipeline.train import loop as train, data as train_data, scoring
+from psdwatch.pipeline.train.weak_masks import read_coco_boxes, read_yolo_boxes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -112,7 +113,7 @@ def test_boxed_series_are_scored_by_detection_with_the_live_model(data_dir: Path
     example = train_data.load_example(boxed / "images" / "Cu3.jpg", boxed / "labels" / "Cu3.txt")
     name = live_model.live_model_name(REPO / "models")
     model = models.load_model(REPO / "models", name)
-    scores = train.score_by_series(model, [example])
+    scores = scoring.score_by_series(model, [example])
     assert set(scores) == {"Cu"} and scores["Cu"]["score"] == scores["Cu"]["f1"]
     # the live model was trained on these boxes: it finds most of them
     assert scores["Cu"]["recall"] > 0.5 and scores["Cu"]["precision"] > 0.5

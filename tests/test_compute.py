@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from psdwatch.daemon import compute, store
+from psdwatch.daemon.service import compute
+from psdwatch.daemon.store import core as store
 from psdwatch.daemon.config import ConfigError, defaults, load_config
-from psdwatch.daemon.worker import run_jobs
+from psdwatch.daemon.service.worker import run_jobs
 from psdwatch.pipeline.settings import Settings
 
 from .conftest import REPO, classical_service, count_status, drop_frame, read_rows, start_service, wait_for
@@ -118,7 +119,7 @@ def local_cluster(tmp_path_factory):
 
 @pytest.mark.slow
 def test_the_workers_run_this_checkout(local_cluster):
-    files = local_cluster.client.run(lambda: __import__("psdwatch.daemon.compute").daemon.compute.__file__)
+    files = local_cluster.client.run(lambda: __import__("psdwatch.daemon.service.compute").daemon.service.compute.__file__)
     assert len(files) == 2
     assert {Path(f).resolve() for f in files.values()} == {(REPO / "daemon" / "compute.py").resolve()}
 

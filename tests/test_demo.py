@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from psdwatch.daemon.demo import SAMPLES
-from psdwatch.daemon.live_model import LIVE_FILE, live_model_name
+from psdwatch.daemon.models.live import LIVE_FILE, live_model_name
 
 from .conftest import REPO
 

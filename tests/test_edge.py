@@ -14,10 +14,11 @@ import pytest
 import tifffile
 from skimage import measure as skmeasure
 
-from psdwatch.daemon import report, store
+from psdwatch.daemon.report import index as report
+from psdwatch.daemon.store import core as store
 from psdwatch.daemon.cli import main
 from psdwatch.daemon.config import ConfigError, load_config
-from psdwatch.pipeline import edge, measure
+from psdwatch.pipeline.measure import edge, particles as measure
 from psdwatch.pipeline.analyse import analyse_array, analysis_record
 from psdwatch.pipeline.settings import Settings
 from psdwatch.pipeline.synth import SynthSpec, synth_image

@@ -52,9 +52,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from psdwatch.daemon import report, store
+from psdwatch.daemon.report import index as report
+from psdwatch.daemon.store import core as store
 from psdwatch.daemon.config import load_config, settings_from_config
-from psdwatch.pipeline import psd
+from psdwatch.pipeline.measure import psd
 from psdwatch.pipeline.analyse import analyse_image, analysis_record
 from psdwatch.pipeline.synth import SynthSpec, synth_image
 

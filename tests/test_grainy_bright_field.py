@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from psdwatch.pipeline import contrast
-from psdwatch.pipeline.io import load_image
+from psdwatch.pipeline.segment import contrast
+from psdwatch.pipeline.io.image import load_image
 
 BRIGHT_FIELD = ("Pt_carbon1", "PtC1")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from psdwatch.daemon.demo import SAMPLES
-from psdwatch.daemon.live_model import live_model_name
+from psdwatch.daemon.models.live import live_model_name
 
 from .conftest import DATA, REPO
 

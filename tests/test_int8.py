@@ -10,12 +10,13 @@ import shutil
 import numpy as np
 import pytest
 
-from psdwatch.daemon.live_model import prepare_named
+from psdwatch.daemon.models.live import prepare_named
 from psdwatch.daemon.config import defaults
-from psdwatch.pipeline import metrics, segment
+from psdwatch.pipeline.train import metrics
+from psdwatch.pipeline.segment import engines as segment
 from psdwatch.pipeline.runtime import fastest, int8, onnx as onnx_runtime
-from psdwatch.pipeline.models import load_model
-from psdwatch.pipeline.train_data import find_annotations, load_example
+from psdwatch.pipeline.runtime.models import load_model
+from psdwatch.pipeline.train.data import find_annotations, load_example
 
 from .conftest import DATA, REPO
 
@@ -107,7 +108,7 @@ def test_onnx_runtime_from_a_cached_graph_never_imports_torch(tmp_path):
     if _nvidia_driver():
         pytest.skip("with an NVIDIA driver, torch is asked whether it sees the GPU")
     probe = ("import sys; from psdwatch.daemon.config import load_config; "
-             "from psdwatch.daemon.live_model import load_live_model; "
+             "from psdwatch.daemon.models.live import load_live_model; "
              "m = load_live_model(load_config(None), 'auto'); print(m.runtime, 'torch' in sys.modules)")
     for _ in range(2):  # the first run may export, build and time the paths (and import torch for that)
         out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from psdwatch.pipeline import io as pio
-from psdwatch.pipeline.io import UnreadableImage, load_image
+from psdwatch.pipeline.io.calibration import unit_nm
+from psdwatch.pipeline.io.image import UnreadableImage, load_image
 from tests.conftest import DATA
 
 FORMATS = DATA / "formats"
@@ -377,7 +377,7 @@ def test_bad_inputs_raise_one_line(tmp_path, case):
                                      ("A", 0.1), ("pm", 1e-3), ("1/nm", None), ("px", None),
                                      ("inch", None), ("<undefined>", None)])
 def test_unit_names(unit, nm):
-    assert pio._unit_nm(unit) == nm
+    assert unit_nm(unit) == nm
 
 
 def test_huge_tiff_is_refused_before_its_pixels_are_read(tmp_path):

@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 from skimage import morphology
 from skimage.draw import disk, rectangle
 
-from psdwatch.pipeline import measure
+from psdwatch.pipeline.measure import particles as measure
 
 
 def _disks(shape, specs):

@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from psdwatch.pipeline import models, segment
-from psdwatch.pipeline.io import load_image
-from psdwatch.pipeline.weak_masks import read_yolo_boxes
+from psdwatch.pipeline.runtime import models
+from psdwatch.pipeline.segment import engines as segment
+from psdwatch.pipeline.io.image import load_image
+from psdwatch.pipeline.train.weak_masks import read_yolo_boxes
 
 from .conftest import REPO
 

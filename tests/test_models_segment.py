@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from psdwatch.daemon import live_model
-from psdwatch.pipeline import models, segment
+from psdwatch.daemon.models import live as live_model
+from psdwatch.pipeline.runtime import models
+from psdwatch.pipeline.segment import engines as segment
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +81,7 @@ def test_normalise_ignores_excluded_pixels():
 
 @pytest.mark.slow
 def test_onnx_runtime_gives_the_same_particles_as_pytorch(model_dir, tmp_path):
-    from psdwatch.pipeline import measure
+    from psdwatch.pipeline.measure import particles as measure
     from psdwatch.pipeline.runtime import onnx as onnx_runtime
     from psdwatch.pipeline.synth import SynthSpec, synth_image
 

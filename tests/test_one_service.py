@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from psdwatch.daemon.service_lock import ServiceLock, StoreInUse, lock_path
+from psdwatch.daemon.service.lock import ServiceLock, StoreInUse, lock_path
 
 from .conftest import classical_service, count_status, drop_frame, wait_for
 

@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from psdwatch.daemon import report, store
-from psdwatch.daemon.plots import histogram_plot, nice_ticks
-from psdwatch.pipeline import psd, synth
+from psdwatch.daemon.report import index as report
+from psdwatch.daemon.store import core as store
+from psdwatch.daemon.report.plots import histogram_plot, nice_ticks
+from psdwatch.pipeline.measure import psd
+from psdwatch.pipeline import synth
 from psdwatch.pipeline.analyse import Settings, analyse_image, analysis_record
 
 from .conftest import DATA

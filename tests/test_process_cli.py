@@ -13,8 +13,8 @@ import pytest
 import tifffile
 
 from psdwatch.daemon.cli import main
-from psdwatch.daemon.live_model import live_model_name
-from psdwatch.pipeline import psd
+from psdwatch.daemon.models.live import live_model_name
+from psdwatch.pipeline.measure import psd
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import tifffile
 
-from psdwatch.daemon import proposals
-from psdwatch.daemon.service import run_service
-from psdwatch.pipeline import train_data
+from psdwatch.daemon.models import proposals
+from psdwatch.daemon.service.loop import run_service
+from psdwatch.pipeline.train import data as train_data
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
 pytestmark = pytest.mark.slow  # real processes or training: `pytest -m 'not slow'` skips them

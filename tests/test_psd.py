@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from psdwatch.pipeline import psd
+from psdwatch.pipeline.measure import psd
 
 
 def test_lognormal_sample_recovers_median_and_sigma():

@@ -1,4 +1,4 @@
-"""The service's read-ahead (daemon/read_ahead.py): the next image read and its scale bar
+"""The service's read-ahead (daemon/service/read_ahead.py): the next image read and its scale bar
 found in a background thread, used only when its bytes are the ones the job hashed."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from psdwatch.daemon.read_ahead import HELD, ReadAhead
+from psdwatch.daemon.service.read_ahead import HELD, ReadAhead
 from psdwatch.pipeline.analyse import analyse_image
 from psdwatch.pipeline.settings import Settings
 from psdwatch.pipeline.synth import SynthSpec, synth_image
@@ -84,7 +84,7 @@ def test_a_file_the_read_ahead_cannot_read_is_left_to_the_job(tmp_path):
 def test_auto_reads_ahead_only_beside_a_gpu():
     import torch
 
-    from psdwatch.daemon.read_ahead import wanted
+    from psdwatch.daemon.service.read_ahead import wanted
 
     assert wanted(True, "cpu") and not wanted(False, "auto")
     assert not wanted("auto", "cpu")

@@ -19,9 +19,10 @@ import cv2
 import numpy as np
 import pytest
 
-from psdwatch.daemon import report, store
-from psdwatch.daemon.missing_scan import MissingScan
-from psdwatch.pipeline import psd
+from psdwatch.daemon.report import index as report
+from psdwatch.daemon.store import core as store
+from psdwatch.daemon.watch.missing_scan import MissingScan
+from psdwatch.pipeline.measure import psd
 
 HOSTILE = ["<script>alert(1)</script>", 'Pt "quoted" \'single\' & <b>', "Pt/Al₂O₃ é 試料",
            "Pt-Al2O3-e", "A", "a", "index", "..", "CON"]

@@ -12,9 +12,11 @@ import sys
 
 import pytest
 
-from psdwatch.daemon import reprocess, store
+from psdwatch.daemon.models import reprocess
+from psdwatch.daemon.store import core as store
 from psdwatch.daemon.config import load_config, settings_from_config
-from psdwatch.pipeline import models, segment
+from psdwatch.pipeline.runtime import models
+from psdwatch.pipeline.segment import engines as segment
 
 from .conftest import REPO, classical_service, count_status, drop_frame, start_service, wait_for
 

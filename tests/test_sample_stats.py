@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 import tifffile
 
-from psdwatch.daemon import report, sample_stats, store
-from psdwatch.daemon.report_scheduler import rebuild_due
-from psdwatch.daemon.sample_page import read_sample_data, write_sample_report
-from psdwatch.pipeline import psd
-from psdwatch.pipeline.measure import label_particles, measure_particles
-from psdwatch.pipeline.psd_histogram import SizeHistogram, summarise_histogram
+from psdwatch.daemon.report import index as report
+from psdwatch.daemon.store import sample_stats, core as store
+from psdwatch.daemon.report.scheduler import rebuild_due
+from psdwatch.daemon.report.sample_page import read_sample_data, write_sample_report
+from psdwatch.pipeline.measure import psd
+from psdwatch.pipeline.measure.particles import label_particles, measure_particles
+from psdwatch.pipeline.measure.psd_histogram import SizeHistogram, summarise_histogram
 
 from .test_report import add_done, add_quarantined, first_number, parse, particles
 

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import tifffile
 
-from psdwatch.pipeline import scale
-from psdwatch.pipeline.bar_corpus import LAYOUTS, background, corpus_frame
-from psdwatch.pipeline.bars import FONTS as BASE_FONTS
-from psdwatch.pipeline.bars import ITALIC_FONTS, MORE_FONTS, STYLES, draw_scale_bar, render_text
-from psdwatch.pipeline.scale import find_scale_bar
+from psdwatch.pipeline.scale import reader as scale
+from psdwatch.pipeline.scale.corpus import LAYOUTS, background, corpus_frame
+from psdwatch.pipeline.scale.draw import FONTS as BASE_FONTS
+from psdwatch.pipeline.scale.draw import ITALIC_FONTS, MORE_FONTS, STYLES, draw_scale_bar, render_text
+from psdwatch.pipeline.scale.reader import find_scale_bar
 from tests.conftest import DATA
 
 FEI = DATA / "formats"

@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-from psdwatch.pipeline import bar_find
+from psdwatch.pipeline.scale import bar_find
 from psdwatch.pipeline.analyse import read_scale_bar
-from psdwatch.pipeline.bar_corpus import background
-from psdwatch.pipeline.io import load_image
-from psdwatch.pipeline.scale import find_scale_bar
+from psdwatch.pipeline.scale.corpus import background
+from psdwatch.pipeline.io.image import load_image
+from psdwatch.pipeline.scale.reader import find_scale_bar
 from tests.conftest import DATA
 
 REAL = DATA / "scalebars-real"

@@ -15,9 +15,9 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from psdwatch.daemon import schedule
+from psdwatch.daemon.models import schedule
 from psdwatch.daemon.config import ConfigError, load_config
-from psdwatch.daemon.service import run_service
+from psdwatch.daemon.service.loop import run_service
 
 pytestmark = pytest.mark.slow  # real processes or training: `pytest -m 'not slow'` skips them
 

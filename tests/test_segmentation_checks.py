@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from psdwatch.daemon.cli import main
-from psdwatch.daemon.live_model import live_model_name
-from psdwatch.pipeline import blobs, contrast, segment
+from psdwatch.daemon.models.live import live_model_name
+from psdwatch.pipeline.segment import blobs, contrast, engines as segment
 from psdwatch.pipeline.analyse import Settings, analyse_image
-from psdwatch.pipeline.io import load_image
-from psdwatch.pipeline.models import load_model
+from psdwatch.pipeline.io.image import load_image
+from psdwatch.pipeline.runtime.models import load_model
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
 REPO = Path(__file__).resolve().parent.parent
@@ -185,7 +185,7 @@ def test_the_service_files_a_bright_field_frame_skipped_and_status_counts_it(tmp
         service.terminate()
         service.wait(timeout=60)
     assert counts["done"] == 1 and counts["skipped"] == 1, counts
-    from psdwatch.daemon import store
+    from psdwatch.daemon.store import core as store
     db = store.open_store(tmp_path / "state/db.sqlite")
     row = next(db.query("SELECT * FROM images WHERE path = 'cat-A/PtC1_BF.jpg'"))
     assert row["status"] == "skipped" and row["reason"] == "bright-field image; psdwatch measures HAADF"

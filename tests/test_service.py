@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from psdwatch.daemon import live_model, store
+from psdwatch.daemon.models import live as live_model
+from psdwatch.daemon.store import core as store
 
 from .conftest import classical_service, drop_frame, read_rows, wait_for
 
@@ -113,8 +114,8 @@ def test_unet_engine_without_a_live_model_refuses_to_start(setup):
 
 def test_a_fresh_models_dir_gets_the_bundled_starter_and_a_used_one_is_left_alone(tmp_path):
     from psdwatch.daemon.config import load_config
-    from psdwatch.daemon.live_model import BUNDLED_MODELS, install_starter, load_live_model
-    from psdwatch.pipeline import models
+    from psdwatch.daemon.models.live import BUNDLED_MODELS, install_starter, load_live_model
+    from psdwatch.pipeline.runtime import models
 
     bundled = live_model.live_model_name(BUNDLED_MODELS)
     assert bundled is not None, "psdwatch ships a live starter model"

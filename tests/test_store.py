@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from psdwatch.daemon import store
+from psdwatch.daemon.store import core as store
 
 MAIN = Path(__file__).resolve().parent.parent
 
@@ -412,7 +412,7 @@ def test_real_measured_particles_fit_the_table(db, tmp_path):
     """Particles measured by the real pipeline.measure on a real human mask
     (../shared/data) go into the table column for column."""
     import cv2
-    from psdwatch.pipeline import measure
+    from psdwatch.pipeline.measure import particles as measure
     data = MAIN.parent / "shared" / "data" / "pt-alumina-haadf"
     image = cv2.imread(str(data / "ptal_014.tif"), cv2.IMREAD_UNCHANGED)
     mask = cv2.imread(str(data / "ptal_014_mask.png"), cv2.IMREAD_GRAYSCALE) > 0

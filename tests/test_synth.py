@@ -11,7 +11,7 @@ import pytest
 import tifffile
 from skimage import measure
 
-from psdwatch.pipeline.bars import STYLES
+from psdwatch.pipeline.scale.draw import STYLES
 from psdwatch.pipeline.synth import SynthSpec, synth_image, synth_set
 
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from psdwatch.daemon import live_model, promotion
-from psdwatch.pipeline import models, train, train_data
+from psdwatch.daemon.models import live as live_model, promotion
+from psdwatch.pipeline.runtime import models
+from psdwatch.pipeline.train import loop as train, data as train_data, scoring
 
 pytestmark = pytest.mark.slow  # real processes or training: `pytest -m 'not slow'` skips them
 
@@ -134,6 +135,6 @@ def test_a_model_trained_on_flattened_frames_says_so_and_is_run_so(examples, tmp
     model = models.load_model(tmp_path, "flat-1")
     assert model.input_mode == "flattened"
     # Scored as process runs it: the raw frame in, flattened on the way.
-    assert 0.0 <= train.evaluate(model, examples[:1])["iou"] <= 1.0
+    assert 0.0 <= scoring.evaluate(model, examples[:1])["iou"] <= 1.0
     assert examples[0].prepared("flattened") is examples[0].prepared("flattened")  # made once
     assert not np.allclose(examples[0].prepared("flattened"), examples[0].prepared("plain"))

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from psdwatch.daemon import store
+from psdwatch.daemon.store import core as store
 
 from .conftest import wait_for
-from psdwatch.daemon.watch import (Settler, StoreIntake, Watcher, WatchSettings, matches, mount_type,
-                          wants_polling)
+from psdwatch.daemon.watch.watcher import Settler, StoreIntake, Watcher, WatchSettings, matches, mount_type, wants_polling
 
 SETTLE = 0.8
 POLL = 0.3

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 
-from psdwatch.daemon import store
-from psdwatch.daemon.worker import process_job
+from psdwatch.daemon.store import core as store
+from psdwatch.daemon.service.worker import process_job
 from psdwatch.pipeline.settings import Settings
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
@@ -34,5 +34,5 @@ def test_a_file_replaced_with_preserved_size_and_times_is_not_stored_under_its_o
     # Taken again once its wait is over, it is measured as the content it now has.
     store_db.execute("UPDATE queue SET not_before = NULL")
     outcome = process_job(store_db, store.claim_next(store_db), root, Settings(engine="classical", bootstrap=0), None)
-    from psdwatch.pipeline.io import file_sha256
+    from psdwatch.pipeline.io.image import file_sha256
     assert outcome.status == "done" and outcome.sha256 == file_sha256(other / "frame.tif")

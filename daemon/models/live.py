@@ -7,9 +7,9 @@ import logging
 import shutil
 from pathlib import Path
 
-from .config import DEFAULT_CONFIG, ConfigError
-from ..pipeline import models
-from ..pipeline.files import write_atomic
+from ..config import DEFAULT_CONFIG, ConfigError
+from ...pipeline.runtime import models
+from ...pipeline.io.files import write_atomic
 
 log = logging.getLogger("psdwatch")
 
@@ -125,7 +125,7 @@ def load_live_model(config: dict, engine: str) -> models.Model | None:
 def prepare_named(models_dir: Path, name: str, seg: dict, threads: int | None = None) -> models.Model:
     """Model `name` of models_dir, ready to run as [segment] (device, precision,
     runtime, threads) says: here, and once per process on a Dask worker."""
-    from ..pipeline import runtime  # torch: only where a network runs
+    from ...pipeline import runtime  # torch: only where a network runs
 
     return runtime.prepare(models_dir, name, seg["device"], seg["precision"], seg["runtime"],
                            seg["threads"] if threads is None else threads)

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..pipeline import classical, metrics, models
-from ..pipeline.train import Example, TrainOptions, evaluate, run_training, score_by_series, test_set_id
-from .live_model import live_model_name, resolve_init, set_live
+from ...pipeline.segment import classical
+from ...pipeline.train import metrics
+from ...pipeline.runtime import models
+from ...pipeline.train.loop import Example, TrainOptions, run_training, test_set_id
+from ...pipeline.train.scoring import evaluate, score_by_series
+from .live import live_model_name, resolve_init, set_live
 
 
 NOISE = 0.02  # a per-series score may drop this much (or 0.1/sqrt(images), if more) and count as unchanged

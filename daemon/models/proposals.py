@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import tifffile
 
-from ..pipeline.files import write_atomic
+from ...pipeline.io.files import write_atomic
 
 log = logging.getLogger("psdwatch")
 

@@ -9,7 +9,7 @@ It is a separate process beside the running service: it writes in short WAL
 transactions and never touches the queue, so the service goes on. It resumes by
 construction: an image already measured with the target model's weights (its
 sha256) is skipped, so a run that was interrupted goes on where it stopped.
-Analysis goes where `[compute] scheduler` says (daemon/compute.py): in this
+Analysis goes where `[compute] scheduler` says (daemon/service/compute.py): in this
 process, or on a Dask LocalCluster or cluster, several images at once; the
 results are stored here, by this process only.
 """
@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import compute, store
-from .worker import run_jobs
-from ..pipeline.models import Model
-from ..pipeline.settings import Settings
+from ..service import compute
+from ..store import core as store
+from ..service.worker import run_jobs
+from ...pipeline.runtime.models import Model
+from ...pipeline.settings import Settings
 
 log = logging.getLogger("psdwatch")
 

@@ -31,10 +31,10 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .config import ConfigError
-from ..pipeline.files import write_atomic
-from ..pipeline.train_data import find_annotations
-from .live_model import live_model_name
+from ..config import ConfigError
+from ...pipeline.io.files import write_atomic
+from ...pipeline.train.data import find_annotations
+from .live import live_model_name
 
 log = logging.getLogger("psdwatch")
 

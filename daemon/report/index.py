@@ -24,18 +24,16 @@ import logging
 import time
 from pathlib import Path
 
-from ..pipeline.files import sweep_temporaries, write_atomic
-from ..pipeline.psd import summarise_sample as summarise  # noqa: F401
-from .names import (THUMBS, sample_csv_name, sample_page_name, sample_slug, thumbnail_name,  # noqa: F401
-                    thumbnail_path, view_name)
-from .page_render import (FLAG_TEXT, QUESTIONABLE_SCALE, TEMPLATES_DIR, _count, _flag_items, _json,  # noqa: F401
-                          _local_time, _natural_key, _now_context, _strip, render, templates_dir)
+from ...pipeline.io.files import sweep_temporaries, write_atomic
+from ...pipeline.measure.psd import summarise_sample as summarise  # noqa: F401
+from .names import THUMBS, sample_csv_name, sample_page_name, sample_slug, thumbnail_name, thumbnail_path, view_name
+from .page_render import FLAG_TEXT, QUESTIONABLE_SCALE, TEMPLATES_DIR, _count, _flag_items, _json, _local_time, _natural_key, _now_context, _strip, render, templates_dir
 from .particles_csv import CSV_COLUMNS, write_csv  # noqa: F401
 from .plots import d50_dotplot, format_number, overlay_plot  # noqa: F401
-from .store import models_by_sample
+from ..store.core import models_by_sample
 from .sample_page import PAGE_IMAGES, write_sample_report  # noqa: F401
-from .sample_stats import totals as store_totals
-from .queries import PARTICLE_FIELDS, SUMMARY_TABLE, index_rows, queue_counts, save_summary  # noqa: F401
+from ..store.sample_stats import totals as store_totals
+from ..store.queries import PARTICLE_FIELDS, SUMMARY_TABLE, index_rows, queue_counts, save_summary  # noqa: F401
 from .thumbnails import encode_thumbnail, write_thumbnail  # noqa: F401
 
 log = logging.getLogger("psdwatch.report")

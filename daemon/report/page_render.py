@@ -13,12 +13,12 @@ from pathlib import Path
 
 import jinja2
 
-from ..pipeline import __version__ as SOFTWARE_VERSION
+from ...pipeline import __version__ as SOFTWARE_VERSION
 from .plots import format_number
 
 # templates/ sits beside daemon/ at the top of the project (DESIGN's layout);
 # PSDWATCH_TEMPLATES points elsewhere, e.g. for an installed wheel.
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 # Flags of an image, what they mean for a person, and how bad they are.
 # "bad": the sizes of that image are not in the nm PSD; "warn": they are, but

@@ -8,7 +8,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .queries import EDGE_CODES, PARTICLE_FIELDS
+from ..store.queries import EDGE_CODES, PARTICLE_FIELDS
 
 # CSV: Fiji's "Results" column names, so people can reuse their macros and habits.
 CSV_COLUMNS = [" ", "Label", "Particle", "Area", "Perim.", "X", "Y", "Feret", "MinFeret",

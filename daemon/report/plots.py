@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from ..pipeline import psd
-from ..pipeline.psd_histogram import SizeHistogram
+from ...pipeline.measure import psd
+from ...pipeline.measure.psd_histogram import SizeHistogram
 
 
 class _Values:

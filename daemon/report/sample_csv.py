@@ -19,10 +19,10 @@ from typing import BinaryIO
 
 import numpy as np
 
-from ..pipeline.files import write_atomic
+from ...pipeline.io.files import write_atomic
 from .names import sample_csv_name
 from .particles_csv import write_csv
-from .queries import PARTICLE_FIELDS, _columns, _select
+from ..store.queries import PARTICLE_FIELDS, _columns, _select
 
 STATE_DDL = ("CREATE TABLE IF NOT EXISTS csv_state (sample TEXT PRIMARY KEY, last_image_id INTEGER NOT NULL, "
              "rows INTEGER NOT NULL, bytes INTEGER NOT NULL)")

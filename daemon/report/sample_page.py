@@ -20,15 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from . import page_render as R
-from . import sample_stats
+from ..store import sample_stats
 from .names import sample_archive_name, sample_csv_name, sample_page_name, thumbnail_name, view_name
 from .plots import cumulative_plot, histogram_plot, psd_quantiles
-from .queries import IMAGE_FIELDS, _columns, _select, save_summary, snapshot
+from ..store.queries import IMAGE_FIELDS, _columns, _select, save_summary, snapshot
 from .sample_csv import update_csv
 from .view_pages import ensure_view_page
-from ..pipeline.files import write_atomic
-from ..pipeline.psd import MAX_BOOTSTRAP_DRAWS, summarise_sample
-from ..pipeline.psd_histogram import SizeHistogram, summarise_histogram
+from ...pipeline.io.files import write_atomic
+from ...pipeline.measure.psd import MAX_BOOTSTRAP_DRAWS, summarise_sample
+from ...pipeline.measure.psd_histogram import SizeHistogram, summarise_histogram
 
 PAGE_IMAGES = 500
 

@@ -24,12 +24,13 @@ import threading
 import time
 from pathlib import Path
 
-from . import report, store
-from .report_health import note_failure, note_ok, write as _write
-from .logging_once import OncePerMinute
-from .missing_scan import MissingScan
+from . import index as report
+from ..store import core as store
+from ..store.report_health import note_failure, note_ok, write as _write
+from ..service.logging_once import OncePerMinute
+from ..watch.missing_scan import MissingScan
 from .sample_page import write_sample_report
-from ..pipeline.files import write_atomic
+from ...pipeline.io.files import write_atomic
 
 log = logging.getLogger("psdwatch.report")
 

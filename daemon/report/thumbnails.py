@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..pipeline.files import write_atomic
+from ...pipeline.io.files import write_atomic
 
 
 def _outline(img: np.ndarray, region: np.ndarray, scale: float, colour: tuple[int, int, int]) -> int:

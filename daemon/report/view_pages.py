@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ..pipeline.files import write_atomic
+from ...pipeline.io.files import write_atomic
 from .names import VIEWS
 from .thumbnails import EXCLUDED_BGR, MEASURED_BGR
 

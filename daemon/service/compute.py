@@ -32,10 +32,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..pipeline.analyse import Analysis, analyse_image, analyse_loaded
-from ..pipeline.io import load_image
-from ..pipeline.models import Model
-from ..pipeline.settings import Settings
+from ...pipeline.analyse import Analysis, analyse_image, analyse_loaded
+from ...pipeline.io.image import load_image
+from ...pipeline.runtime.models import Model
+from ...pipeline.settings import Settings
 
 log = logging.getLogger("psdwatch")
 
@@ -80,7 +80,7 @@ def _worker_model(spec: ModelSpec | None) -> Model | None:
         return None
     model = _WORKER_MODELS.get(spec)
     if model is None:
-        from .live_model import prepare_named
+        from ..models.live import prepare_named
 
         weights = Path(spec.models_dir) / f"{spec.name}.safetensors"
         if not weights.is_file():

@@ -15,20 +15,23 @@ import threading
 import time
 from pathlib import Path
 
-from . import compute, proposals, report, report_scheduler, schedule, store
-from .config import load_config, settings_from_config
-from .live_model import engine_reason, live_model_name, load_live_model
+from . import compute
+from ..models import proposals, schedule
+from ..report import index as report, scheduler as report_scheduler
+from ..store import core as store
+from ..config import load_config, settings_from_config
+from ..models.live import engine_reason, live_model_name, load_live_model
 from .log_setup import setup_logging  # noqa: F401 - the CLI and the demo call service.setup_logging
 from .logging_once import OncePerMinute
-from .report_health import health as report_health, note_failure
+from ..store.report_health import health as report_health, note_failure
 from .read_ahead import ReadAhead, wanted as read_ahead_wanted
-from .samples import locate
-from .service_lock import ServiceLock
-from .watch import StoreIntake, WatchSettings, Watcher, root_problem
+from ..watch.samples import locate
+from .lock import ServiceLock
+from ..watch.watcher import StoreIntake, WatchSettings, Watcher, root_problem
 from .worker import Outcome, process_job, run_jobs
-from ..pipeline.analyse import Settings
-from ..pipeline.files import write_atomic
-from ..pipeline.io import preload_readers
+from ...pipeline.analyse import Settings
+from ...pipeline.io.files import write_atomic
+from ...pipeline.io.image import preload_readers
 
 log = logging.getLogger("psdwatch")
 

@@ -19,9 +19,9 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from ..pipeline.analyse import ReadImage, read_image
-from ..pipeline.io import file_sha256
-from ..pipeline.settings import Settings
+from ...pipeline.analyse import ReadImage, read_image
+from ...pipeline.io.image import file_sha256
+from ...pipeline.settings import Settings
 
 log = logging.getLogger("psdwatch")
 HELD = 2  # images read ahead and not yet taken, at most
@@ -33,7 +33,7 @@ def wanted(setting: bool | str, device: str) -> bool:
     only competes with it (bench/run.py --only read_ahead: 0.97x there)."""
     if isinstance(setting, bool):
         return setting
-    from ..pipeline.segment import choose_device
+    from ...pipeline.segment.engines import choose_device
 
     return choose_device(device) == "cuda"
 

@@ -18,13 +18,14 @@ from typing import Callable, Iterable, Iterator
 
 from sqlite_utils import Database
 
-from . import compute, store
-from .samples import locate
-from .watch import root_problem
+from . import compute
+from ..store import core as store
+from ..watch.samples import locate
+from ..watch.watcher import root_problem
 from .read_ahead import ReadAhead
-from ..pipeline.analyse import Analysis, ReadImage, Settings, analyse_image, analysis_record
-from ..pipeline.io import UnreadableImage, file_sha256
-from ..pipeline.models import Model
+from ...pipeline.analyse import Analysis, ReadImage, Settings, analyse_image, analysis_record
+from ...pipeline.io.image import UnreadableImage, file_sha256
+from ...pipeline.runtime.models import Model
 
 log = logging.getLogger("psdwatch")
 BRIGHT_FIELD_REASON = "bright-field image; psdwatch measures HAADF"

@@ -37,8 +37,8 @@ from typing import Iterator, NamedTuple
 from sqlite_utils import Database
 
 from . import sample_stats
-from ..pipeline import __version__ as SOFTWARE_VERSION
-from ..pipeline.particle_schema import PARTICLE_SCHEMA
+from ...pipeline import __version__ as SOFTWARE_VERSION
+from ...pipeline.measure.schema import PARTICLE_SCHEMA
 
 STATUSES = ("done", "quarantined", "duplicate", "skipped")
 

@@ -1,7 +1,7 @@
 """The reports' reads of the store, and their cache of per-sample numbers.
 
 Every read of one page runs in one consistent snapshot (WAL). A sample page
-reads its kept numbers and its latest rows through indexes (daemon/sample_page.py),
+reads its kept numbers and its latest rows through indexes (daemon/report/sample_page.py),
 so it costs the same at 10 samples or 1000 and at 10 images or 10^5; the index
 page reads the kept per-sample counts joined to `sample_summaries`.
 """
@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import Iterator
 
 
-from ..pipeline.particle_schema import PARTICLE_SCHEMA
+from ...pipeline.measure.schema import PARTICLE_SCHEMA
 
 log = logging.getLogger("psdwatch.report")
 

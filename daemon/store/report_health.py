@@ -6,7 +6,7 @@ a module that imports nothing heavy, so that `psdwatch status` answers at once.
 
 from __future__ import annotations
 
-from . import store
+from . import core as store
 
 
 def write(db, sql: str, params: list = ()) -> None:

@@ -17,7 +17,7 @@ whole sample or the whole store. So the store keeps, beside its contract tables:
 - `report_dirty`: the samples whose pages must be redrawn (triggers), and
   whether their CSV must be rewritten rather than appended to; with
   `report_dirty_images`, `archive_pages`, `report_health` and `pending_files`,
-  the report thread's bookkeeping (daemon/report_scheduler.py).
+  the report thread's bookkeeping (daemon/report/scheduler.py).
 
 A store made before these tables gets them filled once when it is opened.
 """
@@ -30,7 +30,7 @@ import logging
 
 import numpy as np
 
-from ..pipeline.psd_histogram import SizeHistogram
+from ...pipeline.measure.psd_histogram import SizeHistogram
 
 log = logging.getLogger("psdwatch")
 

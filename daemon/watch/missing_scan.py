@@ -18,9 +18,9 @@ import os
 import time
 from pathlib import Path
 
-from . import store
+from ..store import core as store
 from .samples import as_text, locate
-from .watch import root_problem
+from .watcher import root_problem
 
 log = logging.getLogger("psdwatch")
 

@@ -30,7 +30,7 @@ from watchdog.events import (DirCreatedEvent, DirMovedEvent, FileSystemEvent,
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
-from .logging_once import OncePerMinute
+from ..service.logging_once import OncePerMinute
 
 log = logging.getLogger("psdwatch.watch")
 
@@ -373,7 +373,8 @@ class StoreIntake:
     become queue entries under their sample (DESIGN's sample rule)."""
 
     def __init__(self, db, root: Path, sample_pattern: str | None = None):
-        from . import samples, store  # noqa: PLC0415  (keeps watch usable without a store)
+        from . import samples
+        from ..store import core as store  # noqa: PLC0415  (keeps watch usable without a store)
         self._store, self._samples = store, samples
         self.db, self.root, self.sample_pattern = db, Path(root), sample_pattern
 

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from .edge_profiles import SHAPE_NAMES, SHAPES, profile
-from .measure import label_particles
+from .particles import label_particles
 
 EDGES = ("profile", "mask")
 SIGMAS_PX = (0.5, 0.7, 1.0, 1.4, 2.0, 2.8)   # the probe blurs tried, px

@@ -18,7 +18,7 @@ from skimage.feature import peak_local_max
 
 
 # The one particle schema lives in particle_schema (light: `psdwatch status` imports it).
-from .particle_schema import PARTICLE_NAMES, PARTICLE_SCHEMA, Column  # noqa: E402, F401
+from .schema import PARTICLE_NAMES, PARTICLE_SCHEMA, Column  # noqa: E402, F401
 
 
 def min_area_px(nm_per_px: float | None, min_diameter_nm: float, floor_px: int) -> int:

@@ -26,7 +26,7 @@ import logging
 import tempfile
 from pathlib import Path
 
-from ..models import Model, load_model
+from .models import Model, load_model
 from . import onnx
 from .tiles import plan_tiles, predict_probability
 from .torch_net import choose_device, choose_precision, cpu_has_native_bf16, run_network, torch_ready

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import write_atomic
-from ..models import Model
+from ..io.files import write_atomic
+from .models import Model
 
 log = logging.getLogger("psdwatch")
 PATHS = ("onnxruntime-fp32", "onnxruntime-int8", "torch-bf16")

@@ -9,7 +9,7 @@ fp32; with the percentile every one of 9 held-out real patches stayed at 0.98
 or better.
 
 The ranges must come from real images: calibrated on synthetic tiles alone, real
-patches fell to IoU 0.93. So training (pipeline/train.py) stores the activation
+patches fell to IoU 0.93. So training (pipeline/train/loop.py) stores the activation
 ranges of its own annotated images beside the model (`<name>.int8-ranges`:
 numbers, not images), and the int8 graph is built from them wherever the model
 runs; a model without them is calibrated on synthetic tiles, and the guard decides.
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..files import write_atomic
+from ..io.files import write_atomic
 from .onnx import fp32_graph, session_runner
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ PERCENTILE = 99.999
 
 def tiles(specs: tuple, first_seed: int, edge: int = 512, input_mode: str = "plain") -> list[np.ndarray]:
     """Normalised synthetic tiles, one per (support, particle diameter in px)."""
-    from ..model_input import normalise
+    from .model_input import normalise
     from ..synth import SynthSpec, synth_image
 
     out = []
@@ -60,7 +60,7 @@ def tiles(specs: tuple, first_seed: int, edge: int = 512, input_mode: str = "pla
 
 def guard(fp32: Path, int8: Path, threshold: float, input_mode: str = "plain") -> dict:
     """IoU of the int8 graph's masks against fp32's on the guard tiles, and the verdict."""
-    from ..metrics import confusion, scores
+    from ..train.metrics import confusion, scores
 
     cut = math.log(threshold / (1 - threshold))  # the threshold on the logits
     ref, quant, ious = session_runner(fp32), session_runner(int8), []

@@ -2,7 +2,7 @@
 
 Weights are only ever stored as safetensors so that loading a model file can
 never run code (a pickle can). Which model is live, and promotion, are the
-service's: psdwatch.daemon.live_model and psdwatch.daemon.promotion.
+service's: psdwatch.daemon.models.live and psdwatch.daemon.models.promotion.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .files import write_atomic
-from .io import file_sha256
+from ..io.files import write_atomic
+from ..io.image import file_sha256
 
 if TYPE_CHECKING:  # torch is imported where a network is built: `status` and `--help` never pay for it
     import torch
@@ -113,7 +113,7 @@ def load_weights(net: torch.nn.Module, weights: Path) -> torch.nn.Module:
 
 def resolve_weights(models_dir: Path, init: str) -> Path:
     """The weights file `init` names: a model in the dir, or a path. (Which model is
-    live is the service's business: psdwatch.daemon.live_model resolves "live".)"""
+    live is the service's business: psdwatch.daemon.models.live resolves "live".)"""
     named = Path(models_dir) / f"{init}.safetensors"
     if named.is_file():
         return named

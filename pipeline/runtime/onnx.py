@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from ..files import write_atomic
+from ..io.files import write_atomic
 
 if TYPE_CHECKING:  # torch only where a graph must be exported
     import torch

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..model_input import normalise
-from ..models import Model
+from .model_input import normalise
+from .models import Model
 from .torch_net import run_network
 
 

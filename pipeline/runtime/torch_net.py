@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import torch
 
-    from ..models import Model
+    from .models import Model
 
 
 @functools.cache

@@ -13,7 +13,7 @@ import zlib
 import cv2
 import numpy as np
 
-from .bars import FONTS, ITALIC_FONTS, MORE_FONTS, draw_scale_bar
+from .draw import FONTS, ITALIC_FONTS, MORE_FONTS, draw_scale_bar
 
 # layout -> (bars style, label beside the bar?, fonts)
 LAYOUTS: dict[str, tuple[str, bool | None, tuple[str, ...]]] = {

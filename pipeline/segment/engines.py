@@ -14,10 +14,9 @@ import time
 import numpy as np
 
 from . import classical, size
-from .model_input import FLATTEN_RADIUS_PX, flatten_background, normalise  # noqa: F401 - the public face
-from .models import Model
-from .runtime import (choose_device, choose_precision, cpu_has_native_bf16, plan_tiles,  # noqa: F401
-                      predict_probability, prepare_model, run_network)
+from ..runtime.model_input import FLATTEN_RADIUS_PX, flatten_background, normalise  # noqa: F401 - the public face
+from ..runtime.models import Model
+from ..runtime import choose_device, choose_precision, cpu_has_native_bf16, plan_tiles, predict_probability, prepare_model, run_network
 
 ENGINES = ("auto", "unet", "classical")
 log = logging.getLogger("psdwatch")

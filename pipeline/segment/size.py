@@ -30,7 +30,7 @@ import numpy as np
 from skimage import measure
 
 from . import blobs
-from .settings import TARGET_DIAMETER_PX
+from ..settings import TARGET_DIAMETER_PX
 
 DISAGREE = "size estimates disagree"
 MIN_PROBE_FACTOR = 4   # a 2x probe costs a quarter of a full pass: 1.7 s of a 4.5 s frame
@@ -113,7 +113,7 @@ def fragment_area_px(decision: SizeDecision) -> int:
     return int(np.pi / 4 * d * d)
 
 
-def decide_scale(image: np.ndarray, exclude: np.ndarray | None, survey: blobs.Blobs,
+def decide_segment_scale(image: np.ndarray, exclude: np.ndarray | None, survey: blobs.Blobs,
                  segment_at: Callable[[np.ndarray, np.ndarray | None], np.ndarray],
                  target_px: float = TARGET_DIAMETER_PX) -> SizeDecision:
     """The resampling factor for segmentation (see the module's docstring)."""

@@ -15,9 +15,11 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from . import models, segment, weak_masks
-from .files import write_atomic
-from .io import load_image
+from ..runtime import models
+from ..segment import engines as segment
+from . import weak_masks
+from ..io.files import write_atomic
+from ..io.image import load_image
 
 MASK_SUFFIXES = ("_mask.png", "_mask.tif", "_mask.tiff")
 
@@ -186,7 +188,7 @@ def synthetic_examples(count: int, size: int = 512, seed: int = 1) -> list[Examp
     oxide supports in turn; particle medians log-uniform from 4 to 40 px (size-aware
     segmentation shrinks larger ones into this range); 8 and 16 bit; a third of
     them through JPEG at quality 60-90, as figures are exported."""
-    from .synth import BACKGROUNDS, STYLES, SynthSpec, synth_image
+    from ..synth import BACKGROUNDS, STYLES, SynthSpec, synth_image
 
     out = []
     for i in range(count):
@@ -212,9 +214,9 @@ def synthetic_d50_error(model: models.Model, count: int = 4, size: int = 1024, s
     whether the number a user reads off the report is right."""
     import tempfile
 
-    from . import psd
-    from .analyse import Settings, analyse_image
-    from .synth import STYLES, SynthSpec, synth_image, write_example
+    from ..measure import psd
+    from ..analyse import Settings, analyse_image
+    from ..synth import STYLES, SynthSpec, synth_image, write_example
 
     errors = []
     settings = Settings(engine="unet", precision="fp32", bootstrap=0)
@@ -232,3 +234,11 @@ def synthetic_d50_error(model: models.Model, count: int = 4, size: int = 1024, s
         return {"images": count, "measured": 0}
     return {"images": count, "measured": len(errors), "median_abs": float(np.median(np.abs(errors))),
             "max_abs": float(np.max(np.abs(errors))), "errors": [round(e, 4) for e in errors]}
+
+
+def by_series(examples: list[Example]) -> list[list[Example]]:
+    """The examples grouped by acquisition series (train_data.series), in a fixed order."""
+    groups: dict[str, list[Example]] = {}
+    for example in examples:
+        groups.setdefault(series(example.name), []).append(example)
+    return [groups[k] for k in sorted(groups)]

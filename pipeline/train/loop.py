@@ -18,17 +18,18 @@ from pathlib import Path
 from typing import Callable
 
 import albumentations as A
-import cv2
 import numpy as np
 import segmentation_models_pytorch as smp
 import torch
 from safetensors.torch import load_file, save
 
-from . import metrics, models, segment
-from .files import write_atomic
-from .io import file_sha256
-from .train_data import Example, dataset_card, fixed_test_set, series, split, synthetic_d50_error
-
+from ..runtime import models
+from ..segment import engines as segment
+from ..io.files import write_atomic
+from ..io.image import file_sha256
+from .batches import augmenter, pick_example, sample_crop
+from .data import Example, by_series, dataset_card, fixed_test_set, split, synthetic_d50_error
+from .scoring import choose_threshold, evaluate, evaluate_by_series, score_by_series
 
 
 @dataclass
@@ -70,61 +71,6 @@ class History:
     final_fit: dict = field(default_factory=dict)
 
 
-def augmenter() -> A.Compose:
-    """The study's augmentations, plus shot noise and intensity scaling for HAADF."""
-    return A.Compose([
-        A.HorizontalFlip(p=0.5),
-        A.VerticalFlip(p=0.5),
-        A.RandomRotate90(p=0.5),
-        A.Affine(scale=(0.6, 1.6), translate_percent=(-0.05, 0.05), rotate=(-30, 30),
-                 border_mode=cv2.BORDER_REFLECT_101, p=0.5),
-        A.OneOf([A.ElasticTransform(alpha=20, sigma=5), A.GridDistortion(distort_limit=0.2),
-                 A.OpticalDistortion(distort_limit=0.1)], p=0.3),
-        A.RandomBrightnessContrast(brightness_limit=0.15, contrast_limit=0.25, p=0.5),
-        A.OneOf([A.Sharpen(alpha=(0.1, 0.3)), A.GaussianBlur(sigma_limit=(0.3, 1.2))], p=0.3),
-        A.GaussNoise(std_range=(0.01, 0.08), p=0.4),
-        A.MultiplicativeNoise(multiplier=(0.85, 1.15), p=0.3),
-    ])
-
-
-def sample_crop(example: Example, crop: int, rng: np.random.Generator,
-                particle_fraction: float, input_mode: str = "plain") -> tuple[np.ndarray, np.ndarray]:
-    """A crop, centred on a random particle with probability particle_fraction."""
-    h, w = example.mask.shape
-    image, mask = example.prepared(input_mode), example.mask
-    if h < crop or w < crop:
-        pad = ((0, max(0, crop - h)), (0, max(0, crop - w)))
-        image, mask = np.pad(image, pad, mode="reflect"), np.pad(mask, pad)
-        h, w = mask.shape
-    if rng.random() < particle_fraction and mask.any():
-        # A random particle, not a random particle pixel: by pixels the large
-        # particles would win, and recall on the tiniest is what needs the practice.
-        # (Padding is below and right of the image: the centres stand where they were.)
-        cy, cx = example.centres[rng.integers(len(example.centres))]
-        y = int(np.clip(cy - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, h - crop))
-        x = int(np.clip(cx - crop // 2 + rng.integers(-crop // 4, crop // 4 + 1), 0, w - crop))
-    else:
-        y, x = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
-    return image[y:y + crop, x:x + crop], mask[y:y + crop, x:x + crop]
-
-
-def by_series(examples: list[Example]) -> list[list[Example]]:
-    """The examples grouped by acquisition series (train_data.series), in a fixed order."""
-    groups: dict[str, list[Example]] = {}
-    for example in examples:
-        groups.setdefault(series(example.name), []).append(example)
-    return [groups[k] for k in sorted(groups)]
-
-
-def pick_example(groups: list[list[Example]], rng: np.random.Generator) -> Example:
-    """A series first, then an image in it: each kind of image gets the same share of
-    the crops however many images it has. Drawn by image, 25 Pt/alumina patches and
-    32 synthetic frames left the 6 real catalyst images a tenth of the crops, and
-    starter-v2 found 1 of 246 particles on a catalyst image it had trained on."""
-    group = groups[int(rng.integers(len(groups)))]
-    return group[int(rng.integers(len(group)))]
-
-
 def make_batch(examples: list[Example], options: TrainOptions, rng: np.random.Generator,
                augment: A.Compose) -> tuple[torch.Tensor, torch.Tensor]:
     images, masks = [], []
@@ -146,95 +92,6 @@ def loss_function(bce_weight: float) -> Callable[[torch.Tensor, torch.Tensor], t
     jaccard = smp.losses.JaccardLoss("binary", from_logits=True)
     bce = smp.losses.SoftBCEWithLogitsLoss()
     return lambda logits, target: jaccard(logits, target) + bce_weight * bce(logits, target)
-
-
-def evaluate_by_series(model: models.Model, examples: list[Example], precision: str = "fp32") -> dict:
-    """IoU, PPV and NPV as the mean over acquisition series of each series' pooled
-    scores, with the per-series figures under "series". Pooled over all pixels, a few
-    2048² catalyst frames outweigh a dozen 512² patches, and early stopping would
-    follow whichever kind has the most pixels."""
-    per = {series(group[0].name): evaluate(model, group, precision) for group in by_series(examples)}
-    return {m: float(np.mean([s[m] for s in per.values()])) for m in ("iou", "ppv", "npv")} | {"series": per}
-
-
-def evaluate(model: models.Model, examples: list[Example], precision: str = "fp32",
-             threshold: float | None = None) -> dict:
-    """Pixel IoU, PPV and NPV summed over whole images, as `process` would segment them
-    (at the model's own threshold unless one is given)."""
-    threshold = model.threshold if threshold is None else threshold
-    total = np.zeros(4, np.int64)
-    model.net.eval()
-    for example in examples:
-        prob = segment.predict_probability(model, example.data, precision=precision)
-        total += metrics.confusion(prob > threshold, example.mask)
-    return metrics.scores(total)
-
-
-def detection_scores(model: models.Model, examples: list[Example], precision: str = "fp32") -> dict:
-    """Particles found against people's boxes: a component of the model's mask (6 px and
-    more, not touching the frame's edge, whose particles people do not box) counts when
-    its centroid lies in a box, one to one. Box-annotated images are scored so because a
-    weak mask's edge is a guess, where a box's presence is not."""
-    from scipy.optimize import linear_sum_assignment
-
-    tp = found = boxed = 0
-    model.net.eval()
-    for example in examples:
-        prob = segment.predict_probability(model, example.data, precision=precision)
-        n, labels, stats, centroids = cv2.connectedComponentsWithStats((prob > model.threshold).astype(np.uint8))
-        h, w = labels.shape
-        keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 6
-                and stats[i, 0] > 0 and stats[i, 1] > 0 and stats[i, 0] + stats[i, 2] < w and stats[i, 1] + stats[i, 3] < h]
-        cen, boxes = centroids[keep].reshape(-1, 2), example.boxes
-        inside = ((cen[:, None, 0] >= boxes[None, :, 0]) & (cen[:, None, 0] <= boxes[None, :, 2])
-                  & (cen[:, None, 1] >= boxes[None, :, 1]) & (cen[:, None, 1] <= boxes[None, :, 3]))
-        if inside.size:
-            rows, cols = linear_sum_assignment(-inside.astype(float))
-            tp += int(inside[rows, cols].sum())
-        found, boxed = found + len(cen), boxed + len(boxes)
-    p, r = (tp / found if found else 1.0), (tp / boxed if boxed else 1.0)
-    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
-
-
-def score_by_series(model: models.Model, examples: list[Example], precision: str = "fp32") -> dict:
-    """Per acquisition series: its pooled pixel scores (masks) or detection scores
-    (boxes), its image count, and "score", the one figure promotion compares: IoU for
-    masks, F1 for boxes."""
-    out = {}
-    for group in by_series(examples):
-        masks = [e for e in group if e.boxes is None]
-        boxed = [e for e in group if e.boxes is not None]
-        figures = evaluate(model, masks, precision) if masks else detection_scores(model, boxed, precision)
-        out[series(group[0].name)] = {**figures, "n": len(group),
-                                      "score": figures["iou"] if masks else figures["f1"]}
-    return out
-
-
-THRESHOLDS = tuple(round(t, 2) for t in np.arange(0.2, 0.96, 0.05))  # to 0.95: a model trained on weak
-# masks drawn wider than the particles chose 0.8, the top of a grid that ended there, its IoU still rising
-
-
-def choose_threshold(model: models.Model, val: list[Example], precision: str = "fp32") -> tuple[float, dict]:
-    """The probability threshold with the best validation IoU (the mean over series, as
-    early stopping weighs them), and that IoU at each one.
-
-    Chosen on validation, never on the test set: the card's test figures are then
-    an honest measure of the model as `process` runs it."""
-    if not val:
-        return 0.5, {}
-    model.net.eval()
-    groups = [[(segment.predict_probability(model, e.data, precision=precision), e.mask) for e in group]
-              for group in by_series(val)]
-    ious = {}
-    for t in THRESHOLDS:
-        per_series = []
-        for group in groups:
-            total = np.zeros(4, np.int64)
-            for prob, mask in group:
-                total += metrics.confusion(prob > t, mask)
-            per_series.append(metrics.scores(total)["iou"])
-        ious[t] = float(np.mean(per_series))
-    return max(ious, key=lambda t: (ious[t], -abs(t - 0.5))), ious
 
 
 def save_checkpoint(path: Path, net: torch.nn.Module, optimizer: torch.optim.Optimizer,
@@ -378,7 +235,7 @@ def run_training(annotations: list[Example], models_dir: Path, options: TrainOpt
     fixed test set, save. `init` starts from existing weights (a model name or a
     safetensors path): on a CPU, fine-tuning the live model on the grown
     annotation set takes a fraction of a training from scratch. Whether the new
-    model goes live is decided by the service (psdwatch.daemon.promotion).
+    model goes live is decided by the service (psdwatch.daemon.models.promotion).
 
     Returns the new model's card and the test set it was scored on.
     """
@@ -390,30 +247,13 @@ def run_training(annotations: list[Example], models_dir: Path, options: TrainOpt
     train_all = train + (synthetic or [])
     progress(f"training on {len(train)} annotated + {len(synthetic or [])} synthetic, "
              f"validating on {len(val)}, testing on {len(test)}")
-    net = models.build_unet()
-    init_weights = models.resolve_weights(models_dir, init) if init else None
-    if init_weights is not None:
-        models.load_weights(net, init_weights)
-        progress(f"starting from {init_weights}")
+    net, init_weights = _initial_net(models_dir, init, progress)
     name = name or time.strftime("unet-%Y%m%d-%H%M%S")
     checkpoint = models_dir / "checkpoints" / f"{name}.safetensors"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    budget = options.time_budget_s
-    fit_options = options
-    if budget and options.final_fit and val:
-        fit_options = replace(options, time_budget_s=budget * (1 - options.final_fit_budget_share))
-    started = time.monotonic()
-    history = fit(net, train_all, val, fit_options, checkpoint, progress)
-    if options.final_fit and val and history.epochs:
-        left = None if not budget else max(0.0, budget - (time.monotonic() - started))
-        history.final_fit = final_fit(net, train_all + val, history, options, left, progress)
+    history = _fit_in_budget(net, train_all, val, options, checkpoint, progress)
     trained = models.Model(name, "", net, {}, input_mode=options.input_mode)
-    trained.threshold, threshold_ious = choose_threshold(trained, val)
-    progress(f"threshold {trained.threshold:g} (validation IoU {threshold_ious.get(trained.threshold, float('nan')):.3f})")
-    test_metrics = evaluate(trained, test) if test else {}
-    test_by_series = score_by_series(trained, test) if test else {}
-    progress(f"test IoU {test_metrics.get('iou', float('nan')):.3f}; measuring d50 on synthetic truth")
-    synthetic_d50 = synthetic_d50_error(trained, options.synthetic_check_images)
+    scores = _scores(trained, val, test, options, progress)
     card = {
         "name": name,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -424,10 +264,7 @@ def run_training(annotations: list[Example], models_dir: Path, options: TrainOpt
         "test_set": test_set_id(test),
         "threshold": trained.threshold,
         "input": options.input_mode,
-        "threshold_validation_iou": {str(k): round(v, 4) for k, v in threshold_ious.items()},
-        "test_metrics": test_metrics,
-        "test_metrics_by_series": test_by_series,
-        "synthetic_d50_error": synthetic_d50,
+        **scores,
         "validation": {"best_iou": history.best_val_iou, "best_epoch": history.best_epoch + 1,
                        "epochs_run": len(history.epochs), "stopped": history.stopped},
         "final_fit": history.final_fit,
@@ -441,12 +278,53 @@ def run_training(annotations: list[Example], models_dir: Path, options: TrainOpt
     return card, test
 
 
+def _initial_net(models_dir: Path, init: str | None, progress: Callable[[str], None]
+                 ) -> tuple[torch.nn.Module, Path | None]:
+    """A new U-Net, from random weights or from `init` (a model name or a safetensors path)."""
+    net = models.build_unet()
+    init_weights = models.resolve_weights(models_dir, init) if init else None
+    if init_weights is not None:
+        models.load_weights(net, init_weights)
+        progress(f"starting from {init_weights}")
+    return net, init_weights
+
+
+def _fit_in_budget(net: torch.nn.Module, train_all: list[Example], val: list[Example], options: TrainOptions,
+                   checkpoint: Path, progress: Callable[[str], None]) -> History:
+    """Fit with early stopping, then the final fit on train + validation in what is left
+    of the time budget (its share is kept back from the first fit)."""
+    budget = options.time_budget_s
+    fit_options = options
+    if budget and options.final_fit and val:
+        fit_options = replace(options, time_budget_s=budget * (1 - options.final_fit_budget_share))
+    started = time.monotonic()
+    history = fit(net, train_all, val, fit_options, checkpoint, progress)
+    if options.final_fit and val and history.epochs:
+        left = None if not budget else max(0.0, budget - (time.monotonic() - started))
+        history.final_fit = final_fit(net, train_all + val, history, options, left, progress)
+    return history
+
+
+def _scores(trained: models.Model, val: list[Example], test: list[Example], options: TrainOptions,
+            progress: Callable[[str], None]) -> dict:
+    """The threshold chosen on validation (set on `trained`), then the card's honest
+    figures: the fixed test set pooled and per series, and d50 on synthetic truth."""
+    trained.threshold, threshold_ious = choose_threshold(trained, val)
+    progress(f"threshold {trained.threshold:g} (validation IoU {threshold_ious.get(trained.threshold, float('nan')):.3f})")
+    test_metrics = evaluate(trained, test) if test else {}
+    test_by_series = score_by_series(trained, test) if test else {}
+    progress(f"test IoU {test_metrics.get('iou', float('nan')):.3f}; measuring d50 on synthetic truth")
+    return {"threshold_validation_iou": {str(k): round(v, 4) for k, v in threshold_ious.items()},
+            "test_metrics": test_metrics, "test_metrics_by_series": test_by_series,
+            "synthetic_d50_error": synthetic_d50_error(trained, options.synthetic_check_images)}
+
+
 def save_int8_ranges(net: torch.nn.Module, sha256: str, models_dir: Path, name: str,
                      examples: list[Example], progress: Callable[[str], None], input_mode: str = "plain") -> None:
     """The activation ranges the model's int8 graph is built from, taken from this
     training's own real images (pipeline/runtime/int8.py: synthetic tiles alone left real
     masks at IoU 0.93). A failure costs the int8 path, never the model."""
-    from .runtime import int8, onnx as onnx_runtime
+    from ..runtime import int8, onnx as onnx_runtime
 
     try:
         fp32 = onnx_runtime.fp32_graph(lambda: net, sha256, models_dir)
@@ -458,5 +336,5 @@ def save_int8_ranges(net: torch.nn.Module, sha256: str, models_dir: Path, name: 
 
 
 def _code_version() -> str:
-    from . import __version__
+    from .. import __version__
     return __version__
