@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from psdwatch.daemon import sample_stats, store  # noqa: E402
-from psdwatch.pipeline.psd_histogram import SizeHistogram  # noqa: E402
+from psdwatch.daemon.store import sample_stats, core as store  # noqa: E402
+from psdwatch.pipeline.measure.psd_histogram import SizeHistogram  # noqa: E402
 
 K = 0.2  # nm per px of every image
 START = datetime(2023, 1, 1, tzinfo=timezone.utc)
@@ -137,7 +137,7 @@ def _rss_mb(field: str = "VmRSS") -> float:
 def _new_image(db, reports: Path, sample: str, share: Path) -> float:
     """One image of 100 particles stored as the worker stores it, then its pages drawn;
     returns the seconds the storing took."""
-    from psdwatch.daemon import report_scheduler
+    from psdwatch.daemon.report import scheduler as report_scheduler
 
     d = np.exp(np.random.default_rng().normal(math.log(15.0), math.log(1.35), 100))
     parts = [{"id": j + 1, "x": 10.0, "y": 10.0, "area_px": math.pi / 4 * e * e, "perimeter_px": math.pi * e,
@@ -156,8 +156,8 @@ def _new_image(db, reports: Path, sample: str, share: Path) -> float:
 
 def measure(kind: str, db_path: Path, reports: Path, share: Path) -> dict:
     """One measurement in this (fresh) process."""
-    from psdwatch.daemon import report_scheduler
-    from psdwatch.daemon.missing_scan import MissingScan
+    from psdwatch.daemon.report import scheduler as report_scheduler
+    from psdwatch.daemon.watch.missing_scan import MissingScan
 
     db = store.open_store(db_path)
     out: dict = {}
@@ -217,7 +217,7 @@ def check_big_page(db_path: Path, reports: Path) -> dict:
     its particles (read here from the store, outside any timing)."""
     import re
 
-    from psdwatch.daemon import report
+    from psdwatch.daemon.report import index as report
 
     db = store.open_store(db_path)
     d = np.array([v for (v,) in db.execute("SELECT p.ecd_nm FROM particles p JOIN images i ON i.id = p.image_id "

@@ -150,8 +150,8 @@ def engines(names: list[str]) -> dict:
     out = {}
     for name in names:
         if name == "unet":
-            from psdwatch.pipeline import segment
-            from psdwatch.pipeline.models import load_model
+            from psdwatch.pipeline.segment import engines as segment
+            from psdwatch.pipeline.runtime.models import load_model
             live = (REPO / "models" / "LIVE").read_text().strip()
             out[name] = segment.prepare_model(load_model(REPO / "models", live), runtime="onnxruntime",
                                               models_dir=REPO / "models")

@@ -23,9 +23,9 @@ import cv2
 import numpy as np
 
 from psdwatch.pipeline.analyse import analyse_array
-from psdwatch.pipeline.io import load_image
+from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.settings import Settings
-from psdwatch.pipeline.weak_masks import read_yolo_boxes
+from psdwatch.pipeline.train.weak_masks import read_yolo_boxes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from edge_eval import REPO, engines  # noqa: E402

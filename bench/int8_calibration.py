@@ -1,6 +1,6 @@
 """Store a model's int8 activation ranges from its own training images.
 
-Training (pipeline/train.py) does this for every new model; this script did it
+Training (pipeline/train/loop.py) does this for every new model; this script did it
 for models/starter-v2, trained before the int8 path existed, from the annotated
 patches its card lists as training and validation data (the test patches are
 left out: they judge the int8 graph in bench/run.py --only int8).
@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from psdwatch.pipeline.runtime import int8, onnx as onnx_runtime
-from psdwatch.pipeline.models import load_model
-from psdwatch.pipeline.train_data import find_annotations, load_example
+from psdwatch.pipeline.runtime.models import load_model
+from psdwatch.pipeline.train.data import find_annotations, load_example
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -28,7 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from psdwatch.daemon import report, store  # noqa: E402
+from psdwatch.daemon.report import index as report
+from psdwatch.daemon.store import core as store  # noqa: E402
 
 
 def particles(n: int, k: float | None, rng: np.random.Generator) -> list[dict]:

@@ -28,9 +28,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from psdwatch.daemon.config import load_config, settings_from_config  # noqa: E402
-from psdwatch.daemon import live_model  # noqa: E402
-from psdwatch.daemon.live_model import load_live_model, prepare_named  # noqa: E402
-from psdwatch.pipeline import classical, measure, metrics, models, psd, segment  # noqa: E402
+from psdwatch.daemon.models import live as live_model  # noqa: E402
+from psdwatch.daemon.models.live import load_live_model, prepare_named  # noqa: E402
+from psdwatch.pipeline.segment import classical, engines as segment
+from psdwatch.pipeline.measure import particles as measure, psd
+from psdwatch.pipeline.train import metrics
+from psdwatch.pipeline.runtime import models  # noqa: E402
 from psdwatch.pipeline.analyse import analyse_image  # noqa: E402
 from psdwatch.pipeline.synth import STYLES, SynthSpec, synth_image, write_example  # noqa: E402
 
@@ -173,7 +176,7 @@ MAGNIFICATIONS_PX = (8, 30, 100)
 def int8_on_real_patches(config: dict, name: str) -> dict:
     """The int8 graph against fp32 on the real patches the model was tested on (never
     used to calibrate it): per-patch mask IoU at the model's threshold, and speed."""
-    from psdwatch.pipeline.train_data import find_annotations, load_example
+    from psdwatch.pipeline.train.data import find_annotations, load_example
 
     seg = config["segment"]
     nets = {p: prepare_named(config["models"]["dir"], name, {**seg, "precision": p, "runtime": "onnxruntime"})
@@ -300,7 +303,7 @@ def backlog(share: Path, count: int, size: int, bases: int = 12) -> None:
 
 def enqueue_all(db, share: Path, files: list[Path]) -> None:
     """Queue the backlog's files as the watcher would, each under its sample folder."""
-    from psdwatch.daemon import store
+    from psdwatch.daemon.store import core as store
 
     for path in files:
         rel = path.relative_to(share).as_posix()
@@ -314,7 +317,7 @@ def daemon_drain(count: int, size: int) -> dict:
     after the first tenth."""
     import subprocess
 
-    from psdwatch.daemon import store
+    from psdwatch.daemon.store import core as store
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -360,10 +363,11 @@ def cluster_throughput(count: int, size: int, engine: str, workers: int = 2) -> 
     `workers` worker processes of one thread each ([compute] scheduler = "local").
     The same `count` distinct frames each time; the cluster's start-up (worker
     processes, imports, the model loaded once per worker) is timed apart."""
-    from psdwatch.daemon import compute, store
+    from psdwatch.daemon.service import compute
+    from psdwatch.daemon.store import core as store
     from psdwatch.daemon.config import defaults
-    from psdwatch.daemon.service import write_thumbnail
-    from psdwatch.daemon.worker import run_jobs
+    from psdwatch.daemon.service.loop import write_thumbnail
+    from psdwatch.daemon.service.worker import run_jobs
 
     config = defaults()
     config["segment"]["engine"] = engine
@@ -413,10 +417,10 @@ def read_ahead_throughput(count: int, size: int) -> dict:
     hash, analyse with the live model, store, thumbnails and report pages), with
     the next image read and its bar found in a thread beside the network
     ([compute] read_ahead = true) and without; the same frames, one run each."""
-    from psdwatch.daemon import store
+    from psdwatch.daemon.store import core as store
     from psdwatch.daemon.config import defaults
-    from psdwatch.daemon.read_ahead import ReadAhead
-    from psdwatch.daemon.service import LiveModel, drain_once
+    from psdwatch.daemon.service.read_ahead import ReadAhead
+    from psdwatch.daemon.service.loop import LiveModel, drain_once
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,7 @@
 """Scale-bar reading per layout: right / flagged / wrong, and the reader's time per frame.
 
-Runs the reader (pipeline/scale.py, real Tesseract) on the layout corpus of
-pipeline/bar_corpus.py (label above or beside a bare bar, band, box, FEI databar,
+Runs the reader (pipeline/scale/reader.py, real Tesseract) on the layout corpus of
+pipeline/scale/corpus.py (label above or beside a bare bar, band, box, FEI databar,
 SEM data line, Zeiss databar, italic µ, a figure shrunk for a paper; many fonts;
 8/16 bit; PNG and JPEG q75; some frames shrunk as in a paper), on the real FEI files
 and on the real micrographs of ../shared/data/scalebars-real (right = within 2 % of
@@ -23,10 +23,10 @@ from pathlib import Path
 import tifffile
 
 REPO = Path(__file__).resolve().parents[1]
-from psdwatch.pipeline.bar_corpus import LAYOUTS, corpus_frame
+from psdwatch.pipeline.scale.corpus import LAYOUTS, corpus_frame
 from psdwatch.pipeline.analyse import read_scale_bar
-from psdwatch.pipeline.io import load_image
-from psdwatch.pipeline.scale import find_scale_bar
+from psdwatch.pipeline.io.image import load_image
+from psdwatch.pipeline.scale.reader import find_scale_bar
 
 FEI_NM_PER_PX = 3.3724e-06 * 1e9  # Scan/PixelWidth of the Helios files
 

@@ -8,7 +8,7 @@ numpy, nothing of psdwatch's service. DIR holds `ptal.npz` (the 45 Pt/alumina pa
 and their human masks, as bench/train_gpu_data.py packs them from ../shared/data) and
 `catalysts/` (the boxed HAADF catalyst frames, JPEG + YOLO boxes).
 
-Why it differs from `psdwatch train` (pipeline/train.py, the CPU retrain):
+Why it differs from `psdwatch train` (pipeline/train/loop.py, the CPU retrain):
 - Three kinds of example in every batch, each a third: real Pt/alumina patches with
   human masks; real catalyst frames supervised by their boxes; and particles rendered
   on the fly by `render_batch`, a generator other than pipeline/synth's: projected
@@ -58,7 +58,7 @@ LEVELS = 4  # pyramid levels 1, 1/2, 1/4, 1/8
 
 
 def import_weak_masks():
-    """pipeline/weak_masks.py without installing psdwatch (the GPU machine has no venv of it)."""
+    """pipeline/train/weak_masks.py without installing psdwatch (the GPU machine has no venv of it)."""
     import importlib.util
     spec = importlib.util.spec_from_file_location("weak_masks", REPO / "pipeline" / "weak_masks.py")
     module = importlib.util.module_from_spec(spec)
@@ -449,9 +449,9 @@ def register(weights: Path, name: str, threshold: float, folds_dir: Path, data: 
     the shared data."""
     import hashlib
 
-    from psdwatch.pipeline import models
-    from psdwatch.pipeline.train_data import find_annotations, load_example
-    from psdwatch.pipeline.io import file_sha256
+    from psdwatch.pipeline.runtime import models
+    from psdwatch.pipeline.train.data import find_annotations, load_example
+    from psdwatch.pipeline.io.image import file_sha256
 
     net = models.load_weights(models.build_unet(), weights)
     folds = [json.loads(p.read_text()) for p in sorted(folds_dir.glob("fold[0-4].json"))]
@@ -491,8 +491,8 @@ def register(weights: Path, name: str, threshold: float, folds_dir: Path, data: 
     # models/test_set.json (which judge the int8 graph), the centre of each boxed catalyst
     # frame and the synthetic calibration tiles. From the patches alone the graph failed
     # its guard on the bright-support tile (IoU 0.945 < 0.98); with these it passed (0.986).
-    from psdwatch.pipeline.io import load_image
-    from psdwatch.pipeline.model_input import normalise
+    from psdwatch.pipeline.io.image import load_image
+    from psdwatch.pipeline.runtime.model_input import normalise
     from psdwatch.pipeline.runtime import int8, onnx
 
     test = set(json.loads((REPO / "models" / "test_set.json").read_text())["sha256"])

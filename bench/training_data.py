@@ -19,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from psdwatch.pipeline.io import load_image
-from psdwatch.pipeline.weak_masks import mask_from_boxes, read_yolo_boxes
+from psdwatch.pipeline.io.image import load_image
+from psdwatch.pipeline.train.weak_masks import mask_from_boxes, read_yolo_boxes
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -32,13 +32,14 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from skimage import measure
 
-from psdwatch.pipeline import metrics, segment
+from psdwatch.pipeline.train import metrics
+from psdwatch.pipeline.segment import engines as segment
 from psdwatch.pipeline.analyse import analyse_array
-from psdwatch.pipeline.io import load_image
-from psdwatch.pipeline.models import load_model
+from psdwatch.pipeline.io.image import load_image
+from psdwatch.pipeline.runtime.models import load_model
 from psdwatch.pipeline.settings import Settings
 from psdwatch.pipeline.synth import SynthSpec, synth_image
-from psdwatch.pipeline.weak_masks import read_yolo_boxes
+from psdwatch.pipeline.train.weak_masks import read_yolo_boxes
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO.parent / "shared" / "data"

@@ -3,7 +3,9 @@
 On CPUs without native bf16 (AVX2 lab PCs) ONNX Runtime's fp32 kernels run the
 same network faster than eager PyTorch with the same masks (bench/, issue 5);
 on CPUs with AMX, PyTorch's bf16 autocast is faster still, so the choice is
-made per machine (`choose_runtime`). The exported graph is cached by the
+made per machine and model by timing them (`runtime.fastest.choose`, called once
+from `runtime.prepare`); `choose_runtime` here only resolves an explicit
+`[segment] runtime` setting. The exported graph is cached by the
 weights' hash, so it is built once per model, not once per process; an ONNX
 file is a protobuf, not a pickle, so loading it runs no code.
 """
