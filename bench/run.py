@@ -32,7 +32,7 @@ from psdwatch.daemon.models import live as live_model  # noqa: E402
 from psdwatch.daemon.models.live import load_live_model, prepare_named  # noqa: E402
 from psdwatch.pipeline.segment import classical, engines as segment
 from psdwatch.pipeline.measure import particles as measure, psd
-from psdwatch.pipeline.train import metrics
+from psdwatch.pipeline import metrics
 from psdwatch.pipeline.runtime import models  # noqa: E402
 from psdwatch.pipeline.analyse import analyse_image  # noqa: E402
 from psdwatch.pipeline.synth import STYLES, SynthSpec, synth_image, write_example  # noqa: E402

@@ -32,7 +32,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from skimage import measure
 
-from psdwatch.pipeline.train import metrics
+from psdwatch.pipeline import metrics
 from psdwatch.pipeline.segment import engines as segment
 from psdwatch.pipeline.analyse import analyse_array
 from psdwatch.pipeline.io.image import load_image

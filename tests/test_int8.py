@@ -12,7 +12,7 @@ import pytest
 
 from psdwatch.daemon.models.live import prepare_named
 from psdwatch.daemon.config import defaults
-from psdwatch.pipeline.train import metrics
+from psdwatch.pipeline import metrics
 from psdwatch.pipeline.segment import engines as segment
 from psdwatch.pipeline.runtime import fastest, int8, onnx as onnx_runtime
 from psdwatch.pipeline.runtime.models import load_model

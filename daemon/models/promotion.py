@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ...pipeline.segment import classical
-from ...pipeline.train import metrics
+from ...pipeline import metrics
 from ...pipeline.runtime import models
 from ...pipeline.train.loop import Example, TrainOptions, run_training, test_set_id
 from ...pipeline.train.scoring import evaluate, score_by_series

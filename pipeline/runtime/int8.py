@@ -60,7 +60,7 @@ def tiles(specs: tuple, first_seed: int, edge: int = 512, input_mode: str = "pla
 
 def guard(fp32: Path, int8: Path, threshold: float, input_mode: str = "plain") -> dict:
     """IoU of the int8 graph's masks against fp32's on the guard tiles, and the verdict."""
-    from ..train.metrics import confusion, scores
+    from ..metrics import confusion, scores
 
     cut = math.log(threshold / (1 - threshold))  # the threshold on the logits
     ref, quant, ious = session_runner(fp32), session_runner(int8), []

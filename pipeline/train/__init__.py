@@ -2,14 +2,14 @@
 
     data.find_annotations / load_example: masks, YOLO or COCO boxes next to their images
     weak_masks: boxes turned into weak masks for training and kept for scoring
-    metrics.confusion / scores: IoU, precision (PPV), recall and NPV
+    scoring: IoU/PPV/NPV against masks and detection F1 against boxes, per series
+    (pipeline.metrics holds the pixel counts both use)
     loop.run_training: the fit, the threshold, the test scores (imports torch; import it
         as `from psdwatch.pipeline.train import loop`, it is not loaded here)
 """
 
 from .data import find_annotations, load_example
-from .metrics import confusion, scores
 from .weak_masks import mask_from_boxes, read_coco_boxes, read_yolo_boxes
 
-__all__ = ["confusion", "find_annotations", "load_example", "mask_from_boxes", "read_coco_boxes",
-           "read_yolo_boxes", "scores"]
+__all__ = ["find_annotations", "load_example", "mask_from_boxes", "read_coco_boxes",
+           "read_yolo_boxes"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from . import metrics
+from .. import metrics
 from ..runtime import models
 from ..segment import engines as segment
 from .data import Example, by_series, series
