@@ -96,7 +96,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-layout", type=int, default=30)
     args = parser.parse_args()
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), **corpus(args.per_layout), "real_fei_files": real_files(),
+    from benchmarks_page import bench_run
+
+    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "run": bench_run(), **corpus(args.per_layout), "real_fei_files": real_files(),
                "real_set": real_set()}
     total = collections.Counter()
     for row in results["per_layout"].values():
