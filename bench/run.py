@@ -31,7 +31,8 @@ from benchmarks_page import bench_run, write_benchmarks  # noqa: E402 - bench/be
 from psdwatch.daemon.config import load_config, settings_from_config  # noqa: E402
 from psdwatch.daemon.models import live as live_model  # noqa: E402
 from psdwatch.daemon.models.live import load_live_model, prepare_named  # noqa: E402
-from psdwatch.pipeline.segment import classical, engines as segment
+from psdwatch.pipeline.segment import classical
+from psdwatch.pipeline import runtime
 from psdwatch.pipeline.measure import particles as measure, psd
 from psdwatch.pipeline import metrics
 from psdwatch.pipeline.runtime import models  # noqa: E402
@@ -52,7 +53,7 @@ def machine() -> dict:
         pass
     return {"cpu": cpu, "cores": torch.get_num_threads(), "python": platform.python_version(),
             "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "native_bf16": segment.cpu_has_native_bf16()}
+            "native_bf16": runtime.cpu_has_native_bf16()}
 
 
 def classical_on_real_patches() -> dict:
@@ -116,7 +117,7 @@ def naive_forward(net: torch.nn.Module, image: np.ndarray, tile: int, overlap: i
     stride = tile - overlap
     h, w = image.shape
     acc, weight = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
-    x = segment.normalise(image)
+    x = runtime.normalise(image)
     for y in list(range(0, h - tile, stride)) + [h - tile]:
         for x0 in list(range(0, w - tile, stride)) + [w - tile]:
             out = torch.sigmoid(net_cl(torch.from_numpy(x[y:y + tile, x0:x0 + tile].copy())[None, None]))
@@ -134,16 +135,16 @@ def unet_speed(settings, runs: int = 3) -> dict:
     name = live_model.live_model_name(models_dir)
     load = (lambda: models.load_model(models_dir, name)) if name else (
         lambda: models.Model("random", "", models.build_unet(), {}))
-    torch_model = segment.prepare_model(load(), runtime="torch")
-    ort_model = segment.prepare_model(load(), runtime="onnxruntime", models_dir=models_dir)
+    torch_model = runtime.prepare_model(load(), runtime="torch")
+    ort_model = runtime.prepare_model(load(), runtime="onnxruntime", models_dir=models_dir)
     image, _, _ = synth_image(SynthSpec(size=2048, bits=16, style="band", seed=77))
     image = image.astype(np.float32)
-    precision = segment.choose_precision(settings.precision)
+    precision = runtime.choose_precision(settings.precision)
     paths = {
         "naive": lambda: naive_forward(load().net, image, settings.tile, settings.overlap),
-        "torch": lambda: segment.predict_probability(torch_model, image, tile=settings.tile,
+        "torch": lambda: runtime.predict_probability(torch_model, image, tile=settings.tile,
                                                      overlap=settings.overlap, precision=precision),
-        "onnxruntime": lambda: segment.predict_probability(ort_model, image, tile=settings.tile,
+        "onnxruntime": lambda: runtime.predict_probability(ort_model, image, tile=settings.tile,
                                                            overlap=settings.overlap),
     }
     times: dict[str, list[float]] = {k: [] for k in paths}
@@ -192,7 +193,7 @@ def int8_on_real_patches(config: dict, name: str) -> dict:
         masks = {}
         for p, m in nets.items():
             t = time.perf_counter()
-            masks[p] = segment.predict_probability(m, e.data) > m.threshold
+            masks[p] = runtime.predict_probability(m, e.data) > m.threshold
             seconds[p] += time.perf_counter() - t
         ious.append(metrics.scores(metrics.confusion(masks["int8"], masks["fp32"]))["iou"])
     return {"patches": len(patches), "iou_min": min(ious), "iou_mean": statistics.mean(ious),
