@@ -68,7 +68,7 @@ def _particle_rows(first_id: int, count: int, per_image: int, rng) -> tuple[list
             e = float(d[k, j])
             a, p = math.pi / 4 * e * e, math.pi * e * 1.05
             rows.append((image_id, j + 1, float(xy[k, j, 0]), float(xy[k, j, 1]), a, p, e, e * 1.1, e * 0.9,
-                         a * K * K, p * K, e * K, e * 1.1 * K, e * 0.9 * K, 0.91, 0.97, 140.0))
+                         a * K * K, p * K, e * K, e * 1.1 * K, e * 0.9 * K, 0.91, 0.97, 140.0, "profile"))
     return rows, d * K
 
 
