@@ -74,14 +74,19 @@ def text_lines(img: np.ndarray, bar: Bar) -> list[Label]:
     return [_line_label(img, win, bar, line, side) for _, line, side in sorted(nearest.values(), key=lambda c: c[0])]
 
 
-def _window(img: np.ndarray, bar: Bar) -> _Window:
-    """The blobs of the bar's colour around it, and which of them are shaped like glyphs."""
+def _window(img: np.ndarray, bar: Bar, include: Box | None = None) -> _Window:
+    """The blobs of the bar's colour around it (and around ``include``, a label's box
+    seen by the text finder), and which of them are shaped like glyphs."""
     h, w = img.shape
     L, t = bar.length, bar.thick
     fg, (bg, spread) = bar.fg, surface(img, bar)
     dx, dy = min(2.2 * L, 0.35 * w), min(0.8 * L, 0.12 * h) + 2 * t
     wx0, wx1 = max(0, int(bar.x0 - dx)), min(w, int(bar.x1 + dx))
     wy0, wy1 = max(0, int(bar.y0 - dy)), min(h, int(bar.y1 + dy))
+    if include is not None:
+        m = include[3] - include[1]
+        wx0, wx1 = max(0, min(wx0, include[0] - m)), min(w, max(wx1, include[2] + m))
+        wy0, wy1 = max(0, min(wy0, include[1] - m)), min(h, max(wy1, include[3] + m))
     soft = np.clip((img[wy0:wy1, wx0:wx1] - bg) / (fg - bg), 0, 1)
     win = (soft > (0.5 if spread < 0.1 * abs(fg - bg) else 0.6)).astype(np.uint8)  # stricter over texture
     for sx0, sx1 in bar.pieces():  # the bar and its end ticks are not text
@@ -214,3 +219,20 @@ def token_label(label: Label, x0: float, x1: float) -> Label:
     counts, n_dots = _glyph_stats(soft, ink, label.lh)
     spoil = tuple(s for s in label.spoilers if s[0] < x1 + 1.5 * label.lh and s[1] > x0 - 1.5 * label.lh)
     return Label(soft, ink, label.box, counts, label.lh, n_dots, label.side, label.bar_x, spoil)
+
+
+def label_in_box(img: np.ndarray, bar: Bar, box: Box, side: str) -> Label | None:
+    """The glyphs of the bar's colour inside ``box`` (where a text finder saw the label's
+    words) as a Label, with the same counts and spoilers as a line found by geometry;
+    None when fewer than two glyphs are there."""
+    win = _window(img, bar, box)
+    x, y, cw, ch = (win.st[:, k] for k in range(4))
+    cx, cy = x + cw / 2 + win.x0, y + ch / 2 + win.y0
+    bh = box[3] - box[1]
+    mine = np.nonzero(win.glyph & (cx >= box[0]) & (cx <= box[2]) & (cy >= box[1] - 0.2 * bh)
+                      & (cy <= box[3] + 0.2 * bh))[0]
+    if len(mine) < 2:
+        return None
+    line = (int(x[mine].min()), int(y[mine].min()), int((x + cw)[mine].max()), int((y + ch)[mine].max()),
+            int(np.median(ch[mine])))
+    return _line_label(img, win, bar, line, side)

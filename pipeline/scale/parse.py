@@ -21,7 +21,7 @@ _MICRO = ("um", "µm", "ym", "yum", "yµm")  # how Tesseract spells µm
 _UNIT = {**{u: "µm" for u in _MICRO}, "nm": "nm", "pm": "pm", "Å": "Å", "A": "Å", "mm": "mm"}
 NM = {"nm": 1.0, "µm": 1e3, "pm": 1e-3, "Å": 0.1, "mm": 1e6}
 _NICE = (1.0, 2.0, 2.5, 5.0)
-_SOFT = ("low OCR confidence", "unusual label spelling", "glyph shape unclear")  # doubts lifted when two scales agree
+SOFT_DOUBTS = _SOFT = ("low OCR confidence", "unusual label spelling", "glyph shape unclear")  # doubts lifted when two scales agree
 # Words before a number that make it another field of a databar, not the bar's label.
 _FIELDS = re.compile(r"(?i)^(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
 _MIN_CONF = 50.0
@@ -171,3 +171,17 @@ def _shape_below(label: Label, ink: np.ndarray) -> str | None:
     if holes == 0 and not joined:
         return "µ"
     return "p" if holes >= 1 and joined else None
+
+
+def value_unit(text: str) -> tuple[float, str] | None:
+    """A number + unit word as a text finder saw it, without the glyph checks: what a
+    second reading must agree with.  µm, um and pm are one family here (Tesseract's
+    spelling of µ varies); the µ's shape decides between them in the checked reading."""
+    m = _LABEL.match(_clean(text))
+    if not m:
+        return None
+    num, raw = m.group(1).translate(_DIGITS).replace(",", "."), m.group(2).replace("rn", "m")
+    unit = _UNIT.get(raw)
+    if unit is None or num.count(".") > 1 or not float(num) > 0:
+        return None
+    return float(num), ("µm" if unit == "pm" else unit)

@@ -25,12 +25,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bar_find import find_bars
+from .bar_find import Bar, find_bars
 from .exclusion import exclusion
-from .label import Box, text_lines
+from .label import Box, Label, text_lines
 from .length import end_ticks, measure_bar
 from .ocr import ocr_line
 from .parse import NM, read_label
+from .text_first import read_text_first
 
 _MAX_OCR = 5  # label lines OCR'd per frame, bottom first
 
@@ -51,31 +52,43 @@ class ScaleBar:
 
 
 def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
-    """Locate and read the scale bar; None when no bar with a readable label is found."""
+    """Locate and read the scale bar; None when no bar with a readable label is found.
+
+    Bar first (the bar's geometry finds its label line); where that gives no confident
+    reading, text first (number + unit words found by Tesseract, then their bar)."""
     img = np.nan_to_num(np.asarray(image, dtype=np.float32))
     if img.ndim != 2 or min(img.shape) < 32 or img.max() <= img.min():
         return None
     img = (img - img.min()) / (img.max() - img.min())
-    cands = [(b, lab) for b in find_bars(img) for lab in text_lines(img, b)]
+    bars = find_bars(img)
+    cands = [(b, lab) for b in bars for lab in text_lines(img, b)]
     cands.sort(key=lambda c: -(c[0].y0 / img.shape[0] + 0.3 * (c[0].gap is not None)))  # bottom first
-    reads = []
-    for bar, label in cands[:_MAX_OCR]:
-        if (reading := read_label(ocr_line(label), label)) is None:
-            continue
-        text, value, unit, why = reading
-        length, spread = measure_bar(img, bar)
-        if spread > 0.5:
-            why.append(f"ragged bar ends (row spread {spread:.2f} px)")
-        if bar.gap is not None and end_ticks(img, bar) is None:
-            why.append("split bar without clear end ticks")  # FEI measures tick to tick, not tip to tip
-        nm = value * NM[unit]
-        if not 4e-3 <= nm / length <= 1e5:  # finer than 4 pm/px or coarser than 0.1 mm/px
-            why.append(f"implausible {nm / length:.3g} nm/px")
-        reads.append(ScaleBar(length, value, unit, nm, nm / length, text, (bar.x0, bar.y0, bar.x1, bar.y1),
-                              exclusion(img, bar, label.box), not why, tuple(why)))
+    reads = [_scale_bar(img, bar, label, reading) for bar, label in cands[:_MAX_OCR]
+             if (reading := read_label(ocr_line(label), label)) is not None]
+    if not any(r.confident for r in reads):
+        second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars)]
+        if any(r.confident for r in second):
+            reads = second  # the bar-first readings were doubtful: the words show which line is the label
+        else:
+            reads += second
     if not reads:
         return None
     best = max(reads, key=lambda r: r.confident)
     if any(abs(r.nm_per_px / best.nm_per_px - 1) > 0.01 for r in reads):
         best.confident, best.reasons = False, best.reasons + ("several candidates disagree",)
     return best
+
+
+def _scale_bar(img: np.ndarray, bar: Bar, label: Label, reading: tuple[str, float, str, list[str]]) -> ScaleBar:
+    """A reading measured: the bar's length, and the doubts its shape and the nm/px raise."""
+    text, value, unit, why = reading
+    length, spread = measure_bar(img, bar)
+    if spread > 0.5:
+        why.append(f"ragged bar ends (row spread {spread:.2f} px)")
+    if bar.gap is not None and end_ticks(img, bar) is None:
+        why.append("split bar without clear end ticks")  # FEI measures tick to tick, not tip to tip
+    nm = value * NM[unit]
+    if not 4e-3 <= nm / length <= 1e5:  # finer than 4 pm/px or coarser than 0.1 mm/px
+        why.append(f"implausible {nm / length:.3g} nm/px")
+    return ScaleBar(length, value, unit, nm, nm / length, text, (bar.x0, bar.y0, bar.x1, bar.y1),
+                    exclusion(img, bar, label.box), not why, tuple(why))
