@@ -51,9 +51,10 @@ def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return 20 + 220 * img
 
 
-def frame(index: int) -> tuple[np.ndarray, dict]:
-    """Held-out figure ``index``: (RGB uint8 image, truth with nm_per_px and bar_px)."""
-    rng = np.random.default_rng(zlib.crc32(f"heldout{index}".encode()))
+def frame(index: int, hard: bool = False) -> tuple[np.ndarray, dict]:
+    """Held-out figure ``index``: (RGB uint8 image, truth with nm_per_px and bar_px).
+    ``hard``: another series, noisier (sigma 10-25) and compressed harder (JPEG q45-70)."""
+    rng = np.random.default_rng(zlib.crc32(f"heldout{'hard' if hard else ''}{index}".encode()))
     k = float(rng.uniform(2.0, 4.5))  # drawn at k x, shrunk by k (not a whole factor)
     out_h = int(rng.integers(420, 620))
     out_w = int(out_h * rng.uniform(1.0, 1.5))
@@ -110,9 +111,9 @@ def frame(index: int) -> tuple[np.ndarray, dict]:
     d.text((tx - tb[0], ty - tb[1]), text, font=font, fill=(ink,) * 3)
     arr = np.asarray(im).astype(np.float32)
     small = cv2.resize(arr, (out_w, out_h), interpolation=cv2.INTER_AREA)
-    small = np.clip(small + rng.normal(0, rng.uniform(2, 14), small.shape[:2])[..., None], 0, 255).astype(np.uint8)
+    small = np.clip(small + rng.normal(0, rng.uniform(10, 25) if hard else rng.uniform(2, 14), small.shape[:2])[..., None], 0, 255).astype(np.uint8)
     buf = io.BytesIO()
-    Image.fromarray(small).save(buf, "JPEG", quality=int(rng.integers(60, 86)))
+    Image.fromarray(small).save(buf, "JPEG", quality=int(rng.integers(45, 71) if hard else rng.integers(60, 86)))
     rgb = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
     length = bar_len * out_w / W
     return rgb, {"value": value, "unit": unit, "text": text, "bar_px": length, "where": where, "white": white,
