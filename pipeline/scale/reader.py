@@ -66,7 +66,7 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     reads = [_scale_bar(img, bar, label, reading) for bar, label in cands[:_MAX_OCR]
              if (reading := read_label(ocr_line(label), label)) is not None]
     if not any(r.confident for r in reads):
-        second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars)]
+        second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars, not reads)]
         if any(r.confident for r in second):
             reads = second  # the bar-first readings were doubtful: the words show which line is the label
         else:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import pytesseract
+from scipy import ndimage
 
 from .bar_find import Bar, find_bars
 from .label import Box, Label, label_in_box
@@ -46,18 +47,23 @@ class Word:
     pol: int
 
 
-def read_text_first(img: np.ndarray, bars: list[Bar]) -> list[tuple[Bar, Label, tuple[str, float, str, list[str]]]]:
+def read_text_first(img: np.ndarray, bars: list[Bar], everywhere: bool = True
+                    ) -> list[tuple[Bar, Label, tuple[str, float, str, list[str]]]]:
     """(bar, label, reading) for each number + unit word that has a bar next to it.
 
-    ``img`` is the frame scaled to 0-1; ``bars`` the bar-first candidates (their
-    surroundings are searched for words too, as the geometry missed their label)."""
+    ``img`` is the frame scaled to 0-1; ``bars`` the bar-first candidates, whose
+    surroundings are searched for words (the geometry missed their label).  With
+    ``everywhere`` the bottom and top bands of the frame are searched too: for when
+    no bar candidate had a readable line at all (Tesseract's time grows with area)."""
     h, w = img.shape
-    regions = [(0, int(a * h), w, int(b * h)) for a, b in _BANDS]
+    regions = [(0, int(a * h), w, int(b * h)) for a, b in _BANDS] if everywhere else []
     for bar in sorted(bars, key=lambda b: -b.y0)[:3]:
         dx, dy = int(1.5 * bar.length + 40), int(max(40, 0.8 * bar.length))
         box = (max(0, bar.x0 - dx), max(0, bar.y0 - dy), min(w, bar.x1 + dx), min(h, bar.y1 + dy))
         if not any(r[1] <= box[1] and box[3] <= r[3] for r in regions):  # a band holds it already
             regions.append(box)
+    if not regions:
+        return []
     out = []
     for token in sorted(label_tokens(sparse_words(img, regions)), key=lambda t: -t.conf)[:_MAX_TOKENS]:
         if (found := _read_token(img, token, bars)) is not None:
@@ -100,15 +106,22 @@ def _tile(region: np.ndarray, s: float, pol: int) -> np.ndarray:
     """The region resized by ``s``, its ink of polarity ``pol`` black on white.
 
     A top-hat (black-hat) wider than a glyph's stroke flattens the support's texture
-    and gradients; the result is cut at half its top value after a slight blur.
+    and gradients; the result is cut at half its top value after a slight blur, or
+    above the grain that covers more of the region than a label does.
     Tesseract's own binarisation of the grey top-hat turns a noisy support into
     speckle words and loses the label among them (measured on held-out figures)."""
     g = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 0.8)
     g = cv2.resize(g, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (int(41 * s) | 1, int(41 * s) | 1))
     hat = cv2.morphologyEx(g, cv2.MORPH_TOPHAT if pol > 0 else cv2.MORPH_BLACKHAT, k)
-    ink = hat >= 0.5 * max(1e-6, float(np.percentile(hat, 99.9)))
-    return np.where(ink, 0, 255).astype(np.uint8)
+    top, grain = np.percentile(hat, (99.9, 92))  # a label covers a few % of a region; grain covers more
+    ink = (hat >= max(1e-6, min(max(0.5 * top, grain), 0.8 * top))).astype(np.uint8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    depth = ndimage.maximum(cv2.distanceTransform(ink, cv2.DIST_L2, 3), lab, np.arange(n))
+    small = (st[:, 2] <= 6) & (st[:, 3] <= 6)  # a decimal point, or a speck
+    drop = ((st[:, 2] < 4) & (st[:, 3] < 4)) | (~small & (depth > np.maximum(2.0, 0.3 * st[:, 3])))
+    drop[0] = True  # the background; specks and solid blobs (grain, particles) are no glyphs
+    return np.where(drop[lab], 255, 0).astype(np.uint8)
 
 
 def label_tokens(words: list[Word]) -> list[Word]:
