@@ -127,21 +127,23 @@ def test_box_edge_over_a_dark_bar_is_no_soft_bar() -> None:
 HELDOUT_FRAMES = 30
 
 
-def test_heldout_figures_never_wrong() -> None:
+@pytest.mark.parametrize("hard,at_least", [(False, 24), (True, 20)])
+def test_heldout_figures_never_wrong(hard: bool, at_least: int) -> None:
     """Figures the project's renderer did not draw (tests/heldout_figures.py: PIL text on
-    real textures, 2-3 px bars, shrunk by a non-whole factor, JPEG): none wrong, and at
-    least 24 of 30 read (22 before the text-first reader)."""
+    real textures, 2-3 px bars, shrunk by a non-whole factor, JPEG): none wrong, and of
+    30, at least 24 read (22 before the text-first reader); of the noisier, harder
+    compressed series at least 20 (18 before)."""
     counts, wrong = {"right": 0, "flagged": 0, "wrong": 0}, []
     for i in range(HELDOUT_FRAMES):
-        rgb, t = frame(i)
+        rgb, t = frame(i, hard)
         result = find_scale_bar(grey(rgb))
         v = verdict(result, t["nm_per_px"])
         counts[v] += 1
         if v == "wrong":
             wrong.append((i, t["text"], result.text, result.length_px, t["bar_px"]))
-    print(f"\nheld-out figures: {counts}")
+    print(f"\nheld-out figures{' (hard)' if hard else ''}: {counts}")
     assert not wrong, wrong
-    assert counts["right"] >= 24, counts
+    assert counts["right"] >= at_least, counts
 
 
 @pytest.mark.parametrize("index,words", [(20, "50 nm"), (44, "100nm")])

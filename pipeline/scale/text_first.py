@@ -146,9 +146,8 @@ def label_tokens(words: list[Word]) -> list[Word]:
 def _read_token(img: np.ndarray, token: Word, bars: list[Bar]
                 ) -> tuple[Bar, Label, tuple[str, float, str, list[str]]] | None:
     """The token's bar, its label's glyphs and the checked reading; None if no bar or no reading."""
-    placed = sorted(((g, side, _whole(img, b)) for g, side, b in (
-        p for p in (_place(b, token.box) for b in bars + _local_bars(img, token)) if p is not None)),
-        key=lambda p: p[0])
+    whole = [_whole(img, b) for b in bars + _local_bars(img, token)]  # noise may have broken a bar in pieces
+    placed = sorted((p for p in (_place(b, token.box) for b in whole) if p is not None), key=lambda p: p[0])
     if not placed:
         return None
     gap, side, bar = placed[0]
