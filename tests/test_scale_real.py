@@ -131,8 +131,8 @@ HELDOUT_FRAMES = 30
 def test_heldout_figures_never_wrong(hard: bool, at_least: int) -> None:
     """Figures the project's renderer did not draw (tests/heldout_figures.py: PIL text on
     real textures, 2-3 px bars, shrunk by a non-whole factor, JPEG): none wrong, and of
-    30, at least 24 read (22 before the text-first reader); of the noisier, harder
-    compressed series at least 20 (18 before)."""
+    30, at least 24 read (23 by the bar-first reader alone); of the noisier, harder
+    compressed series at least 20 (18 by the bar-first reader alone)."""
     counts, wrong = {"right": 0, "flagged": 0, "wrong": 0}, []
     for i in range(HELDOUT_FRAMES):
         rgb, t = frame(i, hard)
