@@ -25,7 +25,7 @@ import numpy as np
 import pytesseract
 from scipy import ndimage
 
-from .bar_find import Bar, find_bars
+from .bar_find import Bar, find_bars, same_stroke
 from .label import Box, Label, label_in_box
 from .length import measure_bar
 from .ocr import ocr_line  # also installs the Tesseract environment (one OpenMP thread)
@@ -156,7 +156,8 @@ def _read_token(img: np.ndarray, token: Word, bars: list[Bar]
         return None
     text, value, unit, why = reading
     lh = token.box[3] - token.box[1]
-    if any(g - gap <= lh and abs(b.length - bar.length) > max(2, 0.01 * bar.length) for g, _, b in placed[1:]):
+    if any(g - gap <= lh and not same_stroke(b, bar) and abs(b.length - bar.length) > max(2, 0.01 * bar.length)
+           for g, _, b in placed[1:]):  # the same stroke found at two thresholds is one bar
         why.append("another bar as near the label")
     why += _bar_doubts(img, bar, token.box)
     seen = value_unit(token.text)
