@@ -17,6 +17,10 @@ Why it works this way:
   geometry: glyph and decimal-point counts, the shape of the µ (Tesseract often says
   'p', a 10^6 error), a 1-2-5 value, straight bar ends, a plausible nm/px and no
   disagreeing candidate; otherwise confident=False with ``reasons``.
+* Where that finds nothing confident (a figure resampled for a paper: the label's
+  line lost in texture, a bar broken by noise), text_first.py starts from the words:
+  Tesseract's sparse text finds number + unit, then the bar beside them; its readings
+  pass the same checks.
 Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
 """
 from __future__ import annotations

@@ -11,8 +11,12 @@ A word is only a pointer: its bar is searched next to it (over, under or beside;
 the frame's candidates, else in a window re-normalised around the word), the label's
 glyphs are taken from the word's box, and the label is read again by the reader's own
 line OCR with all its checks (glyph counts, µ against p, 1-2-5, dots).  The two
-readings must agree; a second bar as near as the first is a doubt.  Runs only when
-the bar-first reader found nothing confident, so it costs nothing on drawn bars.
+readings must agree (when they do and the words are spelled plainly, the soft doubts
+of one reading, low confidence or an odd spelling, are lifted: two preprocessings
+agree); a second bar as near as the first is a doubt, and so are ends that its
+averaged rows place elsewhere or a stroke of its grey past an end (a bar broken by
+noise).  Runs only when the bar-first reader found nothing confident, so it costs
+nothing on drawn bars; the whole bands only when no bar had a label line at all.
 Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
 """
 from __future__ import annotations
