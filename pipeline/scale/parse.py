@@ -23,7 +23,7 @@ NM = {"nm": 1.0, "µm": 1e3, "pm": 1e-3, "Å": 0.1, "mm": 1e6}
 _NICE = (1.0, 2.0, 2.5, 5.0)
 SOFT_DOUBTS = _SOFT = ("low OCR confidence", "unusual label spelling", "glyph shape unclear")  # doubts lifted when two scales agree
 # Words before a number that make it another field of a databar, not the bar's label.
-_FIELDS = re.compile(r"(?i)^(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
+FIELDS = _FIELDS = re.compile(r"(?i)^(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
 _MIN_CONF = 50.0
 
 

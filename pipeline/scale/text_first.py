@@ -33,7 +33,7 @@ from .bar_find import Bar, find_bars, same_stroke
 from .label import Box, Label, label_in_box
 from .length import measure_bar
 from .ocr import ocr_line  # also installs the Tesseract environment (one OpenMP thread)
-from .parse import SOFT_DOUBTS, read_label, value_unit
+from .parse import FIELDS, SOFT_DOUBTS, read_label, value_unit
 
 _PAD = 10  # white margin around each tile (px)
 _BANDS = ((0.75, 1.0), (0.0, 0.12))  # where figures put their bars: bottom quarter, top eighth
@@ -129,9 +129,12 @@ def _tile(region: np.ndarray, s: float, pol: int) -> np.ndarray:
 
 
 def label_tokens(words: list[Word]) -> list[Word]:
-    """Number + unit: one word ("10nm") or a number followed on its line by a unit word."""
+    """Number + unit: one word ("10nm") or a number followed on its line by a unit word;
+    not after a databar field's name ("WD", "HFW", "=", ":")."""
     tokens = []
     for i, a in enumerate(words):
+        if i > 0 and FIELDS.match(words[i - 1].text) and _same_line(words[i - 1], a):
+            continue  # "WD = 5 mm", "HV: 20 kV": another field of a databar, not a label
         if value_unit(a.text) is not None:
             tokens.append(a)
             continue
@@ -139,12 +142,16 @@ def label_tokens(words: list[Word]) -> list[Word]:
             continue
         for b in words[i + 1:i + 3]:
             ah, gap = a.box[3] - a.box[1], b.box[0] - a.box[2]
-            same_line = b.pol == a.pol and min(a.box[3], b.box[3]) - max(a.box[1], b.box[1]) >= 0.3 * ah
-            if same_line and -2 <= gap <= 1.2 * ah and value_unit(f"{a.text} {b.text}") is not None:
+            if _same_line(a, b) and -2 <= gap <= 1.2 * ah and value_unit(f"{a.text} {b.text}") is not None:
                 box = (a.box[0], min(a.box[1], b.box[1]), b.box[2], max(a.box[3], b.box[3]))
                 tokens.append(Word(f"{a.text} {b.text}", box, min(a.conf, b.conf), a.pol))
                 break
     return tokens
+
+
+def _same_line(a: Word, b: Word) -> bool:
+    """Two words of one tile and polarity whose boxes overlap in height."""
+    return b.pol == a.pol and min(a.box[3], b.box[3]) - max(a.box[1], b.box[1]) >= 0.3 * (a.box[3] - a.box[1])
 
 
 def _read_token(img: np.ndarray, token: Word, bars: list[Bar]
