@@ -107,7 +107,7 @@ def scale_bars(results: dict, runs: dict | str) -> list[str]:
               f"{sr['reader_s_per_2048_frame_median']:.2f} s, max {sr['reader_s_per_2048_frame_max']:.2f} s. "
               f"Real FEI files: {json.dumps(sr['real_fei_files'])}.", ""]
     for key, title in (("real_set", "Real micrographs of ../shared/data/scalebars-real"),
-                       ("figures_set", "Figure-like frames of bench's own second renderer")):
+                       ("heldout_figures", "Held-out figures of tests/heldout_figures.py (PIL labels on real textures, not the project renderer)")):
         if sr.get(key):  # right = nm/px within 2 % of the truth
             c = sr[key]["counts"]
             lines += [f"{title} ({sum(c.values())}; right = nm/px within 2 % of the truth): right "
