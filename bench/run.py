@@ -474,7 +474,9 @@ def main() -> int:
     settings = settings_from_config(config)
     results_path = REPO / "bench" / "results.json"
     results = json.loads(results_path.read_text()) if args.only and results_path.is_file() else {}
-    results.update({"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "run": bench_run()})
+    # `--only` keeps the other parts' figures: the run id then names both runs, never one.
+    run = bench_run() if not args.only else f"{results.get('run', '?')} + {args.only} in {bench_run()}"
+    results.update({"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "run": run})
     if args.only in (None, "accuracy"):
         print("classical engine on the real patches ...", flush=True)
         results.update(classical_on_real_patches())
