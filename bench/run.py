@@ -305,7 +305,7 @@ def backlog(share: Path, count: int, size: int, bases: int = 12) -> None:
 
 def enqueue_all(db, share: Path, files: list[Path]) -> None:
     """Queue the backlog's files as the watcher would, each under its sample folder."""
-    from psdwatch.daemon.store import core as store
+    from psdwatch.daemon import store
 
     for path in files:
         rel = path.relative_to(share).as_posix()
@@ -319,7 +319,7 @@ def daemon_drain(count: int, size: int) -> dict:
     after the first tenth."""
     import subprocess
 
-    from psdwatch.daemon.store import core as store
+    from psdwatch.daemon import store
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -366,7 +366,7 @@ def cluster_throughput(count: int, size: int, engine: str, workers: int = 2) -> 
     The same `count` distinct frames each time; the cluster's start-up (worker
     processes, imports, the model loaded once per worker) is timed apart."""
     from psdwatch.daemon.service import compute
-    from psdwatch.daemon.store import core as store
+    from psdwatch.daemon import store
     from psdwatch.daemon.config import defaults
     from psdwatch.daemon.service.loop import write_thumbnail
     from psdwatch.daemon.service.worker import run_jobs
@@ -419,7 +419,7 @@ def read_ahead_throughput(count: int, size: int) -> dict:
     hash, analyse with the live model, store, thumbnails and report pages), with
     the next image read and its bar found in a thread beside the network
     ([compute] read_ahead = true) and without; the same frames, one run each."""
-    from psdwatch.daemon.store import core as store
+    from psdwatch.daemon import store
     from psdwatch.daemon.config import defaults
     from psdwatch.daemon.service.read_ahead import ReadAhead
     from psdwatch.daemon.service.loop import LiveModel, drain_once

@@ -132,9 +132,9 @@ def run(config_path: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(config_path: str | None, as_json: bool) -> None:
     """What is queued, done, quarantined, duplicate and skipped, and which model is live."""
-    from .store import core as store
+    from . import store
     from .models.live import live_model_name
-    from .store.report_health import health as report_health
+    from .store.report_state import health as report_health
 
     config = load_config(config_path)
     database = config["store"]["database"]
@@ -173,7 +173,7 @@ def status(config_path: str | None, as_json: bool) -> None:
 def report(config_path: str | None) -> None:
     """Rebuild every sample's report page and the index from the store."""
     from .report import scheduler as report_scheduler
-    from .store import core as store
+    from . import store
 
     config = load_config(config_path)
     settings = settings_from_config(config)
@@ -207,7 +207,7 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
     from .service import compute
     from .report import scheduler as report_scheduler
     from .models import reprocess
-    from .store import core as store
+    from . import store
     from .models.live import load_live_model, prepare_named
     from .service.loop import thumbnail_writer
 

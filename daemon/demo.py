@@ -24,7 +24,7 @@ from pathlib import Path
 import tifffile
 
 from .service import loop as service
-from .store import core as store
+from . import store
 from .models.live import live_model_name
 from .config import DEFAULT_CONFIG, load_config
 from ..pipeline.measure import psd
@@ -34,7 +34,6 @@ SAMPLES = ("Pt-Al2O3 batch 1", "Pt-Al2O3 batch 2")
 
 
 READY_TIMEOUT_S = 1800.0  # a first start on a slow CPU: export, int8 graph and guard, timing
-FINAL = ("done", "quarantined", "duplicate", "skipped")
 
 
 def write_demo_config(outdir: Path, models_dir: Path | None = None) -> Path:
@@ -95,11 +94,9 @@ class ServiceThread(threading.Thread):
 def wait_for_outcomes(db, paths: list[str], service_thread: ServiceThread, timeout: float) -> int:
     """Until every path has its final outcome in the store (or the service died, or
     timeout); returns how many have one."""
-    marks = ", ".join("?" for _ in paths)
     deadline, finished = time.monotonic() + timeout, 0
     while time.monotonic() < deadline and service_thread.is_alive():
-        finished = db.execute(f"SELECT COUNT(*) FROM images WHERE path IN ({marks}) AND status IN "
-                              f"({', '.join('?' for _ in FINAL)})", [*paths, *FINAL]).fetchone()[0]
+        finished = store.finished_count(db, paths)
         if finished == len(paths):
             break
         time.sleep(0.3)

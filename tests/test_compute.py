@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from psdwatch.daemon.service import compute
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 from psdwatch.daemon.config import ConfigError, defaults, load_config
 from psdwatch.daemon.service.worker import run_jobs
 from psdwatch.pipeline.settings import Settings

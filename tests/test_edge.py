@@ -15,7 +15,7 @@ import tifffile
 from skimage import measure as skmeasure
 
 from psdwatch.daemon.report import index as report
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 from psdwatch.daemon.cli import main
 from psdwatch.daemon.config import ConfigError, load_config
 from psdwatch.pipeline.measure import edge, particles as measure

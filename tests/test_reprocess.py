@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from psdwatch.daemon.models import reprocess
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 from psdwatch.daemon.config import load_config, settings_from_config
 from psdwatch.pipeline.runtime import models
 from psdwatch.pipeline import runtime

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from psdwatch.daemon.models import live as live_model
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 
 from .conftest import classical_service, drop_frame, read_rows, wait_for
 

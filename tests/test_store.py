@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 
 MAIN = Path(__file__).resolve().parent.parent
 

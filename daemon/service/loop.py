@@ -18,12 +18,12 @@ from pathlib import Path
 from . import compute
 from ..models import proposals, schedule
 from ..report import index as report, scheduler as report_scheduler
-from ..store import core as store
+from .. import store
 from ..config import load_config, settings_from_config
 from ..models.live import engine_reason, live_model_name, load_live_model
 from .log_setup import setup_logging  # noqa: F401 - the CLI and the demo call service.setup_logging
 from ..logging_once import OncePerMinute
-from ..store.report_health import health as report_health, note_failure
+from ..store import report_state
 from .read_ahead import ReadAhead, wanted as read_ahead_wanted
 from ..watch.samples import locate
 from .lock import ServiceLock
@@ -91,8 +91,8 @@ def write_thumbnail(analysis, sha256: str, reports_dir: Path, db=None) -> None:
         except OSError as error:
             if db is None:
                 raise
-            report_scheduler.keep_picture(db, name, data)
-            note_failure(db, "pictures", error)
+            report_state.keep_picture(db, name, data)
+            report_state.note_failure(db, "pictures", error)
 
 
 def publish(db, reports_dir: Path, settings: Settings, page_images: int = 500) -> int:
@@ -253,8 +253,7 @@ def _recover(db) -> None:
     """What a restart would do after this job crashed the worker: requeue it with
     the attempt counted, or quarantine it after MAX_ATTEMPTS."""
     try:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
+        store.abandon(db)
         store.recover_after_crash(db, MAX_ATTEMPTS)
     except sqlite3.Error as error:
         log.error("cannot requeue yet (%s)", error)
@@ -264,9 +263,7 @@ def _requeue_claimed(db, once: OncePerMinute) -> bool:
     """Hand back a job whose result could not be written, without counting it as
     a crash. False when the store cannot be written yet either."""
     try:
-        with store.write_transaction(db):
-            db.execute("UPDATE queue SET state = 'queued', attempts = MAX(attempts - 1, 0), "
-                       "claimed_at = NULL WHERE state = 'processing'")
+        store.hand_back_claimed(db)
     except sqlite3.OperationalError as error:
         once.error(f"cannot hand the job back to the queue yet ({error}); waiting")
         return False
@@ -279,7 +276,7 @@ def wait_until_idle(db, timeout: float, reports: bool = True) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         counts = store.counts(db)
-        due = report_health(db) if reports else {"reports_due": 0, "pictures_waiting": 0}
+        due = report_state.health(db) if reports else {"reports_due": 0, "pictures_waiting": 0}
         if counts["queued"] == 0 and counts["processing"] == 0 and not due["reports_due"] \
                 and not due["pictures_waiting"]:
             return True

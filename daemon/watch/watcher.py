@@ -374,7 +374,7 @@ class StoreIntake:
 
     def __init__(self, db, root: Path, sample_pattern: str | None = None):
         from . import samples
-        from ..store import core as store  # noqa: PLC0415  (keeps watch usable without a store)
+        from .. import store  # noqa: PLC0415  (keeps watch usable without a store)
         self._store, self._samples = store, samples
         self.db, self.root, self.sample_pattern = db, Path(root), sample_pattern
 
