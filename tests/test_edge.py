@@ -144,4 +144,4 @@ def test_the_edge_key_is_checked(tmp_path):
         load_config(bad)
     good = tmp_path / "good.toml"
     good.write_text('[measure]\nedge = "mask"\n')
-    assert load_config(good)["measure"]["edge"] == "mask" and load_config()["measure"]["edge"] == "profile"
+    assert load_config(good).measure.edge == "mask" and load_config().measure.edge == "profile"

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import index as report
 from .. import store
+from ..config import Config
 from ..store import report_state
 from ..logging_once import OncePerMinute
 from ..watch.missing_scan import MissingScan
@@ -88,13 +89,13 @@ def write_reports(db, reports_dir: Path, samples: list[str] | None = None, **psd
 class ReportScheduler:
     """The report thread of `psdwatch run`."""
 
-    def __init__(self, config: dict, min_particles: int, bootstrap: int, stop: threading.Event):
+    def __init__(self, config: Config, min_particles: int, bootstrap: int, stop: threading.Event):
         self.config, self.stop = config, stop
-        self.reports_dir = Path(config["reports"]["dir"])
+        self.reports_dir = Path(config.reports.dir)
         self.psd = {"min_particles": min_particles, "bootstrap": bootstrap,
-                    "page_images": config["reports"]["page_images"]}
-        self.interval = config["reports"]["interval"]
-        self.missing = MissingScan(config["watch"]["root"], config["watch"]["rescan_seconds"])
+                    "page_images": config.reports.page_images}
+        self.interval = config.reports.interval
+        self.missing = MissingScan(config.watch.root, config.watch.rescan_seconds)
         self.thread = threading.Thread(target=self.run, name="reports", daemon=True)
         self.failing = False
 
@@ -106,7 +107,7 @@ class ReportScheduler:
         self.thread.join(timeout)
 
     def run(self) -> None:
-        db = store.open_store(self.config["store"]["database"], self.config["store"]["busy_timeout"])
+        db = store.open_store(self.config.store.database, self.config.store.busy_timeout)
         once = OncePerMinute(log)
         last_build = -1e18
         try:  # pages behind the store (a run killed between storing and drawing), and the index
