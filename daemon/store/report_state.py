@@ -40,6 +40,7 @@ def waiting_pictures(db: Database, limit: int = 50) -> list[tuple[str, bytes]]:
 
 
 def picture_written(db: Database, name: str) -> None:
+    """The picture is on disk now: the store lets go of its copy."""
     _write(db, "DELETE FROM pending_files WHERE name = ?", [name])
 
 
@@ -80,6 +81,7 @@ def archive_blocks(db: Database, sample: str) -> set[int]:
 
 
 def archive_block_written(db: Database, sample: str, block: int) -> None:
+    """The block's archive page is drawn: written again only when one of its images changes."""
     _write(db, "INSERT OR IGNORE INTO archive_pages (sample, block) VALUES (?, ?)", [sample, block])
 
 
@@ -122,6 +124,7 @@ def note_failure(db: Database, what: str, error: BaseException) -> None:
 
 
 def note_ok(db: Database) -> None:
+    """A round of the reports went through: the failure `psdwatch status` showed is over."""
     _write(db, "INSERT INTO report_health (id, last_ok) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET "
                "failing_since = NULL, error = NULL, last_ok = excluded.last_ok", [now()])
 
