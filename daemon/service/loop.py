@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlite_utils import Database
+
 from . import compute
 from ..models import proposals, schedule
 from ..report import index as report, scheduler as report_scheduler
@@ -192,7 +194,7 @@ class _Threads:
     """What runs beside the worker loop, started in order and stopped together."""
     watcher: threading.Thread
     scanned: threading.Event
-    scheduler: object | None
+    scheduler: object | None  # the retraining's BackgroundScheduler, when [train] enabled
     reports: report_scheduler.ReportScheduler
     read_ahead: ReadAhead | None
 
@@ -205,7 +207,7 @@ class _Threads:
         self.reports.join(timeout=30)
 
 
-def _prepare(config: Config) -> tuple:
+def _prepare(config: Config) -> tuple[Database, Settings, LiveModel]:
     """Open the store, hand back what a crash interrupted, load the live model
     (a first start exports and times it: minutes). Returns (db, settings, live)."""
     settings = settings_from_config(config)
