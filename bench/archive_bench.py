@@ -41,7 +41,8 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from benchmarks_page import bench_run, write_benchmarks  # noqa: E402 - bench/benchmarks_page.py
-from psdwatch.daemon.store import sample_stats, core as store  # noqa: E402
+from psdwatch.daemon import store  # noqa: E402
+from psdwatch.daemon.store import sample_stats  # noqa: E402
 from psdwatch.pipeline.measure.psd_histogram import SizeHistogram  # noqa: E402
 
 K = 0.2  # nm per px of every image

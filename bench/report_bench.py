@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmarks_page import bench_run  # noqa: E402 - bench/benchmarks_page.py
 from psdwatch.daemon.report import index as report  # noqa: E402
-from psdwatch.daemon.store import core as store  # noqa: E402
+from psdwatch.daemon import store  # noqa: E402
 
 
 def particles(n: int, k: float | None, rng: np.random.Generator) -> list[dict]:

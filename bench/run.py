@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks_page import bench_run, write_benchmarks  # noqa: E402 - bench/benchmarks_page.py
-from psdwatch.daemon.config import load_config, settings_from_config  # noqa: E402
+from psdwatch.daemon.config import Config, load_config, runtime_options, settings_from_config  # noqa: E402
 from psdwatch.daemon.models import live as live_model  # noqa: E402
 from psdwatch.daemon.models.live import load_live_model, prepare_named  # noqa: E402
 from psdwatch.pipeline.segment import classical
@@ -131,7 +131,7 @@ def unet_speed(settings, runs: int = 3) -> dict:
     interleaved in this one process so a busy moment hits all of them alike.
     Timing does not depend on the weights, so a fresh network stands in when none is live."""
     config = load_config()
-    models_dir = config["models"]["dir"]
+    models_dir = config.models.dir
     name = live_model.live_model_name(models_dir)
     load = (lambda: models.load_model(models_dir, name)) if name else (
         lambda: models.Model("random", "", models.build_unet(), {}))
@@ -175,17 +175,17 @@ def unet_speed(settings, runs: int = 3) -> dict:
 MAGNIFICATIONS_PX = (8, 30, 100)
 
 
-def int8_on_real_patches(config: dict, name: str) -> dict:
+def int8_on_real_patches(config: Config, name: str) -> dict:
     """The int8 graph against fp32 on the real patches the model was tested on (never
     used to calibrate it): per-patch mask IoU at the model's threshold, and speed."""
     from psdwatch.pipeline.train.data import find_annotations, load_example
 
-    seg = config["segment"]
-    nets = {p: prepare_named(config["models"]["dir"], name, {**seg, "precision": p, "runtime": "onnxruntime"})
+    options = runtime_options(config)
+    nets = {p: prepare_named(config.models.dir, name, replace(options, precision=p, runtime="onnxruntime"))
             for p in ("fp32", "int8")}
     if nets["int8"].runtime != "onnxruntime-int8":
         return {"int8": "rejected by its accuracy guard"}
-    test = set(json.loads((Path(config["models"]["dir"]) / "test_set.json").read_text())["sha256"])
+    test = set(json.loads((Path(config.models.dir) / "test_set.json").read_text())["sha256"])
     patches = [e for e in (load_example(i, m) for i, m in find_annotations(DATA / "pt-alumina-haadf"))
                if e.sha256 in test]
     ious, seconds = [], {p: 0.0 for p in nets}
@@ -211,8 +211,8 @@ def magnifications(settings, runs: int = 1) -> dict:
     if live is None:
         return {}
     # The reference runs in fp32 whatever `auto` chose (int8 is judged against it).
-    fp32 = prepare_named(config["models"]["dir"], live.name,
-                         {**config["segment"], "precision": "fp32", "runtime": "onnxruntime"})
+    fp32 = prepare_named(config.models.dir, live.name,
+                         replace(runtime_options(config), precision="fp32", runtime="onnxruntime"))
     out: dict = {"magnification_model": live.name, "auto_path": live.runtime,
                  "int8_real_patches": int8_on_real_patches(config, live.name)}
     fast = replace(settings, engine="unet", bootstrap=0)
@@ -305,7 +305,7 @@ def backlog(share: Path, count: int, size: int, bases: int = 12) -> None:
 
 def enqueue_all(db, share: Path, files: list[Path]) -> None:
     """Queue the backlog's files as the watcher would, each under its sample folder."""
-    from psdwatch.daemon.store import core as store
+    from psdwatch.daemon import store
 
     for path in files:
         rel = path.relative_to(share).as_posix()
@@ -319,7 +319,7 @@ def daemon_drain(count: int, size: int) -> dict:
     after the first tenth."""
     import subprocess
 
-    from psdwatch.daemon.store import core as store
+    from psdwatch.daemon import store
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -327,7 +327,7 @@ def daemon_drain(count: int, size: int) -> dict:
         config = tmp / "bench.toml"
         config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.5\n'
                           '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
-                          f'[models]\ndir = "{load_config()["models"]["dir"].as_posix()}"\n'
+                          f'[models]\ndir = "{load_config().models.dir.as_posix()}"\n'
                           '[train]\nenabled = false\n')
         started = time.perf_counter()
         daemon = subprocess.Popen([sys.executable, "-m", "psdwatch.daemon.cli", "run", "--config", str(config)],
@@ -366,13 +366,13 @@ def cluster_throughput(count: int, size: int, engine: str, workers: int = 2) -> 
     The same `count` distinct frames each time; the cluster's start-up (worker
     processes, imports, the model loaded once per worker) is timed apart."""
     from psdwatch.daemon.service import compute
-    from psdwatch.daemon.store import core as store
+    from psdwatch.daemon import store
     from psdwatch.daemon.config import defaults
     from psdwatch.daemon.service.loop import write_thumbnail
     from psdwatch.daemon.service.worker import run_jobs
 
     config = defaults()
-    config["segment"]["engine"] = engine
+    config.segment.engine = engine
     settings = settings_from_config(config)
     model = load_live_model(config, engine)
     out = {}
@@ -383,7 +383,7 @@ def cluster_throughput(count: int, size: int, engine: str, workers: int = 2) -> 
         for label, scheduler in (("in_process", ""), (f"local_{workers}_workers", "local")):
             db = store.open_store(tmp / f"{label}.sqlite")
             enqueue_all(db, tmp / "share", files)
-            config["compute"].update(scheduler=scheduler, workers=workers)
+            config.compute.scheduler, config.compute.workers = scheduler, workers
             started = time.perf_counter()
             cluster = compute.start(config)
             if scheduler:
@@ -419,7 +419,7 @@ def read_ahead_throughput(count: int, size: int) -> dict:
     hash, analyse with the live model, store, thumbnails and report pages), with
     the next image read and its bar found in a thread beside the network
     ([compute] read_ahead = true) and without; the same frames, one run each."""
-    from psdwatch.daemon.store import core as store
+    from psdwatch.daemon import store
     from psdwatch.daemon.config import defaults
     from psdwatch.daemon.service.read_ahead import ReadAhead
     from psdwatch.daemon.service.loop import LiveModel, drain_once
@@ -431,9 +431,9 @@ def read_ahead_throughput(count: int, size: int) -> dict:
         files = sorted((tmp / "share").rglob("*.tif"))
         for label, ahead in (("in_line", False), ("read_ahead", True)):
             config = defaults()
-            config["watch"]["root"], config["reports"]["dir"] = tmp / "share", tmp / label / "reports"
-            config["annotations"]["proposals_dir"] = tmp / label / "proposals"
-            config["reports"]["dir"].mkdir(parents=True)
+            config.watch.root, config.reports.dir = tmp / "share", tmp / label / "reports"
+            config.annotations.proposals_dir = tmp / label / "proposals"
+            config.reports.dir.mkdir(parents=True)
             settings = settings_from_config(config)
             live = LiveModel(config, settings.engine)
             db = store.open_store(tmp / f"{label}.sqlite")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from .config import ConfigError, load_config, settings_from_config, to_toml
+from .config import ConfigError, load_config, runtime_options, settings_from_config, to_toml
 
 CONFIG_HELP = "Configuration file (TOML); keys left out take the defaults of the embedded config.toml."
 
@@ -93,8 +93,8 @@ def process(image: str, config_path: str | None, as_json: bool, mask_out: str | 
     if model is None and settings.engine != "classical":
         click.echo(f"psdwatch: {reason}", err=True)
     analysis = analyse_loaded(loaded, settings, model, image, {})
-    record = analysis_record(analysis, sample_of(Path(image), config["watch"]["root"],
-                                                 config["watch"]["sample_pattern"]))
+    record = analysis_record(analysis, sample_of(Path(image), config.watch.root,
+                                                 config.watch.sample_pattern))
     record["engine_reason"] = reason
     if mask_out:
         import cv2
@@ -132,14 +132,14 @@ def run(config_path: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def status(config_path: str | None, as_json: bool) -> None:
     """What is queued, done, quarantined, duplicate and skipped, and which model is live."""
-    from .store import core as store
+    from . import store
     from .models.live import live_model_name
-    from .store.report_health import health as report_health
+    from .store.report_state import health as report_health
 
     config = load_config(config_path)
-    database = config["store"]["database"]
-    live = live_model_name(config["models"]["dir"])
-    model = "classical" if config["segment"]["engine"] == "classical" or live is None else live
+    database = config.store.database
+    live = live_model_name(config.models.dir)
+    model = "classical" if config.segment.engine == "classical" or live is None else live
     if not Path(database).is_file():
         counts = {"queued": 0, "processing": 0, **{s: 0 for s in store.STATUSES},
                   "samples": 0, "model": model, "unsure": 0, "mixed_model_samples": 0,
@@ -162,7 +162,7 @@ def status(config_path: str | None, as_json: bool) -> None:
         click.echo(f"  mixed  {sample}: " + ", ".join(f"{m} ({n} image{'' if n == 1 else 's'})" for m, n in by_model.items()))
     due = f"{counts['reports_due']} sample page(s) due" if counts["reports_due"] else "up to date"
     waiting = f", {counts['pictures_waiting']} thumbnail(s) waiting" if counts["pictures_waiting"] else ""
-    click.echo(f"reports  {config['reports']['dir']}: {due}{waiting}")
+    click.echo(f"reports  {config.reports.dir}: {due}{waiting}")
     if counts["reports_error"]:
         click.echo(f"  FAILING since {counts['reports_failing_since']}: {counts['reports_error']} "
                    "(images are still measured and stored; the pages follow once they can be written)")
@@ -173,13 +173,13 @@ def status(config_path: str | None, as_json: bool) -> None:
 def report(config_path: str | None) -> None:
     """Rebuild every sample's report page and the index from the store."""
     from .report import scheduler as report_scheduler
-    from .store import core as store
+    from . import store
 
     config = load_config(config_path)
     settings = settings_from_config(config)
-    index = report_scheduler.write_reports(store.open_store(config["store"]["database"]), config["reports"]["dir"],
+    index = report_scheduler.write_reports(store.open_store(config.store.database), config.reports.dir,
                                   min_particles=settings.min_particles, bootstrap=settings.bootstrap,
-                                  page_images=config["reports"]["page_images"])
+                                  page_images=config.reports.page_images)
     click.echo(index)
 
 
@@ -207,18 +207,18 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
     from .service import compute
     from .report import scheduler as report_scheduler
     from .models import reprocess
-    from .store import core as store
+    from . import store
     from .models.live import load_live_model, prepare_named
     from .service.loop import thumbnail_writer
 
     config = load_config(config_path)
     settings = settings_from_config(config)
     if model_name:
-        model = prepare_named(config["models"]["dir"], model_name, config["segment"])
+        model = prepare_named(config.models.dir, model_name, runtime_options(config))
         settings.engine = "unet"
     else:
         model = load_live_model(config, settings.engine)
-    db = store.open_store(config["store"]["database"], config["store"]["busy_timeout"])
+    db = store.open_store(config.store.database, config.store.busy_timeout)
     why = "force" if force else "changed-config" if changed else "model"
     todo = reprocess.targets(db, None if every else list(samples), model, why, settings.fallback_nm_per_px)
     what = model.name if model else "the classical engine"
@@ -232,7 +232,7 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
     tally: dict[str, int] = {}
     try:
         with click.progressbar(reprocess.remeasure(
-                db, config["watch"]["root"], settings, model, todo, cluster=cluster,
+                db, config.watch.root, settings, model, todo, cluster=cluster,
                 before_storing=thumbnail_writer(config)),
                                length=len(todo), label=f"re-measuring {len(todo)} images with {what} {where}",
                                show_eta=True, show_pos=True, file=sys.stderr) as bar:
@@ -242,8 +242,8 @@ def reprocess(samples: tuple[str, ...], config_path: str | None, every: bool, mo
         if cluster is not None:
             cluster.close()
     touched = sorted({t.sample for t in todo})
-    index = report_scheduler.write_reports(db, config["reports"]["dir"], touched, min_particles=settings.min_particles,
-                                  bootstrap=settings.bootstrap, page_images=config["reports"]["page_images"])
+    index = report_scheduler.write_reports(db, config.reports.dir, touched, min_particles=settings.min_particles,
+                                  bootstrap=settings.bootstrap, page_images=config.reports.page_images)
     click.echo(f"{', '.join(f'{n} {s}' for s, n in sorted(tally.items()))}; reports: {index}")
 
 
@@ -263,9 +263,9 @@ def list_models(config_path: str | None) -> None:
     from .models.live import list_models as cards_of
 
     config = load_config(config_path)
-    cards = cards_of(config["models"]["dir"])
+    cards = cards_of(config.models.dir)
     if not cards:
-        click.echo(f"no models in {config['models']['dir']}: the classical engine is used")
+        click.echo(f"no models in {config.models.dir}: the classical engine is used")
     for card in cards:
         metrics = card.get("test_metrics", {})
         click.echo(f"{'*' if card['live'] else ' '} {card.get('name')}  {card.get('date', '')}  "
@@ -297,31 +297,24 @@ def train(config_path: str | None, annotations: str | None, synthetic: int | Non
           input_mode: str | None) -> None:
     """Train a segmentation model now on the annotated images, and make it live if it
     measures better than the live one on the fixed test set."""
-    from .models.promotion import train_and_promote
+    from .models.promotion import train_and_promote, train_options
     from .models.schedule import TrainingRunning, training_lock
-    from ..pipeline.train import loop as training, data as train_data
+    from ..pipeline.train import data as train_data
 
     config = load_config(config_path)
-    defaults = config["train"]
-    pick = lambda given, key: given if given is not None else defaults[key]  # noqa: E731
-    folder = Path(annotations) if annotations else config["annotations"]["dir"]
+    folder = Path(annotations) if annotations else config.annotations.dir
     pairs = train_data.find_annotations(folder)
     if not pairs:
         raise Fail(f"no annotated images (<stem>_mask.png beside <stem>.tif) in {folder}")
     annotated = [train_data.load_example(image, mask) for image, mask in pairs]
-    count = pick(synthetic, "synthetic")
-    budget = pick(time_budget, "time_budget")
-    options = training.TrainOptions(
-        max_epochs=pick(max_epochs, "max_epochs"), steps_per_epoch=pick(steps, "steps"),
-        crop=pick(crop, "crop"), batch=pick(batch, "batch"),
-        lr=lr or defaults["finetune_lr" if init else "lr"],
-        time_budget_s=budget * 60 if budget else None, final_fit=not no_final_fit,
-        synthetic_check_images=pick(d50_check_images, "d50_check_images"),
-        precision=config["segment"]["precision"], input_mode=pick(input_mode, "input"))
+    count = synthetic if synthetic is not None else config.train.synthetic
+    options = train_options(config, init=init, final_fit=not no_final_fit, max_epochs=max_epochs, steps=steps,
+                            crop=crop, batch=batch, lr=lr, time_budget=time_budget,
+                            d50_check_images=d50_check_images, input=input_mode)
     try:
-        with training_lock(config["models"]["dir"]):
+        with training_lock(config.models.dir):
             card, live, why = train_and_promote(
-                annotated, config["models"]["dir"], options,
+                annotated, config.models.dir, options,
                 train_data.synthetic_examples(count) if count else [], name, init=init)
     except TrainingRunning as error:
         raise Fail(str(error), 3) from None

@@ -8,7 +8,10 @@ silently runs the default is a wrong number that looks right.
 
 Paths are resolved against the folder of the file that set them, so a config
 can be moved together with its share and state folders. The rest of psdwatch
-reads the validated result as a dict of sections (`config["watch"]["root"]`).
+reads the validated result, one typed `Config` object passed through
+(`config.watch.root`); the sections the analysis reads ([scale], [segment],
+[measure], [psd]) are the pipeline's own models (pipeline/settings.py), composed
+here, so no default is written twice.
 The embedded defaults are relative to the project folder of a checkout; an
 installed psdwatch (pip install, a wheel) lives in site-packages, no place for a
 share, a store or trained models, so there they are relative to $PSDWATCH_HOME,
@@ -24,10 +27,9 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
-                      ValidationError, field_validator)
+from pydantic import Field, PrivateAttr, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator
 
-from ..pipeline.settings import Settings
+from ..pipeline.settings import Measure, Psd, RuntimeOptions, Scale, Section as _Section, Segment, Settings
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
 PROJECT = DEFAULT_CONFIG.parent
@@ -46,15 +48,8 @@ def defaults_home() -> Path:
         return Path(os.environ["PSDWATCH_HOME"]).expanduser()
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share").expanduser() / "psdwatch"
 
-Fraction = StrictFloat
-
-
 class ConfigError(ValueError):
     """A config file that cannot be used, with the file's path in the message."""
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
 class Watch(_Section):
@@ -120,47 +115,6 @@ class Train(_Section):
     input: Literal["plain", "flattened"] = "plain"
 
 
-class Scale(_Section):
-    nm_per_px: StrictFloat | None = Field(None, gt=0)
-    disagreement_pct: StrictFloat = Field(2.0, gt=0)
-    ocr: StrictBool = True
-
-
-class Segment(_Section):
-    engine: Literal["auto", "unet", "classical"] = "auto"
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    tile: StrictInt = Field(512, ge=64, multiple_of=32)
-    overlap: StrictInt = Field(64, ge=0)
-    precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
-    runtime: Literal["auto", "onnxruntime", "torch"] = "auto"
-    threads: StrictInt = Field(0, ge=0)
-    threshold: Literal["auto"] | Fraction = "auto"
-    size_aware: StrictBool = True
-    target_diameter_px: StrictFloat = Field(16.0, gt=0)
-    max_excluded_fraction: Fraction = Field(0.15, gt=0, le=1)
-    skip_bright_field: StrictBool = True
-
-    @field_validator("threshold")
-    @classmethod
-    def _probability(cls, value):
-        if value != "auto" and not 0 < value < 1:
-            raise ValueError("must be \"auto\" or a probability between 0 and 1")
-        return value
-
-
-class Measure(_Section):
-    min_diameter_nm: StrictFloat = Field(0.5, ge=0)
-    min_area_px: StrictInt = Field(6, ge=1)
-    watershed: StrictBool = False
-    exclude_border: StrictBool = True
-    edge: Literal["profile", "mask"] = "profile"
-
-
-class Psd(_Section):
-    min_particles: StrictInt = Field(100, ge=1)
-    bootstrap: StrictInt = Field(1000, ge=0)
-
-
 class Compute(_Section):
     scheduler: StrictStr = ""
     workers: StrictInt = Field(2, ge=1)
@@ -189,6 +143,16 @@ class Config(_Section):
     measure: Measure = Measure()
     psd: Psd = Psd()
     compute: Compute = Compute()
+    _source: Path = PrivateAttr(DEFAULT_CONFIG)
+
+    @property
+    def source(self) -> Path:
+        """The file this configuration was read from (the embedded config.toml when none)."""
+        return self._source
+
+    def sections(self) -> dict[str, dict]:
+        """The sections as plain values, in the schema's order (what `psdwatch config` prints)."""
+        return self.model_dump()
 
 
 def _read(path: Path) -> dict:
@@ -228,16 +192,20 @@ def one_line(error: ValidationError, path: Path) -> str:
     return f"config file {path}: {where}: {what}" + (f" (and {more} more)" if more else "")
 
 
-def defaults() -> dict:
-    """The schema's defaults, paths resolved against defaults_home() (the project
-    folder of a checkout)."""
+def _default_values() -> dict:
     return _resolve_paths(Config().model_dump(), defaults_home())
 
 
-def load_config(path: str | Path | None = None) -> dict:
-    """The effective configuration as a dict of sections, with absolute Paths.
+def defaults() -> Config:
+    """The schema's defaults, paths resolved against defaults_home() (the project
+    folder of a checkout)."""
+    return Config.model_validate(_default_values())
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """The effective configuration, typed, with absolute Paths.
     Raises ConfigError (one line) for anything the schema refuses."""
-    config = defaults()
+    config = _default_values()
     source = DEFAULT_CONFIG
     if path is not None:
         source = Path(path).resolve()
@@ -247,36 +215,28 @@ def load_config(path: str | Path | None = None) -> dict:
                 raise ConfigError(f"config file {source}: top-level key {section!r} must be a [section]")
             config.setdefault(section, {}).update(values)
     try:
-        validated = Config.model_validate(config).model_dump()
+        validated = Config.model_validate(config)
     except ValidationError as error:
         raise ConfigError(one_line(error, source)) from None
-    validated["_path"] = source
+    validated._source = source
     return validated
 
 
-def settings_from_config(config: dict) -> Settings:
-    """The pipeline's knobs out of the config's sections (already validated)."""
-    seg, meas, psd_cfg, scale_cfg = (config[k] for k in ("segment", "measure", "psd", "scale"))
-    return Settings(
-        engine=seg["engine"], tile=seg["tile"], overlap=seg["overlap"], precision=seg["precision"],
-        runtime=seg["runtime"], threshold=None if seg["threshold"] == "auto" else float(seg["threshold"]),
-        fallback_nm_per_px=scale_cfg["nm_per_px"], disagreement_pct=scale_cfg["disagreement_pct"],
-        ocr=scale_cfg["ocr"], min_diameter_nm=meas["min_diameter_nm"], min_area_px=meas["min_area_px"],
-        watershed=meas["watershed"], exclude_border=meas["exclude_border"],
-        min_particles=psd_cfg["min_particles"], bootstrap=psd_cfg["bootstrap"],
-        size_aware=seg["size_aware"], target_diameter_px=seg["target_diameter_px"],
-        max_excluded_fraction=seg["max_excluded_fraction"], skip_bright_field=seg["skip_bright_field"],
-        edge=meas["edge"],
-    )
+def settings_from_config(config: Config) -> Settings:
+    """The analysis the configuration asks for (pipeline Settings from its science sections)."""
+    return Settings.from_sections(config.scale, config.segment, config.measure, config.psd)
 
 
-def to_toml(config: dict) -> str:
+def runtime_options(config: Config, threads: int | None = None) -> RuntimeOptions:
+    """How the network runs here, from [segment] (threads: a Dask worker's share of the CPUs)."""
+    return RuntimeOptions.from_section(config.segment, threads)
+
+
+def to_toml(config: Config) -> str:
     """The validated configuration as TOML; unset optional keys as comments."""
-    lines = [f"# effective configuration; file: {config['_path']}",
+    lines = [f"# effective configuration; file: {config.source}",
              f"# keys it leaves out: {DEFAULT_CONFIG}, relative paths there under {defaults_home()}"]
-    for section, values in config.items():
-        if section.startswith("_"):
-            continue
+    for section, values in config.sections().items():
         lines.append(f"\n[{section}]")
         for key, value in values.items():
             if value is None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import tifffile
 
 from .service import loop as service
-from .store import core as store
+from . import store
 from .models.live import live_model_name
 from .config import DEFAULT_CONFIG, load_config
 from ..pipeline.measure import psd
@@ -34,13 +34,12 @@ SAMPLES = ("Pt-Al2O3 batch 1", "Pt-Al2O3 batch 2")
 
 
 READY_TIMEOUT_S = 1800.0  # a first start on a slow CPU: export, int8 graph and guard, timing
-FINAL = ("done", "quarantined", "duplicate", "skipped")
 
 
 def write_demo_config(outdir: Path, models_dir: Path | None = None) -> Path:
     """A config for the session: share and state inside outdir, the shipped models
     (or models_dir)."""
-    models_dir = Path(models_dir or load_config()["models"]["dir"]).resolve()
+    models_dir = Path(models_dir or load_config().models.dir).resolve()
     path = outdir / "psdwatch.toml"
     path.write_text(
         f"# psdwatch demo session; defaults from {DEFAULT_CONFIG}\n"
@@ -95,11 +94,9 @@ class ServiceThread(threading.Thread):
 def wait_for_outcomes(db, paths: list[str], service_thread: ServiceThread, timeout: float) -> int:
     """Until every path has its final outcome in the store (or the service died, or
     timeout); returns how many have one."""
-    marks = ", ".join("?" for _ in paths)
     deadline, finished = time.monotonic() + timeout, 0
     while time.monotonic() < deadline and service_thread.is_alive():
-        finished = db.execute(f"SELECT COUNT(*) FROM images WHERE path IN ({marks}) AND status IN "
-                              f"({', '.join('?' for _ in FINAL)})", [*paths, *FINAL]).fetchone()[0]
+        finished = store.finished_count(db, paths)
         if finished == len(paths):
             break
         time.sleep(0.3)
@@ -132,7 +129,7 @@ def run_demo(outdir: Path | None, images: int = 6, size: int = 1024, pace: float
     outdir.mkdir(parents=True, exist_ok=True)
     config_path = write_demo_config(outdir, models_dir)
     config = load_config(config_path)
-    root = Path(config["watch"]["root"])
+    root = Path(config.watch.root)
     root.mkdir(parents=True, exist_ok=True)
     service.setup_logging()
     worker = ServiceThread(config_path)
@@ -141,7 +138,7 @@ def run_demo(outdir: Path | None, images: int = 6, size: int = 1024, pace: float
     try:
         worker.wait_ready(READY_TIMEOUT_S)
         paths, truth = play_frames(root, images, size, pace)
-        db = store.open_store(config["store"]["database"])
+        db = store.open_store(config.store.database)
         finished = wait_for_outcomes(db, paths, worker, timeout=120 + 60 * images)
     except RuntimeError as error:
         print(f"demo: {error}", flush=True)
@@ -149,7 +146,7 @@ def run_demo(outdir: Path | None, images: int = 6, size: int = 1024, pace: float
     finally:
         worker.stop.set()
         worker.join(timeout=60)
-    counts = store.counts(db, live_model_name(config["models"]["dir"]))
+    counts = store.counts(db, live_model_name(config.models.dir))
     print(f"\n{counts['done']} images measured, {counts['quarantined']} quarantined, "
           f"{counts['duplicate']} duplicate; model: {counts['model']}")
     for sample in SAMPLES:
@@ -159,7 +156,7 @@ def run_demo(outdir: Path | None, images: int = 6, size: int = 1024, pace: float
             print(f"{sample}: n={got['n']} d50={got['d50']:.2f} nm (truth {want['d50']:.2f} nm, "
                   f"{(got['d50'] / want['d50'] - 1) * 100:+.1f} %), d10={got['d10']:.2f} nm, "
                   f"d90={got['d90']:.2f} nm")
-    index = Path(config["reports"]["dir"]) / "index.html"
+    index = Path(config.reports.dir) / "index.html"
     print(f"\nreport: {index}" if index.is_file() else "\nno report was written (see the log above)")
     if finished < len(paths):
         print(f"demo: only {finished} of {len(paths)} frames were measured in time", flush=True)

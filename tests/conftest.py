@@ -16,7 +16,7 @@ from typing import Callable
 
 import pytest
 
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("PSDWATCH_TEST_DATA") or REPO.parent / "shared" / "data")

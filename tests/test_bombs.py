@@ -119,7 +119,7 @@ def test_the_service_quarantines_bombs_with_flat_memory(tmp_path):
     finally:
         service.terminate()
         service.wait(timeout=60)
-    from psdwatch.daemon.store import core as store
+    from psdwatch.daemon import store
     db = store.open_store(database)
     reasons = {r["path"]: r["reason"] for r in db.query("SELECT path, reason FROM images")}
     for name, words in expected.items():

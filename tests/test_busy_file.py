@@ -13,7 +13,7 @@ import time
 import pytest
 import tifffile
 
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 from psdwatch.pipeline.synth import SynthSpec, synth_image
 
 from .conftest import classical_service, drop_frame, read_rows, start_service, wait_for

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from psdwatch.daemon.service import compute
-from psdwatch.daemon.store import core as store
-from psdwatch.daemon.config import ConfigError, defaults, load_config
+from psdwatch.daemon import store
+from psdwatch.daemon.config import Config, ConfigError, defaults, load_config
 from psdwatch.daemon.service.worker import run_jobs
 from psdwatch.pipeline.settings import Settings
 
@@ -34,10 +34,10 @@ from .conftest import REPO, classical_service, count_status, drop_frame, read_ro
 CLASSICAL = Settings(engine="classical", bootstrap=0)
 
 
-def _config(tmp_path: Path, scheduler: str, **compute_keys) -> dict:
+def _config(tmp_path: Path, scheduler: str, **compute_keys) -> Config:
     config = defaults()
-    config["compute"].update(scheduler=scheduler, **compute_keys)
-    config["models"]["dir"] = tmp_path / "no-models"
+    config.compute = config.compute.model_copy(update={"scheduler": scheduler, **compute_keys})
+    config.models.dir = tmp_path / "no-models"
     return config
 
 
@@ -73,7 +73,7 @@ def _exactly_once(db, n_files: int) -> list[dict]:
 def test_scheduler_values_accepted(tmp_path, value):
     config = tmp_path / "c.toml"
     config.write_text(f'[compute]\nscheduler = "{value}"\n')
-    assert load_config(config)["compute"]["scheduler"] == value
+    assert load_config(config).compute.scheduler == value
 
 
 @pytest.mark.parametrize("text, says", [('scheduler = "dask"', "[compute] scheduler"),

@@ -35,8 +35,8 @@ def test_config_toml_holds_exactly_the_schema_defaults():
 
 def test_the_embedded_file_validates_and_paths_are_absolute():
     config = load_config(DEFAULT_CONFIG)
-    assert config == {**defaults(), "_path": DEFAULT_CONFIG}
-    assert config["watch"]["root"] == (REPO / "share").resolve()
+    assert config.sections() == defaults().sections() and config.source == DEFAULT_CONFIG
+    assert config.watch.root == (REPO / "share").resolve()
 
 
 @pytest.mark.parametrize("text, words", [
@@ -84,3 +84,26 @@ def test_psdwatch_config_prints_the_effective_configuration(tmp_path):
     assert printed["segment"]["engine"] == "classical" and printed["psd"]["min_particles"] == 30
     assert printed["watch"]["root"] == str((REPO / "share").resolve())  # left out: the embedded default
     assert printed["segment"]["tile"] == 512
+
+
+def test_the_analysis_defaults_are_the_schema_s():
+    """pipeline Settings take every default from the sections the schema composes:
+    an unconfigured analysis is the embedded config.toml's."""
+    from psdwatch.daemon.config import runtime_options, settings_from_config
+    from psdwatch.pipeline.settings import RuntimeOptions, Settings
+
+    assert settings_from_config(load_config(DEFAULT_CONFIG)) == Settings()
+    assert runtime_options(defaults()) == RuntimeOptions()
+    assert runtime_options(defaults(), threads=3).threads == 3
+
+
+def test_training_options_come_from_train_with_the_command_line_over_them(tmp_path):
+    from psdwatch.daemon.models.promotion import train_options
+
+    path = tmp_path / "my.toml"
+    path.write_text('[train]\ncrop = 128\ntime_budget = 2.0\n[segment]\nprecision = "fp32"\n')
+    config = load_config(path)
+    options = train_options(config, crop=None, batch=8)
+    assert (options.crop, options.batch, options.time_budget_s, options.precision) == (128, 8, 120.0, "fp32")
+    assert options.lr == config.train.lr and train_options(config, init="live").lr == config.train.finetune_lr
+    assert train_options(config, lr=0.5, input="flattened").lr == 0.5

@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import pytest
 
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 
 from .conftest import classical_service, drop_frame, read_rows, start_service, wait_for
 

@@ -15,7 +15,7 @@ import tifffile
 from skimage import measure as skmeasure
 
 from psdwatch.daemon.report import index as report
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 from psdwatch.daemon.cli import main
 from psdwatch.daemon.config import ConfigError, load_config
 from psdwatch.pipeline.measure import edge, particles as measure
@@ -144,4 +144,4 @@ def test_the_edge_key_is_checked(tmp_path):
         load_config(bad)
     good = tmp_path / "good.toml"
     good.write_text('[measure]\nedge = "mask"\n')
-    assert load_config(good)["measure"]["edge"] == "mask" and load_config()["measure"]["edge"] == "profile"
+    assert load_config(good).measure.edge == "mask" and load_config().measure.edge == "profile"

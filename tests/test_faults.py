@@ -53,7 +53,7 @@ import pytest
 import tifffile
 
 from psdwatch.daemon.report import index as report
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 from psdwatch.daemon.config import load_config, settings_from_config
 from psdwatch.pipeline.measure import psd
 from psdwatch.pipeline.analyse import analyse_image, analysis_record

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from psdwatch.daemon.models.live import prepare_named
-from psdwatch.daemon.config import defaults
+from psdwatch.daemon.config import defaults, runtime_options
 from psdwatch.pipeline import metrics
 from psdwatch.pipeline import runtime
+from psdwatch.pipeline.settings import RuntimeOptions
 from psdwatch.pipeline.runtime import fastest, int8, onnx as onnx_runtime
 from psdwatch.pipeline.runtime.models import load_model
 from psdwatch.pipeline.train.data import find_annotations, load_example
@@ -33,8 +35,8 @@ def models_copy(tmp_path_factory):
     return folder
 
 
-def seg(**keys) -> dict:
-    return {**defaults()["segment"], **keys}
+def seg(**keys) -> RuntimeOptions:
+    return replace(runtime_options(defaults()), **keys)
 
 
 @pytest.mark.slow

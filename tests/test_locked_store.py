@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 
 from .conftest import classical_service, count_status, drop_frame, start_service, wait_for
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from psdwatch.daemon.report import index as report
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 from psdwatch.daemon.report.plots import histogram_plot, nice_ticks
 from psdwatch.pipeline.measure import psd
 from psdwatch.pipeline import synth

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 
 from .conftest import classical_service, drop_frame, read_rows, start_service, wait_for
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from psdwatch.daemon.report import index as report
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 from psdwatch.daemon.watch.missing_scan import MissingScan
 from psdwatch.pipeline.measure import psd
 

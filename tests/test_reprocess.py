@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from psdwatch.daemon.models import reprocess
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 from psdwatch.daemon.config import load_config, settings_from_config
 from psdwatch.pipeline.runtime import models
 from psdwatch.pipeline import runtime
@@ -40,13 +40,13 @@ def test_reprocess_all_with_the_unet_replaces_results_and_keeps_history(tmp_path
 
     # An interrupted run: one image done, then stopped.
     cfg = load_config(config)
-    model = runtime.prepare_model(models.load_model(cfg["models"]["dir"], live))
+    model = runtime.prepare_model(models.load_model(cfg.models.dir, live))
     settings = settings_from_config(cfg)
     settings.engine = "unet"
     db = store.open_store(database)
     todo = reprocess.targets(db, None, model)
     assert len(todo) == 3
-    list(itertools.islice(reprocess.remeasure(db, cfg["watch"]["root"], settings, model, todo), 1))
+    list(itertools.islice(reprocess.remeasure(db, cfg.watch.root, settings, model, todo), 1))
     assert len(reprocess.targets(db, None, model)) == 2
 
     done = subprocess.run([sys.executable, "-m", "psdwatch.daemon.cli", "reprocess", "--all", "--model", live,

@@ -15,7 +15,8 @@ import pytest
 import tifffile
 
 from psdwatch.daemon.report import index as report
-from psdwatch.daemon.store import sample_stats, core as store
+from psdwatch.daemon import store
+from psdwatch.daemon.store import sample_stats
 from psdwatch.daemon.report.scheduler import rebuild_due
 from psdwatch.daemon.report.sample_page import read_sample_data, write_sample_report
 from psdwatch.pipeline.measure import psd

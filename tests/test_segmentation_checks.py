@@ -186,7 +186,7 @@ def test_the_service_files_a_bright_field_frame_skipped_and_status_counts_it(tmp
         service.terminate()
         service.wait(timeout=60)
     assert counts["done"] == 1 and counts["skipped"] == 1, counts
-    from psdwatch.daemon.store import core as store
+    from psdwatch.daemon import store
     db = store.open_store(tmp_path / "state/db.sqlite")
     row = next(db.query("SELECT * FROM images WHERE path = 'cat-A/PtC1_BF.jpg'"))
     assert row["status"] == "skipped" and row["reason"] == "bright-field image; psdwatch measures HAADF"

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from psdwatch.daemon.models import live as live_model
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 
 from .conftest import classical_service, drop_frame, read_rows, wait_for
 
@@ -113,7 +113,7 @@ def test_unet_engine_without_a_live_model_refuses_to_start(setup):
 
 
 def test_a_fresh_models_dir_gets_the_bundled_starter_and_a_used_one_is_left_alone(tmp_path):
-    from psdwatch.daemon.config import load_config
+    from psdwatch.daemon.config import Config, load_config
     from psdwatch.daemon.models.live import BUNDLED_MODELS, install_starter, load_live_model
     from psdwatch.pipeline.runtime import models
 
@@ -128,6 +128,7 @@ def test_a_fresh_models_dir_gets_the_bundled_starter_and_a_used_one_is_left_alon
     # A dir that holds the lab's own model keeps it, live or not.
     own = tmp_path / "own"
     models.save_model(models.build_unet(), own, "ours", {"date": "2026-11-25"})
-    assert install_starter({"models": {"dir": own, "starter": True}}) is None and live_model.live_model_name(own) is None
-    off = {"models": {"dir": tmp_path / "off", "starter": False}}
+    assert install_starter(Config(models={"dir": own, "starter": True})) is None
+    assert live_model.live_model_name(own) is None
+    off = Config(models={"dir": tmp_path / "off", "starter": False})
     assert install_starter(off) is None and not (tmp_path / "off").exists()

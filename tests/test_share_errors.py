@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
 from .conftest import classical_service, count_status, start_service, wait_for

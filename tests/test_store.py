@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 
 MAIN = Path(__file__).resolve().parent.parent
 
@@ -263,7 +263,7 @@ def test_touched_file_with_same_content_changes_nothing_else(db):
 CLAIM_AND_DIE = textwrap.dedent("""
     import os, signal, sys
     sys.path[:0] = [{main!r}]
-    from psdwatch.daemon.store import core as store
+    from psdwatch.daemon import store
     db = store.open_store(sys.argv[1])
     job = store.claim_next(db)
     store.note_sha256(db, job, "deadly")
@@ -305,7 +305,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_doubles_nothing(tmp_path):
     script = textwrap.dedent("""
         import sys
         sys.path[:0] = [{main!r}]
-        from psdwatch.daemon.store import core as store
+        from psdwatch.daemon import store
         particles = [{{"id": i + 1, "x": 1.0, "y": 2.0, "area_px": 50.0, "ecd_nm": 4.0}}
                      for i in range(300)]
         db = store.open_store(sys.argv[1])
@@ -382,7 +382,7 @@ def test_a_second_writer_waits_instead_of_failing(tmp_path):
         writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
             import sys
             sys.path[:0] = [{str(MAIN)!r}]
-            from psdwatch.daemon.store import core as store
+            from psdwatch.daemon import store
             db = store.open_store({str(path)!r}, busy_timeout=10)
             print(store.enqueue(db, "s1/y.tif", "s1", 1, 1))
         """)], stdout=subprocess.PIPE, text=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 
 from .conftest import wait_for
 from psdwatch.daemon.watch.watcher import Settler, StoreIntake, Watcher, WatchSettings, matches, mount_type, wants_polling

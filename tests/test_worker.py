@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from psdwatch.daemon.store import core as store
+from psdwatch.daemon import store
 from psdwatch.daemon.service.worker import process_job
 from psdwatch.pipeline.settings import Settings
 from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example

@@ -7,7 +7,8 @@ import logging
 import shutil
 from pathlib import Path
 
-from ..config import DEFAULT_CONFIG, ConfigError
+from ..config import DEFAULT_CONFIG, Config, ConfigError, runtime_options
+from ...pipeline.settings import RuntimeOptions
 from ...pipeline.runtime import models
 from ...pipeline.io.files import write_atomic
 
@@ -59,14 +60,14 @@ def resolve_init(models_dir: Path, init: str | None) -> str | None:
     return name
 
 
-def install_starter(config: dict) -> str | None:
+def install_starter(config: Config) -> str | None:
     """Copy the starter model that ships with psdwatch into a models dir that has
     none yet, and make it live, so a service whose models dir lives in its state
     folder starts with the U-Net, not the classical engine. A dir that already
     holds any model is the lab's own and is left alone; `[models] starter =
     false` turns this off. Returns the installed model's name."""
-    models_dir = Path(config["models"]["dir"])
-    if not config["models"]["starter"] or models_dir.resolve() == BUNDLED_MODELS.resolve():
+    models_dir = Path(config.models.dir)
+    if not config.models.starter or models_dir.resolve() == BUNDLED_MODELS.resolve():
         return None
     if models_dir.is_dir() and any(models_dir.glob("*.safetensors")):
         return None
@@ -82,17 +83,17 @@ def install_starter(config: dict) -> str | None:
     return name
 
 
-def engine_reason(config: dict, engine: str, model: models.Model | None) -> str:
+def engine_reason(config: Config, engine: str, model: models.Model | None) -> str:
     """Why this engine measures, in one line: the model and the folder it came
     from, the configuration that asked for the classical engine, or what is
     missing for the U-Net. A run without a usable model says so (the CLI, the
     JSON's engine_reason, the service log): a classical result never passes for
     the U-Net's."""
-    models_dir = Path(config["models"]["dir"])
+    models_dir = Path(config.models.dir)
     if model is not None:
         return f"U-Net {model.name} from {models_dir}"
     if engine == "classical":
-        return f"[segment] engine = \"classical\" (config {config['_path']})"
+        return f"[segment] engine = \"classical\" (config {config.source})"
     live = models_dir / LIVE_FILE
     if not models_dir.is_dir():
         missing = f"the models folder {models_dir} does not exist"
@@ -103,7 +104,7 @@ def engine_reason(config: dict, engine: str, model: models.Model | None) -> str:
     return f"no usable model ({missing}): the classical engine measures"
 
 
-def load_live_model(config: dict, engine: str) -> models.Model | None:
+def load_live_model(config: Config, engine: str) -> models.Model | None:
     """The live U-Net when the engine may use one; None means the classical engine.
 
     Asking for "unet" with no live model is an error rather than a silent
@@ -112,20 +113,20 @@ def load_live_model(config: dict, engine: str) -> models.Model | None:
     if engine == "classical":
         return None
     install_starter(config)
-    models_dir = config["models"]["dir"]
+    models_dir = config.models.dir
     name = live_model_name(models_dir)
     if name is None:
         if engine == "unet":
             raise ConfigError(f"[segment] engine is 'unet' but {models_dir} has no live model "
-                              f"(config {config['_path']})")
+                              f"(config {config.source})")
         return None
-    return prepare_named(models_dir, name, config["segment"])
+    return prepare_named(models_dir, name, runtime_options(config))
 
 
-def prepare_named(models_dir: Path, name: str, seg: dict, threads: int | None = None) -> models.Model:
+def prepare_named(models_dir: Path, name: str, options: RuntimeOptions) -> models.Model:
     """Model `name` of models_dir, ready to run as [segment] (device, precision,
-    runtime, threads) says: here, and once per process on a Dask worker."""
+    runtime, threads: config.runtime_options) says: here, and once per process on
+    a Dask worker."""
     from ...pipeline import runtime  # torch: only where a network runs
 
-    return runtime.prepare(models_dir, name, seg["device"], seg["precision"], seg["runtime"],
-                           seg["threads"] if threads is None else threads)
+    return runtime.prepare(models_dir, name, options.device, options.precision, options.runtime, options.threads)

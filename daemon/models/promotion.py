@@ -20,6 +20,27 @@ from ...pipeline.runtime import models
 from ...pipeline.train.loop import Example, TrainOptions, run_training, test_set_id
 from ...pipeline.train.scoring import evaluate, score_by_series
 from .live import live_model_name, resolve_init, set_live
+from ..config import Config
+
+
+def train_options(config: Config, *, init: str | None = None, final_fit: bool = True,
+                  **given: int | float | str | None) -> TrainOptions:
+    """What one training run does: [train] (and [segment] precision), each key
+    overridden where `given` holds a value (the command line's options; None: the
+    configuration's). A fine-tune (`init`) starts at [train] finetune_lr, a
+    training from scratch at lr; time_budget is in minutes."""
+    train = config.train
+
+    def pick(key: str):
+        return given[key] if given.get(key) is not None else getattr(train, key)
+
+    budget = pick("time_budget")
+    return TrainOptions(
+        max_epochs=pick("max_epochs"), steps_per_epoch=pick("steps"), crop=pick("crop"), batch=pick("batch"),
+        lr=given.get("lr") or (train.finetune_lr if init else train.lr),
+        time_budget_s=budget * 60 if budget else None, final_fit=final_fit,
+        synthetic_check_images=pick("d50_check_images"), precision=config.segment.precision,
+        input_mode=pick("input"))
 
 
 NOISE = 0.02  # a per-series score may drop this much (or 0.1/sqrt(images), if more) and count as unchanged

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..service import compute
-from ..store import core as store
+from .. import store
 from ..service.worker import run_jobs
 from ...pipeline.runtime.models import Model
 from ...pipeline.settings import Settings
@@ -38,50 +38,13 @@ class Target:
     sample: str
 
 
-WHY = ("model", "changed-config", "force")
-
-
-def _stale_where(why: str, model: Model | None, fallback_nm_per_px: float | None) -> tuple[str, list]:
-    """The SQL condition (and its parameters) of a stored image that `why` re-measures.
-
-    "model": measured with other weights than `model` (the classical engine:
-    with a network). "changed-config": that, or a scale the current [scale]
-    would now give differently: no scale while a fallback nm_per_px is set, or
-    a fallback scale that is no longer the configured one. Only what the store
-    records can be compared; settings it does not keep per image ([measure],
-    thresholds) need "force": every image."""
-    if why == "force":
-        return "1", []
-    if model is not None:
-        stale, params = ["(model_sha256 IS NULL OR model_sha256 != ?)"], [model.sha256]
-    else:
-        stale, params = ["IFNULL(engine, '') != 'classical'"], []
-    if why == "changed-config":
-        if fallback_nm_per_px is not None:
-            stale += ["(status = 'done' AND nm_per_px IS NULL)",
-                      "(scale_source = 'config' AND ABS(nm_per_px - ?) > 1e-9 * ?)"]
-            params += [fallback_nm_per_px, fallback_nm_per_px]
-        else:
-            stale.append("scale_source = 'config'")
-    return f"({' OR '.join(stale)})", params
-
-
 def targets(db, samples: list[str] | None, model: Model | None, why: str = "model",
             fallback_nm_per_px: float | None = None) -> list[Target]:
     """'done' and 'skipped' images of the samples (all when None) that `why`
-    says to measure again (_stale_where): by default those not measured with
-    this model's weights yet (the classical engine: engine != classical)."""
-    if why not in WHY:
-        raise ValueError(f"unknown reason to re-measure: {why!r} (one of {', '.join(WHY)})")
-    where, params = ["status IN ('done', 'skipped')"], []
-    if samples:
-        where.append(f"sample IN ({', '.join('?' for _ in samples)})")
-        params += samples
-    stale, more = _stale_where(why, model, fallback_nm_per_px)
-    where.append(stale)
-    params += more
-    rows = db.execute(f"SELECT id, path, sample FROM images WHERE {' AND '.join(where)} ORDER BY sample, path",
-                      params).fetchall()
+    says to measure again (store.images_to_remeasure): by default those not
+    measured with this model's weights yet (the classical engine: engine != classical)."""
+    rows = store.images_to_remeasure(db, samples, why, model.sha256 if model is not None else None,
+                                     fallback_nm_per_px)
     return [Target(*row) for row in rows]
 
 

@@ -31,7 +31,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from ..config import ConfigError
+from ..config import Config, ConfigError
 from ...pipeline.io.files import write_atomic
 from ...pipeline.train.data import find_annotations
 from .live import live_model_name
@@ -108,29 +108,29 @@ def training_lock(models_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def train_command(config: dict, name: str) -> list[str]:
+def train_command(config: Config, name: str) -> list[str]:
     """The child process: `psdwatch train` with the service's config, starting
     from the live model when there is one (fine-tuning takes a fraction of a
     training from scratch on a CPU)."""
-    command = [sys.executable, "-m", "psdwatch.daemon.cli", "train", "--config", str(config["_path"]), "--name", name]
-    init = config["train"]["init"]
-    if init == "live" and live_model_name(config["models"]["dir"]) is None:
+    command = [sys.executable, "-m", "psdwatch.daemon.cli", "train", "--config", str(config.source), "--name", name]
+    init = config.train.init
+    if init == "live" and live_model_name(config.models.dir) is None:
         init = ""
     return command + (["--init", init] if init else [])
 
 
-def retrain_if_changed(config: dict, stop: threading.Event | None = None) -> str:
+def retrain_if_changed(config: Config, stop: threading.Event | None = None) -> str:
     """The scheduled job. Returns what it did, in one line (also logged)."""
-    models_dir = config["models"]["dir"]
-    current = annotation_hash(config["annotations"]["dir"])
+    models_dir = config.models.dir
+    current = annotation_hash(config.annotations.dir)
     if current is None:
-        return _said(f"retraining: no annotated images in {config['annotations']['dir']}; nothing to do")
+        return _said(f"retraining: no annotated images in {config.annotations.dir}; nothing to do")
     if last_training(models_dir).get("annotations_sha256") == current:
         return _said("retraining: annotations unchanged since the last training; nothing to do")
     # Named after the annotations, so a training stopped with the service resumes
     # from its checkpoint at the next run instead of starting over.
     name = f"unet-{current[:12]}"
-    nice = config["train"]["nice"]
+    nice = config.train.nice
     log.info("retraining: annotations changed; training %s at nice %d", name, nice)
     child = subprocess.Popen(train_command(config, name), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              text=True, preexec_fn=lambda: os.nice(nice))
@@ -159,18 +159,18 @@ def _said(message: str) -> str:
     return message
 
 
-def start_scheduler(config: dict, stop: threading.Event) -> BackgroundScheduler | None:
+def start_scheduler(config: Config, stop: threading.Event) -> BackgroundScheduler | None:
     """Start the retraining schedule from [train]; None when it is disabled."""
-    train = config["train"]
-    if not train["enabled"]:
+    train = config.train
+    if not train.enabled:
         log.info("retraining: disabled in [train]")
         return None
-    trigger = parse_schedule(train["schedule"])
+    trigger = parse_schedule(train.schedule)
     scheduler = BackgroundScheduler(daemon=True)
     # One at a time; a run missed while the machine was off happens once, not N times.
     scheduler.add_job(retrain_if_changed, trigger, args=(config, stop), id="retrain",
                       max_instances=1, coalesce=True, misfire_grace_time=6 * 3600)
     scheduler.start()
-    log.info("retraining: schedule %r, next run %s", train["schedule"],
+    log.info("retraining: schedule %r, next run %s", train.schedule,
              scheduler.get_job("retrain").next_run_time)
     return scheduler

@@ -22,11 +22,8 @@ import numpy as np
 from ...pipeline.io.files import write_atomic
 from .names import sample_csv_name
 from .particles_csv import write_csv
-from ..store.queries import PARTICLE_FIELDS, _columns, _select
-
-STATE_DDL = ("CREATE TABLE IF NOT EXISTS csv_state (sample TEXT PRIMARY KEY, last_image_id INTEGER NOT NULL, "
-             "rows INTEGER NOT NULL, bytes INTEGER NOT NULL)")
-_IMAGE_INFO = "SELECT id, path, nm_per_px, scale_source FROM images WHERE id IN ({})"
+from ..store import report_state, sample_reads
+from ..store.queries import PARTICLE_FIELDS
 
 
 def _stream(db, sample: str, f: BinaryIO, after_id: int, first: int, header: bool,
@@ -36,19 +33,13 @@ def _stream(db, sample: str, f: BinaryIO, after_id: int, first: int, header: boo
     rows, last = 0, after_id
     if header:
         write_csv(f, np.zeros((0, len(PARTICLE_FIELDS))), {})
-    fields = _select(PARTICLE_FIELDS, _columns(db, "particles"), "p")  # text columns as numbers (edge)
     while True:
-        ids = [r[0] for r in db.execute("SELECT id FROM images WHERE sample = ? AND status = 'done' AND id > ? "
-                                        "ORDER BY id LIMIT ?", [sample, last, images_per_chunk])]
+        ids = sample_reads.done_images_after(db, sample, last, images_per_chunk)
         if not ids:
             return rows, last
-        marks = ", ".join("?" for _ in ids)
-        parts = np.array(db.execute(f"SELECT {fields} FROM particles p WHERE p.image_id IN ({marks}) "
-                                    "ORDER BY p.image_id, p.number", ids).fetchall(), dtype=float)
+        parts = sample_reads.particle_rows(db, ids)  # text columns as numbers (edge)
         if parts.size:
-            info = {r[0]: {"path": r[1], "nm_per_px": r[2], "scale_source": r[3]}
-                    for r in db.execute(_IMAGE_INFO.format(marks), ids)}
-            write_csv(f, parts.reshape(-1, len(PARTICLE_FIELDS)), info, header=False, first=first + rows)
+            write_csv(f, parts, sample_reads.scale_of_images(db, ids), header=False, first=first + rows)
             rows += parts.shape[0]
         last = ids[-1]
 
@@ -58,8 +49,7 @@ def update_csv(db, sample: str, reports_dir: Path, rewrite: bool) -> int:
     stored since the last call, or (rewrite, no record, the file gone or cut)
     write it again. Returns the number of rows the file holds."""
     path = Path(reports_dir) / sample_csv_name(sample)
-    state = (db.execute("SELECT last_image_id, rows, bytes FROM csv_state WHERE sample = ?", [sample]).fetchone()
-             if _has_state(db) else None)
+    state = report_state.csv_state(db, sample)
     size = path.stat().st_size if path.is_file() else -1
     if rewrite or state is None or size < state[2]:
         result = {}
@@ -80,26 +70,6 @@ def update_csv(db, sample: str, reports_dir: Path, rewrite: bool) -> int:
         rows += added
         if added == 0 and (last_id, rows) == (state[0], state[1]):
             return rows
-    _save_state(db, sample, last, rows, path.stat().st_size)
+    report_state.save_csv_state(db, sample, last, rows, path.stat().st_size)
     return rows
 
-
-def _has_state(db) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE name = 'csv_state'").fetchone() is not None
-
-
-def _save_state(db, sample: str, last: int, rows: int, size: int) -> None:
-    conn = db.conn
-    nested = conn.in_transaction
-    if not nested:
-        conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(STATE_DDL)
-        conn.execute("INSERT OR REPLACE INTO csv_state (sample, last_image_id, rows, bytes) VALUES (?, ?, ?, ?)",
-                     [sample, last, rows, size])
-        if not nested:
-            conn.execute("COMMIT")
-    except BaseException:
-        if not nested and conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise

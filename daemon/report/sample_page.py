@@ -23,7 +23,8 @@ from . import page_render as R
 from ..store import sample_stats
 from .names import sample_archive_name, sample_csv_name, sample_page_name, thumbnail_name, view_name
 from .plots import cumulative_plot, histogram_plot, psd_quantiles
-from ..store.queries import IMAGE_FIELDS, _columns, _select, save_summary, snapshot
+from ..store import report_state, sample_reads
+from ..store.queries import save_summary, snapshot
 from .sample_csv import update_csv
 from .view_pages import ensure_view_page
 from ...pipeline.io.files import write_atomic
@@ -44,49 +45,22 @@ class SampleData:
     sizes: dict[str, object] = field(default_factory=dict)  # unit -> array (small) or SizeHistogram
 
 
-def _exact_sizes(db, sample: str, unit: str) -> np.ndarray:
-    scaled = "!=" if unit == "nm" else "="
-    rows = db.execute(f"SELECT p.ecd_{unit} FROM images i JOIN particles p ON p.image_id = i.id "
-                      f"WHERE i.sample = ? AND i.status = 'done' AND IFNULL(i.nm_per_px, 0) {scaled} 0 "
-                      "ORDER BY i.id, p.number", [sample]).fetchall()
-    return np.array([np.nan if v is None else v for (v,) in rows], float)
-
-
-def _image_rows(db, sample: str, where: str, params: list) -> list[dict]:
-    have = _columns(db, "images")
-    cur = db.execute(f"SELECT {_select(IMAGE_FIELDS, have, 'i')} FROM images i WHERE i.sample = ? {where}",
-                     [sample, *params])
-    return [dict(zip(IMAGE_FIELDS, row)) for row in cur.fetchall()]
-
-
 def _details(db, images: list[dict]) -> tuple[dict[int, str], dict[int, tuple]]:
     """The paths duplicates point at, and each image's kept n and d50."""
-    ids = [im["id"] for im in images]
     targets = sorted({im["duplicate_of"] for im in images if im["duplicate_of"]})
-    originals = {}
-    for start in range(0, len(targets), 500):
-        part = targets[start:start + 500]
-        originals.update(db.execute(f"SELECT id, path FROM images WHERE id IN ({', '.join('?' * len(part))})",
-                                    part).fetchall())
-    summaries = {}
-    for start in range(0, len(ids), 500):
-        part = ids[start:start + 500]
-        for image_id, n, d50 in db.execute("SELECT image_id, n, d50 FROM image_summaries WHERE image_id IN "
-                                           f"({', '.join('?' * len(part))})", part):
-            summaries[image_id] = (n, d50)
-    return originals, summaries
+    return sample_reads.image_paths(db, targets), sample_reads.image_summaries(db, [im["id"] for im in images])
 
 
 def read_sample_data(db, sample: str, bootstrap: int, page_images: int = PAGE_IMAGES) -> SampleData:
     """The kept numbers, the latest images and the sizes of one sample, in one snapshot."""
     with snapshot(db):
         data = SampleData(sample_stats.sample_counts(db, sample), sample_stats.sample_models(db, sample),
-                          _image_rows(db, sample, "ORDER BY i.id DESC LIMIT ?", [page_images]))
+                          sample_reads.latest_images(db, sample, page_images))
         data.originals, data.summaries = _details(db, data.images)
         for unit in ("nm", "px"):
             h = sample_stats.histogram(db, sample, unit)
             small = h.n * max(bootstrap, 1) <= MAX_BOOTSTRAP_DRAWS
-            data.sizes[unit] = _exact_sizes(db, sample, unit) if small and h.n else h
+            data.sizes[unit] = sample_reads.exact_sizes(db, sample, unit) if small and h.n else h
     return data
 
 
@@ -209,20 +183,6 @@ def sample_context(sample: str, data: SampleData, *, bootstrap: int, min_particl
     }
 
 
-def _edge_counts(db, images: list[dict]) -> dict[str, int]:
-    """How many particles of these images were measured at each edge ([measure] edge):
-    the images a page lists, so the cost stays that of one page."""
-    out = {"profile": 0, "mask": 0}
-    ids = [im["id"] for im in images]
-    for start in range(0, len(ids), 500):
-        part = ids[start:start + 500]
-        for edge, n in db.execute(f"SELECT edge, COUNT(*) FROM particles WHERE image_id IN "
-                                  f"({', '.join('?' * len(part))}) GROUP BY edge", part):
-            if edge in out:
-                out[edge] += n
-    return out
-
-
 def _link_pictures(rows: list[dict], reports_dir: Path, sample: str) -> None:
     """Thumbnails and full-resolution views that exist; each view gets its page (name,
     legend, a link back), written once."""
@@ -247,7 +207,7 @@ def write_sample_report(db, sample: str, reports_dir: Path, *, bootstrap: int = 
     data = read_sample_data(db, sample, bootstrap, page_images)
     context = sample_context(sample, data, bootstrap=bootstrap, min_particles=min_particles, page_images=page_images)
     _link_pictures(context["rows"], reports_dir, sample)
-    context["edges"] = _edge_counts(db, data.images)
+    context["edges"] = sample_reads.edge_counts(db, [im["id"] for im in data.images])
     context["n_csv"] = update_csv(db, sample, reports_dir, rewrite_csv)
     write_archive_pages(db, sample, reports_dir, context, page_images)
     page = write_atomic(reports_dir / sample_page_name(sample), R.render("sample.html", **context))
@@ -260,12 +220,12 @@ def write_sample_report(db, sample: str, reports_dir: Path, *, bootstrap: int = 
 def _blocks_to_write(db, sample: str, blocks: int, page_images: int,
                      reports_dir: Path) -> tuple[set[int], list[int]]:
     """Archive blocks never written (or whose file is gone), and those holding an image changed since."""
-    written = {b for (b,) in db.execute("SELECT block FROM archive_pages WHERE sample = ?", [sample])
+    written = {b for b in report_state.archive_blocks(db, sample)
                if (reports_dir / sample_archive_name(sample, b + 1)).is_file()}
     todo = set(range(blocks)) - written
-    changed = [i for (i,) in db.execute("SELECT image_id FROM report_dirty_images WHERE sample = ?", [sample])]
+    changed = report_state.changed_images(db, sample)
     for image_id in changed:
-        rank = db.execute("SELECT COUNT(*) FROM images WHERE sample = ? AND id < ?", [sample, image_id]).fetchone()[0]
+        rank = sample_reads.image_rank(db, sample, image_id)
         if rank // page_images < blocks:
             todo.add(rank // page_images)
     return todo, changed
@@ -276,32 +236,15 @@ def write_archive_pages(db, sample: str, reports_dir: Path, context: dict, page_
     blocks = len(context["archives"])
     todo, changed = _blocks_to_write(db, sample, blocks, page_images, reports_dir)
     for block in sorted(todo):
-        data = SampleData(context["counts"], {}, _image_rows(
-            db, sample, "ORDER BY i.id LIMIT ? OFFSET ?", [page_images, block * page_images]))
+        data = SampleData(context["counts"], {},
+                          sample_reads.image_block(db, sample, page_images, block * page_images))
         data.originals, data.summaries = _details(db, data.images)
         rows, quarantined, skipped = image_rows(sample, data)
         _link_pictures(rows, reports_dir, sample)
         page = {**context, "rows": rows, "quarantined": quarantined, "skipped": skipped, "unscaled": [],
-                "edges": _edge_counts(db, data.images),
+                "edges": sample_reads.edge_counts(db, [im["id"] for im in data.images]),
                 "archive": context["archives"][block], "listed": len(data.images)}
         write_atomic(reports_dir / sample_archive_name(sample, block + 1), R.render("sample.html", **page))
-        _note(db, "INSERT OR IGNORE INTO archive_pages (sample, block) VALUES (?, ?)", [sample, block])
-    for start in range(0, len(changed), 500):
-        part = changed[start:start + 500]
-        _note(db, f"DELETE FROM report_dirty_images WHERE image_id IN ({', '.join('?' * len(part))})", part)
+        report_state.archive_block_written(db, sample, block)
+    report_state.changes_drawn(db, changed)
 
-
-def _note(db, sql: str, params: list) -> None:
-    """One small bookkeeping write of the report builder, in its own transaction."""
-    conn = db.conn
-    if conn.in_transaction:
-        conn.execute(sql, params)
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(sql, params)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise

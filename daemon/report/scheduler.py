@@ -25,8 +25,9 @@ import time
 from pathlib import Path
 
 from . import index as report
-from ..store import core as store
-from ..store.report_health import note_failure, note_ok, write as _write
+from .. import store
+from ..config import Config
+from ..store import report_state
 from ..logging_once import OncePerMinute
 from ..watch.missing_scan import MissingScan
 from .sample_page import write_sample_report
@@ -39,19 +40,13 @@ POLL_S = 0.25
 
 # --------------------------------------------------------------------------- pictures
 
-def keep_picture(db, name: str, data: bytes) -> None:
-    """A thumbnail or view that could not be written now: kept in the store until it can."""
-    _write(db, "INSERT OR REPLACE INTO pending_files (name, data, queued_at) VALUES (?, ?, ?)",
-           [name, data, store.now()])
-
-
 def flush_pictures(db, reports_dir: Path) -> int:
     """Write the pictures that waited; returns how many. An OSError goes to the caller."""
     written = 0
-    while rows := db.execute("SELECT name, data FROM pending_files ORDER BY queued_at LIMIT 50").fetchall():
+    while rows := report_state.waiting_pictures(db):
         for name, data in rows:  # fifty at a time: a long outage may have kept thousands
             write_atomic(Path(reports_dir) / name, data)
-            _write(db, "DELETE FROM pending_files WHERE name = ?", [name])
+            report_state.picture_written(db, name)
         written += len(rows)
     return written
 
@@ -62,9 +57,7 @@ def mark_stale(db, reports_dir: Path) -> int:
     """Mark the samples whose page is missing or behind the store (a run killed
     between storing and drawing, pages deleted by hand). At start."""
     stale = report.stale_samples(db, reports_dir)
-    with store.write_transaction(db):
-        db.conn.executemany("INSERT INTO report_dirty (sample, marks) VALUES (?, 1) ON CONFLICT(sample) "
-                            "DO UPDATE SET marks = marks + 1", [(s,) for s in stale])
+    report_state.mark_due(db, stale)
     return len(stale)
 
 
@@ -75,20 +68,12 @@ def rebuild_due(db, reports_dir: Path, *, min_particles: int = 100, bootstrap: i
     image came in meanwhile. A CSV is rewritten only where its mark says an
     image already in it changed, else appended to. Returns the number of pages
     drawn. OSError and sqlite3.Error go to the caller."""
-    if samples is not None and not samples and not everything:
-        due = []
-    elif everything or samples is not None:
-        chosen = "" if everything else f"AND c.sample IN ({', '.join('?' * len(samples))})"
-        due = db.execute("SELECT c.sample, d.marks, IFNULL(d.rewrite_csv, 0) FROM sample_counts c LEFT JOIN "
-                         f"report_dirty d ON d.sample = c.sample WHERE c.images > 0 {chosen} ORDER BY c.sample",
-                         [] if everything else list(samples)).fetchall()
-    else:
-        due = db.execute("SELECT sample, marks, rewrite_csv FROM report_dirty ORDER BY sample").fetchall()
+    due = report_state.due_samples(db, samples, everything)
     for sample, marks, rewrite in due:
         write_sample_report(db, sample, reports_dir, bootstrap=bootstrap, min_particles=min_particles,
                             page_images=page_images, rewrite_csv=bool(rewrite))
         if marks is not None:
-            _write(db, "DELETE FROM report_dirty WHERE sample = ? AND marks = ?", [sample, marks])
+            report_state.clear_due(db, sample, marks)
     if due or everything or samples is not None:
         report.write_index(db, reports_dir, min_particles=min_particles)
     return len(due)
@@ -101,20 +86,16 @@ def write_reports(db, reports_dir: Path, samples: list[str] | None = None, **psd
     return Path(reports_dir) / "index.html"
 
 
-def _queue_busy(db) -> bool:
-    return db.execute("SELECT 1 FROM queue WHERE state IN ('queued', 'processing') LIMIT 1").fetchone() is not None
-
-
 class ReportScheduler:
     """The report thread of `psdwatch run`."""
 
-    def __init__(self, config: dict, min_particles: int, bootstrap: int, stop: threading.Event):
+    def __init__(self, config: Config, min_particles: int, bootstrap: int, stop: threading.Event):
         self.config, self.stop = config, stop
-        self.reports_dir = Path(config["reports"]["dir"])
+        self.reports_dir = Path(config.reports.dir)
         self.psd = {"min_particles": min_particles, "bootstrap": bootstrap,
-                    "page_images": config["reports"]["page_images"]}
-        self.interval = config["reports"]["interval"]
-        self.missing = MissingScan(config["watch"]["root"], config["watch"]["rescan_seconds"])
+                    "page_images": config.reports.page_images}
+        self.interval = config.reports.interval
+        self.missing = MissingScan(config.watch.root, config.watch.rescan_seconds)
         self.thread = threading.Thread(target=self.run, name="reports", daemon=True)
         self.failing = False
 
@@ -126,7 +107,7 @@ class ReportScheduler:
         self.thread.join(timeout)
 
     def run(self) -> None:
-        db = store.open_store(self.config["store"]["database"], self.config["store"]["busy_timeout"])
+        db = store.open_store(self.config.store.database, self.config.store.busy_timeout)
         once = OncePerMinute(log)
         last_build = -1e18
         try:  # pages behind the store (a run killed between storing and drawing), and the index
@@ -138,7 +119,7 @@ class ReportScheduler:
         while not self.stop.wait(POLL_S):
             try:
                 flush_pictures(db, self.reports_dir)
-                busy = _queue_busy(db)
+                busy = store.queue_busy(db)
                 if not busy or time.monotonic() - last_build >= self.interval:
                     if rebuild_due(db, self.reports_dir, **self.psd):
                         last_build = time.monotonic()
@@ -161,14 +142,13 @@ class ReportScheduler:
         once.error(f"reports cannot be written ({error}); measuring goes on, the pages "
                    "follow when they can be written (retrying every 5 s)")
         try:
-            note_failure(db, "reports", error)
+            report_state.note_failure(db, "reports", error)
         except sqlite3.Error:  # the store is busy or full too: the log has it
             pass
 
     def _ok(self, db) -> None:
         """A round went through: clear a failure kept by this thread or by the worker
         (a picture it could not write)."""
-        kept = db.execute("SELECT failing_since FROM report_health WHERE id = 1").fetchone()
-        if self.failing or (kept and kept[0]):
-            note_ok(db)
+        if self.failing or report_state.failing_since(db):
+            report_state.note_ok(db)
         self.failing = False

@@ -35,7 +35,8 @@ from pathlib import Path
 from ...pipeline.analyse import Analysis, analyse_image, analyse_loaded
 from ...pipeline.io.image import load_image
 from ...pipeline.runtime.models import Model
-from ...pipeline.settings import Settings
+from ...pipeline.settings import RuntimeOptions, Settings
+from ..config import Config, runtime_options
 
 log = logging.getLogger("psdwatch")
 
@@ -62,14 +63,13 @@ class ModelSpec:
     models_dir: str
     name: str
     sha256: str
-    segment: tuple  # [segment] device, runtime, precision, threads as (key, value) pairs
+    options: RuntimeOptions  # [segment] device, runtime, precision, and the worker's threads
 
     @classmethod
-    def of(cls, model: Model | None, models_dir: Path, segment: dict, threads: int) -> "ModelSpec | None":
+    def of(cls, model: Model | None, models_dir: Path, options: RuntimeOptions) -> "ModelSpec | None":
         if model is None:
             return None
-        seg = {k: segment[k] for k in ("device", "runtime", "precision")}
-        return cls(str(models_dir), model.name, model.sha256, tuple(sorted({**seg, "threads": threads}.items())))
+        return cls(str(models_dir), model.name, model.sha256, options)
 
 
 _WORKER_MODELS: dict[ModelSpec, Model] = {}  # in each worker process: each model loaded once
@@ -85,7 +85,7 @@ def _worker_model(spec: ModelSpec | None) -> Model | None:
         weights = Path(spec.models_dir) / f"{spec.name}.safetensors"
         if not weights.is_file():
             raise NotHere(f"the worker cannot read the model {weights}")
-        model = prepare_named(Path(spec.models_dir), spec.name, dict(spec.segment))
+        model = prepare_named(Path(spec.models_dir), spec.name, spec.options)
         if model.sha256 != spec.sha256:
             raise NotHere(f"the worker's copy of model {spec.name} differs from the service's")
         _WORKER_MODELS.clear()  # a new live model replaces the old one in memory
@@ -125,7 +125,7 @@ def files_to_send(path: Path) -> dict[str, bytes]:
 class Cluster:
     """A Dask client and, for "local", the LocalCluster it owns."""
 
-    def __init__(self, client, cluster, where: str, send: str, threads: int, config: dict):
+    def __init__(self, client, cluster, where: str, send: str, threads: int, config: Config):
         self.client, self.cluster, self.where, self.send = client, cluster, where, send
         self.threads, self.config = threads, config
         self.lost = False
@@ -144,7 +144,7 @@ class Cluster:
         if self.lost:
             raise SchedulerLost(f"the Dask scheduler {self.where} was lost")
         source = str(path) if self.send == "path" else files_to_send(path)
-        spec = ModelSpec.of(model, self.config["models"]["dir"], self.config["segment"], self.threads)
+        spec = ModelSpec.of(model, self.config.models.dir, runtime_options(self.config, self.threads))
         try:
             return self.client.submit(analyse_on_worker, source, str(path), settings, spec, pure=False,
                                       key=f"psdwatch-analyse-{path.name[:40]}-{uuid.uuid4().hex[:12]}")
@@ -204,11 +204,11 @@ class Cluster:
                     pass
 
 
-def start(config: dict) -> Cluster | None:
+def start(config: Config) -> Cluster | None:
     """The cluster of `[compute] scheduler`, or None for analysis in this process
     ("", or a scheduler that cannot be reached: logged)."""
-    compute = config["compute"]
-    where = compute["scheduler"]
+    compute = config.compute
+    where = compute.scheduler
     if not where:
         return None
     import dask
@@ -216,13 +216,13 @@ def start(config: dict) -> Cluster | None:
 
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO is a line per worker event
 
-    send = compute["send"] if compute["send"] != "auto" else ("path" if where == "local" else "bytes")
-    threads = config["segment"]["threads"]
-    timeout = compute["connect_timeout"]
+    send = compute.send if compute.send != "auto" else ("path" if where == "local" else "bytes")
+    threads = config.segment.threads
+    timeout = compute.connect_timeout
     try:
         with dask.config.set({"distributed.comm.timeouts.connect": f"{timeout}s"}):
             if where == "local":
-                workers = compute["workers"]
+                workers = compute.workers
                 threads = threads or max(1, (os.cpu_count() or 1) // workers)
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=logging.WARNING)

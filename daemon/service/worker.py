@@ -19,7 +19,7 @@ from typing import Callable, Iterable, Iterator
 from sqlite_utils import Database
 
 from . import compute
-from ..store import core as store
+from .. import store
 from ..watch.samples import locate
 from ..watch.watcher import root_problem
 from .read_ahead import ReadAhead

@@ -1,7 +1,7 @@
 """The reports' reads of the store, and their cache of per-sample numbers.
 
 Every read of one page runs in one consistent snapshot (WAL). A sample page
-reads its kept numbers and its latest rows through indexes (daemon/report/sample_page.py),
+reads its kept numbers and its latest rows through indexes (sample_reads.py),
 so it costs the same at 10 samples or 1000 and at 10 images or 10^5; the index
 page reads the kept per-sample counts joined to `sample_summaries`.
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Iterator
 
-
+from .schema import columns, write_transaction
 from ...pipeline.measure.schema import PARTICLE_SCHEMA
 
 log = logging.getLogger("psdwatch.report")
@@ -48,17 +48,13 @@ IMAGE_FIELDS = ("id", "path", "status", "reason", "duplicate_of", "nm_per_px", "
 PARTICLE_FIELDS = ("image_id", "number", *(c.name for c in PARTICLE_SCHEMA if c.name != "id"))
 
 
-def _columns(db, table: str) -> set[str]:
-    return {row[1] for row in db.execute(f"PRAGMA table_info([{table}])").fetchall()}
-
-
 # Text columns read into the float array as numbers: a particle's edge 1 = "profile",
 # 0 = "mask" (NULL: stored before psdwatch said which).
 EDGE_CODES = {"profile": 1.0, "mask": 0.0}
 _AS_NUMBER = {"edge": "CASE {col} " + " ".join(f"WHEN '{k}' THEN {v}" for k, v in EDGE_CODES.items()) + " END"}
 
 
-def _select(fields: tuple[str, ...], have: set[str], prefix: str) -> str:
+def select_list(fields: tuple[str, ...], have: set[str], prefix: str) -> str:
     """Missing columns (an older store) read as NULL instead of failing."""
     def one(c: str) -> str:
         if c not in have:
@@ -105,19 +101,12 @@ def index_rows(db, limit: int = -1, offset: int = 0) -> list[dict]:
         sql = KEPT_INDEX_SQL if kept else INDEX_SQL
         if SUMMARY_TABLE not in tables:
             sql = sql.replace(f"LEFT JOIN [{SUMMARY_TABLE}] AS s ON s.sample = a.sample", NO_CACHE_JOIN)
-        elif "quantiles" not in _columns(db, SUMMARY_TABLE):  # a cache written before quantiles
+        elif "quantiles" not in columns(db, SUMMARY_TABLE):  # a cache written before quantiles
             sql = sql.replace("s.quantiles", "NULL AS quantiles")
         cur = db.execute(sql, [limit, offset] if kept else [])
         names = [c[0] for c in cur.description]
         rows = [dict(zip(names, row)) for row in cur.fetchall()]
     return rows if kept else (rows[offset:] if limit < 0 else rows[offset:offset + limit])
-
-
-def queue_counts(db) -> dict:
-    """Jobs by state; empty for a store written by an older version without a queue."""
-    with suppress(sqlite3.Error):
-        return dict(db.execute("SELECT state, COUNT(*) FROM queue GROUP BY state").fetchall())
-    return {}
 
 
 def _ensure_summary_table(db) -> None:
@@ -126,7 +115,7 @@ def _ensure_summary_table(db) -> None:
         d50_lo REAL, d50_hi REAL, mean REAL, std REAL, lognormal_median REAL,
         lognormal_sigma_g REAL, n_px INTEGER, images_done INTEGER, as_of TEXT, generated_at TEXT,
         quantiles TEXT)""")
-    if "quantiles" not in _columns(db, SUMMARY_TABLE):  # forward upgrade of an older cache
+    if "quantiles" not in columns(db, SUMMARY_TABLE):  # forward upgrade of an older cache
         db.execute(f"ALTER TABLE [{SUMMARY_TABLE}] ADD COLUMN quantiles TEXT")
 
 
@@ -149,17 +138,10 @@ def save_summary(db, sample: str, page: str, images_done: int, as_of: str, summa
     update = ", ".join(f"{c} = excluded.{c}" for c in SUMMARY_COLUMNS if c != "sample")
     sql = (f"INSERT INTO [{SUMMARY_TABLE}] ({cols}) VALUES ({marks}) ON CONFLICT(sample) DO UPDATE "
            f"SET {update} WHERE excluded.as_of >= IFNULL([{SUMMARY_TABLE}].as_of, '')")
-    conn = db.conn
-    nested = conn.in_transaction
     try:
-        if not nested:
-            conn.execute("BEGIN IMMEDIATE")
-        _ensure_summary_table(db)
-        conn.execute(sql, [row[c] for c in SUMMARY_COLUMNS])
-        if not nested:
-            conn.execute("COMMIT")
+        with write_transaction(db):
+            _ensure_summary_table(db)
+            db.execute(sql, [row[c] for c in SUMMARY_COLUMNS])
     except sqlite3.Error as error:
-        if not nested and conn.in_transaction:
-            conn.execute("ROLLBACK")
         # The page is written; only the index's cached numbers lag behind.
         log.warning("could not cache the summary of sample %r for the index: %s", sample, error)

@@ -12,7 +12,7 @@ whole sample or the whole store. So the store keeps, beside its contract tables:
 - `sample_psd`: per sample and unit (nm, px) the merged size histogram
   (pipeline.psd_histogram) of its 'done' images' particles, and
   `image_summaries`: per 'done' image its n and d50 and the mark that its
-  particles are in that histogram. store.py adds an image when it stores its
+  particles are in that histogram. images.py adds an image when it stores its
   particles and subtracts it (from its own particles) before they are deleted.
 - `report_dirty`: the samples whose pages must be redrawn (triggers), and
   whether their CSV must be rewritten rather than appended to; with
@@ -206,7 +206,7 @@ def _median(d: np.ndarray) -> float | None:
     return float(np.median(d)) if d.size else None
 
 
-# --------------------------------------------------------------------------- store.py's hooks
+# --------------------------------------------------------------------------- images.py's hooks
 
 def _change_psd(conn, sample: str, unit: str, h: SizeHistogram, sign: int) -> None:
     if h.n == 0:

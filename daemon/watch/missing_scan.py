@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from ..store import core as store
+from .. import store
 from .samples import as_text, locate
 from .watcher import root_problem
 
@@ -55,8 +55,7 @@ class MissingScan:
             return set()
         deadline, changed = time.monotonic() + budget_s, set()
         while time.monotonic() < deadline:
-            rows = db.execute("SELECT id, path, sample, missing_since FROM images WHERE path > ? ORDER BY path "
-                              "LIMIT ?", [self.cursor or "", self.rows]).fetchall()
+            rows = store.paths_after(db, self.cursor or "", self.rows)
             if not rows:
                 self.cursor, self._listing, self.next_pass = None, None, time.monotonic() + self.every_s
                 break
@@ -68,10 +67,7 @@ class MissingScan:
                     (back if name in names else gone).append(image_id)
                     changed.add(sample)
             if (gone or back) and root_problem(self.root) is None:
-                with store.write_transaction(db):
-                    stamp = store.now()
-                    db.conn.executemany("UPDATE images SET missing_since = ? WHERE id = ?", [(stamp, i) for i in gone])
-                    db.conn.executemany("UPDATE images SET missing_since = NULL WHERE id = ?", [(i,) for i in back])
+                store.mark_missing(db, gone, back)
             self.cursor = rows[-1][1]
         if changed:
             log.warning("files measured earlier are gone from (or back on) the share in sample(s) %s; "

@@ -23,7 +23,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from watchdog.events import (DirCreatedEvent, DirMovedEvent, FileSystemEvent,
                              FileSystemEventHandler, FileSystemMovedEvent)
@@ -31,6 +31,9 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 from ..logging_once import OncePerMinute
+
+if TYPE_CHECKING:  # the watcher runs without the configuration too (tests, a bench)
+    from ..config import Config
 
 log = logging.getLogger("psdwatch.watch")
 
@@ -55,12 +58,11 @@ class WatchSettings:
     mounts_file: Path = Path("/proc/mounts")
 
     @classmethod
-    def from_config(cls, config: dict) -> "WatchSettings":
-        watch = config["watch"]
-        return cls(root=Path(watch["root"]), patterns=tuple(watch["patterns"]),
-                   settle_seconds=watch["settle_seconds"], polling=watch["polling"],
-                   poll_interval=watch["poll_interval"], rescan_seconds=watch["rescan_seconds"],
-                   config_path=config.get("_path"))
+    def from_config(cls, config: "Config") -> "WatchSettings":
+        watch = config.watch
+        return cls(root=Path(watch.root), patterns=tuple(watch.patterns), settle_seconds=watch.settle_seconds,
+                   polling=watch.polling, poll_interval=watch.poll_interval, rescan_seconds=watch.rescan_seconds,
+                   config_path=config.source)
 
 
 # --------------------------------------------------------------------------- choosing
@@ -374,7 +376,7 @@ class StoreIntake:
 
     def __init__(self, db, root: Path, sample_pattern: str | None = None):
         from . import samples
-        from ..store import core as store  # noqa: PLC0415  (keeps watch usable without a store)
+        from .. import store  # noqa: PLC0415  (keeps watch usable without a store)
         self._store, self._samples = store, samples
         self.db, self.root, self.sample_pattern = db, Path(root), sample_pattern
 
