@@ -219,7 +219,7 @@ def check_big_page(db_path: Path, reports: Path) -> dict:
     its particles (read here from the store, outside any timing)."""
     import re
 
-    from psdwatch.daemon.report import index as report
+    from psdwatch.daemon import report
 
     db = store.open_store(db_path)
     d = np.array([v for (v,) in db.execute("SELECT p.ecd_nm FROM particles p JOIN images i ON i.id = p.image_id "

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmarks_page import bench_run  # noqa: E402 - bench/benchmarks_page.py
-from psdwatch.daemon.report import index as report  # noqa: E402
+from psdwatch.daemon import report  # noqa: E402
 from psdwatch.daemon import store  # noqa: E402
 
 

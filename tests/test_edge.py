@@ -14,7 +14,7 @@ import pytest
 import tifffile
 from skimage import measure as skmeasure
 
-from psdwatch.daemon.report import index as report
+from psdwatch.daemon import report
 from psdwatch.daemon import store
 from psdwatch.daemon.cli import main
 from psdwatch.daemon.config import ConfigError, load_config

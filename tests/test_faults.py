@@ -52,8 +52,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from psdwatch.daemon.report import index as report
+from psdwatch.daemon import report
 from psdwatch.daemon import store
+from psdwatch.daemon.store.queries import SUMMARY_TABLE
 from psdwatch.daemon.config import load_config, settings_from_config
 from psdwatch.pipeline.measure import psd
 from psdwatch.pipeline.analyse import analyse_image, analysis_record
@@ -362,7 +363,7 @@ class Env:
         out = []
         latest = {r["sample"]: r["latest"] for r in query(
             self.database, "SELECT sample, MAX(processed_at) AS latest FROM images GROUP BY sample")}
-        cached = {r["sample"]: r for r in query(self.database, f"SELECT * FROM {report.SUMMARY_TABLE}")}
+        cached = {r["sample"]: r for r in query(self.database, f"SELECT * FROM {SUMMARY_TABLE}")}
         index = self.reports / "index.html"
         pages = []
         for sample, when in latest.items():
@@ -493,7 +494,7 @@ class Env:
             if want["n"]:
                 assert shown_n is not None and int(shown_n) == want["n"], (
                     f"{scenario}: page of {sample!r} shows n={shown_n}, the good images give {want['n']}")
-            cached = query(self.database, f"SELECT n, d50, d10, d90 FROM {report.SUMMARY_TABLE} WHERE sample = ?",
+            cached = query(self.database, f"SELECT n, d50, d10, d90 FROM {SUMMARY_TABLE} WHERE sample = ?",
                            [sample])[0]
             assert cached["n"] == want["n"], f"{scenario}: {sample!r}"
             for key in ("d10", "d50", "d90"):

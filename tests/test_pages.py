@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from psdwatch.daemon.report import index as report
+from psdwatch.daemon import report
 from psdwatch.daemon import store
 from psdwatch.daemon.report.plots import histogram_plot, nice_ticks
 from psdwatch.pipeline.measure import psd

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 import pytest
 
-from psdwatch.daemon.report import index as report
+from psdwatch.daemon import report
 from psdwatch.daemon import store
 from psdwatch.daemon.watch.missing_scan import MissingScan
 from psdwatch.pipeline.measure import psd
@@ -167,13 +167,13 @@ def test_page_shows_the_psd_computed_from_the_particles(db, tmp_path):
 
 def test_large_samples_use_an_order_statistic_interval(db, tmp_path):
     d = np.exp(np.random.default_rng(3).normal(1.0, 0.3, 20_000))
-    big = report.summarise(d, "nm", 1000)
+    big = psd.summarise_sample(d, "nm", 1000)
     boot = psd.summarise(d, "nm", 200)
     assert big["ci_method"].startswith("order statistics")
     assert big["d50"] == boot["d50"]
     assert big["d50_ci95"][0] == pytest.approx(boot["d50_ci95"][0], rel=0.01)
     assert big["d50_ci95"][1] == pytest.approx(boot["d50_ci95"][1], rel=0.01)
-    small = report.summarise(d[:500], "nm", 1000)
+    small = psd.summarise_sample(d[:500], "nm", 1000)
     assert small["d50_ci95"] == psd.summarise(d[:500], "nm", 1000)["d50_ci95"]
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from psdwatch.daemon.report import index as report
+from psdwatch.daemon import report
 from psdwatch.daemon import store
 from psdwatch.daemon.store import sample_stats
 from psdwatch.daemon.report.scheduler import rebuild_due

@@ -25,17 +25,12 @@ import time
 from pathlib import Path
 
 from ...pipeline.io.files import sweep_temporaries, write_atomic
-from ...pipeline.measure.psd import summarise_sample as summarise  # noqa: F401
-from .names import THUMBS, sample_csv_name, sample_page_name, sample_slug, thumbnail_name, thumbnail_path, view_name  # noqa: F401
-from .page_render import FLAG_TEXT, QUESTIONABLE_SCALE, TEMPLATES_DIR, _count, _flag_items, _json, _local_time, _natural_key, _now_context, _strip, render, templates_dir  # noqa: F401
-from .particles_csv import CSV_COLUMNS, write_csv  # noqa: F401
-from .plots import d50_dotplot, format_number, overlay_plot  # noqa: F401
+from .page_render import _count, _json, _local_time, _now_context, render
+from .plots import d50_dotplot, overlay_plot
 from ..store.counts import models_by_sample
-from .sample_page import PAGE_IMAGES, write_sample_report  # noqa: F401
 from ..store.sample_stats import totals as store_totals
-from ..store.queries import PARTICLE_FIELDS, SUMMARY_TABLE, index_rows, save_summary  # noqa: F401
+from ..store.queries import index_rows
 from ..store.queue import queue_counts
-from .thumbnails import encode_thumbnail, write_thumbnail  # noqa: F401
 
 log = logging.getLogger("psdwatch.report")
 

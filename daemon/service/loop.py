@@ -20,7 +20,8 @@ from sqlite_utils import Database
 
 from . import compute
 from ..models import proposals, schedule
-from ..report import index as report, scheduler as report_scheduler
+from .. import report
+from ..report import scheduler as report_scheduler
 from .. import store
 from ..config import Annotations, Config, load_config, settings_from_config
 from ..models.live import engine_reason, live_model_name, load_live_model
