@@ -32,10 +32,7 @@ test: setup
 	$(PY) -m pytest -q
 
 bench: setup
-	$(PY) bench/scale_bars.py
-	$(PY) bench/run.py
-	$(PY) bench/report_bench.py
-	$(PY) bench/archive_bench.py
+	$(PY) bench/all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -40,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
+from benchmarks_page import bench_run, write_benchmarks  # noqa: E402 - bench/benchmarks_page.py
 from psdwatch.daemon.store import sample_stats, core as store  # noqa: E402
 from psdwatch.pipeline.measure.psd_histogram import SizeHistogram  # noqa: E402
 
@@ -67,7 +68,7 @@ def _particle_rows(first_id: int, count: int, per_image: int, rng) -> tuple[list
             e = float(d[k, j])
             a, p = math.pi / 4 * e * e, math.pi * e * 1.05
             rows.append((image_id, j + 1, float(xy[k, j, 0]), float(xy[k, j, 1]), a, p, e, e * 1.1, e * 0.9,
-                         a * K * K, p * K, e * K, e * 1.1 * K, e * 0.9 * K, 0.91, 0.97, 140.0))
+                         a * K * K, p * K, e * K, e * 1.1 * K, e * 0.9 * K, 0.91, 0.97, 140.0, "profile"))
     return rows, d * K
 
 
@@ -279,7 +280,8 @@ def main() -> int:
     results = json.loads(out_path.read_text()) if out_path.is_file() else {}
     work = args.work or Path(tempfile.mkdtemp(prefix="psdwatch-archive-"))
     for n, per_image in zip(args.sizes, args.particles):
-        results[str(n)] = {**run_size(n, per_image, args.runs, work, args.keep), "date": time.strftime("%Y-%m-%d %H:%M")}
+        results[str(n)] = {**run_size(n, per_image, args.runs, work, args.keep), "date": time.strftime("%Y-%m-%d %H:%M"),
+                           "run": bench_run()}
         out_path.write_text(json.dumps(results, indent=1))
     rows_path = REPO / "bench" / "results.json"
     rows = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
@@ -289,9 +291,7 @@ def main() -> int:
         rows[f"archive_new_image_ordinary_sample_s_{n}"] = r["new_ordinary"]["wall_s"]
         rows[f"archive_status_json_s_{n}"] = r["status_json_s"]
     rows_path.write_text(json.dumps(rows, indent=2))
-    from run import write_markdown  # BENCHMARKS.md again, with this table (make bench runs run.py first)
-
-    write_markdown(rows, REPO / "BENCHMARKS.md")
+    write_benchmarks()  # BENCHMARKS.md again, with this table
     print(json.dumps(results, indent=1))
     return 0
 

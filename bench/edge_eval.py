@@ -163,10 +163,10 @@ def engines(names: list[str]) -> dict:
     out = {}
     for name in names:
         if name == "unet":
+            from psdwatch.pipeline import runtime
             from psdwatch.pipeline.runtime.models import load_model
-            from psdwatch.pipeline.segment import engines as segment
             live = (REPO / "models" / "LIVE").read_text().strip()
-            out[name] = segment.prepare_model(load_model(REPO / "models", live), runtime="onnxruntime",
+            out[name] = runtime.prepare_model(load_model(REPO / "models", live), runtime="onnxruntime",
                                               models_dir=REPO / "models")
         else:
             out[name] = None

@@ -27,8 +27,10 @@ from types import SimpleNamespace
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from psdwatch.daemon.report import index as report
+from benchmarks_page import bench_run  # noqa: E402 - bench/benchmarks_page.py
+from psdwatch.daemon.report import index as report  # noqa: E402
 from psdwatch.daemon.store import core as store  # noqa: E402
 
 
@@ -121,6 +123,7 @@ def main(out: Path) -> dict:
         results["thumbnail_2048"] = timed(lambda: report.write_thumbnail(fake, reports / "thumbs" / "b.png"))
         results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         db.close()
+        results.update({"date": time.strftime("%Y-%m-%d %H:%M"), "run": bench_run()})
         out.write_text(json.dumps(results, indent=1))
         return results
     finally:

@@ -27,10 +27,12 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks_page import bench_run, write_benchmarks  # noqa: E402 - bench/benchmarks_page.py
 from psdwatch.daemon.config import load_config, settings_from_config  # noqa: E402
 from psdwatch.daemon.models import live as live_model  # noqa: E402
 from psdwatch.daemon.models.live import load_live_model, prepare_named  # noqa: E402
-from psdwatch.pipeline.segment import classical, engines as segment
+from psdwatch.pipeline.segment import classical
+from psdwatch.pipeline import runtime
 from psdwatch.pipeline.measure import particles as measure, psd
 from psdwatch.pipeline import metrics
 from psdwatch.pipeline.runtime import models  # noqa: E402
@@ -51,7 +53,7 @@ def machine() -> dict:
         pass
     return {"cpu": cpu, "cores": torch.get_num_threads(), "python": platform.python_version(),
             "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "native_bf16": segment.cpu_has_native_bf16()}
+            "native_bf16": runtime.cpu_has_native_bf16()}
 
 
 def classical_on_real_patches() -> dict:
@@ -115,7 +117,7 @@ def naive_forward(net: torch.nn.Module, image: np.ndarray, tile: int, overlap: i
     stride = tile - overlap
     h, w = image.shape
     acc, weight = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
-    x = segment.normalise(image)
+    x = runtime.normalise(image)
     for y in list(range(0, h - tile, stride)) + [h - tile]:
         for x0 in list(range(0, w - tile, stride)) + [w - tile]:
             out = torch.sigmoid(net_cl(torch.from_numpy(x[y:y + tile, x0:x0 + tile].copy())[None, None]))
@@ -133,16 +135,16 @@ def unet_speed(settings, runs: int = 3) -> dict:
     name = live_model.live_model_name(models_dir)
     load = (lambda: models.load_model(models_dir, name)) if name else (
         lambda: models.Model("random", "", models.build_unet(), {}))
-    torch_model = segment.prepare_model(load(), runtime="torch")
-    ort_model = segment.prepare_model(load(), runtime="onnxruntime", models_dir=models_dir)
+    torch_model = runtime.prepare_model(load(), runtime="torch")
+    ort_model = runtime.prepare_model(load(), runtime="onnxruntime", models_dir=models_dir)
     image, _, _ = synth_image(SynthSpec(size=2048, bits=16, style="band", seed=77))
     image = image.astype(np.float32)
-    precision = segment.choose_precision(settings.precision)
+    precision = runtime.choose_precision(settings.precision)
     paths = {
         "naive": lambda: naive_forward(load().net, image, settings.tile, settings.overlap),
-        "torch": lambda: segment.predict_probability(torch_model, image, tile=settings.tile,
+        "torch": lambda: runtime.predict_probability(torch_model, image, tile=settings.tile,
                                                      overlap=settings.overlap, precision=precision),
-        "onnxruntime": lambda: segment.predict_probability(ort_model, image, tile=settings.tile,
+        "onnxruntime": lambda: runtime.predict_probability(ort_model, image, tile=settings.tile,
                                                            overlap=settings.overlap),
     }
     times: dict[str, list[float]] = {k: [] for k in paths}
@@ -191,7 +193,7 @@ def int8_on_real_patches(config: dict, name: str) -> dict:
         masks = {}
         for p, m in nets.items():
             t = time.perf_counter()
-            masks[p] = segment.predict_probability(m, e.data) > m.threshold
+            masks[p] = runtime.predict_probability(m, e.data) > m.threshold
             seconds[p] += time.perf_counter() - t
         ious.append(metrics.scores(metrics.confusion(masks["int8"], masks["fp32"]))["iou"])
     return {"patches": len(patches), "iou_min": min(ious), "iou_mean": statistics.mean(ious),
@@ -453,117 +455,6 @@ def read_ahead_throughput(count: int, size: int) -> dict:
     return out
 
 
-def write_markdown(results: dict, path: Path) -> None:
-    """One table per results file: run.py's figures, then report_bench.py's."""
-    lines = ["# Benchmarks", "", f"Measured {results['date']} on: {json.dumps(results['machine'])}", "",
-             "Times are medians in one process; compare ratios from the same run, not figures",
-             "across runs or machines. `--only` re-measures one part and keeps the others.", ""]
-    mag = results.get("magnifications")
-    if mag:
-        lines += ["## U-Net end to end at three magnifications (2048², `psdwatch process` path)", "",
-                  "| particles | end to end s | segment scale | naive s | x naive | mask IoU vs full-res fp32 "
-                  "| d50 vs full-res | IoU / d50 vs fp32 at the same scale | IoU vs truth (full-res) |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for key, row in mag.items():
-            if key.startswith("d") and isinstance(row, dict):
-                d50 = row["d50_diff_vs_reference"]
-                lines.append(f"| {key[1:]} px | {row['end_to_end_s']:.2f} | {row['segment_scale']:.2f} | "
-                             f"{row['naive_end_to_end_s']:.2f} | {row['speedup_vs_naive']:.2f} | "
-                             f"{row['mask_iou_vs_reference']:.3f} | {'' if d50 is None else f'{100 * d50:+.1f} %'} | "
-                             f"{row.get('mask_iou_vs_fp32_same_scale', float('nan')):.3f} / "
-                             f"{100 * (row.get('d50_diff_vs_fp32_same_scale') or 0):+.1f} % | "
-                             f"{row['iou_vs_truth']:.3f} ({row['reference_iou_vs_truth']:.3f}) |")
-        patches = mag.get("int8_real_patches", {})
-        lines += ["", f"`auto` ran the network as **{mag.get('auto_path', '?')}** (pipeline/runtime/fastest.py, timed on this CPU); "
-                  "the reference is ONNX Runtime fp32 at full resolution."]
-        if "iou_min" in patches:
-            lines.append(f"int8 against fp32 on the {patches['patches']} real test patches (never used to calibrate it): "
-                         f"mask IoU min {patches['iou_min']:.3f}, mean {patches['iou_mean']:.3f}; "
-                         f"{patches['int8_speedup_vs_fp32']:.2f}x the fp32 graph's speed.")
-        lines.append("")
-    scale = REPO / "bench" / "scale_results.json"
-    if scale.is_file():  # bench/scale_bars.py: the scale-bar reader per layout
-        sr = json.loads(scale.read_text())
-        lines += [f"## Scale bars per layout (bench/scale_bars.py, {sr['date']}, "
-                  f"{sr['frames_per_layout']} frames each)", "", "| layout | right | flagged | wrong |",
-                  "| --- | --- | --- | --- |"]
-        lines += [f"| {k} | {v['right']} | {v['flagged']} | {v['wrong']} |" for k, v in sr["per_layout"].items()]
-        lines += [f"| all | {sr['total'].get('right', 0)} | {sr['total'].get('flagged', 0)} | "
-                  f"{sr['total'].get('wrong', 0)} |", "",
-                  f"Reader time per 2048² frame (bar search, label, Tesseract): median "
-                  f"{sr['reader_s_per_2048_frame_median']:.2f} s, max {sr['reader_s_per_2048_frame_max']:.2f} s. "
-                  f"Real FEI files: {json.dumps(sr['real_fei_files'])}.", ""]
-        if sr.get("real_set"):  # ../shared/data/scalebars-real, right = within 2 % of truth.json
-            c = sr["real_set"]["counts"]
-            lines += [f"Real micrographs of scalebars-real ({sum(c.values())}; RGB/RGBA as psdwatch loads them, "
-                      f"right = nm/px within 2 % of truth.json): right {c['right']}, not read (flagged) "
-                      f"{c['flagged']}, wrong {c['wrong']}.", ""]
-    engines = [e for e in ("classical", "unet") if f"cluster_{e}_speedup" in results]
-    if engines:
-        lines += ["## Frames per minute: in process vs a Dask LocalCluster of 2 workers (`--only cluster`)", "",
-                  f"{results['machine'].get('cpu', '?')}, {results['machine'].get('cores', '?')} cores (nproc 2), nothing else running; analysed and stored with thumbnails by "
-                  "worker.run_jobs; the cluster's start-up is not in its rate.", "",
-                  "| engine | frames | in process /min | LocalCluster 2 workers /min | ratio | cluster start-up s |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        for e in engines:
-            lines.append(f"| {e} | {results[f'cluster_{e}_frames']} | {results[f'cluster_{e}_in_process_frames_per_min']:.1f} | "
-                         f"{results[f'cluster_{e}_local_2_workers_frames_per_min']:.1f} | "
-                         f"{results[f'cluster_{e}_speedup']:.2f} | {results[f'cluster_{e}_startup_s']:.1f} |")
-        lines.append("")
-    lines += _table(results, skip=("machine", "date", "magnifications",
-                                   *(k for k in results if k.startswith(("cluster_", "archive_")))))
-    reports = REPO / "bench" / "report_results.json"
-    if reports.is_file():
-        lines += ["", "## Reports (bench/report_bench.py)", ""] + _table(json.loads(reports.read_text()))
-    archive = REPO / "bench" / "archive_results.json"
-    if archive.is_file():
-        lines += ["", *archive_table(json.loads(archive.read_text()))]
-    path.write_text("\n".join(lines) + "\n")
-
-
-def archive_table(results: dict) -> list[str]:
-    """bench/archive_bench.py's rows: the cost of one new image as the archive grows."""
-    sizes = sorted(results, key=int)
-    def cells(f) -> str:
-        return " | ".join(f(results[n]) for n in sizes)
-    new = lambda k: lambda r: f"{r[k]['wall_s']:.3f} s (first in a process {r[k]['cold_s']:.2f} s) / {r[k]['peak_rss_mb']} MB"  # noqa: E731
-    return [
-        "## Years of a facility: one new image as the archive grows (bench/archive_bench.py)", "",
-        "Stores built by bulk SQL of the project's schema: 100 samples plus one holding 20 % of the images; "
-        "a new image of 100 particles stored through store.finish_done, then its pages drawn as the report "
-        "thread draws them (page, CSV append, index); medians of 3, each in a fresh process (wall / peak RSS "
-        "of that process); 2 shared cores.", "",
-        "| | " + " | ".join(f"{int(n):,} images x {results[n]['particles_per_image']} particles" for n in sizes) + " |",
-        "| --- |" + " --- |" * len(sizes),
-        "| new image in an ordinary sample: stored | " + cells(lambda r: f"{r['new_ordinary']['stored_s']:.3f} s") + " |",
-        "| the same, stored + its page + index | " + cells(new("new_ordinary")) + " |",
-        "| new image in the big sample: stored + its page + index | " + cells(new("new_big")) + " |",
-        "| big sample's page and index say the n and d50 of all its particles | " + cells(
-            lambda r: (("yes" if r["big_page_right"]["right"] else "**no**")
-                       + f": n {r['big_page_right']['n_page']:,}, d50 {r['big_page_right']['d50_page']} nm")
-            if "big_page_right" in r else "not checked") + " |",
-        "| big sample's page / its CSV | " + cells(lambda r: f"{r['big_page_mb']} MB / {r['big_csv_mb']} MB") + " |",
-        "| index.html | " + cells(lambda r: f"{r['index_kb']} kB") + " |",
-        "| `psdwatch report` (all pages; first time, CSVs written whole) | "
-        + cells(lambda r: f"{r['report_all']['wall_s']:.1f} s ({r['report_first_s']:.0f} s)") + " |",
-        "| `status --json` (a fresh process) | " + cells(lambda r: f"{r['status_json_s']:.2f} s") + " |",
-        "| deleted-file check: one slice (report thread) / whole pass, nothing changed | "
-        + cells(lambda r: f"{r['missing_slice']['wall_s']:.2f} s / {r['missing_pass']['wall_s']:.2f} s") + " |",
-        "| store build (bulk SQL) / database size | " + cells(lambda r: f"{r['build_s']:.0f} s / {r['db_mb']} MB") + " |",
-        ""]
-
-
-def _table(results: dict, skip: tuple = ()) -> list[str]:
-    lines = ["| figure | value |", "| --- | --- |"]
-    for key, value in results.items():
-        if key in skip:
-            continue
-        shown = json.dumps(value) if isinstance(value, (dict, list)) else (
-            f"{value:.4g}" if isinstance(value, float) else str(value))
-        lines.append(f"| {key} | {shown} |")
-    return lines
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synth", type=int, default=30, help="synthetic images to score")
@@ -583,7 +474,7 @@ def main() -> int:
     settings = settings_from_config(config)
     results_path = REPO / "bench" / "results.json"
     results = json.loads(results_path.read_text()) if args.only and results_path.is_file() else {}
-    results.update({"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine()})
+    results.update({"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine(), "run": bench_run()})
     if args.only in (None, "accuracy"):
         print("classical engine on the real patches ...", flush=True)
         results.update(classical_on_real_patches())
@@ -617,7 +508,7 @@ def main() -> int:
         print(f"{args.drain} queued images of {args.drain_size}² drained by psdwatch run ...", flush=True)
         results.update(daemon_drain(args.drain, args.drain_size))
     if args.only in (None, "cluster"):
-        print(f"frames/min in process and through a LocalCluster of 2 workers ...", flush=True)
+        print("frames/min in process and through a LocalCluster of 2 workers ...", flush=True)
         results.update(cluster_throughput(args.cluster_frames, 2048, "classical"))
         if args.cluster_unet_frames and load_live_model(config, "auto") is not None:
             results.update(cluster_throughput(args.cluster_unet_frames, 1024, "unet"))
@@ -635,7 +526,7 @@ def main() -> int:
                                               + results["naive_s_2048"])
         results["end_to_end_speedup_vs_naive"] = results["end_to_end_naive_s_2048"] / results["end_to_end_s_2048"]
     results_path.write_text(json.dumps(results, indent=2))
-    write_markdown(results, REPO / "BENCHMARKS.md")
+    write_benchmarks()
     print(json.dumps(results, indent=2))
     return 0
 

@@ -3,9 +3,11 @@
 Runs the reader (pipeline/scale/reader.py, real Tesseract) on the layout corpus of
 pipeline/scale/corpus.py (label above or beside a bare bar, band, box, FEI databar,
 SEM data line, Zeiss databar, italic µ, a figure shrunk for a paper; many fonts;
-8/16 bit; PNG and JPEG q75; some frames shrunk as in a paper), on the real FEI files
-and on the real micrographs of ../shared/data/scalebars-real (right = within 2 % of
-their truth.json, whose bar_px is read at half contrast).
+8/16 bit; PNG and JPEG q75; some frames shrunk as in a paper), on the real FEI files,
+on the real micrographs of ../shared/data/scalebars-real (right = within 2 % of
+their truth.json, whose bar_px is read at half contrast) and on held-out published
+figures the project's renderer did not draw (tests/heldout_figures.py; within 2 %).
+"flagged" is "not read": no bar, or confident=False.
 Right = nm/px within 1 % of the truth; flagged = no bar or confident=False;
 wrong = confident and off by more than 1 %.  Writes bench/scale_results.json;
 bench/run.py puts its table into BENCHMARKS.md.
@@ -23,6 +25,7 @@ from pathlib import Path
 import tifffile
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests/heldout_figures.py: figures the project's renderer did not draw
 from psdwatch.pipeline.scale.corpus import LAYOUTS, corpus_frame
 from psdwatch.pipeline.analyse import read_scale_bar
 from psdwatch.pipeline.io.image import load_image
@@ -83,6 +86,31 @@ def real_set() -> dict:
     return {"files": rows, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}}
 
 
+HELDOUT_FRAMES = 60
+
+
+def heldout_set(n: int = HELDOUT_FRAMES) -> dict:
+    """Held-out figures (tests/heldout_figures.py: PIL labels on real textures, 2-3 px bars,
+    shrunk by a non-whole factor, JPEG): right = nm/px within 2 % of the drawn bar."""
+    from tests.heldout_figures import frame, grey
+    counts, wrong, times = collections.Counter(), [], []
+    for i in range(n):
+        rgb, t = frame(i)
+        t0 = time.perf_counter()
+        result = find_scale_bar(grey(rgb))
+        times.append(time.perf_counter() - t0)
+        if result is None or not result.confident:
+            v = "flagged"
+        else:
+            v = "right" if abs(result.nm_per_px / t["nm_per_px"] - 1) <= REAL_TOLERANCE else "wrong"
+        counts[v] += 1
+        if v == "wrong":
+            wrong.append({"index": i, "label": t["text"], "read": result.text})
+    print(f"held-out figures {dict(counts)}", flush=True)
+    return {"frames": n, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}, "wrong_frames": wrong,
+            "reader_s_median": statistics.median(times), "reader_s_max": max(times)}
+
+
 def real_files() -> dict:
     out = {}
     for bits in ("8bits", "16bits"):
@@ -96,15 +124,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-layout", type=int, default=30)
     args = parser.parse_args()
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), **corpus(args.per_layout), "real_fei_files": real_files(),
-               "real_set": real_set()}
+    from benchmarks_page import bench_run
+
+    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "run": bench_run(), **corpus(args.per_layout),
+               "real_fei_files": real_files(), "real_set": real_set(), "heldout_figures": heldout_set()}
     total = collections.Counter()
     for row in results["per_layout"].values():
         total.update(row)
     results["total"] = dict(total)
     (REPO / "bench" / "scale_results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
-    wrong_real = results["real_set"].get("counts", {}).get("wrong", 0)
+    wrong_real = results["real_set"].get("counts", {}).get("wrong", 0) + results["heldout_figures"]["counts"]["wrong"]
     return 0 if not results["wrong_frames"] and not wrong_real and "wrong" not in results["real_fei_files"].values() else 1
 
 

@@ -33,7 +33,7 @@ from scipy.optimize import linear_sum_assignment
 from skimage import measure
 
 from psdwatch.pipeline import metrics
-from psdwatch.pipeline.segment import engines as segment
+from psdwatch.pipeline import runtime
 from psdwatch.pipeline.analyse import analyse_array
 from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.runtime.models import load_model
@@ -55,10 +55,10 @@ def engines(old: str | None) -> dict:
     out = {}
     if old:
         folder, name = old.rsplit(":", 1)
-        out[name] = ("unet", segment.prepare_model(load_model(Path(folder), name), runtime="onnxruntime",
+        out[name] = ("unet", runtime.prepare_model(load_model(Path(folder), name), runtime="onnxruntime",
                                                    models_dir=Path(folder)))
     live = (REPO / "models" / "LIVE").read_text().strip()
-    out[live] = ("unet", segment.prepare_model(load_model(REPO / "models", live), runtime="onnxruntime",
+    out[live] = ("unet", runtime.prepare_model(load_model(REPO / "models", live), runtime="onnxruntime",
                                                models_dir=REPO / "models"))
     out["classical"] = ("classical", None)
     return out

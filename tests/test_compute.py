@@ -121,7 +121,7 @@ def local_cluster(tmp_path_factory):
 def test_the_workers_run_this_checkout(local_cluster):
     files = local_cluster.client.run(lambda: __import__("psdwatch.daemon.service.compute").daemon.service.compute.__file__)
     assert len(files) == 2
-    assert {Path(f).resolve() for f in files.values()} == {(REPO / "daemon" / "compute.py").resolve()}
+    assert {Path(f).resolve() for f in files.values()} == {(REPO / "daemon" / "service" / "compute.py").resolve()}
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import pytest
 from psdwatch.daemon.models.live import prepare_named
 from psdwatch.daemon.config import defaults
 from psdwatch.pipeline import metrics
-from psdwatch.pipeline.segment import engines as segment
+from psdwatch.pipeline import runtime
 from psdwatch.pipeline.runtime import fastest, int8, onnx as onnx_runtime
 from psdwatch.pipeline.runtime.models import load_model
 from psdwatch.pipeline.train.data import find_annotations, load_example
@@ -49,7 +49,7 @@ def test_int8_masks_agree_with_fp32_on_real_patches_it_was_not_calibrated_on(mod
                if e.sha256 in test]
     assert len(patches) >= 5
     for e in patches:
-        a, b = (segment.predict_probability(nets[p], e.data) > nets[p].threshold for p in ("fp32", "int8"))
+        a, b = (runtime.predict_probability(nets[p], e.data) > nets[p].threshold for p in ("fp32", "int8"))
         assert metrics.scores(metrics.confusion(b, a))["iou"] >= 0.975, e.name  # 0.98 measured; 0.975 for noise
 
 
@@ -77,7 +77,7 @@ def test_auto_measures_the_paths_once_and_keeps_the_fastest(models_copy):
     known = json.loads(cache.read_text())
     assert known["choice"] == min(known["times"], key=known["times"].get)
     assert {"onnxruntime-fp32", "onnxruntime-int8"} <= set(known["times"])
-    assert ("torch-bf16" in known["times"]) == segment.cpu_has_native_bf16()
+    assert ("torch-bf16" in known["times"]) == runtime.cpu_has_native_bf16()
     expected = {"onnxruntime-fp32": "onnxruntime", "onnxruntime-int8": "onnxruntime-int8", "torch-bf16": "torch"}
     assert model.runtime == expected[known["choice"]]
     known["times"] = {"onnxruntime-fp32": 0.001}
@@ -91,9 +91,9 @@ def test_auto_measures_the_paths_once_and_keeps_the_fastest(models_copy):
 
 
 def test_precision_int8_is_a_valid_setting_and_torch_runs_it_in_fp32():
-    assert segment.choose_precision("int8") == "fp32"
+    assert runtime.choose_precision("int8") == "fp32"
     with pytest.raises(ValueError, match="int8"):
-        segment.choose_precision("int4")
+        runtime.choose_precision("int4")
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from psdwatch.pipeline.runtime import models
-from psdwatch.pipeline.segment import engines as segment
+from psdwatch.pipeline import runtime
 from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.train.weak_masks import read_yolo_boxes
 
@@ -30,8 +30,8 @@ def test_flattening_lifts_real_particles_on_thick_supports_out_of_the_support(da
     folder = data_dir / "catalysts-boxed"
     data = load_image(folder / "images" / f"{name}.jpg").data
     boxes = read_yolo_boxes(folder / "labels" / f"{name}.txt", data.shape).astype(int)
-    plain = _above_support(segment.normalise(data), boxes)
-    flat = _above_support(segment.normalise(data, mode="flattened"), boxes)
+    plain = _above_support(runtime.normalise(data), boxes)
+    flat = _above_support(runtime.normalise(data, mode="flattened"), boxes)
     # Measured: 0.41 -> 0.53, 0.38 -> 0.57, 0.67 -> 0.95, 0.25 -> 0.49.
     assert flat > plain + 0.1, (plain, flat)
 
@@ -40,7 +40,7 @@ def test_flattening_leaves_a_flat_frame_alone():
     rng = np.random.default_rng(0)
     frame = rng.normal(100.0, 5.0, (512, 512)).astype(np.float32)
     frame[200:212, 300:312] += 80.0                           # one small bright particle
-    flat = segment.flatten_background(frame)
+    flat = runtime.flatten_background(frame)
     assert abs(float(np.median(flat))) < 5.0                  # the floor is near zero
     assert flat[200:212, 300:312].mean() == pytest.approx(80.0 + float(np.median(flat)), abs=6.0)
 
@@ -51,7 +51,7 @@ def test_a_ramp_under_the_particles_is_taken_away():
     frame = ramp.copy()
     for cy, cx in ((100, 100), (500, 900), (900, 400)):
         frame[cy - 5:cy + 6, cx - 5:cx + 6] += 30.0
-    flat = segment.flatten_background(frame)
+    flat = runtime.flatten_background(frame)
     support = np.ones(frame.shape, bool)
     for cy, cx in ((100, 100), (500, 900), (900, 400)):
         support[cy - 20:cy + 21, cx - 20:cx + 21] = False
@@ -76,4 +76,4 @@ def test_the_card_says_how_the_model_sees_its_input(tmp_path):
     with pytest.raises(ValueError, match="from-the-future.*update psdwatch"):
         models.load_model(tmp_path, name)
     with pytest.raises(ValueError, match="unknown model input"):
-        segment.normalise(np.zeros((8, 8), np.float32), mode="sideways")
+        runtime.normalise(np.zeros((8, 8), np.float32), mode="sideways")

@@ -10,7 +10,7 @@ import torch
 
 from psdwatch.daemon.models import live as live_model
 from psdwatch.pipeline.runtime import models
-from psdwatch.pipeline.segment import engines as segment
+from psdwatch.pipeline import runtime
 
 
 @pytest.fixture(scope="module")
@@ -46,27 +46,27 @@ def test_live_pointer_switches_atomically(model_dir):
 
 
 def test_tiled_prediction_covers_any_size_and_matches_one_tile(model_dir):
-    model = segment.prepare_model(models.load_model(model_dir, "random-0"))
+    model = runtime.prepare_model(models.load_model(model_dir, "random-0"))
     rng = np.random.default_rng(0)
     image = rng.normal(100, 10, (200, 230)).astype(np.float32)
-    whole = segment.predict_probability(model, image, tile=256, overlap=32)
+    whole = runtime.predict_probability(model, image, tile=256, overlap=32)
     assert whole.shape == image.shape and 0 <= whole.min() and whole.max() <= 1
     # One tile covering the padded image: the same as running the network directly.
-    x = segment.normalise(image)
+    x = runtime.normalise(image)
     padded = np.pad(x, ((0, 24), (0, 26)), mode="reflect")
     with torch.inference_mode():
         direct = torch.sigmoid(model.net(torch.from_numpy(padded)[None, None]))[0, 0].numpy()
     assert np.allclose(whole, direct[:200, :230], atol=1e-4)
-    tiled = segment.predict_probability(model, image, tile=128, overlap=32)
+    tiled = runtime.predict_probability(model, image, tile=128, overlap=32)
     assert tiled.shape == image.shape
 
 
 def test_precision_choice_never_picks_emulated_bf16():
-    chosen = segment.choose_precision("auto")
-    assert chosen == ("bf16" if segment.cpu_has_native_bf16() else "fp32")
-    assert segment.choose_precision("fp32") == "fp32"
+    chosen = runtime.choose_precision("auto")
+    assert chosen == ("bf16" if runtime.cpu_has_native_bf16() else "fp32")
+    assert runtime.choose_precision("fp32") == "fp32"
     with pytest.raises(ValueError):
-        segment.choose_precision("fp8")
+        runtime.choose_precision("fp8")
 
 
 def test_normalise_ignores_excluded_pixels():
@@ -75,7 +75,7 @@ def test_normalise_ignores_excluded_pixels():
     exclude = np.zeros_like(image, bool)
     exclude[-8:] = True
     image[-8:] = 65535  # a white scale bar band
-    x = segment.normalise(image, exclude)
+    x = runtime.normalise(image, exclude)
     assert x[:56].max() <= 1.01 and x[:56].min() >= -0.01
 
 
@@ -86,14 +86,14 @@ def test_onnx_runtime_gives_the_same_particles_as_pytorch(model_dir, tmp_path):
     from psdwatch.pipeline.synth import SynthSpec, synth_image
 
     image, _, _ = synth_image(SynthSpec(size=384, bits=16, style="band", seed=4))
-    plain = segment.prepare_model(models.load_model(model_dir, "random-0"), runtime="torch")
-    fast = segment.prepare_model(models.load_model(model_dir, "random-0"), runtime="onnxruntime",
+    plain = runtime.prepare_model(models.load_model(model_dir, "random-0"), runtime="torch")
+    fast = runtime.prepare_model(models.load_model(model_dir, "random-0"), runtime="onnxruntime",
                                  models_dir=tmp_path)
     assert plain.runner is None and fast.runner is not None
     cached = list((tmp_path / ".onnx-cache").glob("*.onnx"))
     assert [p.stem for p in cached] == [fast.sha256[:16]]  # exported once, keyed by the weights
-    a = segment.predict_probability(plain, image.astype(np.float32), tile=256, overlap=32)
-    b = segment.predict_probability(fast, image.astype(np.float32), tile=256, overlap=32)
+    a = runtime.predict_probability(plain, image.astype(np.float32), tile=256, overlap=32)
+    b = runtime.predict_probability(fast, image.astype(np.float32), tile=256, overlap=32)
     assert np.abs(a - b).max() < 1e-4
     # A random network's "particles" are blobs, but the same blobs either way.
     threshold = float(np.median(a))
@@ -110,7 +110,7 @@ def test_onnx_runtime_gives_the_same_particles_as_pytorch(model_dir, tmp_path):
     (2048, 512, 64, (480, 5)), (2048, 768, 32, (704, 3)), (512, 512, 64, (512, 1)),
     (100, 512, 64, (128, 1)), (4096, 768, 32, (736, 6))])
 def test_tiles_are_sized_to_the_frame(length, max_tile, overlap, want):
-    tile, starts = segment.plan_tiles(length, max_tile, overlap)
+    tile, starts = runtime.plan_tiles(length, max_tile, overlap)
     assert (tile, len(starts)) == want
     assert tile % 32 == 0 and starts[0] == 0 and starts[-1] + tile >= length
     assert all(a + tile - b >= overlap for a, b in zip(starts, starts[1:]))  # seams blend

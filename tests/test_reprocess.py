@@ -16,7 +16,7 @@ from psdwatch.daemon.models import reprocess
 from psdwatch.daemon.store import core as store
 from psdwatch.daemon.config import load_config, settings_from_config
 from psdwatch.pipeline.runtime import models
-from psdwatch.pipeline.segment import engines as segment
+from psdwatch.pipeline import runtime
 
 from .conftest import REPO, classical_service, count_status, drop_frame, start_service, wait_for
 
@@ -40,7 +40,7 @@ def test_reprocess_all_with_the_unet_replaces_results_and_keeps_history(tmp_path
 
     # An interrupted run: one image done, then stopped.
     cfg = load_config(config)
-    model = segment.prepare_model(models.load_model(cfg["models"]["dir"], live))
+    model = runtime.prepare_model(models.load_model(cfg["models"]["dir"], live))
     settings = settings_from_config(cfg)
     settings.engine = "unet"
     db = store.open_store(database)

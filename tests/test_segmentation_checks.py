@@ -19,7 +19,8 @@ import pytest
 
 from psdwatch.daemon.cli import main
 from psdwatch.daemon.models.live import live_model_name
-from psdwatch.pipeline.segment import blobs, contrast, engines as segment
+from psdwatch.pipeline.segment import blobs, contrast
+from psdwatch.pipeline import runtime
 from psdwatch.pipeline.analyse import Settings, analyse_image
 from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.runtime.models import load_model
@@ -31,7 +32,7 @@ BRIGHT_FIELD = {"PtC1", "Pt_carbon1"}  # the two BF frames of catalysts-boxed (i
 
 @pytest.fixture(scope="module")
 def starter():
-    return segment.prepare_model(load_model(REPO / "models", live_model_name(REPO / "models")))
+    return runtime.prepare_model(load_model(REPO / "models", live_model_name(REPO / "models")))
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from ...pipeline.io.files import sweep_temporaries, write_atomic
 from ...pipeline.measure.psd import summarise_sample as summarise  # noqa: F401
-from .names import THUMBS, sample_csv_name, sample_page_name, sample_slug, thumbnail_name, thumbnail_path, view_name
-from .page_render import FLAG_TEXT, QUESTIONABLE_SCALE, TEMPLATES_DIR, _count, _flag_items, _json, _local_time, _natural_key, _now_context, _strip, render, templates_dir
+from .names import THUMBS, sample_csv_name, sample_page_name, sample_slug, thumbnail_name, thumbnail_path, view_name  # noqa: F401
+from .page_render import FLAG_TEXT, QUESTIONABLE_SCALE, TEMPLATES_DIR, _count, _flag_items, _json, _local_time, _natural_key, _now_context, _strip, render, templates_dir  # noqa: F401
 from .particles_csv import CSV_COLUMNS, write_csv  # noqa: F401
 from .plots import d50_dotplot, format_number, overlay_plot  # noqa: F401
 from ..store.core import models_by_sample

@@ -27,7 +27,7 @@ from pathlib import Path
 from . import index as report
 from ..store import core as store
 from ..store.report_health import note_failure, note_ok, write as _write
-from ..service.logging_once import OncePerMinute
+from ..logging_once import OncePerMinute
 from ..watch.missing_scan import MissingScan
 from .sample_page import write_sample_report
 from ...pipeline.io.files import write_atomic

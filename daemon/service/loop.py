@@ -22,7 +22,7 @@ from ..store import core as store
 from ..config import load_config, settings_from_config
 from ..models.live import engine_reason, live_model_name, load_live_model
 from .log_setup import setup_logging  # noqa: F401 - the CLI and the demo call service.setup_logging
-from .logging_once import OncePerMinute
+from ..logging_once import OncePerMinute
 from ..store.report_health import health as report_health, note_failure
 from .read_ahead import ReadAhead, wanted as read_ahead_wanted
 from ..watch.samples import locate

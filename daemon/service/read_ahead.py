@@ -33,7 +33,7 @@ def wanted(setting: bool | str, device: str) -> bool:
     only competes with it (bench/run.py --only read_ahead: 0.97x there)."""
     if isinstance(setting, bool):
         return setting
-    from ...pipeline.segment.engines import choose_device
+    from ...pipeline.runtime import choose_device
 
     return choose_device(device) == "cuda"
 

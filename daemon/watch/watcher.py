@@ -30,7 +30,7 @@ from watchdog.events import (DirCreatedEvent, DirMovedEvent, FileSystemEvent,
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
-from ..service.logging_once import OncePerMinute
+from ..logging_once import OncePerMinute
 
 log = logging.getLogger("psdwatch.watch")
 

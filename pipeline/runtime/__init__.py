@@ -27,11 +27,13 @@ import tempfile
 from pathlib import Path
 
 from .models import Model, load_model
+from .model_input import FLATTEN_RADIUS_PX, flatten_background, normalise
 from . import onnx
 from .tiles import plan_tiles, predict_probability
 from .torch_net import choose_device, choose_precision, cpu_has_native_bf16, run_network, torch_ready
 
-__all__ = ["prepare", "prepare_model", "predict_probability", "plan_tiles", "choose_device", "choose_precision",
+__all__ = ["prepare", "prepare_model", "predict_probability", "plan_tiles", "normalise", "flatten_background",
+           "FLATTEN_RADIUS_PX", "choose_device", "choose_precision",
            "cpu_has_native_bf16", "run_network"]
 
 log = logging.getLogger("psdwatch")

@@ -58,12 +58,12 @@ def find_bars(img: np.ndarray) -> list[Bar]:
     drawn = _drawn(img)
     found = list(drawn)
     for bar in _soft(img):
-        if not any(_same(bar, b) for b in found):
+        if not any(same_stroke(bar, b) for b in found):
             found.append(bar)
     return found
 
 
-def _same(a: Bar, b: Bar) -> bool:
+def same_stroke(a: Bar, b: Bar) -> bool:
     """The same stroke found twice (two searches or two contrasts)."""
     overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
     return (a.pol == b.pol and overlap >= 0.5 * min(a.length, b.length)
@@ -88,7 +88,7 @@ def _soft(img: np.ndarray) -> list[Bar]:
         hat = cv2.morphologyEx(img, op, kernel)
         for level in _SOFT_LEVELS:
             for bar in _bars_in(hat >= level, pol, min_thick=1, split=False):
-                if _uniform(img, bar) and _extend(img, bar) and not any(_same(bar, b) for b in found):
+                if _uniform(img, bar) and _extend(img, bar) and not any(same_stroke(bar, b) for b in found):
                     found.append(bar)
     return found
 

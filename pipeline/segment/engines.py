@@ -1,7 +1,8 @@
 """Binary image: which pixels are metal particle.
 
-Two engines. "unet" is the study's method: the U-Net run over the image in
-overlapping tiles, blended, so any image size works with bounded memory.
+Two engines. "unet" is the study's method: the U-Net, which pipeline.runtime runs
+over the image in overlapping tiles, blended, so any image size works with bounded
+memory.
 "classical" needs no model (see pipeline.classical) and is what a fresh install
 without a model falls back to.
 """
@@ -14,9 +15,8 @@ import time
 import numpy as np
 
 from . import classical, size
-from ..runtime.model_input import FLATTEN_RADIUS_PX, flatten_background, normalise  # noqa: F401 - the public face
 from ..runtime.models import Model
-from ..runtime import choose_device, choose_precision, cpu_has_native_bf16, plan_tiles, predict_probability, prepare_model, run_network
+from ..runtime import predict_probability
 
 ENGINES = ("auto", "unet", "classical")
 log = logging.getLogger("psdwatch")

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from ..runtime import models
-from ..segment import engines as segment
+from .. import runtime
 from . import weak_masks
 from ..io.files import write_atomic
 from ..io.image import load_image
@@ -38,10 +38,10 @@ class Example:
     def prepared(self, mode: str) -> np.ndarray:
         """The frame as a model with this input mode sees it (models.INPUT_MODES), made
         once per mode: training crops are cut from it. Scoring goes through
-        segment.predict_probability on `data`, so that any model, whatever its input,
+        runtime.predict_probability on `data`, so that any model, whatever its input,
         is scored as `process` runs it."""
         if mode not in self._prepared:
-            self._prepared[mode] = segment.normalise(self.data, mode=mode)
+            self._prepared[mode] = runtime.normalise(self.data, mode=mode)
         return self._prepared[mode]
 
     @cached_property

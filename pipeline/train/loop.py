@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file, save
 
 from ..runtime import models
-from ..segment import engines as segment
+from .. import runtime
 from ..io.files import write_atomic
 from ..io.image import file_sha256
 from .batches import augmenter, pick_example, sample_crop
@@ -148,7 +148,7 @@ def final_fit(net: torch.nn.Module, examples: list[Example], history: History,
     best = history.epochs[history.best_epoch]
     target, lr = best["loss"], best["lr"]
     rng = np.random.default_rng(options.seed + 10_000)
-    precision = segment.choose_precision(options.precision)
+    precision = runtime.choose_precision(options.precision)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     loss_fn, augment = loss_function(options.bce_weight), augmenter()
     started, losses = time.monotonic(), []
@@ -175,7 +175,7 @@ def fit(net: torch.nn.Module, train: list[Example], val: list[Example], options:
     and leave the best epoch's weights in `net`."""
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
-    precision = segment.choose_precision(options.precision)
+    precision = runtime.choose_precision(options.precision)
     net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=options.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.1,

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import metrics
 from ..runtime import models
-from ..segment import engines as segment
+from .. import runtime
 from .data import Example, by_series, series
 
 def evaluate_by_series(model: models.Model, examples: list[Example], precision: str = "fp32") -> dict:
@@ -30,7 +30,7 @@ def evaluate(model: models.Model, examples: list[Example], precision: str = "fp3
     total = np.zeros(4, np.int64)
     model.net.eval()
     for example in examples:
-        prob = segment.predict_probability(model, example.data, precision=precision)
+        prob = runtime.predict_probability(model, example.data, precision=precision)
         total += metrics.confusion(prob > threshold, example.mask)
     return metrics.scores(total)
 
@@ -45,7 +45,7 @@ def detection_scores(model: models.Model, examples: list[Example], precision: st
     tp = found = boxed = 0
     model.net.eval()
     for example in examples:
-        prob = segment.predict_probability(model, example.data, precision=precision)
+        prob = runtime.predict_probability(model, example.data, precision=precision)
         n, labels, stats, centroids = cv2.connectedComponentsWithStats((prob > model.threshold).astype(np.uint8))
         h, w = labels.shape
         keep = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= 6
@@ -88,7 +88,7 @@ def choose_threshold(model: models.Model, val: list[Example], precision: str = "
     if not val:
         return 0.5, {}
     model.net.eval()
-    groups = [[(segment.predict_probability(model, e.data, precision=precision), e.mask) for e in group]
+    groups = [[(runtime.predict_probability(model, e.data, precision=precision), e.mask) for e in group]
               for group in by_series(val)]
     ious = {}
     for t in THRESHOLDS:

@@ -1,0 +1,238 @@
+"""The label of a bar candidate, found by geometry: a line of glyph-sized strokes of its colour.
+
+Thin-stroked, glyph-sized blobs of the bar's colour in a line next to the bar are
+the label; only that line goes to Tesseract.  Its glyph counts and decimal points,
+measured here, are what the OCR text must agree with.
+Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.sparse.csgraph import connected_components
+
+from .bar_find import Bar
+
+Box = tuple[int, int, int, int]
+
+
+@dataclass
+class Label:
+    soft: np.ndarray  # ink coverage in [0, 1] of the line's glyphs only
+    ink: np.ndarray   # the glyphs' pixels
+    box: Box          # image coordinates
+    n_glyphs: tuple[int, int]  # lower and upper bound of the glyph count (dots excluded)
+    lh: int           # median glyph height
+    n_dots: int       # small blobs on the baseline: decimal points
+    side: str = "over"  # where the line is: "over" (above, below, in the gap) the bar, "left" or "right" of it
+    bar_x: tuple[float, float] = (0.0, 0.0)  # the bar's ends in the line's columns
+    spoilers: tuple[tuple[float, float, str], ...] = ()  # column spans of cut glyphs and blobs touching the line
+
+
+def surface(img: np.ndarray, bar: Bar) -> tuple[float, float]:
+    """Grey level of what the bar is drawn on (band, box, strip or image) and its spread."""
+    fg = bar.fg
+    v = np.concatenate([img[max(0, bar.y0 - 4):max(0, bar.y0 - 1), bar.x0:bar.x1].ravel(),
+                        img[bar.y1 + 1:bar.y1 + 4, bar.x0:bar.x1].ravel()])
+    if bar.soft and v.size:  # a soft bar's grey is not an extreme: cut halfway to the surface
+        v = v[np.abs(v - fg) > 0.5 * abs(fg - float(np.median(v)))]
+    else:
+        v = v[np.abs(v - fg) > 0.3]
+    if not v.size:
+        return 1.0 - fg, 0.0
+    lo, mid, hi = np.percentile(v, (10, 50, 90))
+    return float(mid), float(hi - lo)
+
+
+@dataclass
+class _Window:
+    """The search window around a bar: its coverage map and the blobs of the bar's colour in it."""
+    x0: int
+    y0: int
+    soft: np.ndarray  # coverage of the bar's colour, 0 (surface) .. 1 (bar)
+    n: int
+    lab: np.ndarray   # blob labels
+    st: np.ndarray    # blob stats (x, y, w, h, area)
+    inner: np.ndarray  # blobs not cut by the window's edge
+    glyph: np.ndarray  # blobs shaped like glyphs
+
+
+def text_lines(img: np.ndarray, bar: Bar) -> list[Label]:
+    """The nearest line of thin-stroked, glyph-sized blobs of the bar's colour on each side.
+
+    One over (above, below or in the gap), one left and one right of the bar, because
+    in a data line the bar has fields on both sides ("x2,000  WD 4.9 ▬▬ 2 µm") and the
+    nearer may be the wrong one; the reader keeps the line whose words hold a label
+    in the right place.
+    """
+    win = _window(img, bar)
+    nearest: dict[str, tuple] = {}
+    for c in sorted(_near_lines(win, bar), key=lambda c: c[0]):
+        nearest.setdefault(c[2], c)
+    return [_line_label(img, win, bar, line, side) for _, line, side in sorted(nearest.values(), key=lambda c: c[0])]
+
+
+def _window(img: np.ndarray, bar: Bar, include: Box | None = None) -> _Window:
+    """The blobs of the bar's colour around it (and around ``include``, a label's box
+    seen by the text finder), and which of them are shaped like glyphs."""
+    h, w = img.shape
+    L, t = bar.length, bar.thick
+    fg, (bg, spread) = bar.fg, surface(img, bar)
+    dx, dy = min(2.2 * L, 0.35 * w), min(0.8 * L, 0.12 * h) + 2 * t
+    wx0, wx1 = max(0, int(bar.x0 - dx)), min(w, int(bar.x1 + dx))
+    wy0, wy1 = max(0, int(bar.y0 - dy)), min(h, int(bar.y1 + dy))
+    if include is not None:
+        m = include[3] - include[1]
+        wx0, wx1 = max(0, min(wx0, include[0] - m)), min(w, max(wx1, include[2] + m))
+        wy0, wy1 = max(0, min(wy0, include[1] - m)), min(h, max(wy1, include[3] + m))
+    soft = np.clip((img[wy0:wy1, wx0:wx1] - bg) / (fg - bg), 0, 1)
+    win = (soft > (0.5 if spread < 0.1 * abs(fg - bg) else 0.6)).astype(np.uint8)  # stricter over texture
+    for sx0, sx1 in bar.pieces():  # the bar and its end ticks are not text
+        win[max(0, bar.y0 - wy0 - 1):bar.y1 - wy0 + 1, max(0, sx0 - wx0 - 1):sx1 - wx0 + 1] = 0
+    n, lab, st, _ = cv2.connectedComponentsWithStats(win, connectivity=8)
+    x, y, cw, ch, area = st[:, 0], st[:, 1], st[:, 2], st[:, 3], st[:, 4]
+    inner = (x > 0) & (y > 0) & (x + cw < win.shape[1]) & (y + ch < win.shape[0])
+    glyph = inner & (ch >= 5) & (ch <= max(8, 0.9 * L)) & (cw <= 4 * ch) & (area >= 0.12 * cw * ch)
+    glyph[0] = False
+    for i in np.nonzero(glyph)[0]:  # strokes are thin, particles are solid
+        sub = (lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i).astype(np.uint8)
+        glyph[i] = cv2.distanceTransform(np.pad(sub, 1), cv2.DIST_L2, 3).max() <= max(2.0, 0.3 * ch[i])
+    return _Window(wx0, wy0, soft, n, lab, st, inner, glyph)
+
+
+def _near_lines(win: _Window, bar: Bar) -> list[tuple[float, tuple[int, int, int, int, int], str]]:
+    """Lines of glyphs (vertical overlap, similar height, small gaps) within two glyph heights
+    of the bar: (distance in glyph heights, (x0, y0, x1, y1, glyph height), side)."""
+    x, y, cw, ch = win.st[:, 0], win.st[:, 1], win.st[:, 2], win.st[:, 3]
+    idx = np.nonzero(win.glyph)[0]
+    link = np.zeros((len(idx), len(idx)), bool)
+    for k, i in enumerate(idx):  # same line: vertical overlap, similar height, small gap
+        for m, j in enumerate(idx[k + 1:], k + 1):
+            ov = min(y[i] + ch[i], y[j] + ch[j]) - max(y[i], y[j])
+            gapx = max(x[i], x[j]) - min(x[i] + cw[i], x[j] + cw[j])
+            link[k, m] = (ov >= 0.5 * min(ch[i], ch[j]) and gapx <= 1.2 * max(ch[i], ch[j])
+                          and min(ch[i], ch[j]) >= 0.4 * max(ch[i], ch[j]))
+    ncomp, comp = connected_components(link, directed=False)
+    bx0, bx1, by0, by1 = bar.x0 - win.x0, bar.x1 - win.x0, bar.y0 - win.y0, bar.y1 - win.y0
+    near = []
+    for mem in (idx[comp == c] for c in range(ncomp)):
+        if len(mem) < 2:
+            continue
+        lx0, ly0, lx1, ly1 = x[mem].min(), y[mem].min(), (x + cw)[mem].max(), (y + ch)[mem].max()
+        lh = int(np.median(ch[mem]))
+        if min(lx1, bx1) - max(lx0, bx0) >= 0.5 * (lx1 - lx0) or (lx0 < bx0 and lx1 > bx1):
+            d, side = max(by0 - ly1, ly0 - by1, 0), "over"  # above, below or in the gap
+        elif min(ly1, by1 + lh) - max(ly0, by0 - lh) > 0:  # beside
+            d, side = max(bx0 - lx1, lx0 - bx1, 0), "left" if lx1 <= bx0 + 0.5 * lh else "right"
+        else:
+            continue
+        if d <= 2 * lh:
+            near.append((d / lh, (lx0, ly0, lx1, ly1, lh), side))
+    return near
+
+
+def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, int, int, int], side: str) -> Label:
+    """One line as a Label: its glyphs' coverage, counts, and what may spoil its reading."""
+    h, w = img.shape
+    lx0, ly0, lx1, ly1, lh = line
+    x, y, cw, ch, area = (win.st[:, k] for k in range(5))
+    wx0, wy0, lab, soft, inner, glyph = win.x0, win.y0, win.lab, win.soft, win.inner, win.glyph
+    px, py = max(2, int(0.25 * lh)), max(2, int(0.35 * lh))
+    cx, cy = x + cw / 2, y + ch / 2
+    small = ch < 0.45 * lh  # dots and Å rings inside the line, not specks beside it
+    sel = inner & (cx >= lx0 - px) & (cx <= lx1 + px) & (cy >= ly0 - py) & (cy <= ly1 + py) & (ch <= 1.6 * lh)
+    sel &= glyph | (small & (cx > lx0) & (cx < lx1) & (cy <= ly1) & (area >= max(1.0, (0.12 * lh) ** 2)))
+    sel[0] = False
+    cy0, cx0 = max(0, ly0 - py), max(0, lx0 - px)
+    # What may spoil a reading: a glyph cut by the image edge beside the line, and
+    # a blob of the label's colour that is no glyph yet overlaps the line (a
+    # particle under a letter, or a letter merged with one and dropped).
+    edge = ((x + wx0 == 0) | (x + cw + wx0 == w) | (y + wy0 == 0) | (y + ch + wy0 == h)) & (ch <= 1.6 * lh)
+    edge &= (cw <= 3 * lh) & (np.minimum(y + ch, ly1) - np.maximum(y, ly0) >= 0.3 * lh)
+    inside = np.bincount(lab[ly0:ly1, lx0:lx1].ravel(), minlength=win.n)  # pixels in the line's box
+    touch = ~sel & ~edge & (ch >= 0.45 * lh) & (inside >= max(4.0, 0.1 * lh * lh))
+    edge[0] = touch[0] = False
+    spoilers = tuple((float(x[i] - cx0), float(x[i] + cw[i] - cx0), why) for why, m in (
+        ("label touches the image edge", edge & (x < lx1 + 1.5 * lh) & (x + cw > lx0 - 1.5 * lh)),
+        ("something of the label's colour touches it", touch)) for i in np.nonzero(m)[0])
+    spoilers += tuple((a - cx0, b - cx0, "a faint glyph in or beside the label")
+                      for a, b in _faint_glyphs(soft, np.isin(lab, np.nonzero(sel)[0]), (lx0, ly0, lx1, ly1), lh))
+    keep = np.isin(lab[cy0:ly1 + py, cx0:lx1 + px], np.nonzero(sel)[0])
+    line_soft = _around(soft[cy0:ly1 + py, cx0:lx1 + px], keep)
+    box = (int(lx0 + wx0), int(ly0 + wy0), int(lx1 + wx0), int(ly1 + wy0))
+    counts, n_dots = _glyph_stats(line_soft, keep, lh)
+    bx0, bx1 = bar.x0 - wx0, bar.x1 - wx0
+    return Label(line_soft, keep, box, counts, lh, n_dots, side, (float(bx0 - cx0), float(bx1 - cx0)), spoilers)
+
+
+def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int) -> list[tuple[float, float]]:
+    """Column spans of glyph-tall strokes in or just beside the line that its ink left out.
+
+    A thin '1' or '0' shrunk with its figure keeps half its contrast and falls below
+    the line's ink threshold: the line is then read '10 nm' for '100 nm', and every
+    check agrees with the shortened text."""
+    lx0, ly0, lx1, ly1 = line
+    a, b = max(0, int(lx0 - 1.2 * lh)), min(soft.shape[1], int(lx1 + 1.2 * lh))  # a letter space
+    n, lab, st, _ = cv2.connectedComponentsWithStats((soft[ly0:ly1, a:b] > 0.35).astype(np.uint8), connectivity=8)
+    kept = np.bincount(lab.ravel(), weights=line_ink[ly0:ly1, a:b].ravel(), minlength=n)
+    return [(float(a + st[i, 0]), float(a + st[i, 0] + st[i, 2])) for i in range(1, n)
+            if 0.6 * lh <= st[i, 3] <= 1.8 * lh and st[i, 2] <= 1.2 * lh  # glyph-sized (digits over x-height),
+            and st[i, 4] <= 0.6 * st[i, 2] * st[i, 3] and kept[i] < 0.5 * st[i, 4]]  # stroked, left out
+
+
+def _around(soft: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """The coverage of these glyphs only: their pixels and the anti-aliased rim around them."""
+    return soft * (cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+
+
+def _glyph_stats(soft: np.ndarray, ink: np.ndarray, lh: int) -> tuple[tuple[int, int], int]:
+    """Glyph counts bracketing the truth, and the decimal points on the baseline.
+
+    At a low threshold thin arches (n, m) hold but neighbours may touch; at the
+    line's threshold glyphs stay apart but may break: the truth lies between.
+    """
+    counts = []
+    for m in (soft > 0.3, ink):
+        spans = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)[2][1:]
+        count, right = 0, -1
+        for a, b in sorted((int(s[0]), int(s[0] + s[2])) for s in spans if s[3] >= 0.45 * lh):
+            count, right = count + (a > right), max(right, b)  # x-overlapping pieces: one glyph
+        counts.append(count)
+    st = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)[2][1:]
+    small = st[:, 3] < 0.45 * lh
+    if small.all():
+        return (counts[0], counts[1]), 0
+    base = np.median((st[:, 1] + st[:, 3])[~small])
+    dots = small & (np.abs(st[:, 1] + st[:, 3] - base) <= 0.2 * lh + 1) & (st[:, 2] <= 0.35 * lh)
+    return (counts[0], counts[1]), int(dots.sum())
+
+
+def token_label(label: Label, x0: float, x1: float) -> Label:
+    """The part of a line that holds the label's words (columns x0..x1), with its own counts."""
+    n, lab, st, _ = cv2.connectedComponentsWithStats(label.ink.astype(np.uint8), connectivity=8)
+    centre = st[:, 0] + st[:, 2] / 2
+    mine = [i for i in range(1, n) if x0 - 0.15 * label.lh <= centre[i] <= x1 + 0.15 * label.lh]
+    ink = np.isin(lab, mine)
+    soft = _around(label.soft, ink)
+    counts, n_dots = _glyph_stats(soft, ink, label.lh)
+    spoil = tuple(s for s in label.spoilers if s[0] < x1 + 1.5 * label.lh and s[1] > x0 - 1.5 * label.lh)
+    return Label(soft, ink, label.box, counts, label.lh, n_dots, label.side, label.bar_x, spoil)
+
+
+def label_in_box(img: np.ndarray, bar: Bar, box: Box, side: str) -> Label | None:
+    """The glyphs of the bar's colour inside ``box`` (where a text finder saw the label's
+    words) as a Label, with the same counts and spoilers as a line found by geometry;
+    None when fewer than two glyphs are there."""
+    win = _window(img, bar, box)
+    x, y, cw, ch = (win.st[:, k] for k in range(4))
+    cx, cy = x + cw / 2 + win.x0, y + ch / 2 + win.y0
+    bh = box[3] - box[1]
+    mine = np.nonzero(win.glyph & (cx >= box[0]) & (cx <= box[2]) & (cy >= box[1] - 0.2 * bh)
+                      & (cy <= box[3] + 0.2 * bh))[0]
+    if len(mine) < 2:
+        return None
+    line = (int(x[mine].min()), int(y[mine].min()), int((x + cw)[mine].max()), int((y + ch)[mine].max()),
+            int(np.median(ch[mine])))
+    return _line_label(img, win, bar, line, side)

@@ -1,0 +1,277 @@
+"""Text first: find the label's words anywhere near the bottom or top of the frame, or around
+a bar whose label the geometry could not read, then the bar that belongs to them.
+
+Why: on figures resampled and compressed for a paper the bar-first reader finds the
+bar but not its label (the nearest line of blobs is texture, or a thin glyph is lost),
+or finds no bar at all on a noisy support.  Tesseract's sparse-text layout (``--psm 11``)
+finds number + unit words wherever they are; one run reads every region in both
+polarities (tiles stacked in one image: process start-up dominates Tesseract's time),
+after a top-hat that flattens the support under glyph-sized strokes.
+A word is only a pointer: its bar is searched next to it (over, under or beside; in
+the frame's candidates, else in a window re-normalised around the word), the label's
+glyphs are taken from the word's box, and the label is read again by the reader's own
+line OCR with all its checks (glyph counts, µ against p, 1-2-5, dots).  The two
+readings must agree (when they do and the words are spelled plainly, the soft doubts
+of one reading, low confidence or an odd spelling, are lifted: two preprocessings
+agree); a second bar as near as the first is a doubt, and so are ends that its
+averaged rows place elsewhere or a stroke of its grey past an end (a bar broken by
+noise).  Runs only when the bar-first reader found nothing confident, so it costs
+nothing on drawn bars; the whole bands only when no bar had a label line at all.
+Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import pytesseract
+from scipy import ndimage
+
+from .bar_find import Bar, find_bars, same_stroke
+from .label import Box, Label, label_in_box
+from .length import measure_bar
+from .ocr import ocr_line  # also installs the Tesseract environment (one OpenMP thread)
+from .parse import FIELDS, SOFT_DOUBTS, read_label, value_unit
+
+_PAD = 10  # white margin around each tile (px)
+_BANDS = ((0.75, 1.0), (0.0, 0.12))  # where figures put their bars: bottom quarter, top eighth
+_MAX_TOKENS = 4  # label words followed to a bar, most confident first
+_PLAIN = re.compile(r"^[0-9]+(?:\.[0-9]+)?\s?(?:nm|um|µm|μm)$")  # no letter read as a digit, no odd unit
+_NUMBER = re.compile(r"^[0-9SOoIl|]+(?:[.,][0-9SOoIl|]+)?$")
+
+
+@dataclass
+class Word:
+    """A word of the sparse-text pass, in frame coordinates, and the polarity of its ink."""
+    text: str
+    box: Box
+    conf: float
+    pol: int
+
+
+def read_text_first(img: np.ndarray, bars: list[Bar], everywhere: bool = True
+                    ) -> list[tuple[Bar, Label, tuple[str, float, str, list[str]]]]:
+    """(bar, label, reading) for each number + unit word that has a bar next to it.
+
+    ``img`` is the frame scaled to 0-1; ``bars`` the bar-first candidates, whose
+    surroundings are searched for words (the geometry missed their label).  With
+    ``everywhere`` the bottom and top bands of the frame are searched too: for when
+    no bar candidate had a readable line at all (Tesseract's time grows with area)."""
+    h, w = img.shape
+    regions = [(0, int(a * h), w, int(b * h)) for a, b in _BANDS] if everywhere else []
+    for bar in sorted(bars, key=lambda b: -b.y0)[:3]:
+        dx, dy = int(1.5 * bar.length + 40), int(max(40, 0.8 * bar.length))
+        box = (max(0, bar.x0 - dx), max(0, bar.y0 - dy), min(w, bar.x1 + dx), min(h, bar.y1 + dy))
+        if not any(r[1] <= box[1] and box[3] <= r[3] for r in regions):  # a band holds it already
+            regions.append(box)
+    if not regions:
+        return []
+    out = []
+    for token in sorted(label_tokens(sparse_words(img, regions)), key=lambda t: -t.conf)[:_MAX_TOKENS]:
+        if (found := _read_token(img, token, bars)) is not None:
+            out.append(found)
+    return out
+
+
+def sparse_words(img: np.ndarray, regions: list[Box]) -> list[Word]:
+    """Tesseract's sparse-text words in ``regions``, both polarities, in ONE run.
+
+    Small figures are upscaled 2x (their labels are 8-15 px tall), large frames
+    halved: Tesseract reads glyphs of 20-40 px best, and time grows with area."""
+    h, w = img.shape
+    s = 2.0 if max(h, w) <= 900 else (1.0 if max(h, w) <= 1400 else 0.5)
+    tiles, slots, top = [], [], 0
+    for x0, y0, x1, y1 in regions:
+        for pol in (1, -1):
+            t = cv2.copyMakeBorder(_tile(img[y0:y1, x0:x1], s, pol), _PAD, _PAD, _PAD, _PAD,
+                                   cv2.BORDER_CONSTANT, value=255)
+            tiles.append(t)
+            slots.append((top, top + t.shape[0], x0, y0, pol))
+            top += t.shape[0]
+    width = max(t.shape[1] for t in tiles)
+    stack = np.vstack([cv2.copyMakeBorder(t, 0, 0, 0, width - t.shape[1], cv2.BORDER_CONSTANT, value=255)
+                       for t in tiles])
+    d = pytesseract.image_to_data(stack, config="--psm 11", output_type=pytesseract.Output.DICT)
+    words = []
+    for text, conf, wx, ww, wy, wh in zip(d["text"], d["conf"], d["left"], d["width"], d["top"], d["height"]):
+        k = next((k for k, sl in enumerate(slots) if sl[0] <= wy + wh / 2 < sl[1]), None)
+        if not text.strip() or k is None:
+            continue
+        t0, _, x0, y0, pol = slots[k]
+        box = (int(x0 + (wx - _PAD) / s), int(y0 + (wy - t0 - _PAD) / s),
+               int(np.ceil(x0 + (wx + ww - _PAD) / s)), int(np.ceil(y0 + (wy + wh - t0 - _PAD) / s)))
+        words.append(Word(text.strip(), box, float(conf), pol))
+    return words
+
+
+def _tile(region: np.ndarray, s: float, pol: int) -> np.ndarray:
+    """The region resized by ``s``, its ink of polarity ``pol`` black on white.
+
+    A top-hat (black-hat) wider than a glyph's stroke flattens the support's texture
+    and gradients; the result is cut at half its top value after a slight blur, or
+    above the grain that covers more of the region than a label does.
+    Tesseract's own binarisation of the grey top-hat turns a noisy support into
+    speckle words and loses the label among them (measured on held-out figures)."""
+    g = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 0.8)
+    g = cv2.resize(g, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
+    k = cv2.getStructuringElement(cv2.MORPH_RECT, (int(41 * s) | 1, int(41 * s) | 1))
+    hat = cv2.morphologyEx(g, cv2.MORPH_TOPHAT if pol > 0 else cv2.MORPH_BLACKHAT, k)
+    top, grain = np.percentile(hat, (99.9, 92))  # a label covers a few % of a region; grain covers more
+    ink = (hat >= max(1e-6, min(max(0.5 * top, grain), 0.8 * top))).astype(np.uint8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    depth = ndimage.maximum(cv2.distanceTransform(ink, cv2.DIST_L2, 3), lab, np.arange(n))
+    small = (st[:, 2] <= 6) & (st[:, 3] <= 6)  # a decimal point, or a speck
+    drop = ((st[:, 2] < 4) & (st[:, 3] < 4)) | (~small & (depth > np.maximum(2.0, 0.3 * st[:, 3])))
+    drop[0] = True  # the background; specks and solid blobs (grain, particles) are no glyphs
+    return np.where(drop[lab], 255, 0).astype(np.uint8)
+
+
+def label_tokens(words: list[Word]) -> list[Word]:
+    """Number + unit: one word ("10nm") or a number followed on its line by a unit word;
+    not after a databar field's name ("WD", "HFW", "=", ":")."""
+    tokens = []
+    for i, a in enumerate(words):
+        if i > 0 and FIELDS.match(words[i - 1].text) and _same_line(words[i - 1], a):
+            continue  # "WD = 5 mm", "HV: 20 kV": another field of a databar, not a label
+        if value_unit(a.text) is not None:
+            tokens.append(a)
+            continue
+        if not _NUMBER.match(a.text):
+            continue
+        for b in words[i + 1:i + 3]:
+            ah, gap = a.box[3] - a.box[1], b.box[0] - a.box[2]
+            if _same_line(a, b) and -2 <= gap <= 1.2 * ah and value_unit(f"{a.text} {b.text}") is not None:
+                box = (a.box[0], min(a.box[1], b.box[1]), b.box[2], max(a.box[3], b.box[3]))
+                tokens.append(Word(f"{a.text} {b.text}", box, min(a.conf, b.conf), a.pol))
+                break
+    return tokens
+
+
+def _same_line(a: Word, b: Word) -> bool:
+    """Two words of one tile and polarity whose boxes overlap in height."""
+    return b.pol == a.pol and min(a.box[3], b.box[3]) - max(a.box[1], b.box[1]) >= 0.3 * (a.box[3] - a.box[1])
+
+
+def _read_token(img: np.ndarray, token: Word, bars: list[Bar]
+                ) -> tuple[Bar, Label, tuple[str, float, str, list[str]]] | None:
+    """The token's bar, its label's glyphs and the checked reading; None if no bar or no reading."""
+    whole = [_whole(img, b) for b in bars + _local_bars(img, token)]  # noise may have broken a bar in pieces
+    placed = sorted((p for p in (_place(b, token.box) for b in whole) if p is not None), key=lambda p: p[0])
+    if not placed:
+        return None
+    gap, side, bar = placed[0]
+    label = label_in_box(img, bar, token.box, side)
+    if label is None or (reading := read_label(ocr_line(label), label)) is None:
+        return None
+    text, value, unit, why = reading
+    lh = token.box[3] - token.box[1]
+    if any(g - gap <= lh and not same_stroke(b, bar) and abs(b.length - bar.length) > max(2, 0.01 * bar.length)
+           for g, _, b in placed[1:]):  # the same stroke found at two thresholds is one bar
+        why.append("another bar as near the label")
+    why += _bar_doubts(img, bar, token.box)
+    seen = value_unit(token.text)
+    if seen is None or seen[0] != value or seen[1] != ("µm" if unit in ("pm", "?m") else unit):
+        why.append(f"text finder read {token.text!r}, the label line {text!r}")
+    elif _PLAIN.match(token.text) and all(w.startswith(SOFT_DOUBTS) for w in why):
+        why = []  # two readings of other preprocessings agree, one of them spelled plainly
+    return bar, label, (text, value, unit, why)
+
+
+def _place(bar: Bar, box: Box) -> tuple[float, str, Bar] | None:
+    """(gap, side, bar) when the bar sits where a label's bar goes: under or over the words
+    (overlapping half their width, within 2.5 word heights) or beside them on their line."""
+    x0, y0, x1, y1 = box
+    lh, lw = y1 - y0, x1 - x0
+    cy = (bar.y0 + bar.y1) / 2
+    if min(x1, bar.x1) - max(x0, bar.x0) >= 0.5 * min(lw, bar.length):
+        gap = max(y0 - bar.y1, bar.y0 - y1)
+        return (float(gap), "over", bar) if -1 <= gap <= 2.5 * lh else None
+    if y0 - 0.3 * lh <= cy <= y1 + 0.3 * lh:
+        gap, side = (x0 - bar.x1, "right") if bar.x1 <= x0 + 2 else (bar.x0 - x1, "left")
+        return (float(gap), side, bar) if -2 <= gap <= 2 * lh else None
+    return None
+
+
+def _local_bars(img: np.ndarray, token: Word) -> list[Bar]:
+    """Bars of the token's polarity in a band around it, searched with the band scaled to its
+    own range: on a noisy or bright support a bar need not be the frame's extreme.
+    Returned in frame coordinates, each with its grey level in the frame's scale."""
+    h, w = img.shape
+    x0, y0, x1, y1 = token.box
+    lh = y1 - y0
+    wy0, wy1 = max(0, y0 - 3 * lh - 10), min(h, y1 + 3 * lh + 10)
+    wx0, wx1 = max(0, x0 - 900), min(w, x1 + 900)
+    band = img[wy0:wy1, wx0:wx1]
+    lo, hi = float(band.min()), float(band.max())
+    if hi - lo < 0.05 or band.shape[0] < 8:
+        return []
+    found = []
+    for b in find_bars((band - lo) / (hi - lo)):
+        if b.pol != token.pol:
+            continue
+        bar = Bar(b.x0 + wx0, b.x1 + wx0, b.y0 + wy0, b.y1 + wy0, b.pol,
+                  None if b.gap is None else (b.gap[0] + wx0, b.gap[1] + wx0))
+        rows = img[bar.y0:bar.y1, bar.x0:bar.x1]
+        core = rows[int(np.argmax(rows.mean(axis=1) * bar.pol))]
+        bar.level = float(np.median(core[2:-2] if core.size > 8 else core))
+        found.append(bar)
+    return found
+
+
+def _averaged_ends(img: np.ndarray, bar: Bar) -> tuple[int, int, np.ndarray]:
+    """The bar's ends where its rows, averaged (noise down by their count) and smoothed
+    over 4 px, fall to half contrast from its middle outwards; and where along the row
+    a stroke of the bar's grey lies (its rows at >= half contrast, the rows above and
+    below it at under a quarter).
+
+    On a noisy support one row of a thin bar dips below half contrast here and there:
+    the row-by-row search then stops at a dip, the averaged rows do not."""
+    w = img.shape[1]
+    fg = bar.fg
+    cols = slice(max(0, 2 * bar.x0 - bar.x1), min(w, 2 * bar.x1 - bar.x0))
+    up, down = img[max(0, bar.y0 - 4):max(0, bar.y0 - 1)], img[bar.y1 + 1:bar.y1 + 4]
+    around = np.concatenate([up[:, cols].ravel(), down[:, cols].ravel()])
+    bg = float(np.median(around)) if around.size else 1.0 - fg
+    if abs(fg - bg) < 1e-3 or not up.size or not down.size:
+        return bar.x0, bar.x1, np.zeros(w, bool)
+    box = np.ones(4) / 4
+    c = np.convolve((img[bar.y0:bar.y1].mean(axis=0) - bg) / (fg - bg), box, mode="same")
+    out = np.maximum(*(np.convolve((rows.mean(axis=0) - bg) / (fg - bg), box, mode="same") for rows in (up, down)))
+    mid = (bar.x0 + bar.x1) // 2
+    left = mid - int(np.argmax(c[mid::-1] < 0.5)) if (c[:mid + 1] < 0.5).any() else 0
+    right = mid + int(np.argmax(c[mid:] < 0.5)) if (c[mid:] < 0.5).any() else w
+    return left, right, (c >= 0.5) & (out < 0.25)
+
+
+def _bar_doubts(img: np.ndarray, bar: Bar, words: Box) -> list[str]:
+    """A second look at the ends of a bar found next to words: the averaged rows must
+    give the measured length, and nothing of the bar's grey may go on past either end
+    (a bar broken by noise: its piece beside the words has the wrong length).  The
+    words' own columns are no continuation when they stand beside the bar."""
+    w = img.shape[1]
+    length, _ = measure_bar(img, bar)
+    left, right, stroke = _averaged_ends(img, bar)
+    if words[1] < bar.y1 and words[3] > bar.y0:
+        stroke[max(0, words[0] - 2):words[2] + 2] = False
+    why = []
+    if abs((right - left) - length) > max(1.5, 0.015 * length):
+        why.append(f"bar ends unclear ({right - left} px by its averaged rows, {length:.1f} px measured)")
+    reach, piece = max(6, int(0.2 * length)), max(6, int(0.1 * length))
+    for a, b in ((max(0, left - 3 - reach), max(0, left - 3)), (min(w, right + 3), min(w, right + 3 + reach))):
+        run = np.diff(np.flatnonzero(np.diff(np.r_[0, stroke[a:b].astype(np.int8), 0])))[::2]
+        if run.size and run.max() >= piece:
+            why.append("a stroke of the bar's grey goes on past its end (a broken bar?)")
+    return why
+
+
+def _whole(img: np.ndarray, bar: Bar) -> Bar:
+    """The bar grown to the ends its averaged rows show (pieces of a bar broken by noise
+    joined), keeping its rows and grey; the same bar when nothing is to grow."""
+    left, right, _ = _averaged_ends(img, bar)
+    if left >= bar.x0 - 2 and right <= bar.x1 + 2:
+        return bar
+    grown = Bar(min(bar.x0, left + 1), max(bar.x1, right), bar.y0, bar.y1, bar.pol, bar.gap)
+    grown.level = bar.fg
+    return grown
