@@ -74,10 +74,12 @@ def test_the_outline_radius_follows_faces_and_corners():
     apothem = 60 * math.cos(math.pi / 6)
     assert radii.max() / radii.min() > 1.08                   # corners out, faces in (60 / 52)
     assert abs(radii.min() - apothem) < 2.0 and abs(radii.max() - 60) < 3.0
-    # the outline's own pixels sit at star radius ~ the equivalent radius, in every direction
+    # the outline's own pixels (a ring 1 px wide) map to a ring 1 px wide just inside the
+    # equivalent radius, in every direction (a circle's rings would spread them over 8 px)
     ring = np.flatnonzero((labels.ravel() > 0) & (s.ravel() > -1.5))
     rho = outline.star_radius(shape, ring, labels.shape[1], labels.ravel()[ring])
-    assert np.percentile(np.abs(rho - shape.radius[1]), 95) < 1.2
+    low, high = np.percentile(rho, (5, 95))
+    assert high - low < 1.6 and shape.radius[1] - 2.0 < low < high < shape.radius[1] + 0.5
 
 
 def test_a_folded_outline_keeps_its_segmented_edge():
@@ -107,9 +109,10 @@ def matched_ratio(analysis, truth_mask: np.ndarray) -> float:
     return float(np.median(ratios))
 
 
-@pytest.mark.parametrize("shape,d_px", [("faceted", 30), ("raft", 30), ("ellipsoid", 40), ("sphere", 40)])
-def test_each_synthetic_shape_is_measured_at_its_true_size(shape, d_px):
-    image, truth_mask, truth = synth_image(SynthSpec(size=1024, background="textured", d_median_px=d_px,
+@pytest.mark.parametrize("shape,background,d_px", [("faceted", "textured", 30), ("raft", "dark", 30),
+                                                    ("ellipsoid", "textured", 40), ("sphere", "textured", 40)])
+def test_each_synthetic_shape_is_measured_at_its_true_size(shape, background, d_px):
+    image, truth_mask, truth = synth_image(SynthSpec(size=1024, background=background, d_median_px=d_px,
                                                      seed=21, shape=shape, coverage=0.08))
     at_mask = analyse_array(image, Settings(engine="classical", edge="mask", bootstrap=0),
                             nm_per_px=truth["nm_per_px"])
@@ -120,8 +123,9 @@ def test_each_synthetic_shape_is_measured_at_its_true_size(shape, d_px):
 
 
 def test_the_live_model_measures_faceted_particles_at_their_size(live_model):
-    image, truth_mask, truth = synth_image(SynthSpec(size=1024, background="dark", d_median_px=30,
-                                                     seed=22, shape="faceted", coverage=0.08))
+    # bench/edge_eval.py's synth frame of large faceted particles on a dark support
+    image, truth_mask, truth = synth_image(SynthSpec(size=2048, background="dark", d_median_px=75, sigma_g=1.6,
+                                                     seed=2021, shape="faceted", coverage=0.08))
     analysis = analyse_array(image, Settings(engine="unet", edge="profile", bootstrap=0), live_model,
                              nm_per_px=truth["nm_per_px"])
     assert abs(matched_ratio(analysis, truth_mask) - 1) < 0.03
