@@ -78,7 +78,7 @@ def test_every_particle_says_which_edge_and_the_json_counts_those_that_kept_the_
     assert summary["profile"] == kinds.count("profile") and summary["kept_mask"] == kinds.count("mask")
     assert summary["kept_mask_why"].get("too_small", 0) >= 1
     assert sum(summary["kept_mask_why"].values()) == summary["kept_mask"]
-    assert set(summary["kept_mask_why"]) <= {"too_small", "blurred", "cut", "noisy", "no_fit"}
+    assert set(summary["kept_mask_why"]) <= {"too_small", "blurred", "cut", "noisy", "no_fit", "folded"}
     assert 0.5 <= summary["blur_px"] <= 2.8
     on_mask = analysis_record(analyse_array(image, Settings(engine="classical", bootstrap=0, edge="mask")), "S")
     assert on_mask["edge"]["convention"] == "mask" and {p["edge"] for p in on_mask["particles"]} == {"mask"}

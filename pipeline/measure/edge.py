@@ -3,20 +3,23 @@
 Every segmentation engine draws a particle's edge near half its height above the
 support. For a sphere that is at 0.87 of its radius (sizes 13 % small), for a
 flat-topped crystal near the radius itself, so today's sizes depend on shape and
-nothing says so. Here each particle's intensity profile, averaged over rings at equal
-distance from the segmented edge, is fitted with the blurred thickness profiles of
-edge_profiles (sphere to flat top, sloped to straight sides) over a flat local
-background, with one probe blur for the whole frame, chosen as the blur that fits the
-frame's particles best. The fitted radius moves that particle's edge: its mask grows
-(or shrinks) by the difference, within its own territory (pixels nearer to it than to
-any other particle), and a one-pixel gap is kept where two grown particles would meet,
-so the mask written by `--mask-out` holds exactly the measured particles.
+nothing says so. Here each particle's intensity profile, averaged over rings of equal
+star radius (outline.py: its segmented outline scaled, so that ellipsoids and faceted
+crystals give the profile of a round particle of their area), is fitted with the
+blurred thickness profiles of edge_profiles (sphere to flat top, sloped to straight
+sides) over a flat local background, with one probe blur for the whole frame, chosen as
+the blur that fits the frame's particles best. The fitted radius moves that particle's
+edge: its outline is scaled to the fitted radius, within its own territory (pixels
+nearer to it than to any other particle), and a one-pixel gap is kept where two grown
+particles would meet, so the mask written by `--mask-out` holds exactly the measured
+particles.
 
 A particle whose profile cannot be fitted keeps the segmented edge, and says why:
 too_small (under 5 px across), blurred (its radius under six times the frame's
 blur: the profile cannot tell a sphere from a flat top), cut (less than half of the ring around it is its own:
 a neighbour, the border or the scale bar), noisy (its contrast too low for its size),
-no_fit (the best profile lies at the end of the search or fits far worse than noise).
+no_fit (the best profile lies at the end of the search or fits far worse than noise),
+folded (its outline folds back as seen from its centre: no radius per direction).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import cv2
 import numpy as np
 
 from .edge_profiles import SHAPE_NAMES, SHAPES, profile
+from .outline import Outline, outlines, star_radius
 from .particles import label_particles
 
 EDGES = ("profile", "mask")
@@ -86,34 +90,17 @@ def signed_distance(mask: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, n
     return np.where(mask, 0.5 - dist_in, dist_out - 0.5).astype(np.float32), nearest
 
 
-def _ellipses(labels: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
-    """Per label (index = label): pixel count, centroid and the inverse of 4x its
-    covariance (pixels as unit squares), so that a uniform ellipse's edge is at 1."""
-    flat = labels.ravel()
-    fg = np.flatnonzero(flat)
-    lab = flat[fg]
-    rows, cols = np.divmod(fg, labels.shape[1])
-    area = np.bincount(lab, minlength=n + 1).astype(np.float64)
-    safe = np.maximum(area, 1)
-    cy, cx = np.bincount(lab, rows, n + 1) / safe, np.bincount(lab, cols, n + 1) / safe
-    dy, dx = rows - cy[lab], cols - cx[lab]
-    syy = np.bincount(lab, dy * dy, n + 1) / safe + 1 / 12
-    sxx = np.bincount(lab, dx * dx, n + 1) / safe + 1 / 12
-    sxy = np.bincount(lab, dx * dy, n + 1) / safe
-    det = 4 * (sxx * syy - sxy * sxy)
-    return area, cy, cx, syy / det, sxx / det, -sxy / det
-
-
 def gather_profiles(image: np.ndarray, labels: np.ndarray, s: np.ndarray, nearest: np.ndarray,
-                    exclude: np.ndarray | None) -> Profiles:
+                    exclude: np.ndarray | None, outline: Outline | None = None) -> Profiles:
     """Bin every particle's pixels (its own and the ring around it, out to a third of its
-    radius plus 8 px) by their elliptical radius (the particle's moment ellipse scaled
-    to its equivalent radius: exact for spheres and ellipsoids seen from above), all
-    particles at once (bincount)."""
+    radius plus 8 px) by their star radius (outline.star_radius: the segmented outline
+    scaled to the particle's equivalent radius, so that ellipsoids and faceted crystals,
+    whose thickness contours are scaled copies of their outline, give the profile of a
+    round particle of their area), all particles at once (bincount)."""
     n = int(labels.max())
-    area, cy, cx, ixx, iyy, ixy = _ellipses(labels, n)
-    ids = np.flatnonzero(area[1:]) + 1
-    radius = np.sqrt(area / np.pi)
+    outline = outline or outlines(labels, s)
+    ids = np.flatnonzero(outline.area[1:]) + 1
+    radius = outline.radius
     reach = 0.35 * radius + 8.0
     width = np.maximum(0.5, radius / 25.0)
     bins = int(np.ceil(((radius + reach) / width)[ids].max())) + 2
@@ -122,10 +109,7 @@ def gather_profiles(image: np.ndarray, labels: np.ndarray, s: np.ndarray, neares
         sel &= ~exclude
     where = np.flatnonzero(sel)
     lab = nearest.ravel()[where]
-    rows, cols = np.divmod(where, labels.shape[1])
-    dy, dx = rows - cy[lab], cols - cx[lab]
-    rad = radius[lab] * np.sqrt(np.maximum(ixx[lab] * dx * dx + iyy[lab] * dy * dy
-                                           + 2 * ixy[lab] * dx * dy, 0.0))
+    rad = star_radius(outline, where, labels.shape[1], lab)
     val = np.asarray(image, np.float64).ravel()[where]
     b = np.minimum(rad / width[lab], bins - 1).astype(np.int64)
     key, size = lab * bins + b, (n + 1) * bins
@@ -206,14 +190,16 @@ def choose_sigma(p: Profiles, usable: np.ndarray) -> float:
 
 
 def fit_edges(image: np.ndarray, labels: np.ndarray, s: np.ndarray, nearest: np.ndarray,
-              exclude: np.ndarray | None = None) -> EdgeFit:
+              exclude: np.ndarray | None = None, outline: Outline | None = None) -> EdgeFit:
     """Fit every label's profile; the labels that cannot be fitted keep factor 1."""
     n = int(labels.max())
     factor, shape, reason = np.ones(n + 1), np.full(n + 1, -1), np.full(n + 1, "", object)
     if n == 0:
         return EdgeFit(DEFAULT_SIGMA_PX, factor, shape, reason, {"profile": 0})
-    p = gather_profiles(image, labels, s, nearest, exclude)
+    outline = outline or outlines(labels, s)
+    p = gather_profiles(image, labels, s, nearest, exclude, outline)
     why = np.full(p.ids.size, "", object)
+    why[outline.folded[p.ids]] = "folded"
     why[p.coverage < MIN_COVERAGE] = "cut"
     why[p.radius < MIN_RADIUS_PX] = "too_small"
     sigma = choose_sigma(p, why == "")
@@ -231,15 +217,29 @@ def fit_edges(image: np.ndarray, labels: np.ndarray, s: np.ndarray, nearest: np.
     return EdgeFit(sigma, factor, shape, reason, summary)
 
 
-def grow_to_fit(labels: np.ndarray, s: np.ndarray, nearest: np.ndarray, fit: EdgeFit) -> np.ndarray:
-    """The label image with every fitted particle's edge moved by its fitted radius
-    minus its segmented one. A grown pixel that would touch another particle is left
-    out, so particles that were apart stay apart (ImageJ sees the same particles)."""
-    n = int(labels.max())
-    area = np.bincount(labels.ravel(), minlength=n + 1).astype(np.float64)
-    shift = np.sqrt(area / np.pi) * (fit.factor - 1.0)
-    shift[0] = -np.inf
-    grown = np.where(s <= shift[nearest], nearest, 0).astype(np.int32)
+def grow_to_fit(labels: np.ndarray, s: np.ndarray, nearest: np.ndarray, fit: EdgeFit,
+                outline: Outline | None = None) -> np.ndarray:
+    """The label image with every fitted particle's outline scaled to its fitted radius
+    (pixels whose star radius is within it, in the particle's territory: the area is the
+    one the fit found, whatever the shape); the others keep their segmented pixels. A
+    grown pixel that would touch another particle is left out, so particles that were
+    apart stay apart (ImageJ sees the same particles)."""
+    outline = outline or outlines(labels, s)
+    fitted = fit.shape >= 0
+    fitted[0] = False
+    # how far beyond the segmented edge a pixel may join: the scaled outline moves
+    # furthest at an ellipse's ends or a polygon's corners, under 1.5x its mean shift
+    shift = outline.radius * (fit.factor - 1.0)
+    limit = np.where(fitted, 1.5 * np.maximum(shift, 0.0) + 1.5, 0.0)
+    limit[0] = -np.inf
+    where = np.flatnonzero(s <= limit[nearest])
+    lab = nearest.ravel()[where]
+    was = labels.ravel()[where] > 0
+    rho = star_radius(outline, where, labels.shape[1], lab)
+    within = rho <= (outline.radius * fit.factor)[lab]
+    keep = np.where(fitted[lab], within | (was & (fit.factor[lab] >= 1.0)), was)
+    grown = np.zeros(labels.shape, np.int32)
+    grown.ravel()[where[keep]] = lab[keep]
     new = (grown > 0) & (labels == 0)
     if new.any():
         as_float = grown.astype(np.float32)
@@ -277,8 +277,9 @@ def profile_edge(image: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None
     written mask is one convention throughout."""
     labels = label_particles(mask, exclude_border=False, watershed=watershed)
     s, nearest = signed_distance(labels > 0, labels)
-    fit = fit_edges(np.asarray(image, np.float32), labels, s, nearest, exclude)
-    return grow_to_fit(labels, s, nearest, fit), fit
+    outline = outlines(labels, s)
+    fit = fit_edges(np.asarray(image, np.float32), labels, s, nearest, exclude, outline)
+    return grow_to_fit(labels, s, nearest, fit, outline), fit
 
 
 def edge_summary(convention: str, fit: EdgeFit | None, measured: dict[int, str]) -> dict:
