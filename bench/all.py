@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = {"scale": "scale_bars.py", "core": "run.py", "reports": "report_bench.py", "archive": "archive_bench.py"}
+SCRIPTS = {"scale": "scale_bars.py", "core": "run.py", "edge": "edge_eval.py", "reports": "report_bench.py",
+           "archive": "archive_bench.py"}
 
 
 def main() -> int:

@@ -18,7 +18,8 @@ from typing import Callable
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 FILES = {"core": BENCH / "results.json", "scale": BENCH / "scale_results.json",
-         "reports": BENCH / "report_results.json", "archive": BENCH / "archive_results.json"}
+         "edge": BENCH / "edge_results.json", "reports": BENCH / "report_results.json",
+         "archive": BENCH / "archive_results.json"}
 
 
 def bench_run() -> str:
@@ -57,7 +58,7 @@ def write_benchmarks(path: Path = REPO / "BENCHMARKS.md") -> None:
                   f"Machine of bench/run.py's figures: {json.dumps(core.get('machine', {}))}", ""]
     lines += ["Times are medians in one process; compare ratios from the same run, not figures",
               "across runs or machines. Quoted elsewhere (README), a figure names this page.", ""]
-    for section in (magnifications, scale_bars, cluster, core_table, reports_table, archive_table):
+    for section in (magnifications, scale_bars, edges, cluster, core_table, reports_table, archive_table):
         lines += section(results, "" if one else runs)
     path.write_text("\n".join(lines) + "\n")
 
@@ -112,6 +113,29 @@ def scale_bars(results: dict, runs: dict | str) -> list[str]:
             c = sr[key]["counts"]
             lines += [f"{title} ({sum(c.values())}; right = nm/px within 2 % of the truth): right "
                       f"{c.get('right', 0)}, not read (flagged) {c.get('flagged', 0)}, wrong {c.get('wrong', 0)}.", ""]
+    return lines
+
+
+def edges(results: dict, runs: dict | str) -> list[str]:
+    """bench/edge_eval.py: d50 error by shape and size band, per engine and edge, on frames
+    of an independent renderer (bench/edge_render.py) and of pipeline.synth, and the
+    issue's sphere frames (20-165 px) with the live U-Net."""
+    er = results["edge"]
+    if not er.get("tables"):
+        return []
+    lines = [f"## Where the edge lies: d50 error by shape and size (bench/edge_eval.py, {er.get('date', '?')})"
+             f"{_from(runs, 'edge')}", "",
+             f"{er['size']}² frames; truth = the geometric outline; d50 error (%) of the particles matched at "
+             "their centroid, per true size band (px); IoU of the whole frame. "
+             f"{er.get('seconds', '?')} s of CPU.", ""]
+    if er.get("check"):
+        lines += ["Sphere frames (20-165 px), live U-Net:", "", "| support | median px | edge | d50 error | IoU | found / true |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {r['support']} | {r['median']} | {r['edge']} | {r['d50_error_pct']:+.1f} % | {r['iou']:.3f} | "
+                  f"{r['found']} / {r['true']} |" for r in er["check"]]
+        lines.append("")
+    for table in er["tables"]:
+        lines += [table.replace("### ", "### Frames of "), ""]
     return lines
 
 

@@ -211,7 +211,10 @@ def main() -> None:
                                      "median": median, "seed": 3000 + 10 * k + j}, args.size, live)]
     tables = [table(rows, g) for g in args.generators.split(",")]
     print("\n\n".join(tables))
-    Path(args.out).write_text(json.dumps({"size": args.size, "seconds": round(time.perf_counter() - t0),
+    from benchmarks_page import bench_run  # bench/ is this script's folder
+
+    Path(args.out).write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "run": bench_run(),
+                                          "size": args.size, "seconds": round(time.perf_counter() - t0),
                                           "rows": rows, "check": check, "tables": tables}, indent=1))
 
 
