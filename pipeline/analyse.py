@@ -187,7 +187,8 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
             empty = np.zeros(loaded.data.shape, bool)
             return Analysis(**common, particles=[], psd=psd.summarise([], "nm" if decision.nm_per_px else "px"),
                             flags=list(dict.fromkeys(flags + ["bright_field"])), mask=empty,
-                            labels=empty.astype(np.int32), timings=timings, checks={"bright_field": why})
+                            labels=empty.astype(np.int32), timings=timings,
+                            checks={"bright_field": why, "edge": edge.edge_summary(settings.edge, None, {})})
 
     survey, sizing, raw_mask, engine = _segment_at_size(loaded.data, exclude, decision.nm_per_px, settings,
                                                         engine, model, threshold, timings)

@@ -40,3 +40,17 @@ def test_no_real_haadf_frame_is_taken_for_bright_field_with_or_without_grain(dat
         for frame in (data, with_grain(data, i)):
             is_bf, why = contrast.is_bright_field(frame, {})
             assert not is_bf, (path.name, why)
+
+
+@pytest.mark.parametrize("edge", ["profile", "mask"])
+def test_a_bright_field_frame_is_flagged_and_its_json_names_the_configured_edge(data_dir, edge):
+    """The real bright-field frame is flagged, no particles are measured, and the JSON's
+    edge says the convention configured (not 'mask' by default, as when the analysis
+    stopped before the edge step)."""
+    from psdwatch.pipeline.analyse import analyse_image, analysis_record
+    from psdwatch.pipeline.settings import Settings
+
+    analysis = analyse_image(data_dir / "catalysts-boxed" / "images" / "PtC1.jpg", Settings(engine="classical", edge=edge))
+    record = analysis_record(analysis, "catalysts")
+    assert "bright_field" in record["flags"] and record["particles"] == []
+    assert record["edge"]["convention"] == edge and record["edge"]["kept_mask"] == 0
