@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from psdwatch.pipeline.scale import bar_find, text_first
+from psdwatch.pipeline.scale import bar_find, second_reader, text_first
 from psdwatch.pipeline.analyse import read_scale_bar
 from psdwatch.pipeline.scale.corpus import background
 from psdwatch.pipeline.io.image import load_image
@@ -163,3 +163,23 @@ def test_text_first_reads_what_the_bar_first_reader_cannot(index: int) -> None:
     assert (t["value"], "nm") in [value_unit(tok.text) for tok in tokens], tokens
     result = find_scale_bar(grey(rgb))
     assert verdict(result, t["nm_per_px"]) == "right", (result, t)
+
+
+@pytest.mark.parametrize("hard,index", [(True, 18), (True, 26)])
+def test_second_reader_settles_a_micro_sign_tesseract_cannot(hard: bool, index: int) -> None:
+    """Bold serif '5 µm' read '5 pm' (the µ shape undecided; picometres impossible here) or
+    '5 um' with the µ shape unclear: RapidOCR's recogniser reads '5 μm', which settles
+    the unit; without the package the frame stays flagged, never read otherwise."""
+    rgb, t = frame(index, hard)
+    result = find_scale_bar(grey(rgb))
+    if second_reader._engine() is None:
+        assert result is None or not result.confident or verdict(result, t["nm_per_px"]) == "right"
+    else:
+        assert verdict(result, t["nm_per_px"]) == "right", (result, t)
+
+
+def test_second_reader_absent_keeps_the_doubts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without rapidocr-onnxruntime importable, settle() changes nothing."""
+    monkeypatch.setattr(second_reader, "_engine", lambda: None)
+    reading = ("5 pm", 5.0, "pm", ["glyph shape None disagrees with OCR 'pm'"])
+    assert second_reader.settle(None, reading, 50.0) == reading  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ from .label import Box, Label, text_lines
 from .length import end_ticks, measure_bar
 from .ocr import ocr_line
 from .parse import NM, read_label
+from .second_reader import PLAUSIBLE_NM_PER_PX, settle
 from .text_first import read_text_first
 
 _MAX_OCR = 5  # label lines OCR'd per frame, bottom first
@@ -85,14 +86,14 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
 
 def _scale_bar(img: np.ndarray, bar: Bar, label: Label, reading: tuple[str, float, str, list[str]]) -> ScaleBar:
     """A reading measured: the bar's length, and the doubts its shape and the nm/px raise."""
-    text, value, unit, why = reading
     length, spread = measure_bar(img, bar)
+    text, value, unit, why = settle(label, reading, length)  # before the bar's own doubts: those stay
     if spread > 0.5:
         why.append(f"ragged bar ends (row spread {spread:.2f} px)")
     if bar.gap is not None and end_ticks(img, bar) is None:
         why.append("split bar without clear end ticks")  # FEI measures tick to tick, not tip to tip
     nm = value * NM[unit]
-    if not 4e-3 <= nm / length <= 1e5:  # finer than 4 pm/px or coarser than 0.1 mm/px
+    if not PLAUSIBLE_NM_PER_PX[0] <= nm / length <= PLAUSIBLE_NM_PER_PX[1]:  # finer than 4 pm/px or coarser than 0.1 mm/px
         why.append(f"implausible {nm / length:.3g} nm/px")
     return ScaleBar(length, value, unit, nm, nm / length, text, (bar.x0, bar.y0, bar.x1, bar.y1),
                     exclusion(img, bar, label.box), not why, tuple(why))
