@@ -37,10 +37,10 @@ def _runs(results: dict[str, dict]) -> dict[str, str]:
     out = {}
     for name, data in results.items():
         if name == "archive":
-            ids = {v.get("run", "?") for v in data.values() if isinstance(v, dict)}
+            ids = {v.get("run") or f"of {v.get('date', '?')}" for v in data.values() if isinstance(v, dict)}
             out[name] = ids.pop() if len(ids) == 1 else "several"
-        elif data:
-            out[name] = data.get("run", "?")
+        elif data:  # files written before run ids name their date at least
+            out[name] = data.get("run") or f"of {data.get('date', '?')}"
     return out
 
 
@@ -48,7 +48,7 @@ def write_benchmarks(path: Path = REPO / "BENCHMARKS.md") -> None:
     """The whole page from the results files as they are now."""
     results = {name: _load(name) for name in FILES}
     core, runs = results["core"], _runs(results)
-    one = len(set(runs.values())) == 1 and "?" not in runs.values() and "several" not in runs.values()
+    one = len(set(runs.values())) == 1 and not any(r.startswith("of ") or r == "several" for r in runs.values())
     lines = ["# Benchmarks", ""]
     if one:
         lines += [f"Every figure below comes from one `make bench` run ({next(iter(runs.values()))}), "
@@ -169,7 +169,7 @@ def reports_table(results: dict, runs: dict | str) -> list[str]:
     if not results["reports"]:
         return []
     return [f"## Reports (bench/report_bench.py){_from(runs, 'reports')}", "",
-            *_table(results["reports"], ("run", "date")), ""]
+            *_table(results["reports"], ("run", "date", "date_from")), ""]
 
 
 def archive_table(results: dict, runs: dict | str) -> list[str]:
