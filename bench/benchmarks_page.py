@@ -59,15 +59,16 @@ def write_benchmarks(path: Path = REPO / "BENCHMARKS.md") -> None:
     lines += ["Times are medians in one process; compare ratios from the same run, not figures",
               "across runs or machines. Quoted elsewhere (README), a figure names this page.", ""]
     for section in (magnifications, scale_bars, edges, cluster, core_table, reports_table, archive_table):
-        lines += section(results, "" if one else runs)
+        lines += section(results, None if one else runs)
     path.write_text("\n".join(lines) + "\n")
 
 
-def _from(runs: dict | str, name: str) -> str:
-    return "" if not runs else f" (run {runs.get(name, '?')})"
+def _from(runs: dict | None, name: str) -> str:
+    """The " (run X)" after a section title; nothing when the whole page is one run (runs None)."""
+    return "" if runs is None else f" (run {runs.get(name, '?')})"
 
 
-def magnifications(results: dict, runs: dict | str) -> list[str]:
+def magnifications(results: dict, runs: dict | None) -> list[str]:
     mag = results["core"].get("magnifications")
     if not mag:
         return []
@@ -94,7 +95,7 @@ def magnifications(results: dict, runs: dict | str) -> list[str]:
     return lines + [""]
 
 
-def scale_bars(results: dict, runs: dict | str) -> list[str]:
+def scale_bars(results: dict, runs: dict | None) -> list[str]:
     sr = results["scale"]
     if not sr:
         return []
@@ -116,7 +117,7 @@ def scale_bars(results: dict, runs: dict | str) -> list[str]:
     return lines
 
 
-def edges(results: dict, runs: dict | str) -> list[str]:
+def edges(results: dict, runs: dict | None) -> list[str]:
     """bench/edge_eval.py: d50 error by shape and size band, per engine and edge, on frames
     of an independent renderer (bench/edge_render.py) and of pipeline.synth, and the
     issue's sphere frames (20-165 px) with the live U-Net."""
@@ -139,7 +140,7 @@ def edges(results: dict, runs: dict | str) -> list[str]:
     return lines
 
 
-def cluster(results: dict, runs: dict | str) -> list[str]:
+def cluster(results: dict, runs: dict | None) -> list[str]:
     core = results["core"]
     engines = [e for e in ("classical", "unet") if f"cluster_{e}_speedup" in core]
     if not engines:
@@ -157,7 +158,7 @@ def cluster(results: dict, runs: dict | str) -> list[str]:
     return lines + [""]
 
 
-def core_table(results: dict, runs: dict | str) -> list[str]:
+def core_table(results: dict, runs: dict | None) -> list[str]:
     core = results["core"]
     if not core:
         return []
@@ -165,14 +166,14 @@ def core_table(results: dict, runs: dict | str) -> list[str]:
     return [f"## Accuracy, speed and memory (bench/run.py){_from(runs, 'core')}", "", *_table(core, skip), ""]
 
 
-def reports_table(results: dict, runs: dict | str) -> list[str]:
+def reports_table(results: dict, runs: dict | None) -> list[str]:
     if not results["reports"]:
         return []
     return [f"## Reports (bench/report_bench.py){_from(runs, 'reports')}", "",
             *_table(results["reports"], ("run", "date", "date_from")), ""]
 
 
-def archive_table(results: dict, runs: dict | str) -> list[str]:
+def archive_table(results: dict, runs: dict | None) -> list[str]:
     """bench/archive_bench.py's rows: the cost of one new image as the archive grows."""
     data = results["archive"]
     sizes = sorted((k for k in data if k.isdigit()), key=int)
