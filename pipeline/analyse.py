@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .segment import blobs, contrast, engines as segment, size
-from .measure import edge, particles as measure, psd
+from .measure import edge, necks, particles as measure, psd
 from .scale import reader as scale
 from .io.calibration import Calibration
 from .io.image import LoadedImage, load_image
@@ -259,15 +259,18 @@ def _round(value, digits: int = 4):
 def measure_with_edge(data: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None,
                       settings: Settings, nm_per_px: float | None, min_area: int,
                       timings: dict) -> tuple[np.ndarray, np.ndarray, list[dict], dict]:
-    """Label and measure the particles on the edge `settings.edge` names. With "profile"
+    """Label and measure the particles on the edge `settings.edge` names, touching
+    particles first cut apart at their necks (measure/necks.py). With "profile"
     every particle's edge is first moved to where its thickness meets the support
     (pipeline.edge), and the mask returned (the one `--mask-out` writes) is that one, so
     ImageJ on it measures the same particles and sizes."""
     fit, grown = None, None
+    if settings.neck_split > 0:
+        mask = measure.clean_mask(necks.separate_at_necks(mask, settings.neck_split), min_area, fill_holes=False)
     if settings.edge == "profile":
         t = time.perf_counter()
         grown, fit = edge.profile_edge(data, mask, exclude, settings.watershed)
-        mask = measure.clean_mask(grown > 0, min_area)
+        mask = measure.clean_labels(grown, min_area)
         timings["edge_s"] = time.perf_counter() - t
     labels = measure.label_particles(mask, exclude, settings.exclude_border, settings.watershed)
     kinds = (edge.particle_edges(grown, labels, fit) if fit is not None

@@ -61,6 +61,9 @@ class Measure(Section):
     min_diameter_nm: StrictFloat = Field(0.5, ge=0)
     min_area_px: StrictInt = Field(6, ge=1)
     watershed: StrictBool = False
+    # Cut touching particles apart where they meet at a waist narrower than
+    # (1 - neck_split) of the smaller one's inscribed radius (measure/necks.py); 0 = off.
+    neck_split: Fraction = Field(0.3, ge=0, lt=1)
     exclude_border: StrictBool = True
     # "profile": fitted to each particle's profile; "mask": as segmented.
     edge: Literal["profile", "mask"] = "profile"
@@ -90,6 +93,7 @@ class Settings:
     min_diameter_nm: float = _default(Measure, "min_diameter_nm")
     min_area_px: int = _default(Measure, "min_area_px")
     watershed: bool = _default(Measure, "watershed")
+    neck_split: float = _default(Measure, "neck_split")
     exclude_border: bool = _default(Measure, "exclude_border")
     min_particles: int = _default(Psd, "min_particles")
     bootstrap: int = _default(Psd, "bootstrap")
@@ -107,7 +111,7 @@ class Settings:
             runtime=segment.runtime, threshold=None if segment.threshold == "auto" else float(segment.threshold),
             fallback_nm_per_px=scale.nm_per_px, disagreement_pct=scale.disagreement_pct, ocr=scale.ocr,
             min_diameter_nm=measure.min_diameter_nm, min_area_px=measure.min_area_px,
-            watershed=measure.watershed, exclude_border=measure.exclude_border, edge=measure.edge,
+            watershed=measure.watershed, neck_split=measure.neck_split, exclude_border=measure.exclude_border, edge=measure.edge,
             min_particles=psd.min_particles, bootstrap=psd.bootstrap,
             size_aware=segment.size_aware, target_diameter_px=segment.target_diameter_px,
             max_excluded_fraction=segment.max_excluded_fraction, skip_bright_field=segment.skip_bright_field,
