@@ -108,6 +108,9 @@ def scale_bars(results: dict, runs: dict | None) -> list[str]:
               f"Reader time per 2048² frame (bar search, label, Tesseract): median "
               f"{sr['reader_s_per_2048_frame_median']:.2f} s, max {sr['reader_s_per_2048_frame_max']:.2f} s. "
               f"Real FEI files: {json.dumps(sr['real_fei_files'])}.", ""]
+    if "second_reader" in sr:
+        lines += [("Second reader of doubtful labels: " + sr["second_reader"] + " (the optional `[ocr]` extra) installed."
+                   if sr["second_reader"] else "Tesseract only (the optional `[ocr]` extra not installed)."), ""]
     for key, title in (("real_set", "Real micrographs of ../shared/data/scalebars-real"),
                        ("heldout_figures", "Held-out figures of tests/heldout_figures.py (PIL labels on real textures, not the project renderer)")):
         if sr.get(key):  # right = nm/px within 2 % of the truth

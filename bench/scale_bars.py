@@ -126,7 +126,12 @@ def main() -> int:
     args = parser.parse_args()
     from benchmarks_page import bench_run
 
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "run": bench_run(), **corpus(args.per_layout),
+    from psdwatch.pipeline.scale.second_reader import available
+
+    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "run": bench_run(),
+               # the optional `[ocr]` extra changes the held-out and real counts: say whether it ran
+               "second_reader": "rapidocr-onnxruntime" if available() else None,
+               **corpus(args.per_layout),
                "real_fei_files": real_files(), "real_set": real_set(), "heldout_figures": heldout_set()}
     total = collections.Counter()
     for row in results["per_layout"].values():

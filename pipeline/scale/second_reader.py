@@ -44,6 +44,11 @@ def _engine():  # noqa: ANN202 - RapidOCR when importable, else None
     return RapidOCR()
 
 
+def available() -> bool:
+    """Whether the second reader is installed (the `[ocr]` extra): benchmarks say so."""
+    return _engine() is not None
+
+
 def read_line(label: Label) -> tuple[float, str, float] | None:
     """(value, unit, score) as the recogniser reads the label line, when it is a plain
     number + nm/µm; None otherwise or without the package.  The line is drawn dark on
