@@ -273,11 +273,12 @@ def measure_with_edge(data: np.ndarray, mask: np.ndarray, exclude: np.ndarray | 
         mask = measure.clean_labels(grown, min_area)
         timings["edge_s"] = time.perf_counter() - t
     labels = measure.label_particles(mask, exclude, settings.exclude_border, settings.watershed)
-    kinds = (edge.particle_edges(grown, labels, fit) if fit is not None
+    origin = edge.grown_from(grown, labels) if fit is not None else None
+    kinds = (edge.particle_edges(origin, fit) if fit is not None
              else {int(v): "mask" for v in np.unique(labels[labels > 0])})
     profiled = {label for label, kind in kinds.items() if kind == "profile"}
     particles = measure.measure_particles(labels, data, nm_per_px, profiled)
-    return mask, labels, particles, edge.edge_summary(settings.edge, fit, kinds)
+    return mask, labels, particles, edge.edge_summary(settings.edge, fit, kinds, origin)
 
 
 def analysis_record(analysis: Analysis, sample: str) -> dict:

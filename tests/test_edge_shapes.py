@@ -131,3 +131,55 @@ def test_the_live_model_measures_faceted_particles_at_their_size(live_model):
     assert abs(matched_ratio(analysis, truth_mask) - 1) < 0.03
     true_d50 = float(np.median([p["ecd_nm"] for p in truth["particles"]]))
     assert abs(analysis.psd["d50"] / true_d50 - 1) < 0.05
+
+
+def sphere_field(radii: list[float], sigma: float, seed: int = 5) -> tuple[np.ndarray, np.ndarray, list]:
+    """Projected spheres on a grid (thickness 2 sqrt(R² - r²), top = 1 for the largest),
+    blurred by `sigma`, with noise: the image, the mask each sphere's half height draws
+    (where every engine puts the edge), and (centre, radius) of each."""
+    cell = int(2 * max(radii) + 16)
+    cols = int(math.ceil(math.sqrt(len(radii))))
+    size = cell * cols
+    thickness = np.zeros((size, size))
+    mask = np.zeros((size, size), bool)
+    yy, xx = np.mgrid[:cell, :cell]
+    spheres = []
+    for k, r in enumerate(radii):
+        y0, x0 = (k // cols) * cell, (k % cols) * cell
+        cy, cx = cell / 2 - 0.3, cell / 2 + 0.2
+        t = 2 * np.sqrt(np.clip(r * r - (yy - cy) ** 2 - (xx - cx) ** 2, 0, None)) / (2 * max(radii))
+        b = cv2.GaussianBlur(t, (0, 0), sigma)
+        thickness[y0:y0 + cell, x0:x0 + cell] = t
+        mask[y0:y0 + cell, x0:x0 + cell] = b > 0.5 * b.max()
+        spheres.append((y0 + cy, x0 + cx, r))
+    image = image_of(thickness, sigma, seed)
+    return image, mask, spheres
+
+
+def grown_ecd(grown: np.ndarray, spheres: list) -> np.ndarray:
+    labels = grown
+    return np.array([ecd(labels == labels[int(round(y)), int(round(x))]) for y, x, _ in spheres])
+
+
+def test_small_blurred_spheres_take_the_shape_of_the_frames_larger_ones():
+    rng = np.random.default_rng(3)
+    large = list(rng.uniform(12, 16, 30))
+    small = list(rng.uniform(4.5, 6.5, 40))            # radius under six blurs: "blurred"
+    image, half_height, spheres = sphere_field(large + small, 1.1)
+    grown, fit = edge.profile_edge(image, half_height, None)
+    truth = np.array([2 * r for *_, r in spheres])
+    is_small = np.arange(len(spheres)) >= len(large)
+    at_mask = grown_ecd(label_particles(half_height, exclude_border=False), spheres)
+    at_profile = grown_ecd(grown, spheres)
+    assert np.median(at_mask[is_small] / truth[is_small]) < 0.93          # half height: small
+    assert fit.borrowed.sum() >= 30                                     # the frame lent its shape
+    assert abs(np.median(at_profile[is_small] / truth[is_small]) - 1) < 0.04
+    assert abs(np.median(at_profile[~is_small] / truth[~is_small]) - 1) < 0.03
+
+
+def test_without_enough_fitted_particles_blurred_ones_keep_the_mask_edge():
+    rng = np.random.default_rng(4)
+    image, half_height, spheres = sphere_field(list(rng.uniform(12, 16, 8)) + list(rng.uniform(4.5, 6.5, 30)), 1.1)
+    _, fit = edge.profile_edge(image, half_height, None)
+    assert fit.counts.get("blurred", 0) >= 25
+    assert not fit.borrowed.any()
