@@ -83,7 +83,7 @@ class EdgeFit:
     shape: np.ndarray                   # index into SHAPES; -1 where not fitted
     reason: np.ndarray                  # "" where fitted
     counts: dict = field(default_factory=dict)
-    borrowed: np.ndarray | None = None  # per label: fitted with the frame's shape (blurred)
+    borrowed: np.ndarray = field(default_factory=lambda: np.zeros(1, bool))  # per label: fitted with the frame's shape
 
 
 def signed_distance(mask: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -168,11 +168,12 @@ def best_profiles(p: Profiles, sigma: float, factors: np.ndarray,
     return best, fac, shp, amp
 
 
-def fit_radii(p: Profiles, sigma: float) -> tuple[np.ndarray, ...]:
-    """A coarse search of the radius for every shape, then a fine one around the best."""
+def fit_radii(p: Profiles, sigma: float, shapes: range | None = None) -> tuple[np.ndarray, ...]:
+    """A coarse search of the radius for every shape (or those of `shapes`), then a fine
+    one around the best: (chi-square, factor, shape, amplitude, the coarse factor)."""
     coarse = np.broadcast_to(COARSE, (p.ids.size, COARSE.size))
-    _, fac, _, _ = best_profiles(p, sigma, coarse)
-    return best_profiles(p, sigma, fac[:, None] + FINE[None, :])
+    _, fac, _, _ = best_profiles(p, sigma, coarse, shapes)
+    return (*best_profiles(p, sigma, fac[:, None] + FINE[None, :], shapes), fac)
 
 
 def choose_sigma(p: Profiles, usable: np.ndarray) -> float:
@@ -206,7 +207,7 @@ def fit_edges(image: np.ndarray, labels: np.ndarray, s: np.ndarray, nearest: np.
     n = int(labels.max())
     factor, shape, reason = np.ones(n + 1), np.full(n + 1, -1), np.full(n + 1, "", object)
     if n == 0:
-        return EdgeFit(DEFAULT_SIGMA_PX, factor, shape, reason, {"profile": 0})
+        return EdgeFit(DEFAULT_SIGMA_PX, factor, shape, reason, {"profile": 0}, np.zeros(n + 1, bool))
     outline = outline or outlines(labels, s)
     p = gather_profiles(image, labels, s, nearest, exclude, outline)
     why = np.full(p.ids.size, "", object)
@@ -214,7 +215,7 @@ def fit_edges(image: np.ndarray, labels: np.ndarray, s: np.ndarray, nearest: np.
     why[p.coverage < MIN_COVERAGE] = "cut"
     why[p.radius < MIN_RADIUS_PX] = "too_small"
     sigma = choose_sigma(p, why == "")
-    chi2, fac, shp, amp = fit_radii(p, sigma)
+    chi2, fac, shp, amp, _ = fit_radii(p, sigma)
     snr = amp / p.noise * np.sqrt(2 * np.pi * p.radius)
     bins = (p.w > 0).sum(1)
     ends = (fac <= COARSE[0] + 1e-6) | (fac >= COARSE[-1] - 1e-6)
@@ -247,8 +248,7 @@ def fit_with_frame_shape(p: Profiles, sigma: float, why: np.ndarray, fac: np.nda
         return rows
     one = range(int(kinds[np.argmax(counts)]), int(kinds[np.argmax(counts)]) + 1)
     sub = Profiles(p.ids[rows], p.radius[rows], p.r[rows], p.y[rows], p.w[rows], p.noise[rows], p.coverage[rows])
-    _, first, _, _ = best_profiles(sub, sigma, np.broadcast_to(COARSE, (rows.size, COARSE.size)), one)
-    chi2, f, s, a = best_profiles(sub, sigma, first[:, None] + FINE[None, :], one)
+    chi2, f, s, a, first = fit_radii(sub, sigma, one)
     ends = (first <= COARSE[0] + 1e-6) | (first >= COARSE[-1] - 1e-6)
     snr = a / sub.noise * np.sqrt(2 * np.pi * sub.radius)
     good = np.isfinite(chi2) & (chi2 <= MAX_CHI2 * (sub.w > 0).sum(1)) & ~ends & (snr >= MIN_SNR)
@@ -338,7 +338,6 @@ def edge_summary(convention: str, fit: EdgeFit | None, measured: dict[int, str],
     kinds, counts = np.unique(np.array(why, dtype=object), return_counts=True) if why else ((), ())
     return {"convention": convention, "profile": len(measured) - len(why), "kept_mask": len(why),
             "kept_mask_why": {str(k): int(c) for k, c in zip(kinds, counts)},
-            "shape_from_frame": sum(bool(fit.borrowed[old]) for old in (origin or {}).values()
-                                    if fit.borrowed is not None),
+            "shape_from_frame": sum(bool(fit.borrowed[old]) for old in (origin or {}).values()),
             "blur_px": fit.sigma_px,
             "shapes": sizes_by_shape(fit)}

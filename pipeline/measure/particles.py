@@ -57,17 +57,15 @@ def clean_labels(labels: np.ndarray, min_area: int) -> np.ndarray:
     labels = np.asarray(labels)
     holes = (labels == 0).view(np.uint8)
     n, pockets = cv2.connectedComponents(np.ascontiguousarray(holes), connectivity=4, ltype=cv2.CV_32S)
-    padded_pockets, padded_labels = np.pad(pockets, 1), np.pad(labels, 1)
+    padded = np.pad(labels, 1)
     h, w = labels.shape
     low = np.full(n, np.iinfo(np.int64).max)
     high = np.zeros(n, np.int64)
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            pocket = padded_pockets[1:-1, 1:-1]
-            near = padded_labels[dy:dy + h, dx:dx + w]
-            seen = (pocket > 0) & (near > 0)
-            np.minimum.at(low, pocket[seen], near[seen])
-            np.maximum.at(high, pocket[seen], near[seen])
+    for dy, dx in ((0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1), (2, 2)):  # the 8 neighbours
+        near = padded[dy:dy + h, dx:dx + w]
+        seen = (pockets > 0) & (near > 0)
+        np.minimum.at(low, pockets[seen], near[seen])
+        np.maximum.at(high, pockets[seen], near[seen])
     outside = np.unique(np.concatenate([pockets[0], pockets[-1], pockets[:, 0], pockets[:, -1]]))
     enclosed = low == high
     enclosed[outside] = False
