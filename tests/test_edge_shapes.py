@@ -119,7 +119,9 @@ def test_each_synthetic_shape_is_measured_at_its_true_size(shape, background, d_
     at_profile = analyse_array(image, Settings(engine="classical", edge="profile", bootstrap=0),
                                nm_per_px=truth["nm_per_px"])
     assert abs(matched_ratio(at_profile, truth_mask) - 1) < 0.03
-    assert abs(matched_ratio(at_profile, truth_mask) - 1) <= abs(matched_ratio(at_mask, truth_mask) - 1) + 0.005
+    # where the mask edge is already right (flat rafts) the profile edge may not be more
+    # than a percent worse: the frame's one shape is fitted to clipped tops (left out)
+    assert abs(matched_ratio(at_profile, truth_mask) - 1) <= abs(matched_ratio(at_mask, truth_mask) - 1) + 0.01
 
 
 def test_the_live_model_measures_faceted_particles_at_their_size(live_model):
@@ -183,3 +185,20 @@ def test_without_enough_fitted_particles_blurred_ones_keep_the_mask_edge():
     _, fit = edge.profile_edge(image, half_height, None)
     assert fit.counts.get("blurred", 0) >= 25
     assert not fit.borrowed.any()
+
+
+def test_a_detectors_clip_is_left_out_of_the_profiles():
+    """A dark-support frame exposed so that cores saturate: the plateau at the top value
+    (and the support at black) is found, and only there; without leaving it out the
+    clipped spheres were fitted as flat tops and came out 10 % small."""
+    image, truth_mask, truth = synth_image(SynthSpec(size=1024, background="dark", d_median_px=25,
+                                                     seed=11, shape="sphere"))
+    clipped = edge.clipped_pixels(image)
+    assert clipped is not None
+    assert set(np.unique(image[clipped])) <= {image.min(), image.max()}
+    assert (image[truth_mask] == image.max()).mean() > 0.02          # cores saturate
+    at_profile = analyse_array(image, Settings(engine="classical", edge="profile", bootstrap=0),
+                               nm_per_px=truth["nm_per_px"])
+    assert abs(matched_ratio(at_profile, truth_mask) - 1) < 0.03
+    unclipped = (np.arange(64 * 64, dtype=np.uint16) + 100).reshape(64, 64)
+    assert edge.clipped_pixels(unclipped) is None                    # each value once: no plateau
