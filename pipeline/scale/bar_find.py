@@ -76,8 +76,37 @@ def _drawn(img: np.ndarray) -> list[Bar]:
     med = float(np.median(img[:: max(1, h // 256), :: max(1, w // 256)]))
     found: list[Bar] = []
     for pol, mask in ((1, img >= 1 - 0.3 * (1 - med)), (-1, img <= 0.3 * med)):
-        found += _bars_in(mask, pol, min_thick=2)
+        found += [b for b in _bars_in(mask, pol, min_thick=2) if not _box_margin(img, b)]
     return found
+
+
+def _box_margin(img: np.ndarray, bar: Bar) -> bool:
+    """The margin of a box around a bar of the other colour, not a bar: on one side a stroke
+    of the other colour and then the candidate's colour again (the box's far margin), on
+    the other a surface that is not that stroke's colour (the image around the box).
+
+    A white box holding a black bar leaves white strips above and below the bar, each
+    a bar-shaped run between contrasting rows; the label over the box is white too, and
+    read with a strip it measures the box, not the bar.  A bar on a band of the other
+    colour has that colour on both sides and stays a bar."""
+    h = img.shape[0]
+    fg = bar.fg
+    reach = max(8, 3 * bar.thick)
+
+    def ours(r: int) -> float:
+        return float((np.abs(img[r, bar.x0:bar.x1] - fg) < 0.3).mean())
+
+    def other(r: int) -> float:
+        return float((np.abs(img[r, bar.x0:bar.x1] - (1 - fg)) < 0.3).mean())
+
+    sides = ([r for r in range(bar.y0 - 1, max(-1, bar.y0 - 1 - reach), -1)],
+             [r for r in range(bar.y1, min(h, bar.y1 + reach))])
+    for near, far in (sides, sides[::-1]):
+        k = next((i for i, r in enumerate(near) if other(r) < 0.5), len(near))
+        sandwich = 1 <= k < len(near) and ours(near[k]) >= 0.5
+        if sandwich and far and other(far[0]) < 0.5 and (len(far) < 2 or other(far[1]) < 0.5):
+            return True
+    return False
 
 
 def _soft(img: np.ndarray) -> list[Bar]:
