@@ -15,6 +15,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw, ImageFont
 
 from psdwatch.pipeline.scale import bar_find, second_reader, text_first
 from psdwatch.pipeline.analyse import read_scale_bar
@@ -123,6 +124,51 @@ def test_box_edge_over_a_dark_bar_is_no_soft_bar() -> None:
     img = (img - img.min()) / (img.max() - img.min())
     white = [b for b in bar_find.find_bars(img) if b.pol > 0 and 286 <= b.y0 <= 292 and b.x0 >= 220]
     assert not white, white
+
+
+def test_white_label_over_the_image_read_with_its_black_bar() -> None:
+    """tem_nanowire_panel_100nm_a: a large white "100 nm" over the image, its black H-bar in
+    a white box below.  The label is read in its own ink (white), the bar is the nearest
+    straight one whatever its colour: 100 nm over the truth's bar length."""
+    name = "tem_nanowire_panel_100nm_a.png"
+    t = truth()[name]
+    loaded = load_image(REAL / name)
+    result = read_scale_bar(loaded.data, loaded.meta.get("databar"))
+    assert result is not None and result.confident, result
+    assert (result.value, result.unit) == (t["value"], t["unit"]), result
+    assert abs(result.length_px - t["bar_px"]) <= 0.02 * t["bar_px"], (result.length_px, t["bar_px"])
+    assert verdict(result, t["value"] * UNIT_NM[t["unit"]] / t["bar_px"]) == "right"
+
+
+def _label_over_texture(white_bar_too: bool) -> np.ndarray:
+    """A white "200 nm" on a grey texture, a black 120-px H-bar in a white box under it and,
+    optionally, a white 80-px bar of the label's colour as near on the other side."""
+    rng = np.random.default_rng(7)
+    tex = cv2.GaussianBlur(rng.normal(110, 60, (400, 400)).astype(np.float32), (0, 0), 1.5)
+    img = np.clip(tex, 0, 255).astype(np.uint8)
+    pil = Image.fromarray(img)
+    ImageDraw.Draw(pil).text((180, 274), "200 nm", fill=255,
+                             font=ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 30))
+    img = np.array(pil)
+    img[312:326, 196:336] = 255  # the white box
+    img[317:320, 206:326] = 0     # its black H-bar, 120 px over its end ticks
+    img[314:324, 206:208] = img[314:324, 324:326] = 0
+    if white_bar_too:
+        img[228:231, 210:290] = 255  # a white bar, 80 px, above the words (farther than the black)
+    return img
+
+
+def test_label_and_bar_of_other_colours() -> None:
+    """A white label over the image, its black bar in a white box below: the box's white
+    margins are no bars (read with one, the label measured the box: 140 px for 120), and
+    a bar of the label's own colour of another length placed there too is a doubt."""
+    for white_bar_too in (False, True):
+        result = find_scale_bar(_label_over_texture(white_bar_too))
+        assert result is None or not result.confident or abs(result.length_px - 120) <= 1.5, result
+    img = _label_over_texture(True).astype(np.float32) / 255
+    found = text_first.read_text_first(img, bar_find.find_bars(img))
+    assert found and all(reading[3] for _, _, reading in found), found
+    assert any("a bar of the label's colour is placed too" in reading[3] for _, _, reading in found), found
 
 
 HELDOUT_FRAMES = 30

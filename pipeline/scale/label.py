@@ -74,12 +74,38 @@ def text_lines(img: np.ndarray, bar: Bar) -> list[Label]:
     return [_line_label(img, win, bar, line, side) for _, line, side in sorted(nearest.values(), key=lambda c: c[0])]
 
 
-def _window(img: np.ndarray, bar: Bar, include: Box | None = None) -> _Window:
+def words_ink(img: np.ndarray, box: Box, pol: int) -> tuple[float, float, float]:
+    """Grey of the ink of polarity ``pol`` in a words' box, and of the surface it is drawn
+    on with that surface's spread: (ink, surface, spread), as ``surface`` gives a bar's.
+
+    The ink is what the brightest (darkest) 3 % of the box hold: glyph strokes cover more
+    of a word's box than that.  The surface is the rest of the box, less what is near the ink's grey."""
+    x0, y0, x1, y1 = box
+    v = img[max(0, y0):y1, max(0, x0):x1].ravel()
+    if v.size < 16:
+        return (1.0 if pol > 0 else 0.0), (0.0 if pol > 0 else 1.0), 0.0
+    fg = float(np.percentile(v, 97 if pol > 0 else 3))
+    rest = v[(v - fg) * pol < -0.3 * float(np.ptp(v))]
+    if not rest.size:
+        return fg, 1.0 - fg, 0.0
+    lo, mid, hi = np.percentile(rest, (10, 50, 90))
+    return fg, float(mid), float(hi - lo)
+
+
+def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | None = None) -> _Window:
     """The blobs of the bar's colour around it (and around ``include``, a label's box
-    seen by the text finder), and which of them are shaped like glyphs."""
+    seen by the text finder), and which of them are shaped like glyphs.
+
+    With ``pol`` other than the bar's polarity the blobs are those of the words' own ink
+    in ``include`` (a white label over the image above a black bar in a white box)."""
     h, w = img.shape
     L, t = bar.length, bar.thick
-    fg, (bg, spread) = bar.fg, surface(img, bar)
+    if include is not None and pol is not None and pol != bar.pol:
+        fg, bg, spread = words_ink(img, include, pol)
+    else:
+        fg, (bg, spread) = bar.fg, surface(img, bar)
+    if abs(fg - bg) < 1e-3:
+        fg, bg = bar.fg, 1.0 - bar.fg
     dx, dy = min(2.2 * L, 0.35 * w), min(0.8 * L, 0.12 * h) + 2 * t
     wx0, wx1 = max(0, int(bar.x0 - dx)), min(w, int(bar.x1 + dx))
     wy0, wy1 = max(0, int(bar.y0 - dy)), min(h, int(bar.y1 + dy))
@@ -221,11 +247,12 @@ def token_label(label: Label, x0: float, x1: float) -> Label:
     return Label(soft, ink, label.box, counts, label.lh, n_dots, label.side, label.bar_x, spoil)
 
 
-def label_in_box(img: np.ndarray, bar: Bar, box: Box, side: str) -> Label | None:
-    """The glyphs of the bar's colour inside ``box`` (where a text finder saw the label's
-    words) as a Label, with the same counts and spoilers as a line found by geometry;
-    None when fewer than two glyphs are there."""
-    win = _window(img, bar, box)
+def label_in_box(img: np.ndarray, bar: Bar, box: Box, side: str, pol: int | None = None) -> Label | None:
+    """The glyphs inside ``box`` (where a text finder saw the label's words) as a Label,
+    with the same counts and spoilers as a line found by geometry; None when fewer than
+    two glyphs are there.  The glyphs are of the bar's colour, or of ``pol``, the words'
+    own polarity, when it is not the bar's (ink and surface then measured in the box)."""
+    win = _window(img, bar, box, pol)
     x, y, cw, ch = (win.st[:, k] for k in range(4))
     cx, cy = x + cw / 2 + win.x0, y + ch / 2 + win.y0
     bh = box[3] - box[1]

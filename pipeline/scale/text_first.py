@@ -10,7 +10,10 @@ after a top-hat that flattens the support under glyph-sized strokes.
 A word is only a pointer: its bar is searched next to it (over, under or beside; in
 the frame's candidates, else in a window re-normalised around the word), the label's
 glyphs are taken from the word's box, and the label is read again by the reader's own
-line OCR with all its checks (glyph counts, µ against p, 1-2-5, dots).  The two
+line OCR with all its checks (glyph counts, µ against p, 1-2-5, dots).  The nearest
+bar is the label's whatever its colour (a white label over the image, its black bar
+in a white box below): the glyphs are then those of the word's own ink, measured in
+its box, and a bar of the ink's colour placed there too, of another length, is a doubt.  The two
 readings must agree (when they do and the words are spelled plainly, the soft doubts
 of one reading, low confidence or an odd spelling, are lifted: two preprocessings
 agree); a second bar as near as the first is a doubt, and so are ends that its
@@ -162,7 +165,7 @@ def _read_token(img: np.ndarray, token: Word, bars: list[Bar]
     if not placed:
         return None
     gap, side, bar = placed[0]
-    label = label_in_box(img, bar, token.box, side)
+    label = label_in_box(img, bar, token.box, side, token.pol)
     if label is None or (reading := read_label(ocr_line(label), label)) is None:
         return None
     text, value, unit, why = reading
@@ -170,6 +173,9 @@ def _read_token(img: np.ndarray, token: Word, bars: list[Bar]
     if any(g - gap <= lh and not same_stroke(b, bar) and abs(b.length - bar.length) > max(2, 0.01 * bar.length)
            for g, _, b in placed[1:]):  # the same stroke found at two thresholds is one bar
         why.append("another bar as near the label")
+    if bar.pol != token.pol and any(b.pol == token.pol and abs(b.length - bar.length) > max(2, 0.01 * bar.length)
+                                    for _, _, b in placed[1:]):
+        why.append("a bar of the label's colour is placed too")  # ink and bar normally share a colour
     why += _bar_doubts(img, bar, token.box)
     seen = value_unit(token.text)
     if seen is None or seen[0] != value or seen[1] != ("µm" if unit in ("pm", "?m") else unit):
