@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .segment import blobs, contrast, engines as segment, size
+from .segment import blobs, coarse, contrast, engines as segment, size
 from .measure import edge, necks, particles as measure, psd
 from .scale import reader as scale
 from .io.calibration import Calibration
@@ -190,8 +190,8 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
                             labels=empty.astype(np.int32), timings=timings,
                             checks={"bright_field": why, "edge": edge.edge_summary(settings.edge, None, {})})
 
-    survey, sizing, raw_mask, engine = _segment_at_size(loaded.data, exclude, decision.nm_per_px, settings,
-                                                        engine, model, threshold, timings)
+    survey, sizing, coarse_merge, raw_mask, engine = _segment_at_size(
+        loaded.data, exclude, decision.nm_per_px, settings, engine, model, threshold, timings)
     t = time.perf_counter()
     min_area = max(measure.min_area_px(decision.nm_per_px, settings.min_diameter_nm, settings.min_area_px),
                    size.fragment_area_px(sizing))
@@ -211,7 +211,9 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
         flags.append("segmentation_unsure")
     checks = {"size": {"scale": round(sizing.scale, 4), "reason": sizing.reason,
                        "blob_diameter_px": sizing.blob_diameter_px,
-                       "probe_diameter_px": sizing.probe_diameter_px, "probe_count": sizing.probe_count},
+                       "probe_diameter_px": sizing.probe_diameter_px, "probe_count": sizing.probe_count,
+                       "coarse_scale": coarse_merge.scale and round(coarse_merge.scale, 4),
+                       "coarse_candidates": coarse_merge.candidates, "coarse_replaced": coarse_merge.replaced},
               "cross_check": {"blobs": missed.blobs, "missed": missed.missed}, "edge": edge_info}
     return Analysis(**common, particles=particles, psd=summary, flags=list(dict.fromkeys(flags)),
                     mask=mask, labels=labels, timings=timings, segment_scale=sizing.scale, checks=checks)
@@ -219,9 +221,10 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
 
 def _segment_at_size(data: np.ndarray, exclude: np.ndarray | None, nm_per_px: float | None, settings: Settings,
                      engine: str, model: Model | None, threshold: float, timings: dict
-                     ) -> tuple[blobs.Blobs, size.SizeDecision, np.ndarray, str]:
+                     ) -> tuple[blobs.Blobs, size.SizeDecision, coarse.CoarseMerge, np.ndarray, str]:
     """The blob survey, the resampling the particles' size asks for (size-aware
-    segmentation), and the engine's mask at that scale, in the frame's pixels."""
+    segmentation), and the engine's mask at that scale, in the frame's pixels, with
+    the particles too large for that scale outlined by a coarser pass (segment.coarse)."""
     t = time.perf_counter()
     survey = blobs.find_blobs(data, exclude)
     seg = dict(engine=engine, model=model, tile=settings.tile, overlap=settings.overlap,
@@ -235,7 +238,19 @@ def _segment_at_size(data: np.ndarray, exclude: np.ndarray | None, nm_per_px: fl
     raw_mask, engine, seg_timing = segment.segment(data, exclude=exclude, nm_per_px=nm_per_px, threshold=threshold,
                                                    scale=sizing.scale, **seg)
     timings.update(seg_timing)
-    return survey, sizing, raw_mask, engine
+    merge = coarse.CoarseMerge(None, 0, 0)
+    at = coarse.coarse_scale(sizing.blob_diameter_px, sizing.scale, settings.target_diameter_px, size.MIN_SCALE)
+    if settings.size_aware and at is not None:
+        t = time.perf_counter()
+        coarse_mask = segment.segment(data, exclude=exclude, nm_per_px=nm_per_px, threshold=threshold,
+                                      scale=at, **seg)[0]
+        if settings.neck_split > 0:    # two touching large particles merged at the coarse scale
+            coarse_mask = necks.separate_at_necks(coarse_mask, settings.neck_split)
+        raw_mask, candidates, replaced = coarse.merge_coarse(data, raw_mask, coarse_mask, sizing.scale,
+                                                             settings.target_diameter_px, exclude)
+        merge = coarse.CoarseMerge(at, candidates, replaced)
+        timings["coarse_s"] = time.perf_counter() - t
+    return survey, sizing, merge, raw_mask, engine
 
 
 def _unsure(missed: blobs.CrossCheck, sizing: size.SizeDecision, particles: list[dict]) -> bool:

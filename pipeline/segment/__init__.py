@@ -3,6 +3,7 @@
     contrast.is_bright_field: HAADF (bright particles) or bright-field (dark ones)
     blobs.find_blobs / size.decide_segment_scale: how big the particles are, so the frame is
         resampled to the size the network saw in training
+    coarse.merge_coarse: particles far larger than that scale, outlined by a coarser pass
     engines.segment(image, engine, model): the U-Net (through pipeline.runtime) or the
         classical top-hat engine (classical.segment_classical)
 """
