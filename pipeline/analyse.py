@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .segment import blobs, coarse, contrast, engines as segment, size
+from .segment import blobs, coarse, contrast, engines as segment, fine, size
 from .measure import edge, necks, particles as measure, psd
 from .scale import reader as scale
 from .io.calibration import Calibration
@@ -193,9 +193,14 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
     survey, sizing, coarse_merge, raw_mask, engine = _segment_at_size(
         loaded.data, exclude, decision.nm_per_px, settings, engine, model, threshold, timings)
     t = time.perf_counter()
-    min_area = max(measure.min_area_px(decision.nm_per_px, settings.min_diameter_nm, settings.min_area_px),
-                   size.fragment_area_px(sizing))
+    smallest = measure.min_area_px(decision.nm_per_px, settings.min_diameter_nm, settings.min_area_px)
+    min_area = max(smallest, size.fragment_area_px(sizing))
     mask = measure.clean_mask(raw_mask, min_area)
+    mask, fine_add = _add_small_particles(loaded.data, mask, exclude, decision.nm_per_px, survey, sizing,
+                                          min_area, smallest, _engine_args(settings, engine, model, threshold),
+                                          settings.size_aware, timings)
+    if fine_add.added:
+        min_area = smallest
     mask, labels, particles, edge_info = measure_with_edge(loaded.data, mask, exclude, settings,
                                                            decision.nm_per_px, min_area, timings)
     timings["measure_s"] = time.perf_counter() - t
@@ -213,10 +218,18 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
                        "blob_diameter_px": sizing.blob_diameter_px,
                        "probe_diameter_px": sizing.probe_diameter_px, "probe_count": sizing.probe_count,
                        "coarse_scale": coarse_merge.scale and round(coarse_merge.scale, 4),
-                       "coarse_candidates": coarse_merge.candidates, "coarse_replaced": coarse_merge.replaced},
+                       "coarse_candidates": coarse_merge.candidates, "coarse_replaced": coarse_merge.replaced,
+                       "fine_scale": fine_add.scale and round(fine_add.scale, 4),
+                       "fine_candidates": fine_add.candidates, "fine_added": fine_add.added},
               "cross_check": {"blobs": missed.blobs, "missed": missed.missed}, "edge": edge_info}
     return Analysis(**common, particles=particles, psd=summary, flags=list(dict.fromkeys(flags)),
                     mask=mask, labels=labels, timings=timings, segment_scale=sizing.scale, checks=checks)
+
+
+def _engine_args(settings: Settings, engine: str, model: Model | None, threshold: float) -> dict:
+    """What every segmentation pass of a frame shares: the engine, its model, tiling and threshold."""
+    return dict(engine=engine, model=model, tile=settings.tile, overlap=settings.overlap, threshold=threshold,
+                precision=model.precision if model is not None else "fp32")
 
 
 def _segment_at_size(data: np.ndarray, exclude: np.ndarray | None, nm_per_px: float | None, settings: Settings,
@@ -227,23 +240,21 @@ def _segment_at_size(data: np.ndarray, exclude: np.ndarray | None, nm_per_px: fl
     the particles too large for that scale outlined by a coarser pass (segment.coarse)."""
     t = time.perf_counter()
     survey = blobs.find_blobs(data, exclude)
-    seg = dict(engine=engine, model=model, tile=settings.tile, overlap=settings.overlap,
-               precision=model.precision if model is not None else "fp32")
+    seg = _engine_args(settings, engine, model, threshold)
     sizing = size.SizeDecision(1.0, None, None, 0, "size-aware segmentation is off")
     if settings.size_aware:
         def segment_at(small: np.ndarray, small_exclude: np.ndarray | None) -> np.ndarray:
-            return segment.segment(small, exclude=small_exclude, threshold=threshold, **seg)[0]
+            return segment.segment(small, exclude=small_exclude, **seg)[0]
         sizing = size.decide_segment_scale(data, exclude, survey, segment_at, settings.target_diameter_px)
     timings["size_s"] = time.perf_counter() - t
-    raw_mask, engine, seg_timing = segment.segment(data, exclude=exclude, nm_per_px=nm_per_px, threshold=threshold,
+    raw_mask, engine, seg_timing = segment.segment(data, exclude=exclude, nm_per_px=nm_per_px,
                                                    scale=sizing.scale, **seg)
     timings.update(seg_timing)
     merge = coarse.CoarseMerge(None, 0, 0)
     at = coarse.coarse_scale(sizing.blob_diameter_px, sizing.scale, settings.target_diameter_px, size.MIN_SCALE)
     if settings.size_aware and at is not None:
         t = time.perf_counter()
-        coarse_mask = segment.segment(data, exclude=exclude, nm_per_px=nm_per_px, threshold=threshold,
-                                      scale=at, **seg)[0]
+        coarse_mask = segment.segment(data, exclude=exclude, nm_per_px=nm_per_px, scale=at, **seg)[0]
         if settings.neck_split > 0:    # two touching large particles merged at the coarse scale
             coarse_mask = necks.separate_at_necks(coarse_mask, settings.neck_split)
         raw_mask, candidates, replaced = coarse.merge_coarse(data, raw_mask, coarse_mask, sizing.scale,
@@ -251,6 +262,22 @@ def _segment_at_size(data: np.ndarray, exclude: np.ndarray | None, nm_per_px: fl
         merge = coarse.CoarseMerge(at, candidates, replaced)
         timings["coarse_s"] = time.perf_counter() - t
     return survey, sizing, merge, raw_mask, engine
+
+
+def _add_small_particles(data: np.ndarray, mask: np.ndarray, exclude: np.ndarray | None, nm_per_px: float | None,
+                         survey: blobs.Blobs, sizing: size.SizeDecision, fragment_min: int, smallest: int,
+                         seg: dict, size_aware: bool, timings: dict) -> tuple[np.ndarray, fine.FineAdd]:
+    """A frame shrunk for its large particles, with the small ones its working scale
+    could not see found by a finer pass (segment.fine)."""
+    at = fine.fine_scale(sizing.scale, fragment_min, survey, mask) if size_aware else None
+    if at is None:
+        return mask, fine.FineAdd(None, 0, 0)
+    t = time.perf_counter()
+    finer = segment.segment(data, exclude=exclude, nm_per_px=nm_per_px, scale=at, **seg)[0]
+    finer = measure.clean_mask(finer, smallest)
+    mask, candidates, added = fine.add_fine(data, mask, finer, at, smallest, exclude)
+    timings["fine_s"] = time.perf_counter() - t
+    return mask, fine.FineAdd(at, candidates, added)
 
 
 def _unsure(missed: blobs.CrossCheck, sizing: size.SizeDecision, particles: list[dict]) -> bool:

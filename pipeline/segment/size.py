@@ -18,8 +18,9 @@ brings the survey's particles nearest the trained size (cheap: a quarter to
 particles (each within a factor 1.4 of the truth from 8 to 100 px) and on
 real catalyst images, where thick supports fool the blob survey and the engine
 finds few particles: there they disagree, and the frame stays at full size.
-A frame that mixes sizes far apart gets one scale here, its small particles';
-pipeline.segment.coarse outlines the largest at a second one.
+A frame that mixes sizes far apart gets one scale here; pipeline.segment.coarse
+outlines particles far larger than it at a second one, pipeline.segment.fine finds
+those far smaller at a second one.
 """
 
 from __future__ import annotations

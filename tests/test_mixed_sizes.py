@@ -1,7 +1,11 @@
-"""Particles too large for the frame's working scale (pipeline.segment.coarse).
+"""Frames that mix particle sizes far apart: one working scale per frame, plus a
+coarse pass for particles too large for it (pipeline.segment.coarse) and a fine pass
+for particles too small for it (pipeline.segment.fine).
 
 A frame that mixes 32 px and 200 px rounded particles is worked at the scale of the
 small ones; the U-Net then sees the largest as plateaus and returns them in pieces.
+One whose typical particle is 100 px is shrunk until 20 px particles are 3-4 px and
+lost.
 The frames here come from the bench's independent renderer (bench/edge_render.py,
 not pipeline.synth: the starter model finds pipeline.synth's large spheres whole),
 on a seed the guards were not tuned on; the real catalyst frames are the ones whose
@@ -23,6 +27,7 @@ from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.runtime.models import load_model
 from psdwatch.pipeline.segment import engines as segment
 from psdwatch.pipeline.settings import Settings
+from psdwatch.pipeline.synth import SynthSpec, synth_image
 from psdwatch.daemon.models.live import live_model_name
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,3 +91,42 @@ def test_no_real_catalyst_particle_gives_way_to_a_coarse_outline(data_dir, unet)
         seen += size["coarse_candidates"]
         assert size["coarse_replaced"] == 0, (name, size)
     assert seen >= 3
+
+
+def test_small_spheres_in_a_frame_shrunk_for_large_ones_are_found_and_sized(unet):
+    rng = np.random.default_rng(4052)
+    sizes = np.exp(rng.uniform(math.log(20), math.log(165), 6000))
+    sizes = sizes[:int(np.searchsorted(np.cumsum(math.pi / 4 * sizes ** 2), 0.1 * 2048 ** 2)) + 1]
+    image, truth = render(2048, rng, "sphere", "bright", sizes)
+    ecd = np.sqrt(4 * np.bincount(truth.ravel()) / math.pi)
+    small = [i for i in range(1, ecd.size) if ecd[i] < 32]
+    assert len(small) >= 8
+
+    analysis = analyse.analyse_array(image, Settings(engine="unet", bootstrap=0), unet, nm_per_px=1.0)
+    size = analysis.checks["size"]
+    assert size["scale"] * 20 < 5, size          # the working scale has the smallest at 3-5 px
+    assert size["fine_added"] >= len(small) // 2, size
+    found = {}
+    for p in analysis.particles:
+        label = int(truth[int(round(p["y"])), int(round(p["x"]))])
+        if label:
+            found.setdefault(label, []).append(p["ecd_px"])
+    missed = [i for i in small if i not in found]
+    assert len(missed) <= 2, (missed, len(small))
+    assert all(len(found[i]) == 1 for i in small if i in found)
+    ratio = np.median([found[i][0] / ecd[i] for i in small if i in found])
+    assert abs(ratio - 1) < 0.05, ratio
+    d50 = np.median([p["ecd_px"] for p in analysis.particles])
+    assert abs(d50 / np.median(ecd[1:]) - 1) < 0.03, (d50, np.median(ecd[1:]))
+
+
+def test_texture_of_a_thick_support_is_not_added_as_small_particles(unet):
+    """pipeline.synth's thick bright oxide: shrunk for its 90 px particles, its texture
+    broken into bits at the fine scale; none of them may become a particle."""
+    image, mask, truth = synth_image(SynthSpec(size=2048, background="bright", d_median_px=90, seed=11))
+    analysis = analyse.analyse_array(image, Settings(engine="unet", bootstrap=0), unet, nm_per_px=truth["nm_per_px"])
+    size = analysis.checks["size"]
+    assert size["fine_scale"] is not None and size["fine_candidates"] >= 10, size
+    assert size["fine_added"] == 0, size
+    true_count = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
+    assert len(analysis.particles) <= true_count, (len(analysis.particles), true_count)
