@@ -133,7 +133,8 @@ def edges(results: dict, runs: dict | None) -> list[str]:
              "their centroid, per true size band (px); IoU of the whole frame. "
              f"{er.get('seconds', '?')} s of CPU.", ""]
     if er.get("check"):
-        lines += ["Sphere frames (20-165 px), live U-Net:", "", "| support | median px | edge | d50 error | IoU | found / true |",
+        lines += ["Sphere frames (20-165 px), live U-Net:", "",
+                  "| support | median px (20-165: log-uniform) | edge | d50 error | IoU | found / true |",
                   "| --- | --- | --- | --- | --- | --- |"]
         lines += [f"| {r['support']} | {r['median']} | {r['edge']} | {r['d50_error_pct']:+.1f} % | {r['iou']:.3f} | "
                   f"{r['found']} / {r['true']} |" for r in er["check"]]

@@ -20,7 +20,9 @@ measure_with_edge). A cell is the d50 error of the matched particles whose true 
 lies in the band (median measured over median true, a particle matched by the truth
 label under its centroid); the frame's IoU and its whole d50 error come beside it. The
 "check" frames are the issue's: spheres of the bench renderer, lognormal around 25, 60
-and 120 px (20-165 px), each frame's d50 error and IoU.
+and 120 px (20-165 px), and one frame log-uniform over all of 20-165 px (sizes a factor 8
+apart in one frame: the coarse and fine passes of pipeline.segment), each frame's d50
+error and IoU.
 
     .venv/bin/python bench/edge_eval.py --engines unet,classical
 
@@ -40,7 +42,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edge_render import SHAPES, SUPPORTS, lognormal_sizes, mixed_sizes, render  # noqa: E402
+from edge_render import SHAPES, SUPPORTS, log_uniform_sizes, lognormal_sizes, mixed_sizes, render  # noqa: E402
 
 from psdwatch.pipeline import analyse  # noqa: E402
 from psdwatch.pipeline.settings import Settings  # noqa: E402
@@ -48,7 +50,7 @@ from psdwatch.pipeline.synth import SynthSpec, synth_image  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 BANDS = ((8, 16), (16, 32), (32, 64), (64, 200))
-CHECK_MEDIANS = (25, 60, 120)
+CHECK_MEDIANS = (25, 60, 120, "20-165")   # "20-165": log-uniform over the whole range in one frame
 
 
 def band_of(d: float) -> str | None:
@@ -130,8 +132,12 @@ def draw(frame: dict, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, fl
         labels, ecd = truth_labels(mask)
         return image, labels, ecd, truth["nm_per_px"]
     rng = np.random.default_rng(frame["seed"])
-    sizes = (lognormal_sizes(rng, frame["median"], size) if "median" in frame
-             else mixed_sizes(rng, size, frame["mix"]))
+    if frame.get("median") == "20-165":
+        sizes = log_uniform_sizes(rng, 20, 165, size)
+    elif "median" in frame:
+        sizes = lognormal_sizes(rng, frame["median"], size)
+    else:
+        sizes = mixed_sizes(rng, size, frame["mix"])
     image, labels = render(size, rng, frame["shape"], frame["support"], sizes)
     return image, labels, np.sqrt(4 * np.bincount(labels.ravel()) / math.pi), 1.0
 

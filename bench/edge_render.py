@@ -67,6 +67,15 @@ def lognormal_sizes(rng: np.random.Generator, median: float, size: int, coverage
     return d[:n]
 
 
+def log_uniform_sizes(rng: np.random.Generator, lo: float, hi: float, size: int,
+                      coverage: float = 0.10) -> np.ndarray:
+    """Diameters (px) log-uniform in lo-hi, enough to cover `coverage` of the frame: one
+    frame that mixes particles a factor 8 apart in size."""
+    d = np.exp(rng.uniform(math.log(lo), math.log(hi), 6000))
+    n = int(np.searchsorted(np.cumsum(math.pi / 4 * d * d), coverage * size * size)) + 1
+    return d[:n]
+
+
 def place(size: int, rng: np.random.Generator, diameters: np.ndarray, shape: str,
           touching: float = 0.2) -> list[dict]:
     """Particles of the given diameters, largest first, none overlapping, a share of
