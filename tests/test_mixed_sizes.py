@@ -25,7 +25,7 @@ import pytest
 from psdwatch.pipeline import analyse, runtime
 from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.runtime.models import load_model
-from psdwatch.pipeline.segment import engines as segment
+from psdwatch.pipeline.segment import coarse, engines as segment, fine
 from psdwatch.pipeline.settings import Settings
 from psdwatch.pipeline.synth import SynthSpec, synth_image
 from psdwatch.daemon.models.live import live_model_name
@@ -130,3 +130,89 @@ def test_texture_of_a_thick_support_is_not_added_as_small_particles(unet):
     assert size["fine_added"] == 0, size
     true_count = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)[0] - 1
     assert len(analysis.particles) <= true_count, (len(analysis.particles), true_count)
+
+
+def dome_frame(shape: tuple[int, int], domes: list[tuple[float, float, float]], seed: int = 0) -> np.ndarray:
+    """Projected spheres (cx, cy, radius) on a dim support with a little noise."""
+    yy, xx = np.mgrid[:shape[0], :shape[1]].astype(np.float32)
+    thickness = np.zeros(shape, np.float32)
+    for cx, cy, r in domes:
+        thickness += 2 * np.sqrt(np.clip(r * r - (xx - cx) ** 2 - (yy - cy) ** 2, 0, None))
+    noise = np.random.default_rng(seed).normal(0, 0.5, shape).astype(np.float32)
+    return 10 + thickness + noise
+
+
+def disc(shape: tuple[int, int], cx: float, cy: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+
+
+def test_a_coarse_outline_takes_its_own_pieces_and_leaves_a_neighbour_alone():
+    """A 200 px dome found by the fine pass as rim pieces and a crescent; a separate 14 px
+    particle 2 px beyond its edge, most of it in the outline's rim band. The outline
+    replaces the pieces, the neighbour stays."""
+    shape = (300, 300)
+    image = dome_frame(shape, [(140, 150, 100), (140 + 100 + 2 + 7, 150, 7)])
+    coarse_mask = disc(shape, 140, 150, 95)
+    neighbour = disc(shape, 249, 150, 7)
+    crescent = disc(shape, 140, 150, 99) & ~disc(shape, 140, 150, 93) & (np.mgrid[:300, :300][0] < 110)
+    fine_mask = disc(shape, 110, 130, 12) | disc(shape, 170, 180, 9) | crescent | neighbour
+    merged, candidates, replaced = coarse.merge_coarse(image, fine_mask, coarse_mask, 1.0, 16.0)
+    assert (candidates, replaced) == (1, 1)
+    assert merged[coarse_mask].all()
+    assert merged[neighbour].all()                      # the neighbour is kept whole
+    assert not (merged & crescent & ~coarse_mask).any()  # the rim crescent went with the pieces
+    n = cv2.connectedComponents(merged.astype(np.uint8), connectivity=8)[0] - 1
+    assert n == 2, n
+
+
+def test_two_touching_outlines_are_both_placed_whole():
+    shape = (260, 420)
+    image = dome_frame(shape, [(120, 130, 100), (320, 130, 100)])
+    first, second = disc(shape, 120, 130, 90), disc(shape, 320, 130, 90)
+    bridge = disc(shape, 220, 130, 14)                   # one fine piece across the join
+    fine_mask = bridge | disc(shape, 90, 110, 10) | disc(shape, 350, 150, 10)
+    merged, candidates, replaced = coarse.merge_coarse(image, fine_mask, first | second, 1.0, 16.0)
+    assert (candidates, replaced) == (2, 2)
+    assert merged[first].all() and merged[second].all()
+
+
+def test_a_grain_carrying_bright_small_particles_keeps_them():
+    """A large bright patch of support with small particles on it, as the real Cu frames:
+    the coarse pass sees one blob, the small particles are plainly brighter than it."""
+    shape = (300, 300)
+    rng = np.random.default_rng(3)
+    grain = disc(shape, 150, 150, 100)
+    image = 10 + 20 * grain + rng.normal(0, 0.5, shape)
+    fine_mask = np.zeros(shape, bool)
+    for cx, cy in rng.uniform(80, 220, (12, 2)):
+        spot = disc(shape, cx, cy, 6)
+        image = image + 25 * spot
+        fine_mask |= spot
+    merged, candidates, replaced = coarse.merge_coarse(image.astype(np.float32), fine_mask, grain, 1.0, 16.0)
+    assert (candidates, replaced) == (1, 0)
+    assert (merged == fine_mask).all()
+
+
+def test_a_fine_detection_is_added_only_where_it_stands_out():
+    shape = (200, 200)
+    rng = np.random.default_rng(5)
+    image = (10 + rng.normal(0, 1.0, shape)).astype(np.float32)
+    small = disc(shape, 60, 60, 8)
+    image += 12 * small                                 # a particle: 12 noise spreads above its ring
+    faint = disc(shape, 140, 140, 8)
+    image += 1.0 * faint                                # texture: one spread above
+    large = disc(shape, 140, 50, 30)
+    image += 30 * large
+    working = large.copy()
+    rim_piece = disc(shape, 140, 82, 4)                 # touches the working-scale particle
+    fine_mask = small | faint | rim_piece
+    out, candidates, added = fine.add_fine(image, working, fine_mask, 1.0, 10)
+    assert (candidates, added) == (2, 1)
+    assert out[small].all() and not out[faint].any() and not (out & rim_piece & ~large).any()
+
+
+def test_no_coarse_pass_where_the_working_scale_is_at_its_floor():
+    assert coarse.coarse_scale(600.0, 1 / 16, 16.0, 1 / 16) is None
+    assert coarse.coarse_scale(128.0, 1.0, 16.0, 1 / 16) == 0.125
+    assert coarse.coarse_scale(40.0, 1.0, 16.0, 1 / 16) is None

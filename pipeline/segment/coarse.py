@@ -58,7 +58,7 @@ BRIGHTER = 0.5       # fine pieces brighter than the rest of the outline by this
 @dataclass
 class CoarseMerge:
     scale: float | None   # the coarse pass's resampling factor; None: no coarse pass
-    candidates: int       # large convex outlines of the coarse pass
+    candidates: int       # large outlines of the coarse pass, looked at
     replaced: int         # of those, taken in place of the fine pieces
 
 
@@ -68,15 +68,18 @@ def coarse_scale(blob_diameter_px: float | None, working_scale: float, target_px
     survey sees them, are within what the working scale handles."""
     if not blob_diameter_px or blob_diameter_px * working_scale < COARSE_ABOVE * target_px:
         return None
-    return max(min_scale, target_px / blob_diameter_px)
+    at = max(min_scale, target_px / blob_diameter_px)
+    return at if at <= working_scale / 2 else None   # the working scale at its floor already
 
 
 def merge_coarse(image: np.ndarray, fine: np.ndarray, coarse: np.ndarray, working_scale: float,
                  target_px: float, exclude: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
     """The fine mask with each large, convex, bright coarse outline that the fine pass
-    saw only in pieces put in their place; the number of candidates and of replacements.
-    Fine pieces that lie mostly outside a taken outline and its rim stay, a pixel apart from it."""
-    n, coarse_labels, stats, _ = cv2.connectedComponentsWithStats(coarse.astype(np.uint8), connectivity=8)
+    saw only in pieces put in their place; the number of large coarse outlines looked
+    at and of replacements. The fine pieces that go are those of the particle itself
+    (`_pieces_of`); every other stays, a pixel apart from the outline."""
+    fine = np.asarray(fine, bool)
+    n, coarse_labels, stats, _ = cv2.connectedComponentsWithStats(np.asarray(coarse, np.uint8), connectivity=8)
     min_area = np.pi / 4 * (LARGE * target_px / working_scale) ** 2
     big = [i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_area]
     if not big:
@@ -85,26 +88,51 @@ def merge_coarse(image: np.ndarray, fine: np.ndarray, coarse: np.ndarray, workin
     fine_area = np.bincount(fine_labels.ravel())
     level = normalised(image, exclude)
     out = fine.copy()
+    placed = np.zeros_like(fine)
     taken = 0
     for i in big:
         x, y, w, h = stats[i, :4]
         pad = max(3, int(0.15 * max(w, h)))
         y0, x0 = max(0, y - pad), max(0, x - pad)
         y1, x1 = min(fine.shape[0], y + h + pad), min(fine.shape[1], x + w + pad)
-        inside = coarse_labels[y0:y1, x0:x1] == i
-        if not _accept(inside, fine[y0:y1, x0:x1], fine_labels[y0:y1, x0:x1], level[y0:y1, x0:x1],
-                       coarse_labels[y0:y1, x0:x1]):
+        box = (slice(y0, y1), slice(x0, x1))
+        inside = coarse_labels[box] == i
+        if not _accept(inside, fine[box], fine_labels[box], level[box], coarse_labels[box],
+                       None if exclude is None else exclude[box]):
             continue
-        pieces = fine_labels[y0:y1, x0:x1]
-        near = _rim(inside)
-        ids, near_counts = np.unique(pieces[near & (pieces > 0)], return_counts=True)
-        mostly_in = ids[near_counts >= 0.5 * fine_area[ids]]
-        window = out[y0:y1, x0:x1]
-        window[np.isin(pieces, mostly_in)] = False
+        pieces = fine_labels[box]
+        window, mine = out[box], placed[box]
+        window[np.isin(pieces, _pieces_of(inside, pieces, fine_area)) & ~mine] = False
         others = cv2.dilate(window.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-        window[inside & ~others] = True
+        window[inside & ~(others & ~mine)] = True
+        mine |= inside
         taken += 1
     return out, len(big), taken
+
+
+def _pieces_of(inside: np.ndarray, pieces: np.ndarray, area: np.ndarray) -> np.ndarray:
+    """The fine pieces of the particle a coarse outline stands for: those mostly inside
+    it, and those mostly in its rim band (`_rim`) that touch it or are no compact
+    particle of their own (rim crescents). A compact particle beside it, a few pixels
+    beyond its edge, is another particle and stays."""
+    ids, counts = np.unique(pieces[inside & (pieces > 0)], return_counts=True)
+    out = set(ids[counts >= 0.5 * area[ids]].tolist())
+    near = _rim(inside)
+    touching = cv2.dilate(inside.view(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    ids, counts = np.unique(pieces[near & (pieces > 0)], return_counts=True)
+    for piece in ids[counts >= 0.5 * area[ids]]:
+        own = pieces == piece
+        if (own & touching).any() or not _compact(own):
+            out.add(int(piece))
+    return np.array(sorted(out), dtype=pieces.dtype)
+
+
+def _compact(own: np.ndarray) -> bool:
+    """A roundish piece: its area at least half the disc across its longest extent."""
+    ys, xs = np.nonzero(own)
+    (_, _), (w, h), _ = cv2.minAreaRect(np.column_stack([xs, ys]).astype(np.float32))
+    longest = max(w, h) + 1.0
+    return bool(ys.size >= 0.5 * np.pi / 4 * longest * longest)
 
 
 def _rim(inside: np.ndarray) -> np.ndarray:
@@ -116,7 +144,7 @@ def _rim(inside: np.ndarray) -> np.ndarray:
 
 
 def _accept(inside: np.ndarray, fine: np.ndarray, fine_labels: np.ndarray, level: np.ndarray,
-            coarse_labels: np.ndarray) -> bool:
+            coarse_labels: np.ndarray, exclude: np.ndarray | None) -> bool:
     """The guards of the module's docstring, for one coarse outline in its window."""
     area = int(inside.sum())
     contours, _ = cv2.findContours(inside.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
@@ -129,14 +157,18 @@ def _accept(inside: np.ndarray, fine: np.ndarray, fine_labels: np.ndarray, level
         return False
     ring = (cv2.dilate(inside.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))) > 0)
     ring &= ~inside & (coarse_labels == 0)
+    if exclude is not None:
+        ring &= ~exclude
     if ring.sum() < 20:
         return False
     contrast = float(level[inside].mean() - np.median(level[ring]))
-    if contrast < CONTRAST:
+    if not contrast >= CONTRAST:
         return False
     smooth = cv2.GaussianBlur(level, (0, 0), 2)
     depth = cv2.distanceTransform(inside.astype(np.uint8), cv2.DIST_L2, 5)
-    if np.corrcoef(depth[inside], smooth[inside])[0, 1] < DOME:
+    with np.errstate(all="ignore"):
+        dome = np.corrcoef(depth[inside], smooth[inside])[0, 1]
+    if not np.isfinite(dome) or dome < DOME:
         return False
     found, rest = inside & fine, inside & ~fine
     return not (found.any() and rest.any()

@@ -40,6 +40,7 @@ SMALL_BLOB = 0.06  # their LoG strength (contrast units): 20-34 px spheres besid
 FAR = 2            # px between an added particle and any particle of the working scale
 MIN_PX = 4.0       # diameter at the fine scale below which an outline says nothing
 STANDOUT = 2.5     # (mean - ring median) / ring spread of a particle, not texture
+MIN_SPREAD = 0.01  # of the contrast range: a flat or clipped support still has this much
 
 
 @dataclass
@@ -68,6 +69,7 @@ def add_fine(image: np.ndarray, mask: np.ndarray, fine: np.ndarray, scale: float
              exclude: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
     """The mask with the fine pass's particles that pass the module's guards added;
     the number of candidates and of additions."""
+    mask, fine = np.asarray(mask, bool), np.asarray(fine, bool)
     near = cv2.dilate(mask.astype(np.uint8), np.ones((2 * FAR + 1, 2 * FAR + 1), np.uint8)) > 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(fine.astype(np.uint8), connectivity=8)
     smallest = max(min_area, math.pi / 4 * (MIN_PX / scale) ** 2)
@@ -84,13 +86,15 @@ def add_fine(image: np.ndarray, mask: np.ndarray, fine: np.ndarray, scale: float
         if (near[y0:y1, x0:x1] & own).any():
             continue
         candidates += 1
-        ring = (cv2.dilate(own.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0) & ~own & ~fine[y0:y1, x0:x1]
+        ring = (cv2.dilate(own.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0) & ~own
+        ring &= ~fine[y0:y1, x0:x1] & ~mask[y0:y1, x0:x1]
         if exclude is not None:
             ring &= ~exclude[y0:y1, x0:x1]
         if ring.sum() < 8:
             continue
         around = level[y0:y1, x0:x1][ring]
-        if float(level[y0:y1, x0:x1][own].mean() - np.median(around)) < STANDOUT * float(around.std() + 1e-6):
+        spread = max(float(around.std()), MIN_SPREAD)
+        if not float(level[y0:y1, x0:x1][own].mean() - np.median(around)) >= STANDOUT * spread:
             continue
         out[y0:y1, x0:x1] |= own
         added += 1
