@@ -32,7 +32,7 @@ from psdwatch.daemon.models.live import live_model_name
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-from edge_render import mixed_sizes, render  # noqa: E402
+from edge_render import log_uniform_sizes, mixed_sizes, render  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +47,16 @@ def pieces_of(mask: np.ndarray, truth: np.ndarray, label: int) -> tuple[int, flo
     own = truth == label
     _, comps = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     return int(np.count_nonzero(np.unique(comps[own]))), float((mask & own).sum() / own.sum())
+
+
+def by_truth_label(particles: list[dict], truth: np.ndarray) -> dict[int, list[float]]:
+    """Measured ECDs (px) per truth particle, each particle matched by the label under its centroid."""
+    matched: dict[int, list[float]] = {}
+    for p in particles:
+        label = int(truth[int(round(p["y"])), int(round(p["x"]))])
+        if label:
+            matched.setdefault(label, []).append(p["ecd_px"])
+    return matched
 
 
 def test_large_domes_among_small_particles_are_measured_whole(unet):
@@ -67,11 +77,7 @@ def test_large_domes_among_small_particles_are_measured_whole(unet):
 
     # every particle once, the large ones at their size
     assert abs(len(analysis.particles) - (ecd.size - 1)) <= 2, (len(analysis.particles), ecd.size - 1)
-    matched = {}
-    for p in analysis.particles:
-        label = int(truth[int(round(p["y"])), int(round(p["x"]))])
-        if label:
-            matched.setdefault(label, []).append(p["ecd_px"])
+    matched = by_truth_label(analysis.particles, truth)
     for i in largest:
         assert len(matched.get(i, [])) == 1, (i, ecd[i], matched.get(i))
         assert abs(matched[i][0] / ecd[i] - 1) < 0.05, (i, ecd[i], matched[i])
@@ -95,9 +101,7 @@ def test_no_real_catalyst_particle_gives_way_to_a_coarse_outline(data_dir, unet)
 
 def test_small_spheres_in_a_frame_shrunk_for_large_ones_are_found_and_sized(unet):
     rng = np.random.default_rng(4052)
-    sizes = np.exp(rng.uniform(math.log(20), math.log(165), 6000))
-    sizes = sizes[:int(np.searchsorted(np.cumsum(math.pi / 4 * sizes ** 2), 0.1 * 2048 ** 2)) + 1]
-    image, truth = render(2048, rng, "sphere", "bright", sizes)
+    image, truth = render(2048, rng, "sphere", "bright", log_uniform_sizes(rng, 20, 165, 2048))
     ecd = np.sqrt(4 * np.bincount(truth.ravel()) / math.pi)
     small = [i for i in range(1, ecd.size) if ecd[i] < 32]
     assert len(small) >= 8
@@ -106,11 +110,7 @@ def test_small_spheres_in_a_frame_shrunk_for_large_ones_are_found_and_sized(unet
     size = analysis.checks["size"]
     assert size["scale"] * 20 < 5, size          # the working scale has the smallest at 3-5 px
     assert size["fine_added"] >= len(small) // 2, size
-    found = {}
-    for p in analysis.particles:
-        label = int(truth[int(round(p["y"])), int(round(p["x"]))])
-        if label:
-            found.setdefault(label, []).append(p["ecd_px"])
+    found = by_truth_label(analysis.particles, truth)
     missed = [i for i in small if i not in found]
     assert len(missed) <= 2, (missed, len(small))
     assert all(len(found[i]) == 1 for i in small if i in found)
