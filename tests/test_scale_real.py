@@ -21,7 +21,8 @@ from psdwatch.pipeline.scale import bar_find, second_reader, text_first
 from psdwatch.pipeline.analyse import read_scale_bar
 from psdwatch.pipeline.scale.corpus import background
 from psdwatch.pipeline.io.image import load_image
-from psdwatch.pipeline.scale.parse import value_unit
+from psdwatch.pipeline.scale.label import text_lines
+from psdwatch.pipeline.scale.parse import read_label, value_unit
 from psdwatch.pipeline.scale.reader import find_scale_bar
 from tests.conftest import DATA
 from tests.heldout_figures import frame, grey
@@ -43,7 +44,8 @@ def verdict(result, nm_per_px: float) -> str:
 
 
 def test_real_micrographs_never_wrong() -> None:
-    """All 17 real frames: none wrong, and at least 11 read (9 before soft bars were searched)."""
+    """All 17 real frames: none wrong, and at least 14 read (9 before soft bars were searched,
+    12 before italic labels were set upright and H-bars measured from their ticks' tips)."""
     counts, wrong = {"right": 0, "flagged": 0, "wrong": 0}, []
     for name, t in truth().items():
         loaded = load_image(REAL / name)
@@ -54,7 +56,7 @@ def test_real_micrographs_never_wrong() -> None:
             wrong.append((name, result.text, result.length_px, t["bar_px"]))
     print(f"\nscalebars-real: {counts}")
     assert not wrong, wrong
-    assert counts["right"] >= 11, counts
+    assert counts["right"] >= 14, counts
 
 
 def shrunk_for_a_paper(name: str, height: int, quality: int) -> tuple[np.ndarray, float]:
@@ -174,12 +176,13 @@ def test_label_and_bar_of_other_colours() -> None:
 HELDOUT_FRAMES = 30
 
 
-@pytest.mark.parametrize("hard,at_least", [(False, 24), (True, 20)])
+@pytest.mark.parametrize("hard,at_least", [(False, 25), (True, 20)])
 def test_heldout_figures_never_wrong(hard: bool, at_least: int) -> None:
     """Figures the project's renderer did not draw (tests/heldout_figures.py: PIL text on
     real textures, 2-3 px bars, shrunk by a non-whole factor, JPEG): none wrong, and of
-    30, at least 24 read (23 by the bar-first reader alone); of the noisier, harder
-    compressed series at least 20 (18 by the bar-first reader alone)."""
+    30, at least 25 read (23 by the bar-first reader alone, 24 before a faint '1' was
+    read with its line); of the noisier, harder compressed series at least 20 (18 by
+    the bar-first reader alone)."""
     counts, wrong = {"right": 0, "flagged": 0, "wrong": 0}, []
     for i in range(HELDOUT_FRAMES):
         rgb, t = frame(i, hard)
@@ -229,3 +232,56 @@ def test_second_reader_absent_keeps_the_doubts(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(second_reader, "_engine", lambda: None)
     reading = ("5 pm", 5.0, "pm", ["glyph shape None disagrees with OCR 'pm'"])
     assert second_reader.settle(None, reading, 50.0) == reading  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name,value,px", [("zeiss_whiteband_diatom_200nm_a.png", 200, 65),
+                                           ("zeiss_whiteband_diatom_300nm_a.png", 300, 118)])
+def test_zeiss_italic_label_over_an_h_bar(name: str, value: int, px: int) -> None:
+    """Zeiss SmartSEM's databar: a tiny italic '300 nm' (glyphs 9 px, 1-px strokes, the
+    two 0s touching) stands above an H-bar whose end ticks rise a glyph height.  The
+    label line is looked for above the ticks' tips, its slant is measured and its
+    glyphs counted and read set upright: '300 nm', 5 glyphs, not '3 glyphs, 300 AM'."""
+    loaded = load_image(REAL / name)
+    img = loaded.data.astype(np.float32)
+    img = (img - img.min()) / (img.max() - img.min())
+    bar = max(bar_find.find_bars(img), key=lambda b: b.y0)
+    lines = text_lines(img, bar)
+    assert lines and lines[0].side == "over", lines
+    assert 0.15 <= lines[0].slant <= 0.3 and lines[0].n_glyphs == (5, 5), (lines[0].slant, lines[0].n_glyphs)
+    result = read_scale_bar(loaded.data, loaded.meta.get("databar"))
+    assert result is not None and result.confident, result
+    assert (result.value, result.unit) == (value, "nm") and abs(result.length_px - px) <= 1, result
+
+
+def test_three_series_value_only_when_every_scale_reads_it() -> None:
+    """A '300 nm' (Zeiss draws 3-series bars) is trusted when every OCR scale reads it; a
+    '3' read at one scale where the others read '5' (Tesseract does that: 7 of 270
+    rendered frames) neither passes nor flags the others' '500 nm'."""
+    loaded = load_image(REAL / "zeiss_whiteband_diatom_300nm_a.png")
+    img = loaded.data.astype(np.float32)
+    img = (img - img.min()) / (img.max() - img.min())
+    label = text_lines(img, max(bar_find.find_bars(img), key=lambda b: b.y0))[0]
+    right = label.ink.shape[1] - 2.0
+
+    def scales(*values: str) -> list[list[tuple[float, float, str, float]]]:
+        return [[(2.0, 0.55 * right, v, 95.0), (0.65 * right, right, "nm", 95.0)] for v in values]
+
+    assert read_label(scales("300", "300", "300", "300"), label)[1:] == (300.0, "nm", [])
+    assert read_label(scales("300", "300", "300"), label)[1:] == (300.0, "nm", [])
+    two = read_label(scales("300", "300"), label)
+    assert two[1] == 300.0 and any("not a 1-2-5" in w for w in two[3]), two  # two scales are not enough
+    mixed = read_label(scales("300", "500", "300", "300"), label)
+    assert mixed[3], mixed  # most scales read 300, one 500: flagged, neither trusted
+    five = read_label(scales("500", "300", "500", "500"), label)
+    assert five[1] == 500.0 and not any("disagree" in w for w in five[3]), five  # a lone 3 does not spoil a 5
+
+
+def test_faint_one_is_read_with_its_line() -> None:
+    """Held-out figure 10: a white '1 µm' under a 53 px bar, its '1' a 1-px stroke at half
+    contrast that the line's ink left out.  Taken with the line, it is read '1 um'; left
+    out it only flagged the frame."""
+    rgb, t = frame(10)
+    img = grey(rgb)
+    result = find_scale_bar(img)
+    assert verdict(result, t["nm_per_px"]) == "right", (result, t)
+    assert (result.value, result.unit) == (1.0, "µm"), result

@@ -29,6 +29,7 @@ class Label:
     side: str = "over"  # where the line is: "over" (above, below, in the gap) the bar, "left" or "right" of it
     bar_x: tuple[float, float] = (0.0, 0.0)  # the bar's ends in the line's columns
     spoilers: tuple[tuple[float, float, str], ...] = ()  # column spans of cut glyphs and blobs touching the line
+    slant: float = 0.0  # italic lean, columns per row (0: upright); glyphs are counted and read set upright
 
 
 def surface(img: np.ndarray, bar: Bar) -> tuple[float, float]:
@@ -142,6 +143,7 @@ def _near_lines(win: _Window, bar: Bar) -> list[tuple[float, tuple[int, int, int
                           and min(ch[i], ch[j]) >= 0.4 * max(ch[i], ch[j]))
     ncomp, comp = connected_components(link, directed=False)
     bx0, bx1, by0, by1 = bar.x0 - win.x0, bar.x1 - win.x0, bar.y0 - win.y0, bar.y1 - win.y0
+    rise, drop = _tick_reach(win.soft, bx0, bx1, by0, by1)  # an H-bar's label sits above (below) its ticks' tips
     near = []
     for mem in (idx[comp == c] for c in range(ncomp)):
         if len(mem) < 2:
@@ -149,7 +151,7 @@ def _near_lines(win: _Window, bar: Bar) -> list[tuple[float, tuple[int, int, int
         lx0, ly0, lx1, ly1 = x[mem].min(), y[mem].min(), (x + cw)[mem].max(), (y + ch)[mem].max()
         lh = int(np.median(ch[mem]))
         if min(lx1, bx1) - max(lx0, bx0) >= 0.5 * (lx1 - lx0) or (lx0 < bx0 and lx1 > bx1):
-            d, side = max(by0 - ly1, ly0 - by1, 0), "over"  # above, below or in the gap
+            d, side = max(by0 - rise - ly1, ly0 - by1 - drop, 0), "over"  # above, below or in the gap
         elif min(ly1, by1 + lh) - max(ly0, by0 - lh) > 0:  # beside
             d, side = max(bx0 - lx1, lx0 - bx1, 0), "left" if lx1 <= bx0 + 0.5 * lh else "right"
         else:
@@ -157,6 +159,23 @@ def _near_lines(win: _Window, bar: Bar) -> list[tuple[float, tuple[int, int, int
         if d <= 2 * lh:
             near.append((d / lh, (lx0, ly0, lx1, ly1, lh), side))
     return near
+
+
+def _tick_reach(soft: np.ndarray, bx0: int, bx1: int, by0: int, by1: int) -> tuple[int, int]:
+    """How far end ticks at both ends of the bar reach above and below its rows (0 if none).
+
+    A Zeiss bar is an H: 2-px ticks rise a glyph height above the bar, and its label
+    stands above the ticks, not above the bar."""
+    def reach(rows: range) -> int:
+        n = 0
+        for r in rows:
+            if not all((soft[r, max(0, c0):c1] > 0.5).any() for c0, c1 in ((bx0 - 1, bx0 + 3), (bx1 - 3, bx1 + 1))):
+                break
+            n += 1
+        return n
+    up = reach(range(by0 - 1, -1, -1))
+    down = reach(range(by1, soft.shape[0]))
+    return (up if up <= 0.5 * (bx1 - bx0) else 0), (down if down <= 0.5 * (bx1 - bx0) else 0)
 
 
 def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, int, int, int], side: str) -> Label:
@@ -180,17 +199,80 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
     inside = np.bincount(lab[ly0:ly1, lx0:lx1].ravel(), minlength=win.n)  # pixels in the line's box
     touch = ~sel & ~edge & (ch >= 0.45 * lh) & (inside >= max(4.0, 0.1 * lh * lh))
     edge[0] = touch[0] = False
-    spoilers = tuple((float(x[i] - cx0), float(x[i] + cw[i] - cx0), why) for why, m in (
+    spoilers = tuple((float(x[i]), float(x[i] + cw[i]), why) for why, m in (  # window columns until cx0 is final
         ("label touches the image edge", edge & (x < lx1 + 1.5 * lh) & (x + cw > lx0 - 1.5 * lh)),
         ("something of the label's colour touches it", touch)) for i in np.nonzero(m)[0])
+    ink = np.isin(lab, np.nonzero(sel)[0])
+    faint = _faint_strokes(soft, ink, (lx0, ly0, lx1, ly1), lh, py)  # read with the line, not only flagged
+    if faint.any():
+        cols = np.nonzero(faint.any(axis=0))[0]
+        lx0, lx1 = min(lx0, int(cols[0])), max(lx1, int(cols[-1]) + 1)
+        cx0 = max(0, lx0 - px)
+        ink |= faint
+    spoilers = tuple((a - cx0, b - cx0, why) for a, b, why in spoilers)
     spoilers += tuple((a - cx0, b - cx0, "a faint glyph in or beside the label")
-                      for a, b in _faint_glyphs(soft, np.isin(lab, np.nonzero(sel)[0]), (lx0, ly0, lx1, ly1), lh))
-    keep = np.isin(lab[cy0:ly1 + py, cx0:lx1 + px], np.nonzero(sel)[0])
+                      for a, b in _faint_glyphs(soft, ink, (lx0, ly0, lx1, ly1), lh))
+    keep = ink[cy0:ly1 + py, cx0:lx1 + px]
     line_soft = _around(soft[cy0:ly1 + py, cx0:lx1 + px], keep)
     box = (int(lx0 + wx0), int(ly0 + wy0), int(lx1 + wx0), int(ly1 + wy0))
-    counts, n_dots = _glyph_stats(line_soft, keep, lh)
-    bx0, bx1 = bar.x0 - wx0, bar.x1 - wx0
-    return Label(line_soft, keep, box, counts, lh, n_dots, side, (float(bx0 - cx0), float(bx1 - cx0)), spoilers)
+    bx0, bx1 = bar.x0 - wx0 - cx0, bar.x1 - wx0 - cx0
+    slant = _slant(keep)
+    counts, n_dots = _glyph_stats(line_soft, keep, lh, slant)
+    return Label(line_soft, keep, box, counts, lh, n_dots, side, (float(bx0), float(bx1)), spoilers, slant)
+
+
+_SLANTS = (0.15, 0.2, 0.25, 0.3)  # italic fonts lean 10-17 degrees
+
+
+def _slant(ink: np.ndarray) -> float:
+    """The italic slant of a line (columns per row; 0 when upright): the shear that opens the
+    most empty columns between its glyphs, where it opens clearly more than upright.
+
+    Italic glyphs overlap in columns: counted by columns, '200 nm' is three glyphs, and
+    Tesseract reads the 'n' of a tiny italic label as 'A' (Zeiss databars)."""
+    def gaps(a: np.ndarray) -> int:
+        cols = np.nonzero(a.any(axis=0))[0]
+        return int(cols.size and (cols[-1] - cols[0] + 1 - cols.size))
+    if ink.shape[0] < 6 or not ink.any():
+        return 0.0
+    pad = int(np.ceil(max(_SLANTS) * ink.shape[0] / 2)) + 1
+    upright = gaps(ink)
+    best = max(_SLANTS, key=lambda sl: gaps(_upright(ink, sl, pad) > 0.5))
+    opened = gaps(_upright(ink, best, pad) > 0.5)
+    return best if opened >= max(upright + 3, 1.5 * upright) else 0.0
+
+
+def _upright(a: np.ndarray, slant: float, pad: int, interp: int = cv2.INTER_NEAREST) -> np.ndarray:
+    """``a`` sheared back by ``slant`` about its middle row, ``pad`` columns added each side
+    (whole pixels moved for a mask: a 1-px stroke stays whole)."""
+    h, w = a.shape
+    m = np.float32([[1, slant, pad - slant * h / 2], [0, 1, 0]])  # top rows left, bottom rows right
+    return cv2.warpAffine(a.astype(np.float32), m, (w + 2 * pad, h), flags=interp, borderValue=0)
+
+
+def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, py: int) -> np.ndarray:
+    """The pixels of glyph-tall thin strokes on the line, within a letter space of it, that
+    its ink threshold left out: a '1' or a '0' shrunk with its figure to half contrast.
+
+    Read with the line they make '100 nm' of what would be read '10 nm'; left out, the
+    line is flagged (``_faint_glyphs``).  A stroke is taken only whole inside the line's
+    rows (a streak of texture crossing them is not) and only where the 0.35 contour keeps
+    it apart from the line's glyphs; noise taken for a '1' makes a number that is no
+    1-2-5 value, which the parser flags."""
+    lx0, ly0, lx1, ly1 = line
+    r0, r1 = max(0, ly0 - lh), min(soft.shape[0], ly1 + py)  # a digit rises above a line of x-height letters
+    a, b = max(0, int(lx0 - 2.5 * lh)), min(soft.shape[1], int(lx1 + 2.5 * lh))  # whole strokes a space away
+    n, lab, st, _ = cv2.connectedComponentsWithStats((soft[r0:r1, a:b] > 0.35).astype(np.uint8), connectivity=8)
+    kept = np.bincount(lab.ravel(), weights=line_ink[r0:r1, a:b].ravel(), minlength=n)
+    out = np.zeros(soft.shape, bool)
+    for i in range(1, n):
+        x, y, cw, ch, area = st[i]
+        if (0.6 * lh <= ch <= 1.6 * lh and cw <= 1.2 * lh and area <= 0.6 * cw * ch and kept[i] == 0
+                and y > 0 and y + ch < r1 - r0 and max(lx0 - (a + x + cw), a + x - lx1) <= 1.2 * lh):
+            piece = lab[y:y + ch, x:x + cw] == i
+            if cv2.distanceTransform(np.pad(piece.astype(np.uint8), 1), cv2.DIST_L2, 3).max() <= max(2.0, 0.3 * ch):
+                out[r0 + y:r0 + y + ch, a + x:a + x + cw] |= piece
+    return out
 
 
 def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int) -> list[tuple[float, float]]:
@@ -213,18 +295,28 @@ def _around(soft: np.ndarray, ink: np.ndarray) -> np.ndarray:
     return soft * (cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
 
 
-def _glyph_stats(soft: np.ndarray, ink: np.ndarray, lh: int) -> tuple[tuple[int, int], int]:
+def _glyph_stats(soft: np.ndarray, ink: np.ndarray, lh: int, slant: float = 0.0) -> tuple[tuple[int, int], int]:
     """Glyph counts bracketing the truth, and the decimal points on the baseline.
 
     At a low threshold thin arches (n, m) hold but neighbours may touch; at the
     line's threshold glyphs stay apart but may break: the truth lies between.
+    Italic glyphs are counted set upright (their columns overlap as drawn), and there
+    two pieces are one glyph only where they share half the narrower one's columns (a
+    serif foot still reaches under its neighbour); the dots are found as drawn
+    (shearing a 1-px stroke may break its foot off).
     """
     counts = []
+    pad, share = int(np.ceil(slant * ink.shape[0] / 2)) + 1, (0.5 if slant else 0.0)
     for m in (soft > 0.3, ink):
+        if slant:
+            m = _upright(m, slant, pad) > 0.5
         spans = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)[2][1:]
-        count, right = 0, -1
+        count, left, right = 0, -1, -1
         for a, b in sorted((int(s[0]), int(s[0] + s[2])) for s in spans if s[3] >= 0.45 * lh):
-            count, right = count + (a > right), max(right, b)  # x-overlapping pieces: one glyph
+            if right - a >= share * min(b - a, right - left):  # x-overlapping (or touching) pieces: one glyph
+                right = max(right, b)
+            else:
+                count, left, right = count + 1, a, b
         counts.append(count)
     st = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)[2][1:]
     small = st[:, 3] < 0.45 * lh
@@ -242,9 +334,9 @@ def token_label(label: Label, x0: float, x1: float) -> Label:
     mine = [i for i in range(1, n) if x0 - 0.15 * label.lh <= centre[i] <= x1 + 0.15 * label.lh]
     ink = np.isin(lab, mine)
     soft = _around(label.soft, ink)
-    counts, n_dots = _glyph_stats(soft, ink, label.lh)
+    counts, n_dots = _glyph_stats(soft, ink, label.lh, label.slant)
     spoil = tuple(s for s in label.spoilers if s[0] < x1 + 1.5 * label.lh and s[1] > x0 - 1.5 * label.lh)
-    return Label(soft, ink, label.box, counts, label.lh, n_dots, label.side, label.bar_x, spoil)
+    return Label(soft, ink, label.box, counts, label.lh, n_dots, label.side, label.bar_x, spoil, label.slant)
 
 
 def label_in_box(img: np.ndarray, bar: Bar, box: Box, side: str, pol: int | None = None) -> Label | None:

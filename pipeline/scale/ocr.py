@@ -43,7 +43,8 @@ class _TesseractEnv(Mapping):
 pytesseract.pytesseract.environ = _TesseractEnv()  # the env pytesseract hands to its subprocess
 
 
-# (glyph height, interpolation, shear): the last undoes an italic slant (Zeiss labels)
+# (glyph height, interpolation, shear): the last undoes an italic slant (Zeiss labels) where
+# the line's own slant was not measured; a measured slant sets every tile upright
 _VARIANTS = ((40, cv2.INTER_CUBIC, 0.0), (28, cv2.INTER_LINEAR, 0.0), (56, cv2.INTER_LINEAR, 0.0),
              (40, cv2.INTER_CUBIC, 0.25))
 
@@ -55,16 +56,23 @@ def ocr_line(label: Label) -> list[Words]:
     """
     ys = np.nonzero(label.ink.any(axis=1))[0]
     tiles, slots, scales, top = [], [], [], 0
-    for height, interp, shear in _VARIANTS:
+    pads = []
+    for k, (height, interp, shear) in enumerate(_VARIANTS):
+        shear = label.slant or shear  # a measured italic lean sets every tile upright
         s = float(np.clip(height / max(1, ys[-1] - ys[0] + 1), 0.2, 8.0))
         big = cv2.resize(label.soft.astype(np.float32), None, fx=s, fy=s,
                          interpolation=interp if s > 1 else cv2.INTER_AREA)
+        pad = 0
         if shear:  # rows shift left by shear x their height above the bottom; columns stay aligned at mid-height
             bh, bw = big.shape
-            m = np.float32([[1, shear, -shear * bh / 2], [0, 1, 0]])
-            big = cv2.warpAffine(big, m, (bw, bh), flags=cv2.INTER_LINEAR, borderValue=0)
+            pad = int(np.ceil(shear * bh / 2)) + 1
+            m = np.float32([[1, shear, pad - shear * bh / 2], [0, 1, 0]])
+            big = cv2.warpAffine(big, m, (bw + 2 * pad, bh), flags=cv2.INTER_LINEAR, borderValue=0)
+            if label.slant and k == len(_VARIANTS) - 1:  # the slant's own tile: cut at half ink
+                big = (big > 0.45).astype(np.float32)
         tiles.append(np.clip(255 - 255 * big, 0, 255).astype(np.uint8))
-        scales.append(big.shape[1] / label.soft.shape[1])
+        scales.append((big.shape[1] - 2 * pad) / label.soft.shape[1])
+        pads.append(pad)
     width = max(t.shape[1] for t in tiles) + 40
     for i, t in enumerate(tiles):
         tiles[i] = cv2.copyMakeBorder(t, 20, 20, 20, width - 20 - t.shape[1], cv2.BORDER_CONSTANT, value=255)
@@ -75,5 +83,5 @@ def ocr_line(label: Label) -> list[Words]:
     for text, conf, wx, ww, wy, wh in zip(d["text"], d["conf"], d["left"], d["width"], d["top"], d["height"]):
         k = next((k for k, (a, b) in enumerate(slots) if a <= wy + wh / 2 < b), None)
         if text.strip() and k is not None:
-            words[k].append(((wx - 20) / scales[k], (wx + ww - 20) / scales[k], text.strip(), float(conf)))
+            words[k].append(((wx - 20 - pads[k]) / scales[k], (wx + ww - 20 - pads[k]) / scales[k], text.strip(), float(conf)))
     return [sorted(w) for w in words]

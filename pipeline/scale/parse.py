@@ -7,6 +7,7 @@ in the returned list, never a silent correction.
 """
 from __future__ import annotations
 
+import collections
 import re
 
 import cv2
@@ -21,6 +22,8 @@ _MICRO = ("um", "µm", "ym", "yum", "yµm")  # how Tesseract spells µm
 _UNIT = {**{u: "µm" for u in _MICRO}, "nm": "nm", "pm": "pm", "Å": "Å", "A": "Å", "mm": "mm"}
 NM = {"nm": 1.0, "µm": 1e3, "pm": 1e-3, "Å": 0.1, "mm": 1e6}
 _NICE = (1.0, 2.0, 2.5, 5.0)
+_ALSO = (3.0,)  # Zeiss SmartSEM also draws 3-series bars (300 nm); Tesseract also reads some 5s as 3
+_UNCOMMON = "uncommon bar value"
 SOFT_DOUBTS = _SOFT = ("low OCR confidence", "unusual label spelling", "glyph shape unclear")  # doubts lifted when two scales agree
 # Words before a number that make it another field of a databar, not the bar's label.
 FIELDS = _FIELDS = re.compile(r"(?i)^(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
@@ -73,6 +76,7 @@ def read_label(readings: list[Words], label: Label
         if conf < _MIN_CONF:
             why.append(f"low OCR confidence {conf:.0f}")
         seen.append((text, value, unit, why))
+    seen, disputed = _uncommon_values(seen)
     plain = lambda ws: all(w.startswith(_SOFT) for w in ws)  # noqa: E731 - no hard doubt
     chosen = next(((i, r) for i, r in enumerate(seen) if not r[3]), None)
     if chosen is None:  # two scales that agree lift their soft doubts
@@ -81,10 +85,32 @@ def read_label(readings: list[Words], label: Label
     if chosen is None:
         return seen[0] if seen else None
     text, value, unit, why = chosen[1]
-    others = sorted({f"{v:g} {u}" for _, v, u, ws in seen if (v, u) != (value, unit) and plain(ws)})
+    others = sorted({f"{v:g} {u}" for _, v, u, ws in seen if (v, u) != (value, unit) and plain(ws)}
+                    | ({disputed} if disputed and disputed != f"{value:g} {unit}" else set()))
     if others:
         why = why + [f"OCR scales disagree: {text!r} and {', '.join(others)}"]
     return text, value, unit, why
+
+
+def _uncommon_values(seen: list[tuple[str, float, str, list[str]]]
+                     ) -> tuple[list[tuple[str, float, str, list[str]]], str | None]:
+    """A 3-series value (300 nm) trusted only when at least three scales read it and none
+    reads anything else; otherwise it is no 1-2-5 value, as before.  Returned with the
+    3-series value that half or more of the scales read without being unanimous: it
+    disputes any other reading.
+
+    Zeiss draws such bars, but on other labels Tesseract reads a '5' as '3' at one scale
+    of four (measured on the rendered corpus: 7 of 270 frames), so a lone '3' must
+    neither pass nor stand against the other scales' '5'; where most scales read '3'
+    the odd '5' is as likely the misreading."""
+    uncommon = [r for r in seen if any(w.startswith(_UNCOMMON) for w in r[3])]
+    if not uncommon:
+        return seen, None
+    unanimous = len(seen) >= 3 and len({(v, u) for _, v, u, _ in seen}) == 1
+    most = collections.Counter((v, u) for _, v, u, _ in uncommon).most_common(1)[0]
+    disputed = f"{most[0][0]:g} {most[0][1]}" if not unanimous and 2 * most[1] >= len(seen) else None
+    return [(t, v, u, [w if not w.startswith(_UNCOMMON) else f"value {v:g} is not a 1-2-5 number"
+                       for w in ws if not (unanimous and w.startswith(_UNCOMMON))]) for t, v, u, ws in seen], disputed
 
 
 _SPECKS = ".:;,'`\""  # punctuation Tesseract makes of a speck after the unit
@@ -122,7 +148,10 @@ def _parse(text: str, label: Label) -> tuple[float, str, list[str]] | None:
             unit = "pm" if raw == "pm" else "µm"
     if num.count(".") != label.n_dots or (num[0] == "0" and num[1:2] != "."):
         why.append(f"{label.n_dots} dots on the baseline but OCR text {text!r}")
-    if not any(abs(value / 10 ** np.floor(np.log10(value)) - n) < 1e-6 for n in _NICE):
+    lead = value / 10 ** np.floor(np.log10(value))
+    if any(abs(lead - n) < 1e-6 for n in _ALSO):
+        why.append(f"{_UNCOMMON} {value:g}")
+    elif not any(abs(lead - n) < 1e-6 for n in _NICE):
         why.append(f"value {value:g} is not a 1-2-5 number")
     chars, (lo, hi) = len(num.replace(".", "")) + (1 if unit == "Å" else 2), label.n_glyphs
     if not lo - (unit == "Å") <= chars <= hi + (label.lh < 10):  # Å's ring may stand apart

@@ -26,11 +26,11 @@ import cv2
 import numpy as np
 
 from .label import Label
+from .parse import SOFT_DOUBTS as _SOFT
 
 _MIN_SCORE = 0.9  # the recogniser's own score; its misreadings on held-out lines scored 0.84-0.99
 _PLAIN = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s?(nm|um|µm|μm)\s*$")
 _MICRO_DOUBT = re.compile(r"^(glyph shape .* disagrees with OCR 'pm'|glyph shape unclear, OCR says µ|implausible .* nm/px)$")
-_SOFT = ("low OCR confidence", "unusual label spelling", "glyph shape unclear")
 PLAUSIBLE_NM_PER_PX = (4e-3, 1e5)  # reader.py's bounds: finer than 4 pm/px or coarser than 0.1 mm/px is no micrograph
 
 
