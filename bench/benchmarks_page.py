@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 from typing import Callable
@@ -108,6 +109,14 @@ def scale_bars(results: dict, runs: dict | None) -> list[str]:
               f"Reader time per 2048² frame (bar search, label, Tesseract): median "
               f"{sr['reader_s_per_2048_frame_median']:.2f} s, max {sr['reader_s_per_2048_frame_max']:.2f} s. "
               f"Real FEI files: {json.dumps(sr['real_fei_files'])}.", ""]
+    if sr.get("barless_2048", {}).get("frames"):
+        b = sr["barless_2048"]
+        lines += [f"Reader time on {len(b['frames'])} real 2048² catalyst frames with no bar "
+                  f"(../shared/data/catalysts-boxed): read as a figure (words searched in the bottom and top "
+                  f"bands) median {statistics.median(b['figure_s']):.2f} s, max {max(b['figure_s']):.2f} s; "
+                  f"as a calibrated file (words only around bar candidates) median "
+                  f"{statistics.median(b['calibrated_s']):.2f} s, max {max(b['calibrated_s']):.2f} s; "
+                  f"confident readings (all wrong): {b['confident']}.", ""]
     if "second_reader" in sr:
         lines += [("Second reader of doubtful labels: " + sr["second_reader"] + " (the optional `[ocr]` extra) installed."
                    if sr["second_reader"] else "Tesseract only (the optional `[ocr]` extra not installed)."), ""]

@@ -111,6 +111,31 @@ def heldout_set(n: int = HELDOUT_FRAMES) -> dict:
             "reader_s_median": statistics.median(times), "reader_s_max": max(times)}
 
 
+BARLESS = REPO.parent / "shared" / "data" / "catalysts-boxed" / "images"
+
+
+def barless_frames() -> dict:
+    """Real 2048² catalyst frames with no scale bar (../shared/data/catalysts-boxed): the
+    reader's time where it finds nothing, read as a figure (no calibration: the words
+    are searched in the whole bottom and top bands) and as a calibrated file would be
+    (words only around bar candidates); any confident reading there is wrong."""
+    if not BARLESS.is_dir():
+        return {}
+    out: dict = {"frames": [], "figure_s": [], "calibrated_s": [], "confident": 0}
+    for path in sorted(BARLESS.glob("*.jpg")):
+        data = load_image(path).data
+        if data.shape != (2048, 2048):
+            continue
+        out["frames"].append(path.name)
+        for key, calibrated in (("figure_s", False), ("calibrated_s", True)):
+            t0 = time.perf_counter()
+            result = read_scale_bar(data, None, calibrated)
+            out[key].append(round(time.perf_counter() - t0, 3))
+            out["confident"] += bool(result is not None and result.confident)
+    print(f"bar-less 2048² frames {out}", flush=True)
+    return out
+
+
 def real_files() -> dict:
     out = {}
     for bits in ("8bits", "16bits"):
@@ -132,14 +157,16 @@ def main() -> int:
                # the optional `[ocr]` extra changes the held-out and real counts: say whether it ran
                "second_reader": "rapidocr-onnxruntime" if available() else None,
                **corpus(args.per_layout),
-               "real_fei_files": real_files(), "real_set": real_set(), "heldout_figures": heldout_set()}
+               "real_fei_files": real_files(), "real_set": real_set(), "heldout_figures": heldout_set(),
+               "barless_2048": barless_frames()}
     total = collections.Counter()
     for row in results["per_layout"].values():
         total.update(row)
     results["total"] = dict(total)
     (REPO / "bench" / "scale_results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
-    wrong_real = results["real_set"].get("counts", {}).get("wrong", 0) + results["heldout_figures"]["counts"]["wrong"]
+    wrong_real = (results["real_set"].get("counts", {}).get("wrong", 0) + results["heldout_figures"]["counts"]["wrong"]
+                  + results["barless_2048"].get("confident", 0))
     return 0 if not results["wrong_frames"] and not wrong_real and "wrong" not in results["real_fei_files"].values() else 1
 
 

@@ -77,7 +77,24 @@ def _drawn(img: np.ndarray) -> list[Bar]:
     found: list[Bar] = []
     for pol, mask in ((1, img >= 1 - 0.3 * (1 - med)), (-1, img <= 0.3 * med)):
         found += [b for b in _bars_in(mask, pol, min_thick=2) if not _box_margin(img, b)]
+        found += [b for b in _bars_in(mask, pol, min_thick=1) if b.thick == 1 and _h_ends(mask, b)]
     return found
+
+
+def _h_ends(mask: np.ndarray, bar: Bar) -> bool:
+    """Whether a 1-px line ends in ticks of its colour at both ends, up and down: an H-bar.
+
+    A camera's bar in a small box of a downsized panel is a 1-px line between ticks;
+    a 1-px line with no ticks is as likely an edge in the texture, and stays no bar."""
+    def run(rows: np.ndarray) -> int:  # consecutive tick rows from the bar outwards
+        return int(np.argmin(np.r_[rows, False]))
+
+    for c0, c1 in ((bar.x0 - 1, bar.x0 + 2), (bar.x1 - 2, bar.x1 + 1)):
+        cols = mask[:, max(0, c0):c1].any(axis=1)
+        up, down = run(cols[:bar.y0][::-1]), run(cols[bar.y1:])
+        if min(up, down) < 1 or up + down < 3:  # a tick crosses the line; its ends may be anti-aliased
+            return False
+    return True
 
 
 def _box_margin(img: np.ndarray, bar: Bar) -> bool:
