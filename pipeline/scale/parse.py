@@ -16,8 +16,9 @@ import numpy as np
 from .label import Label, token_label
 from .ocr import Words
 
-_LABEL = re.compile(r"^([0-9SOoIl|]+(?:[.,][0-9SOoIl|]+)?)\s*([A-Za-zµÅ]+)$")
-_DIGITS = str.maketrans("SOoIl|", "500111")  # letters Tesseract puts in numbers
+DIGIT_LIKE = "SsOoIilL|"  # letters Tesseract puts in numbers: 5, 0 and 1 in small or bold fonts
+_LABEL = re.compile(rf"^([0-9{DIGIT_LIKE}]+(?:[.,][0-9{DIGIT_LIKE}]+)?)\s*([A-Za-zµÅ]+)$")
+_DIGITS = str.maketrans(DIGIT_LIKE, "550011111")
 _MICRO = ("um", "µm", "ym", "yum", "yµm")  # how Tesseract spells µm
 _UNIT = {**{u: "µm" for u in _MICRO}, "nm": "nm", "pm": "pm", "Å": "Å", "A": "Å", "mm": "mm"}
 NM = {"nm": 1.0, "µm": 1e3, "pm": 1e-3, "Å": 0.1, "mm": 1e6}

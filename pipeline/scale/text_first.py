@@ -37,13 +37,13 @@ from .bar_find import Bar, find_bars, same_stroke
 from .label import Box, Label, label_in_box
 from .length import measure_bar
 from .ocr import ocr_line  # also installs the Tesseract environment (one OpenMP thread)
-from .parse import FIELDS, SOFT_DOUBTS, read_label, value_unit
+from .parse import DIGIT_LIKE, FIELDS, SOFT_DOUBTS, read_label, value_unit
 
 _PAD = 10  # white margin around each tile (px)
 _BANDS = ((0.75, 1.0), (0.0, 0.12))  # where figures put their bars: bottom quarter, top eighth
 _MAX_TOKENS = 4  # label words followed to a bar, most confident first
 _PLAIN = re.compile(r"^[0-9]+(?:\.[0-9]+)?\s?(?:nm|um|µm|μm)$")  # no letter read as a digit, no odd unit
-_NUMBER = re.compile(r"^[0-9SOoIl|]+(?:[.,][0-9SOoIl|]+)?$")
+_NUMBER = re.compile(rf"^[0-9{DIGIT_LIKE}]+(?:[.,][0-9{DIGIT_LIKE}]+)?$")
 
 
 @dataclass
