@@ -112,10 +112,8 @@ def scale_bars(results: dict, runs: dict | None) -> list[str]:
     if sr.get("barless_2048", {}).get("frames"):
         b = sr["barless_2048"]
         lines += [f"Reader time on {len(b['frames'])} real 2048² catalyst frames with no bar "
-                  f"(../shared/data/catalysts-boxed): read as a figure (words searched in the bottom and top "
-                  f"bands) median {statistics.median(b['figure_s']):.2f} s, max {max(b['figure_s']):.2f} s; "
-                  f"as a calibrated file (words only around bar candidates) median "
-                  f"{statistics.median(b['calibrated_s']):.2f} s, max {max(b['calibrated_s']):.2f} s; "
+                  f"(../shared/data/catalysts-boxed; words then searched in the bottom and top bands): median "
+                  f"{statistics.median(b['seconds']):.2f} s, max {max(b['seconds']):.2f} s; "
                   f"confident readings (all wrong): {b['confident']}.", ""]
     if "second_reader" in sr:
         lines += [("Second reader of doubtful labels: " + sr["second_reader"] + " (the optional `[ocr]` extra) installed."

@@ -86,14 +86,12 @@ def decide_nm_per_px(calibration: Calibration | None, bar: scale.ScaleBar | None
     return ScaleDecision(None, None, None, flags + ["scale_unknown"], details)
 
 
-def read_scale_bar(data: np.ndarray, databar: np.ndarray | None, calibrated: bool = False) -> scale.ScaleBar | None:
+def read_scale_bar(data: np.ndarray, databar: np.ndarray | None) -> scale.ScaleBar | None:
     """The scale bar, searched in the image and, for FEI/Thermo files, in the
-    databar that io cut off below it (where those microscopes draw it).  In a file
-    with its own calibration (``calibrated``) the bar only cross-checks it: words
-    are then looked for around bar candidates only (scale.find_scale_bar)."""
+    databar that io cut off below it (where those microscopes draw it)."""
     if databar is None or databar.shape[1] != data.shape[1]:
-        return scale.find_scale_bar(data, not calibrated)
-    return scale.find_scale_bar(np.vstack([data, databar.astype(data.dtype)]), not calibrated)
+        return scale.find_scale_bar(data)
+    return scale.find_scale_bar(np.vstack([data, databar.astype(data.dtype)]))
 
 
 def _bar_exclusion(shape: tuple[int, int], bar: scale.ScaleBar | None,
@@ -131,7 +129,7 @@ def read_image(path: str | Path, settings: Settings) -> ReadImage:
     t = time.perf_counter()
     loaded = load_image(path)
     read_s, t = time.perf_counter() - t, time.perf_counter()
-    bar = read_scale_bar(loaded.data, loaded.meta.get("databar"), loaded.calibration is not None) if settings.ocr else None
+    bar = read_scale_bar(loaded.data, loaded.meta.get("databar")) if settings.ocr else None
     return ReadImage(loaded, bar, {"read_s": read_s, "scale_s": time.perf_counter() - t})
 
 
@@ -163,7 +161,7 @@ def analyse_loaded(loaded: LoadedImage, settings: Settings, model: Model | None,
     `bar`: the scale bar read_image found (None: none), unless it is still to be looked for."""
     t = time.perf_counter()
     if bar is _UNREAD:
-        bar = read_scale_bar(loaded.data, loaded.meta.get("databar"), loaded.calibration is not None) if settings.ocr else None
+        bar = read_scale_bar(loaded.data, loaded.meta.get("databar")) if settings.ocr else None
     decision = decide_nm_per_px(loaded.calibration, bar, settings.fallback_nm_per_px,
                                 settings.disagreement_pct)
     exclude = _bar_exclusion(loaded.data.shape, bar, loaded.exclude)

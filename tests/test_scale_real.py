@@ -254,7 +254,7 @@ def test_zeiss_italic_label_over_an_h_bar(name: str, value: int, px: int) -> Non
 
 
 def test_three_series_value_only_when_every_scale_reads_it() -> None:
-    """A '300 nm' (Zeiss draws 3-series bars) is trusted when every OCR scale reads it; a
+    """A '300 nm' (Zeiss draws 3-series bars) is trusted when all four OCR scales read it; a
     '3' read at one scale where the others read '5' (Tesseract does that: 7 of 270
     rendered frames) neither passes nor flags the others' '500 nm'."""
     loaded = load_image(REAL / "zeiss_whiteband_diatom_300nm_a.png")
@@ -267,11 +267,10 @@ def test_three_series_value_only_when_every_scale_reads_it() -> None:
         return [[(2.0, 0.55 * right, v, 95.0), (0.65 * right, right, "nm", 95.0)] for v in values]
 
     assert read_label(scales("300", "300", "300", "300"), label)[1:] == (300.0, "nm", [])
-    assert read_label(scales("300", "300", "300"), label)[1:] == (300.0, "nm", [])
-    two = read_label(scales("300", "300"), label)
-    assert two[1] == 300.0 and any("not a 1-2-5" in w for w in two[3]), two  # two scales are not enough
+    three = read_label(scales("300", "300", "300") + [[]], label)  # one scale read nothing
+    assert three[1] == 300.0 and any("not a 1-2-5" in w for w in three[3]), three
     mixed = read_label(scales("300", "500", "300", "300"), label)
-    assert mixed[3], mixed  # most scales read 300, one 500: flagged, neither trusted
+    assert any("disagree" in w for w in mixed[3]), mixed  # most scales read 300, one 500: neither trusted
     five = read_label(scales("500", "300", "500", "500"), label)
     assert five[1] == 500.0 and not any("disagree" in w for w in five[3]), five  # a lone 3 does not spoil a 5
 
@@ -311,18 +310,6 @@ def test_one_pixel_line_without_ticks_is_no_bar() -> None:
     assert not [b for b in bar_find.find_bars(img) if b.thick == 1]
 
 
-def test_words_searched_in_the_bands_only_for_a_figure() -> None:
-    """Held-out figure 7 of the hard series is read only by the words found in its bottom
-    band.  A file with its own calibration is not searched there (its bar only
-    cross-checks the calibration, and the search costs 1-2 s on a textured 2048² frame):
-    the same frame is then not read, never read otherwise."""
-    rgb, t = frame(7, hard=True)
-    img = grey(rgb)
-    assert verdict(read_scale_bar(img, None), t["nm_per_px"]) == "right"
-    calibrated = read_scale_bar(img, None, calibrated=True)
-    assert calibrated is None or not calibrated.confident, calibrated
-
-
 def test_text_finder_sees_lines_not_grain() -> None:
     """The sparse-text tile keeps blobs that have a neighbour on their line (every label
     has two glyphs or more) and drops lone grain: the label's glyphs all stay."""
@@ -334,13 +321,49 @@ def test_text_finder_sees_lines_not_grain() -> None:
     for _ in range(12):  # lone grains, far from the label and from each other
         x, y = int(rng.integers(300, 580)), int(rng.integers(10, 190))
         draw.ellipse((x, y, x + 6, y + 14), outline=255, width=2)
+    draw.rectangle((40, 140, 140, 150), fill=255)  # a label's glyphs merged into one blob
+    draw.rectangle((42, 142, 138, 148), fill=128)
     img = np.asarray(canvas, np.float32) / 255
     tile = text_first._tile(img, 1.0, 1)
     ink = tile == 0
     label = np.asarray(canvas)[:, :300] > 200
-    assert ink[:, :300][label].mean() > 0.9  # the label's strokes are kept
+    assert ink[:, :300][label].mean() > 0.9  # the label's strokes are kept, the merged blob too
     n_right = cv2.connectedComponents(ink[:, 300:].astype(np.uint8))[0] - 1
     assert n_right <= 2, n_right  # the grains are dropped (two may fall side by side)
+
+
+def _faint_label(extra: str) -> tuple[np.ndarray, float]:
+    """A black '5 µm' over a 60-px bar on a light textured support, with a faint thin
+    stroke drawn at half contrast: ``extra`` "gap" puts a ring between number and unit
+    (a '0' there would make it '50 µm'), "lead" a '1'-like stroke before the number."""
+    rng = np.random.default_rng(3)
+    img = np.full((300, 400), 200.0, np.float32) + rng.normal(0, 6, (300, 400)).astype(np.float32)
+    canvas = Image.fromarray(np.zeros((300, 400), np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 22)
+    draw.text((150, 220), "5", fill=255, font=font)
+    draw.text((180, 220), "µm", fill=255, font=font)
+    draw.rectangle((140, 255, 200, 258), fill=255)
+    ink = np.asarray(canvas, np.float32) / 255
+    faint = Image.fromarray(np.zeros((300, 400), np.uint8))
+    fd = ImageDraw.Draw(faint)
+    if extra == "gap":
+        fd.ellipse((166, 226, 177, 243), outline=255, width=2)
+    else:
+        fd.line((138, 226, 138, 243), fill=255, width=2)
+    img = img * (1 - ink) + 20 * ink
+    img = img * (1 - 0.45 * np.asarray(faint, np.float32) / 255) + 0.45 * 20 * np.asarray(faint, np.float32) / 255
+    return img, 5000 / 61
+
+
+@pytest.mark.parametrize("extra", ["gap", "lead"])
+def test_faint_stroke_never_makes_a_wrong_number(extra: str) -> None:
+    """A faint ring between '5' and 'µm' is not read with the line (it would make '50 µm'):
+    the frame is flagged or read '5 µm'.  A faint stroke before the number is read with
+    it only as a leading digit, whose 15 µm is no 1-2-5 value: never a confident 15."""
+    img, npp = _faint_label(extra)
+    result = find_scale_bar(img)
+    assert verdict(result, npp) != "wrong", result
 
 
 @pytest.mark.parametrize("index,value,unit", [(26, 1.0, "µm"), (40, 5.0, "nm")])

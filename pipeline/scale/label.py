@@ -168,8 +168,9 @@ def _tick_reach(soft: np.ndarray, bx0: int, bx1: int, by0: int, by1: int) -> tup
     stands above the ticks, not above the bar."""
     def reach(rows: range) -> int:
         n = 0
-        for r in rows:
-            if not all((soft[r, max(0, c0):c1] > 0.5).any() for c0, c1 in ((bx0 - 1, bx0 + 3), (bx1 - 3, bx1 + 1))):
+        for r in rows:  # ink at both ends, and not between them (a line of text over the whole bar)
+            if (not all((soft[r, max(0, c0):c1] > 0.5).any() for c0, c1 in ((bx0 - 1, bx0 + 3), (bx1 - 3, bx1 + 1)))
+                    or (bx1 - bx0 > 12 and (soft[r, bx0 + 4:bx1 - 4] > 0.5).mean() > 0.2)):
                 break
             n += 1
         return n
@@ -204,10 +205,10 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
         ("something of the label's colour touches it", touch)) for i in np.nonzero(m)[0])
     ink = np.isin(lab, np.nonzero(sel)[0])
     faint = _faint_strokes(soft, ink, (lx0, ly0, lx1, ly1), lh, py)  # read with the line, not only flagged
-    if faint.any():
-        cols = np.nonzero(faint.any(axis=0))[0]
-        lx0, lx1 = min(lx0, int(cols[0])), max(lx1, int(cols[-1]) + 1)
-        cx0 = max(0, lx0 - px)
+    if faint.any():  # the line now starts at the stroke, and reaches up to its top
+        cols, rows = np.nonzero(faint.any(axis=0))[0], np.nonzero(faint.any(axis=1))[0]
+        lx0, ly0 = min(lx0, int(cols[0])), min(ly0, int(rows[0]))
+        cx0, cy0 = max(0, lx0 - px), max(0, ly0 - py)
         ink |= faint
     spoilers = tuple((a - cx0, b - cx0, why) for a, b, why in spoilers)
     spoilers += tuple((a - cx0, b - cx0, "a faint glyph in or beside the label")
@@ -236,13 +237,13 @@ def _slant(ink: np.ndarray) -> float:
     if ink.shape[0] < 6 or not ink.any():
         return 0.0
     pad = int(np.ceil(max(_SLANTS) * ink.shape[0] / 2)) + 1
-    upright = gaps(ink)
-    best = max(_SLANTS, key=lambda sl: gaps(_upright(ink, sl, pad) > 0.5))
-    opened = gaps(_upright(ink, best, pad) > 0.5)
-    return best if opened >= max(upright + 3, 1.5 * upright) else 0.0
+    as_drawn = gaps(ink)
+    best = max(_SLANTS, key=lambda sl: gaps(upright(ink, sl, pad) > 0.5))
+    opened = gaps(upright(ink, best, pad) > 0.5)
+    return best if opened >= max(as_drawn + 3, 1.5 * as_drawn) else 0.0
 
 
-def _upright(a: np.ndarray, slant: float, pad: int, interp: int = cv2.INTER_NEAREST) -> np.ndarray:
+def upright(a: np.ndarray, slant: float, pad: int, interp: int = cv2.INTER_NEAREST) -> np.ndarray:
     """``a`` sheared back by ``slant`` about its middle row, ``pad`` columns added each side
     (whole pixels moved for a mask: a 1-px stroke stays whole)."""
     h, w = a.shape
@@ -251,24 +252,29 @@ def _upright(a: np.ndarray, slant: float, pad: int, interp: int = cv2.INTER_NEAR
 
 
 def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, py: int) -> np.ndarray:
-    """The pixels of glyph-tall thin strokes on the line, within a letter space of it, that
-    its ink threshold left out: a '1' or a '0' shrunk with its figure to half contrast.
+    """The pixels of a glyph-tall thin stroke just left of the line that its ink threshold
+    left out: a leading '1' shrunk with its figure to half contrast.
 
-    Read with the line they make '100 nm' of what would be read '10 nm'; left out, the
-    line is flagged (``_faint_glyphs``).  A stroke is taken only whole inside the line's
-    rows (a streak of texture crossing them is not) and only where the 0.35 contour keeps
-    it apart from the line's glyphs; noise taken for a '1' makes a number that is no
-    1-2-5 value, which the parser flags."""
+    Read with the line it makes '100 nm' of what would be read '00 nm' or nothing; left
+    out, the line is flagged (``_faint_glyphs``).  Only a leading stroke is taken: noise
+    read as a leading '1' makes a number that is no 1-2-5 value (15, 110, 1200), which
+    the parser flags, while a faint ring in the gap between number and unit would make
+    '1 µm' '10 µm' and pass; that one stays a flag.  The stroke must stand on the line's
+    baseline, be as tall as its glyphs, lie whole inside the searched rows and columns
+    (a streak of texture crossing them is not taken) and apart from the line's glyphs
+    at the 0.35 contour."""
     lx0, ly0, lx1, ly1 = line
     r0, r1 = max(0, ly0 - lh), min(soft.shape[0], ly1 + py)  # a digit rises above a line of x-height letters
-    a, b = max(0, int(lx0 - 2.5 * lh)), min(soft.shape[1], int(lx1 + 2.5 * lh))  # whole strokes a space away
-    n, lab, st, _ = cv2.connectedComponentsWithStats((soft[r0:r1, a:b] > 0.35).astype(np.uint8), connectivity=8)
-    kept = np.bincount(lab.ravel(), weights=line_ink[r0:r1, a:b].ravel(), minlength=n)
+    a = max(0, int(lx0 - 2.5 * lh))  # whole strokes a space away
+    n, lab, st, _ = cv2.connectedComponentsWithStats((soft[r0:r1, a:lx0] > 0.35).astype(np.uint8), connectivity=8)
+    kept = np.bincount(lab.ravel(), weights=line_ink[r0:r1, a:lx0].ravel(), minlength=n)
     out = np.zeros(soft.shape, bool)
     for i in range(1, n):
         x, y, cw, ch, area = st[i]
-        if (0.6 * lh <= ch <= 1.6 * lh and cw <= 1.2 * lh and area <= 0.6 * cw * ch and kept[i] == 0
-                and y > 0 and y + ch < r1 - r0 and max(lx0 - (a + x + cw), a + x - lx1) <= 1.2 * lh):
+        bottom = r0 + y + ch
+        if (0.9 * lh <= ch <= 1.6 * lh and cw <= 1.2 * lh and area <= 0.6 * cw * ch and kept[i] == 0
+                and y > 0 and y + ch < r1 - r0 and x > 0 and a + x + cw < lx0
+                and lx0 - (a + x + cw) <= 1.2 * lh and ly1 - 0.4 * lh <= bottom <= ly1 + 1):
             piece = lab[y:y + ch, x:x + cw] == i
             if cv2.distanceTransform(np.pad(piece.astype(np.uint8), 1), cv2.DIST_L2, 3).max() <= max(2.0, 0.3 * ch):
                 out[r0 + y:r0 + y + ch, a + x:a + x + cw] |= piece
@@ -309,7 +315,7 @@ def _glyph_stats(soft: np.ndarray, ink: np.ndarray, lh: int, slant: float = 0.0)
     pad, share = int(np.ceil(slant * ink.shape[0] / 2)) + 1, (0.5 if slant else 0.0)
     for m in (soft > 0.3, ink):
         if slant:
-            m = _upright(m, slant, pad) > 0.5
+            m = upright(m, slant, pad) > 0.5
         spans = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)[2][1:]
         count, left, right = 0, -1, -1
         for a, b in sorted((int(s[0]), int(s[0] + s[2])) for s in spans if s[3] >= 0.45 * lh):

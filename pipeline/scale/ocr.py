@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytesseract
 
-from .label import Label
+from .label import Label, upright
 
 Words = list[tuple[float, float, str, float]]  # (x0, x1, text, confidence), in the line's columns
 
@@ -64,10 +64,8 @@ def ocr_line(label: Label) -> list[Words]:
                          interpolation=interp if s > 1 else cv2.INTER_AREA)
         pad = 0
         if shear:  # rows shift left by shear x their height above the bottom; columns stay aligned at mid-height
-            bh, bw = big.shape
-            pad = int(np.ceil(shear * bh / 2)) + 1
-            m = np.float32([[1, shear, pad - shear * bh / 2], [0, 1, 0]])
-            big = cv2.warpAffine(big, m, (bw + 2 * pad, bh), flags=cv2.INTER_LINEAR, borderValue=0)
+            pad = int(np.ceil(shear * big.shape[0] / 2)) + 1
+            big = upright(big, shear, pad, cv2.INTER_LINEAR)
             if label.slant and k == len(_VARIANTS) - 1:  # the slant's own tile: cut at half ink
                 big = (big > 0.45).astype(np.float32)
         tiles.append(np.clip(255 - 255 * big, 0, 255).astype(np.uint8))

@@ -19,6 +19,7 @@ from .ocr import Words
 DIGIT_LIKE = "SsOoIilL|"  # letters Tesseract puts in numbers: 5, 0 and 1 in small or bold fonts
 _LABEL = re.compile(rf"^([0-9{DIGIT_LIKE}]+(?:[.,][0-9{DIGIT_LIKE}]+)?)\s*([A-Za-zµÅ]+)$")
 _DIGITS = str.maketrans(DIGIT_LIKE, "550011111")
+_LEADING_ONLY = "siL"  # read as 5, 1, 1 only first, before a known unit: "2sum" is no 25 µm
 _MICRO = ("um", "µm", "ym", "yum", "yµm")  # how Tesseract spells µm
 _UNIT = {**{u: "µm" for u in _MICRO}, "nm": "nm", "pm": "pm", "Å": "Å", "A": "Å", "mm": "mm"}
 NM = {"nm": 1.0, "µm": 1e3, "pm": 1e-3, "Å": 0.1, "mm": 1e6}
@@ -41,7 +42,7 @@ def _token(words: Words, label: Label
     found = []
     for i in range(len(words)):
         for j in (i, i + 1):
-            if j >= len(words) or not _LABEL.match(_clean(text := " ".join(w[2] for w in words[i:j + 1]))):
+            if j >= len(words) or not _match(text := " ".join(w[2] for w in words[i:j + 1])):
                 continue
             if i > 0 and _FIELDS.match(words[i - 1][2]):
                 continue
@@ -77,7 +78,7 @@ def read_label(readings: list[Words], label: Label
         if conf < _MIN_CONF:
             why.append(f"low OCR confidence {conf:.0f}")
         seen.append((text, value, unit, why))
-    seen, disputed = _uncommon_values(seen)
+    seen, disputed = _uncommon_values(seen, len(readings))
     plain = lambda ws: all(w.startswith(_SOFT) for w in ws)  # noqa: E731 - no hard doubt
     chosen = next(((i, r) for i, r in enumerate(seen) if not r[3]), None)
     if chosen is None:  # two scales that agree lift their soft doubts
@@ -93,10 +94,10 @@ def read_label(readings: list[Words], label: Label
     return text, value, unit, why
 
 
-def _uncommon_values(seen: list[tuple[str, float, str, list[str]]]
+def _uncommon_values(seen: list[tuple[str, float, str, list[str]]], scales: int
                      ) -> tuple[list[tuple[str, float, str, list[str]]], str | None]:
-    """A 3-series value (300 nm) trusted only when at least three scales read it and none
-    reads anything else; otherwise it is no 1-2-5 value, as before.  Returned with the
+    """A 3-series value (300 nm) trusted only when every one of the OCR ``scales`` (four)
+    reads it; otherwise it is no 1-2-5 value, as before.  Returned with the
     3-series value that half or more of the scales read without being unanimous: it
     disputes any other reading.
 
@@ -107,7 +108,7 @@ def _uncommon_values(seen: list[tuple[str, float, str, list[str]]]
     uncommon = [r for r in seen if any(w.startswith(_UNCOMMON) for w in r[3])]
     if not uncommon:
         return seen, None
-    unanimous = len(seen) >= 3 and len({(v, u) for _, v, u, _ in seen}) == 1
+    unanimous = len(seen) == scales >= 4 and len({(v, u) for _, v, u, _ in seen}) == 1
     most = collections.Counter((v, u) for _, v, u, _ in uncommon).most_common(1)[0]
     disputed = f"{most[0][0]:g} {most[0][1]}" if not unanimous and 2 * most[1] >= len(seen) else None
     return [(t, v, u, [w if not w.startswith(_UNCOMMON) else f"value {v:g} is not a 1-2-5 number"
@@ -123,9 +124,20 @@ def _clean(text: str) -> str:
     return re.sub(r"(?<=[0-9])[,.](?=[A-Za-zµÅ])", " ", text)  # "200,nm": a speck between number and unit
 
 
+def _match(text: str) -> re.Match | None:
+    """The label pattern's match of number + unit, where s, i and L stand for digits only
+    as the number's first character and before a unit spelled as Tesseract spells one."""
+    m = _LABEL.match(_clean(text))
+    if m and any(c in _LEADING_ONLY for c in m.group(1)):
+        raw = m.group(2).replace("rn", "m")
+        if any(c in _LEADING_ONLY for c in m.group(1)[1:]) or raw not in _UNIT:
+            return None
+    return m
+
+
 def _parse(text: str, label: Label) -> tuple[float, str, list[str]] | None:
     """Number + unit, undoing OCR confusions seen on scale bar fonts, checked against the glyphs."""
-    m = _LABEL.match(_clean(text))
+    m = _match(text)
     if not m:
         return None
     num, raw = m.group(1).translate(_DIGITS).replace(",", "."), m.group(2).replace("rn", "m")
@@ -207,7 +219,7 @@ def value_unit(text: str) -> tuple[float, str] | None:
     """A number + unit word as a text finder saw it, without the glyph checks: what a
     second reading must agree with.  µm, um and pm are one family here (Tesseract's
     spelling of µ varies); the µ's shape decides between them in the checked reading."""
-    m = _LABEL.match(_clean(text))
+    m = _match(text)
     if not m:
         return None
     num, raw = m.group(1).translate(_DIGITS).replace(",", "."), m.group(2).replace("rn", "m")

@@ -58,15 +58,11 @@ class ScaleBar:
 
 
 
-def find_scale_bar(image: np.ndarray, words_everywhere: bool = True) -> ScaleBar | None:
+def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     """Locate and read the scale bar; None when no bar with a readable label is found.
 
     Bar first (the bar's geometry finds its label line); where that gives no confident
-    reading, text first (number + unit words found by Tesseract, then their bar).
-    ``words_everywhere=False`` looks for words only around bar candidates, not in the
-    whole bottom and top bands when no candidate had a label line: for files whose
-    own calibration the bar only cross-checks (the bands' word search is for figures
-    resampled for a paper, and costs 1-2 s on a textured 2048² frame with no bar)."""
+    reading, text first (number + unit words found by Tesseract, then their bar)."""
     img = np.nan_to_num(np.asarray(image, dtype=np.float32))
     if img.ndim != 2 or min(img.shape) < 32 or img.max() <= img.min():
         return None
@@ -77,7 +73,7 @@ def find_scale_bar(image: np.ndarray, words_everywhere: bool = True) -> ScaleBar
     reads = [_scale_bar(img, bar, label, reading) for bar, label in cands[:_MAX_OCR]
              if (reading := read_label(ocr_line(label), label)) is not None]
     if not any(r.confident for r in reads):
-        second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars, words_everywhere and not reads)]
+        second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars, not reads)]
         if any(r.confident for r in second):
             reads = second  # the bar-first readings were doubtful: the words show which line is the label
         else:
