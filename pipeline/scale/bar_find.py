@@ -76,8 +76,9 @@ def _drawn(img: np.ndarray) -> list[Bar]:
     med = float(np.median(img[:: max(1, h // 256), :: max(1, w // 256)]))
     found: list[Bar] = []
     for pol, mask in ((1, img >= 1 - 0.3 * (1 - med)), (-1, img <= 0.3 * med)):
-        found += [b for b in _bars_in(mask, pol, min_thick=2) if not _box_margin(img, b)]
-        found += [b for b in _bars_in(mask, pol, min_thick=1) if b.thick == 1 and _h_ends(mask, b)]
+        groups = _run_groups(mask)
+        found += [b for b in _bars_in(mask, pol, 2, groups=groups) if not _box_margin(img, b)]
+        found += [b for b in _bars_in(mask, pol, 1, groups=groups) if b.thick == 1 and _h_ends(mask, b)]
     return found
 
 
@@ -200,8 +201,11 @@ def _core_row(img: np.ndarray, bar: Bar) -> np.ndarray:
     return rows[k]
 
 
-def _bars_in(mask: np.ndarray, pol: int, min_thick: int, split: bool = True) -> list[Bar]:
-    """Bar-shaped groups of runs in a boolean mask, split bars re-joined."""
+def _run_groups(mask: np.ndarray) -> list[list[int]]:
+    """Runs of a bar's length on consecutive rows of a boolean mask, grouped: (x0, x1, y0, y1).
+
+    The scan of every row is most of _bars_in's time (13 ms on a 2048² mask); _drawn
+    reads one mask for two thicknesses and scans it once."""
     h, w = mask.shape
     min_len = max(12, int(0.03 * w))
     pad = np.zeros((h, w + 2), np.int8)
@@ -209,7 +213,16 @@ def _bars_in(mask: np.ndarray, pol: int, min_thick: int, split: bool = True) -> 
     ys, xs = np.nonzero(np.diff(pad, axis=1))  # row-major: run starts and ends alternate
     y, a, b = ys[0::2], xs[0::2], xs[1::2]
     keep = (b - a >= max(6, min_len // 2)) & (a > 0) & (b < w)  # bars do not touch the edge
-    groups = _group_runs(y[keep].tolist(), a[keep].tolist(), b[keep].tolist())
+    return _group_runs(y[keep].tolist(), a[keep].tolist(), b[keep].tolist())
+
+
+def _bars_in(mask: np.ndarray, pol: int, min_thick: int, split: bool = True,
+             groups: list[list[int]] | None = None) -> list[Bar]:
+    """Bar-shaped groups of runs in a boolean mask (``groups``: its _run_groups, when
+    already scanned), split bars re-joined."""
+    h, w = mask.shape
+    min_len = max(12, int(0.03 * w))
+    groups = _run_groups(mask) if groups is None else groups
     segs = [Bar(x0, x1, y0, y1, pol) for x0, x1, y0, y1 in groups
             if min_thick <= y1 - y0 <= 0.06 * h and x1 - x0 >= 3 * (y1 - y0)
             and all(min(mask[r, x0:x1].mean() for r in rows if 0 <= r < h) < 0.25
