@@ -37,6 +37,14 @@ def truth() -> dict:
     return json.loads(path.read_text())
 
 
+def scaled(name: str):
+    """A real frame of scalebars-real loaded as psdwatch loads it, and its grey scaled to 0-1
+    as the reader scales it (to look at the bars and lines the reader sees)."""
+    loaded = load_image(REAL / name)
+    img = loaded.data.astype(np.float32)
+    return loaded, (img - img.min()) / (img.max() - img.min())
+
+
 def verdict(result, nm_per_px: float) -> str:
     if result is None or not result.confident:
         return "flagged"
@@ -241,9 +249,7 @@ def test_zeiss_italic_label_over_an_h_bar(name: str, value: int, px: int) -> Non
     two 0s touching) stands above an H-bar whose end ticks rise a glyph height.  The
     label line is looked for above the ticks' tips, its slant is measured and its
     glyphs counted and read set upright: '300 nm', 5 glyphs, not '3 glyphs, 300 AM'."""
-    loaded = load_image(REAL / name)
-    img = loaded.data.astype(np.float32)
-    img = (img - img.min()) / (img.max() - img.min())
+    loaded, img = scaled(name)
     bar = max(bar_find.find_bars(img), key=lambda b: b.y0)
     lines = text_lines(img, bar)
     assert lines and lines[0].side == "over", lines
@@ -257,9 +263,7 @@ def test_three_series_value_only_when_every_scale_reads_it() -> None:
     """A '300 nm' (Zeiss draws 3-series bars) is trusted when all four OCR scales read it; a
     '3' read at one scale where the others read '5' (Tesseract does that: 7 of 270
     rendered frames) neither passes nor flags the others' '500 nm'."""
-    loaded = load_image(REAL / "zeiss_whiteband_diatom_300nm_a.png")
-    img = loaded.data.astype(np.float32)
-    img = (img - img.min()) / (img.max() - img.min())
+    _, img = scaled("zeiss_whiteband_diatom_300nm_a.png")
     label = text_lines(img, max(bar_find.find_bars(img), key=lambda b: b.y0))[0]
     right = label.ink.shape[1] - 2.0
 
@@ -291,9 +295,7 @@ def test_one_pixel_h_bar_in_a_small_box() -> None:
     between end ticks in a small white box, under the authors' large white '200 nm'.
     A 1-px line is a bar only with ticks at both ends; measured at half contrast it is
     the truth's 116 px (the ticks' outer edges)."""
-    loaded = load_image(REAL / "tem_nanowire_panel_200nm.png")
-    img = loaded.data.astype(np.float32)
-    img = (img - img.min()) / (img.max() - img.min())
+    loaded, img = scaled("tem_nanowire_panel_200nm.png")
     thin = [b for b in bar_find.find_bars(img) if b.thick == 1]
     assert [(b.x0, b.x1, b.y0) for b in thin] == [(189, 304, 291)], thin
     result = read_scale_bar(loaded.data, None)
@@ -302,9 +304,7 @@ def test_one_pixel_h_bar_in_a_small_box() -> None:
 
 def test_one_pixel_line_without_ticks_is_no_bar() -> None:
     """The same 1-px line with its ticks painted out is an edge like any in a texture."""
-    loaded = load_image(REAL / "tem_nanowire_panel_200nm.png")
-    img = loaded.data.astype(np.float32)
-    img = (img - img.min()) / (img.max() - img.min())
+    _, img = scaled("tem_nanowire_panel_200nm.png")
     img[286:297, 186:193] = img[286:297, 196:203]  # the box's white over the left tick
     img[286:297, 300:306] = img[286:297, 290:296]  # and over the right one
     assert not [b for b in bar_find.find_bars(img) if b.thick == 1]
