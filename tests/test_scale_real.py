@@ -52,8 +52,9 @@ def verdict(result, nm_per_px: float) -> str:
 
 
 def test_real_micrographs_never_wrong() -> None:
-    """All 17 real frames: none wrong, and at least 14 read (9 before soft bars were searched,
-    12 before italic labels were set upright and H-bars measured from their ticks' tips)."""
+    """All 17 real frames: none wrong, and at least 15 read (9 before soft bars were searched,
+    12 before italic labels were set upright and H-bars measured from their ticks' tips,
+    15 before a databar strip's thick ruler and the fields on its row were read)."""
     counts, wrong = {"right": 0, "flagged": 0, "wrong": 0}, []
     for name, t in truth().items():
         loaded = load_image(REAL / name)
@@ -64,7 +65,36 @@ def test_real_micrographs_never_wrong() -> None:
             wrong.append((name, result.text, result.length_px, t["bar_px"]))
     print(f"\nscalebars-real: {counts}")
     assert not wrong, wrong
-    assert counts["right"] >= 14, counts
+    assert counts["right"] >= 15, counts
+
+
+def test_hitachi_ruler_over_a_row_of_fields() -> None:
+    """Hitachi TM databar: a 12-px black ruler with ticks, cut at the top of a 139-px strip,
+    over "IMG5092  2017/06/08  14:17 I  MMD7.9  x300  300 µm".  The ruler is thicker
+    than 6 % of the strip's height (the frame's height bounded a bar's thickness before),
+    and four fields stand as near to it as each other on one row: the nearest was
+    read alone ("14:17 I MMD7.9"), now up to three, nearest the ruler's right end first.
+    Each division is 66 px = 30 µm; the label names the whole ruler (664 px)."""
+    result = read_scale_bar(load_image(REAL / "hitachi_tm_databar_strip_300um.png").data, None)
+    assert result is not None and result.confident, result
+    assert (result.value, result.unit) == (300.0, "µm") and abs(result.length_px - 664) <= 2, result
+
+
+def test_a_label_among_fields_on_its_bars_row_is_found_wherever_it_stands() -> None:
+    """The same strip with the label moved to the left end of the ruler's row and the other
+    fields after it: read the same (the order only says which are read first), and
+    with the label's number painted out, no field is taken for the label."""
+    loaded, img = scaled("hitachi_tm_databar_strip_300um.png")
+    strip = loaded.data.copy()
+    field, label = strip[24:60, 690:1110].copy(), strip[24:60, 1130:1275].copy()
+    strip[24:60, 450:1275] = strip.max()  # the date goes too: room for the fields after the label
+    strip[24:60, 660:805], strip[24:60, 840:1260] = label, field
+    result = read_scale_bar(strip, None)
+    assert result is not None and result.confident and result.value == 300.0, result
+    assert abs(result.length_px - 664) <= 2, result
+    strip[24:60, 660:725] = strip.max()  # "300" gone: "µm" alone is no label
+    result = read_scale_bar(strip, None)
+    assert result is None or not result.confident, result
 
 
 def shrunk_for_a_paper(name: str, height: int, quality: int) -> tuple[np.ndarray, float]:

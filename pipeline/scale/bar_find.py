@@ -224,7 +224,7 @@ def _bars_in(mask: np.ndarray, pol: int, min_thick: int, split: bool = True,
     min_len = max(12, int(0.03 * w))
     groups = _run_groups(mask) if groups is None else groups
     segs = [Bar(x0, x1, y0, y1, pol) for x0, x1, y0, y1 in groups
-            if min_thick <= y1 - y0 <= 0.06 * h and x1 - x0 >= 3 * (y1 - y0)
+            if min_thick <= y1 - y0 <= 0.06 * max(h, w) and x1 - x0 >= 3 * (y1 - y0)
             and all(min(mask[r, x0:x1].mean() for r in rows if 0 <= r < h) < 0.25
                     for rows in ((y0 - 1, y0 - 2), (y1, y1 + 1)) if 0 <= rows[0] < h)]  # one edge row may be partly covered
     u8 = mask.astype(np.uint8)

@@ -47,6 +47,9 @@ def surface(img: np.ndarray, bar: Bar) -> tuple[float, float]:
     return float(mid), float(hi - lo)
 
 
+_TIED = 3  # lines read over one bar when several fields stand on its row, as near as each other
+
+
 @dataclass
 class _Window:
     """The search window around a bar: its coverage map and the blobs of the bar's colour in it."""
@@ -66,13 +69,23 @@ def text_lines(img: np.ndarray, bar: Bar) -> list[Label]:
     One over (above, below or in the gap), one left and one right of the bar, because
     in a data line the bar has fields on both sides ("x2,000  WD 4.9 ▬▬ 2 µm") and the
     nearer may be the wrong one; the reader keeps the line whose words hold a label
-    in the right place.
+    in the right place.  Over (or under) a long bar several fields may stand on one row,
+    as near as each other (a Hitachi TM ruler over "14:17  MMD7.9  x300  300 µm"):
+    up to ``_TIED`` of them are read, nearest the bar's right end first.
     """
     win = _window(img, bar)
+    found = sorted(_near_lines(win, bar), key=lambda c: c[0])
     nearest: dict[str, tuple] = {}
-    for c in sorted(_near_lines(win, bar), key=lambda c: c[0]):
+    for c in found:
         nearest.setdefault(c[2], c)
-    return [_line_label(img, win, bar, line, side) for _, line, side in sorted(nearest.values(), key=lambda c: c[0])]
+    tied = []
+    if "over" in nearest:
+        d0, (_, y0, _, y1, lh), _ = nearest["over"]
+        tied = [c for c in found if c[2] == "over" and c is not nearest["over"] and c[0] - d0 <= 0.25
+                and min(c[1][3], y1) - max(c[1][1], y0) >= 0.5 * lh]  # the same row of fields
+        tied = sorted(tied, key=lambda c: abs(c[1][2] - (bar.x1 - win.x0)))[:_TIED - 1]
+    return [_line_label(img, win, bar, line, side)
+            for _, line, side in sorted(nearest.values(), key=lambda c: c[0]) + tied]
 
 
 def words_ink(img: np.ndarray, box: Box, pol: int) -> tuple[float, float, float]:
@@ -107,7 +120,7 @@ def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | No
         fg, (bg, spread) = bar.fg, surface(img, bar)
     if abs(fg - bg) < 1e-3:
         fg, bg = bar.fg, 1.0 - bar.fg
-    dx, dy = min(2.2 * L, 0.35 * w), min(0.8 * L, 0.12 * h) + 2 * t
+    dx, dy = min(2.2 * L, 0.35 * w), min(0.8 * L, 0.12 * max(h, w)) + 2 * t  # max: a databar strip cut from its frame
     wx0, wx1 = max(0, int(bar.x0 - dx)), min(w, int(bar.x1 + dx))
     wy0, wy1 = max(0, int(bar.y0 - dy)), min(h, int(bar.y1 + dy))
     if include is not None:
