@@ -73,28 +73,60 @@ def test_hitachi_ruler_over_a_row_of_fields() -> None:
     over "IMG5092  2017/06/08  14:17 I  MMD7.9  x300  300 µm".  The ruler is thicker
     than 6 % of the strip's height (the frame's height bounded a bar's thickness before),
     and four fields stand as near to it as each other on one row: the nearest was
-    read alone ("14:17 I MMD7.9"), now up to three, nearest the ruler's right end first.
+    read alone ("14:17 I MMD7.9"), now the whole row, whose one number + unit is the label.
     Each division is 66 px = 30 µm; the label names the whole ruler (664 px)."""
     result = read_scale_bar(load_image(REAL / "hitachi_tm_databar_strip_300um.png").data, None)
     assert result is not None and result.confident, result
     assert (result.value, result.unit) == (300.0, "µm") and abs(result.length_px - 664) <= 2, result
 
 
-def test_a_label_among_fields_on_its_bars_row_is_found_wherever_it_stands() -> None:
-    """The same strip with the label moved to the left end of the ruler's row and the other
-    fields after it: read the same (the order only says which are read first), and
-    with the label's number painted out, no field is taken for the label."""
-    loaded, img = scaled("hitachi_tm_databar_strip_300um.png")
-    strip = loaded.data.copy()
-    field, label = strip[24:60, 690:1110].copy(), strip[24:60, 1130:1275].copy()
-    strip[24:60, 450:1275] = strip.max()  # the date goes too: room for the fields after the label
-    strip[24:60, 660:805], strip[24:60, 840:1260] = label, field
-    result = read_scale_bar(strip, None)
-    assert result is not None and result.confident and result.value == 300.0, result
-    assert abs(result.length_px - 664) <= 2, result
-    strip[24:60, 660:725] = strip.max()  # "300" gone: "µm" alone is no label
-    result = read_scale_bar(strip, None)
+def _hitachi_row(*cells: str) -> np.ndarray:
+    """The Hitachi strip with its ruler's row of fields rearranged: ``cells`` named "label"
+    (its "300 µm"), "fields" ("14:17 I  MMD7.9  x300"), or any other text, drawn in
+    DejaVu Sans at the strip's glyph height; placed left to right under the ruler."""
+    strip = load_image(REAL / "hitachi_tm_databar_strip_300um.png").data.copy()
+    crops = {"label": strip[22:62, 1130:1275].copy(), "fields": strip[22:62, 690:1110].copy()}
+    strip[22:62, 450:1275] = strip.max()  # the date goes too: room under the ruler
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 34)
+    x = 620
+    for cell in cells:
+        if cell not in crops:
+            canvas = Image.new("L", (int(font.getlength(cell)) + 4, 40), 255)
+            ImageDraw.Draw(canvas).text((2, 0), cell, fill=0, font=font)
+            crops[cell] = np.asarray(canvas, np.float32) * (strip.max() / 255)
+        crop = crops[cell]
+        strip[22:62, x:x + crop.shape[1]] = crop
+        x += crop.shape[1] + 35
+    assert x - 35 <= 1275, x
+    return strip
+
+
+@pytest.mark.parametrize("cells", [("label", "fields"), ("fields", "label"), ("x30", "label", "MMD7.9", "I")])
+def test_a_label_among_fields_on_its_bars_row_is_found_wherever_it_stands(cells: tuple[str, ...]) -> None:
+    """The label moved along the ruler's row, before, after or between the other fields: read
+    the same, however many fields stand there."""
+    result = read_scale_bar(_hitachi_row(*cells), None)
+    assert result is not None and result.confident, result
+    assert (result.value, result.unit) == (300.0, "µm") and abs(result.length_px - 664) <= 2, result
+
+
+@pytest.mark.parametrize("cells", [("label", "10.0 mm"), ("50 µm", "label"), ("x300", "label", "2 µm")])
+def test_a_second_value_on_the_rulers_row_is_a_doubt(cells: tuple[str, ...]) -> None:
+    """Another number + unit on the ruler's row (a working distance without its name, or a
+    second scale): which is the ruler's is not known, so nothing is read confidently -
+    not the label, not the other value."""
+    result = read_scale_bar(_hitachi_row(*cells), None)
     assert result is None or not result.confident, result
+
+
+def test_a_value_after_its_fields_name_is_no_label() -> None:
+    """'WD 10.0 mm' on the ruler's row, its name a field of its own: the row is OCR'd field
+    by field but parsed as one line, so the name still rules the value out.  (A label
+    of 1-2-5: the strip's own '300 µm' must be read alike at all four OCR scales, and
+    the sheared one reads 'WD' as '\\D'.)"""
+    result = read_scale_bar(_hitachi_row("WD", "10.0 mm", "200 µm"), None)
+    assert result is not None and result.confident, result
+    assert (result.value, result.unit) == (200.0, "µm") and abs(result.length_px - 664) <= 2, result
 
 
 def shrunk_for_a_paper(name: str, height: int, quality: int) -> tuple[np.ndarray, float]:

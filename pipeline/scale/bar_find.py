@@ -63,6 +63,14 @@ def find_bars(img: np.ndarray) -> list[Bar]:
     return found
 
 
+def frame_height(h: int, w: int) -> float:
+    """The height a bar's thickness and its label's distance are judged against: the
+    frame's, or 0.3 of its width for a strip (a databar cut from its frame: a Hitachi
+    TM strip is 139 px tall and its ruler 12 px thick).  Unchanged for any frame at
+    least 0.3 as tall as wide."""
+    return max(float(h), 0.3 * w)
+
+
 def same_stroke(a: Bar, b: Bar) -> bool:
     """The same stroke found twice (two searches or two contrasts)."""
     overlap = min(a.x1, b.x1) - max(a.x0, b.x0)
@@ -224,7 +232,7 @@ def _bars_in(mask: np.ndarray, pol: int, min_thick: int, split: bool = True,
     min_len = max(12, int(0.03 * w))
     groups = _run_groups(mask) if groups is None else groups
     segs = [Bar(x0, x1, y0, y1, pol) for x0, x1, y0, y1 in groups
-            if min_thick <= y1 - y0 <= 0.06 * max(h, w) and x1 - x0 >= 3 * (y1 - y0)
+            if min_thick <= y1 - y0 <= 0.06 * frame_height(h, w) and x1 - x0 >= 3 * (y1 - y0)
             and all(min(mask[r, x0:x1].mean() for r in rows if 0 <= r < h) < 0.25
                     for rows in ((y0 - 1, y0 - 2), (y1, y1 + 1)) if 0 <= rows[0] < h)]  # one edge row may be partly covered
     u8 = mask.astype(np.uint8)

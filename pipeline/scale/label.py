@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
-from .bar_find import Bar
+from .bar_find import Bar, frame_height
 
 Box = tuple[int, int, int, int]
 
@@ -30,6 +30,7 @@ class Label:
     bar_x: tuple[float, float] = (0.0, 0.0)  # the bar's ends in the line's columns
     spoilers: tuple[tuple[float, float, str], ...] = ()  # column spans of cut glyphs and blobs touching the line
     slant: float = 0.0  # italic lean, columns per row (0: upright); glyphs are counted and read set upright
+    parts: tuple[tuple[int, int], ...] = ()  # column spans OCR'd as lines of their own: the fields of a databar row
 
 
 def surface(img: np.ndarray, bar: Bar) -> tuple[float, float]:
@@ -45,9 +46,6 @@ def surface(img: np.ndarray, bar: Bar) -> tuple[float, float]:
         return 1.0 - fg, 0.0
     lo, mid, hi = np.percentile(v, (10, 50, 90))
     return float(mid), float(hi - lo)
-
-
-_TIED = 3  # lines read over one bar when several fields stand on its row, as near as each other
 
 
 @dataclass
@@ -70,22 +68,32 @@ def text_lines(img: np.ndarray, bar: Bar) -> list[Label]:
     in a data line the bar has fields on both sides ("x2,000  WD 4.9 ▬▬ 2 µm") and the
     nearer may be the wrong one; the reader keeps the line whose words hold a label
     in the right place.  Over (or under) a long bar several fields may stand on one row,
-    as near as each other (a Hitachi TM ruler over "14:17  MMD7.9  x300  300 µm"):
-    up to ``_TIED`` of them are read, nearest the bar's right end first.
+    as near as each other (a Hitachi TM ruler over "14:17 I  MMD7.9  x300  300 µm"):
+    the whole row is the "over" line, each field OCR'd as a line of its own (Tesseract
+    reads a long line of spaced fields worse), and the parser takes the row's one
+    number + unit (a field's name before a value, "WD 10.0 mm", rules the value out; two
+    values, none).
     """
     win = _window(img, bar)
     found = sorted(_near_lines(win, bar), key=lambda c: c[0])
     nearest: dict[str, tuple] = {}
     for c in found:
         nearest.setdefault(c[2], c)
-    tied = []
+    parts: list[tuple[int, int]] = []
     if "over" in nearest:
-        d0, (_, y0, _, y1, lh), _ = nearest["over"]
-        tied = [c for c in found if c[2] == "over" and c is not nearest["over"] and c[0] - d0 <= 0.25
-                and min(c[1][3], y1) - max(c[1][1], y0) >= 0.5 * lh]  # the same row of fields
-        tied = sorted(tied, key=lambda c: abs(c[1][2] - (bar.x1 - win.x0)))[:_TIED - 1]
-    return [_line_label(img, win, bar, line, side)
-            for _, line, side in sorted(nearest.values(), key=lambda c: c[0]) + tied]
+        nearest["over"], parts = _row(nearest["over"], [c for c in found if c[2] == "over"])
+    return [_line_label(img, win, bar, line, side, parts if side == "over" else [])
+            for _, line, side in sorted(nearest.values(), key=lambda c: c[0])]
+
+
+def _row(first: tuple, over: list[tuple]) -> tuple[tuple, list[tuple[int, int]]]:
+    """The nearest line over a bar joined with every line as near on its row (fields of a
+    databar spread over a ruler): the first line's distance and glyph height, their box;
+    and each line's columns (window coordinates), left to right."""
+    d0, (x0, y0, x1, y1, lh), side = first
+    row = sorted(c[1] for c in over if c[0] - d0 <= 0.25 and min(c[1][3], y1) - max(c[1][1], y0) >= 0.5 * lh)
+    box = (min(r[0] for r in row), min(r[1] for r in row), max(r[2] for r in row), max(r[3] for r in row), lh)
+    return (d0, box, side), [(int(r[0]), int(r[2])) for r in row]
 
 
 def words_ink(img: np.ndarray, box: Box, pol: int) -> tuple[float, float, float]:
@@ -120,7 +128,7 @@ def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | No
         fg, (bg, spread) = bar.fg, surface(img, bar)
     if abs(fg - bg) < 1e-3:
         fg, bg = bar.fg, 1.0 - bar.fg
-    dx, dy = min(2.2 * L, 0.35 * w), min(0.8 * L, 0.12 * max(h, w)) + 2 * t  # max: a databar strip cut from its frame
+    dx, dy = min(2.2 * L, 0.35 * w), min(0.8 * L, 0.12 * frame_height(h, w)) + 2 * t
     wx0, wx1 = max(0, int(bar.x0 - dx)), min(w, int(bar.x1 + dx))
     wy0, wy1 = max(0, int(bar.y0 - dy)), min(h, int(bar.y1 + dy))
     if include is not None:
@@ -192,8 +200,10 @@ def _tick_reach(soft: np.ndarray, bx0: int, bx1: int, by0: int, by1: int) -> tup
     return (up if up <= 0.5 * (bx1 - bx0) else 0), (down if down <= 0.5 * (bx1 - bx0) else 0)
 
 
-def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, int, int, int], side: str) -> Label:
-    """One line as a Label: its glyphs' coverage, counts, and what may spoil its reading."""
+def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, int, int, int], side: str,
+                parts: list[tuple[int, int]] | None = None) -> Label:
+    """One line as a Label: its glyphs' coverage, counts, and what may spoil its reading;
+    ``parts``, the columns (window coordinates) of fields on one row, OCR'd apart."""
     h, w = img.shape
     lx0, ly0, lx1, ly1, lh = line
     x, y, cw, ch, area = (win.st[:, k] for k in range(5))
@@ -232,7 +242,8 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
     bx0, bx1 = bar.x0 - wx0 - cx0, bar.x1 - wx0 - cx0
     slant = _slant(keep)
     counts, n_dots = _glyph_stats(line_soft, keep, lh, slant)
-    return Label(line_soft, keep, box, counts, lh, n_dots, side, (float(bx0), float(bx1)), spoilers, slant)
+    cols = tuple((max(0, a - px - cx0), min(keep.shape[1], b + px - cx0)) for a, b in parts or []) if len(parts or []) > 1 else ()
+    return Label(line_soft, keep, box, counts, lh, n_dots, side, (float(bx0), float(bx1)), spoilers, slant, cols)
 
 
 _SLANTS = (0.15, 0.2, 0.25, 0.3)  # italic fonts lean 10-17 degrees

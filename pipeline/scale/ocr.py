@@ -53,33 +53,36 @@ def ocr_line(label: Label) -> list[Words]:
     """The line's words at each scale variant, from one Tesseract run: (x0, x1, text, confidence).
 
     Word columns are in the line's own pixels, so a word can be matched to its glyphs.
+    A row of databar fields (``label.parts``) is drawn field by field, each its own tile,
+    and its words joined again in the row's columns, left to right.
     """
     ys = np.nonzero(label.ink.any(axis=1))[0]
-    tiles, slots, scales, top = [], [], [], 0
-    pads = []
+    spans = label.parts or ((0, label.soft.shape[1]),)
+    tiles, slots, meta, top = [], [], [], 0
     for k, (height, interp, shear) in enumerate(_VARIANTS):
         shear = label.slant or shear  # a measured italic lean sets every tile upright
         s = float(np.clip(height / max(1, ys[-1] - ys[0] + 1), 0.2, 8.0))
-        big = cv2.resize(label.soft.astype(np.float32), None, fx=s, fy=s,
-                         interpolation=interp if s > 1 else cv2.INTER_AREA)
-        pad = 0
-        if shear:  # rows shift left by shear x their height above the bottom; columns stay aligned at mid-height
-            pad = int(np.ceil(shear * big.shape[0] / 2)) + 1
-            big = upright(big, shear, pad, cv2.INTER_LINEAR)
-            if label.slant and k == len(_VARIANTS) - 1:  # the slant's own tile: cut at half ink
-                big = (big > 0.45).astype(np.float32)
-        tiles.append(np.clip(255 - 255 * big, 0, 255).astype(np.uint8))
-        scales.append((big.shape[1] - 2 * pad) / label.soft.shape[1])
-        pads.append(pad)
+        for c0, c1 in spans:
+            big = cv2.resize(label.soft[:, c0:c1].astype(np.float32), None, fx=s, fy=s,
+                             interpolation=interp if s > 1 else cv2.INTER_AREA)
+            pad = 0
+            if shear:  # rows shift left by shear x their height above the bottom; columns stay aligned at mid-height
+                pad = int(np.ceil(shear * big.shape[0] / 2)) + 1
+                big = upright(big, shear, pad, cv2.INTER_LINEAR)
+                if label.slant and k == len(_VARIANTS) - 1:  # the slant's own tile: cut at half ink
+                    big = (big > 0.45).astype(np.float32)
+            tiles.append(np.clip(255 - 255 * big, 0, 255).astype(np.uint8))
+            meta.append((k, c0, (big.shape[1] - 2 * pad) / (c1 - c0), pad))
     width = max(t.shape[1] for t in tiles) + 40
     for i, t in enumerate(tiles):
         tiles[i] = cv2.copyMakeBorder(t, 20, 20, 20, width - 20 - t.shape[1], cv2.BORDER_CONSTANT, value=255)
         slots.append((top, top + tiles[i].shape[0]))
         top += tiles[i].shape[0]
     d = pytesseract.image_to_data(np.vstack(tiles), config="--psm 6", output_type=pytesseract.Output.DICT)
-    words: list[Words] = [[] for _ in slots]
+    words: list[Words] = [[] for _ in _VARIANTS]
     for text, conf, wx, ww, wy, wh in zip(d["text"], d["conf"], d["left"], d["width"], d["top"], d["height"]):
-        k = next((k for k, (a, b) in enumerate(slots) if a <= wy + wh / 2 < b), None)
-        if text.strip() and k is not None:
-            words[k].append(((wx - 20 - pads[k]) / scales[k], (wx + ww - 20 - pads[k]) / scales[k], text.strip(), float(conf)))
+        j = next((j for j, (a, b) in enumerate(slots) if a <= wy + wh / 2 < b), None)
+        if text.strip() and j is not None:
+            k, c0, sc, pad = meta[j]
+            words[k].append(((wx - 20 - pad) / sc + c0, (wx + ww - 20 - pad) / sc + c0, text.strip(), float(conf)))
     return [sorted(w) for w in words]
