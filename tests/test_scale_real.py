@@ -22,7 +22,8 @@ from psdwatch.pipeline.analyse import read_scale_bar
 from psdwatch.pipeline.scale.corpus import background
 from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.scale.label import text_lines
-from psdwatch.pipeline.scale.parse import read_label, value_unit
+from psdwatch.pipeline.scale.ocr import ocr_line
+from psdwatch.pipeline.scale.parse import TWO_VALUES, _tokens, read_label, value_unit
 from psdwatch.pipeline.scale.reader import find_scale_bar
 from tests.conftest import DATA
 from tests.heldout_figures import frame, grey
@@ -117,6 +118,23 @@ def test_a_second_value_on_the_rulers_row_is_a_doubt(cells: tuple[str, ...]) -> 
     not the label, not the other value."""
     result = read_scale_bar(_hitachi_row(*cells), None)
     assert result is None or not result.confident, result
+
+
+def test_one_scale_that_sees_only_a_field_does_not_outvote_three_that_see_two_values() -> None:
+    """Three OCR scales read the label and a bare '10.0 mm' on the ruler's row; the fourth
+    loses the label's words (garbled) and reads the field alone.  Each scale used to pick
+    its own single value, so the fourth's '10.0 mm' stood unopposed (15 µm/px, plausible):
+    now any scale that reads two values is a hard doubt on whatever is read."""
+    row = _hitachi_row("label", "10.0 mm")
+    img = (row - row.min()) / (row.max() - row.min())
+    ruler = max(bar_find.find_bars(img), key=lambda b: b.length)
+    label = next(lab for lab in text_lines(img, ruler) if lab.side == "over")
+    assert len(label.parts) == 2, label.parts
+    words = ocr_line(label)
+    assert all(len(_tokens(w, label)) == 2 for w in words[:3]), words
+    garbled = [w for w in words[0] if w[0] > label.parts[1][0] - 1]  # the field's words only
+    reading = read_label(words[:3] + [garbled], label)
+    assert reading is not None and any(w.startswith(TWO_VALUES) for w in reading[3]), reading
 
 
 def test_a_value_after_its_fields_name_is_no_label() -> None:

@@ -242,7 +242,8 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
     bx0, bx1 = bar.x0 - wx0 - cx0, bar.x1 - wx0 - cx0
     slant = _slant(keep)
     counts, n_dots = _glyph_stats(line_soft, keep, lh, slant)
-    cols = tuple((max(0, a - px - cx0), min(keep.shape[1], b + px - cx0)) for a, b in parts or []) if len(parts or []) > 1 else ()
+    cols = tuple((max(0, a - px - cx0) if k else 0, min(keep.shape[1], b + px - cx0))  # the first from column 0:
+                 for k, (a, b) in enumerate(parts or [])) if len(parts or []) > 1 else ()  # a faint '1' read with it
     return Label(line_soft, keep, box, counts, lh, n_dots, side, (float(bx0), float(bx1)), spoilers, slant, cols)
 
 

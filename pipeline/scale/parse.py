@@ -28,16 +28,26 @@ _ALSO = (3.0,)  # Zeiss SmartSEM also draws 3-series bars (300 nm); Tesseract al
 _UNCOMMON = "uncommon bar value"
 SOFT_DOUBTS = _SOFT = ("low OCR confidence", "unusual label spelling", "glyph shape unclear")  # doubts lifted when two scales agree
 # Words before a number that make it another field of a databar, not the bar's label.
-FIELDS = _FIELDS = re.compile(r"(?i)^(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
+FIELDS = _FIELDS = re.compile(r"(?i)^\W?(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
+TWO_VALUES = "two values on the label's line"  # a hard doubt: which is the bar's is not known
 _MIN_CONF = 50.0
 
 
 def _token(words: Words, label: Label
            ) -> tuple[str, float, float, float] | None:
-    """The words that are the bar's label: a number and a unit, placed where a label goes.
+    """The words that are the bar's label: a number and a unit, placed where a label goes;
+    None when there is none, or more than one (``_tokens``)."""
+    found = _tokens(words, label)
+    return found[0] if len(found) == 1 else None
+
+
+def _tokens(words: Words, label: Label) -> list[tuple[str, float, float, float]]:
+    """Every distinct number + unit placed where a label goes: (text, x0, x1, confidence).
 
     Over or under the bar the label is centred on it; beside it, it is the word group
-    next to the bar.  A value after "WD", "HFW", "=" or ":" is another field.
+    next to the bar.  A value after "WD", "HFW", "=" or ":" is another field.  Two
+    distinct values on a line (a ruler's row of databar fields) are both returned:
+    the caller must not pick one.
     """
     found = []
     for i in range(len(words)):
@@ -53,8 +63,9 @@ def _token(words: Words, label: Label
                 ok = j == len(words) - 1 if label.side == "left" else i == 0
             if ok:
                 found.append((text, x0, x1, min(w[3] for w in words[i:j + 1])))
-    return min(found, key=lambda f: len(f[0].split())) if len(found) == 1 or (
-        found and len({f[0].replace(" ", "") for f in found}) == 1) else None
+    if found and len({f[0].replace(" ", "") for f in found}) == 1:
+        return [min(found, key=lambda f: len(f[0].split()))]
+    return found
 
 
 def read_label(readings: list[Words], label: Label
@@ -67,17 +78,14 @@ def read_label(readings: list[Words], label: Label
     for all: on a small label '100' and '10' may both pass the glyph count.
     """
     seen: list[tuple[str, float, str, list[str]]] = []
+    two: list[tuple[str, float, str, list[str]]] = []  # the first value of each scale that read two
     for words in readings:
-        if (token := _token(words, label)) is None:
-            continue
-        text, x0, x1, conf = token
-        part = label if x0 <= 0.5 * label.lh and x1 >= label.ink.shape[1] - 0.5 * label.lh else token_label(label, x0, x1)
-        if (parsed := _parse(text, part)) is None:
-            continue
-        value, unit, why = parsed
-        if conf < _MIN_CONF:
-            why.append(f"low OCR confidence {conf:.0f}")
-        seen.append((text, value, unit, why))
+        found = _tokens(words, label)
+        if found and (reading := _reading(found[0], label)) is not None:
+            (seen if len(found) == 1 else two).append(reading)
+    if two:  # a scale read two values where the label goes (fields on a ruler's row): which
+        first = (seen or two)[0]  # is the bar's is not known, whatever the other scales read
+        return first[0], first[1], first[2], first[3] + [f"{TWO_VALUES} ({len(two)} of {len(readings)} OCR scales)"]
     seen, disputed = _uncommon_values(seen, len(readings))
     plain = lambda ws: all(w.startswith(_SOFT) for w in ws)  # noqa: E731 - no hard doubt
     chosen = next(((i, r) for i, r in enumerate(seen) if not r[3]), None)
@@ -91,6 +99,18 @@ def read_label(readings: list[Words], label: Label
                     | ({disputed} if disputed and disputed != f"{value:g} {unit}" else set()))
     if others:
         why = why + [f"OCR scales disagree: {text!r} and {', '.join(others)}"]
+    return text, value, unit, why
+
+
+def _reading(token: tuple[str, float, float, float], label: Label) -> tuple[str, float, str, list[str]] | None:
+    """One scale's token parsed and checked against the glyphs in its columns."""
+    text, x0, x1, conf = token
+    part = label if x0 <= 0.5 * label.lh and x1 >= label.ink.shape[1] - 0.5 * label.lh else token_label(label, x0, x1)
+    if (parsed := _parse(text, part)) is None:
+        return None
+    value, unit, why = parsed
+    if conf < _MIN_CONF:
+        why.append(f"low OCR confidence {conf:.0f}")
     return text, value, unit, why
 
 

@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bar_find import Bar, find_bars
+from .bar_find import Bar, find_bars, same_stroke
 from .exclusion import exclusion
 from .label import Box, Label, text_lines
 from .length import end_ticks, measure_bar
 from .ocr import ocr_line
-from .parse import NM, read_label
+from .parse import NM, TWO_VALUES, read_label
 from .second_reader import PLAUSIBLE_NM_PER_PX, settle
 from .text_first import read_text_first
 
@@ -74,6 +74,9 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
              if (reading := read_label(ocr_line(label), label)) is not None]
     if not any(r.confident for r in reads):
         second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars, not reads)]
+        for r in second:  # a bar whose row held two values: the words found first pick one of them, no better
+            if any(same_stroke(r.bar, v.bar) and any(w.startswith(TWO_VALUES) for w in v.reasons) for v in reads):
+                r.confident, r.reasons = False, r.reasons + (TWO_VALUES,)
         if any(r.confident for r in second):
             reads = second  # the bar-first readings were doubtful: the words show which line is the label
         else:
