@@ -23,7 +23,7 @@ from psdwatch.pipeline.scale.corpus import background
 from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.scale.label import text_lines
 from psdwatch.pipeline.scale.ocr import ocr_line
-from psdwatch.pipeline.scale.parse import TWO_VALUES, _tokens, read_label, value_unit
+from psdwatch.pipeline.scale.parse import LONE, TWO_VALUES, _tokens, read_label, value_unit
 from psdwatch.pipeline.scale.reader import find_scale_bar
 from tests.conftest import DATA
 from tests.heldout_figures import frame, grey
@@ -264,13 +264,14 @@ def test_label_and_bar_of_other_colours() -> None:
 HELDOUT_FRAMES = 30
 
 
-@pytest.mark.parametrize("hard,at_least", [(False, 26), (True, 20)])
+@pytest.mark.parametrize("hard,at_least", [(False, 26), (True, 19)])
 def test_heldout_figures_never_wrong(hard: bool, at_least: int) -> None:
     """Figures the project's renderer did not draw (tests/heldout_figures.py: PIL text on
     real textures, 2-3 px bars, shrunk by a non-whole factor, JPEG): none wrong, and of
     30, at least 26 read (23 by the bar-first reader alone, 24 before a faint '1' was
     read with its line and 'ium' as '1um'); of the noisier, harder compressed series at
-    least 20 (18 by the bar-first reader alone)."""
+    least 19 (18 by the bar-first reader alone; 20 before a value read at one OCR size
+    alone was flagged: its frame 7, a '20 nm' that the other three sizes could not read)."""
     counts, wrong = {"right": 0, "flagged": 0, "wrong": 0}, []
     for i in range(HELDOUT_FRAMES):
         rgb, t = frame(i, hard)
@@ -357,6 +358,42 @@ def test_three_series_value_only_when_every_scale_reads_it() -> None:
     assert any("disagree" in w for w in mixed[3]), mixed  # most scales read 300, one 500: neither trusted
     five = read_label(scales("500", "300", "500", "500"), label)
     assert five[1] == 500.0 and not any("disagree" in w for w in five[3]), five  # a lone 3 does not spoil a 5
+
+
+def _small_italic_mono(seed: int) -> np.ndarray:
+    """A white '5 µm' in Liberation Mono Italic over a white bar on a noisy dark frame,
+    drawn at 40 px and shrunk to 0.3 (glyphs ~8 px): a font and size the project's
+    renderer never drew; found by a sweep of 56 fonts."""
+    rng = np.random.default_rng(seed)
+    pil = Image.fromarray(np.clip(60 + rng.normal(0, 6, (700, 1000)), 0, 255).astype(np.uint8))
+    draw, font = ImageDraw.Draw(pil), ImageFont.truetype("/usr/share/fonts/truetype/liberation/LiberationMono-Italic.ttf", 40)
+    draw.rectangle([600, 620, 899, 627], fill=245)
+    draw.text((750 - draw.textlength("5 µm", font=font) / 2, 564), "5 µm", font=font, fill=245)
+    return cv2.resize(np.asarray(pil), None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_a_value_one_ocr_scale_alone_reads_is_not_trusted(seed: int) -> None:
+    """On these two noise draws one OCR scale of four reads the 8 px italic '5 µm' as
+    '2 um' and the others read nothing: a 2.5x error that nothing opposed, so it was
+    confident.  A value read at one scale only is now a soft doubt (flagged unless the
+    text finder or the second reader reads the same)."""
+    result = find_scale_bar(_small_italic_mono(seed))
+    assert result is None or not result.confident or (result.value, result.unit) == (5.0, "µm"), result
+    if result is not None and result.value != 5.0:
+        assert any(w.startswith(LONE) for w in result.reasons), result
+
+
+def test_a_value_two_ocr_scales_read_carries_no_lone_doubt() -> None:
+    """The same line, read by two scales alike, is trusted; read by one alone, it is not."""
+    img = _small_italic_mono(1)
+    bar = max(bar_find.find_bars((img - img.min()) / (img.max() - img.min())), key=lambda b: b.length)
+    label = next(lab for lab in text_lines((img - img.min()) / (img.max() - img.min()), bar) if lab.side == "over")
+    right = label.ink.shape[1] - 1.0
+    word = [(1.0, 0.3 * right, "5", 95.0), (0.55 * right, right, "um", 95.0)]
+    assert not any(w.startswith(LONE) for w in read_label([word, word, [], []], label)[3])
+    lone = read_label([word, [], [], []], label)
+    assert lone is not None and any(w.startswith(LONE) for w in lone[3]), lone
 
 
 def test_faint_one_is_read_with_its_line() -> None:

@@ -26,7 +26,8 @@ NM = {"nm": 1.0, "µm": 1e3, "pm": 1e-3, "Å": 0.1, "mm": 1e6}
 _NICE = (1.0, 2.0, 2.5, 5.0)
 _ALSO = (3.0,)  # Zeiss SmartSEM also draws 3-series bars (300 nm); Tesseract also reads some 5s as 3
 _UNCOMMON = "uncommon bar value"
-SOFT_DOUBTS = _SOFT = ("low OCR confidence", "unusual label spelling", "glyph shape unclear")  # doubts lifted when two scales agree
+LONE = "read at one OCR scale only"  # no other scale read that value: on labels under ~10 px a 5 can read 2
+SOFT_DOUBTS = _SOFT = ("low OCR confidence", "unusual label spelling", "glyph shape unclear", LONE)  # lifted by a second reading
 # Words before a number that make it another field of a databar, not the bar's label.
 FIELDS = _FIELDS = re.compile(r"(?i)^\W?(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
 TWO_VALUES = "two values on the label's line"  # a hard doubt: which is the bar's is not known
@@ -75,7 +76,10 @@ def read_label(readings: list[Words], label: Label
     Soft doubts (low confidence, a corrected spelling like 'S00' or 'urn') are lifted
     when two scales give the same value and unit; hard doubts never are.  Any
     scale that reads another value with no hard doubt of its own is a hard doubt
-    for all: on a small label '100' and '10' may both pass the glyph count.
+    for all: on a small label '100' and '10' may both pass the glyph count.  A value
+    that one scale alone reads, the others reading nothing, is a soft doubt: an 8 px
+    italic '5 µm' was read '2 um' at one scale of four, with nothing to oppose it (2 of
+    12 noise draws); the text finder or the second reader may still confirm it.
     """
     seen: list[tuple[str, float, str, list[str]]] = []
     two: list[tuple[str, float, str, list[str]]] = []  # the first value of each scale that read two
@@ -95,6 +99,8 @@ def read_label(readings: list[Words], label: Label
     if chosen is None:
         return seen[0] if seen else None
     text, value, unit, why = chosen[1]
+    if len(readings) > 1 and sum((v, u) == (value, unit) for _, v, u, _ in seen) < 2:
+        why = why + [f"{LONE} (of {len(readings)})"]
     others = sorted({f"{v:g} {u}" for _, v, u, ws in seen if (v, u) != (value, unit) and plain(ws)}
                     | ({disputed} if disputed and disputed != f"{value:g} {unit}" else set()))
     if others:
