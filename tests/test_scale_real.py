@@ -360,16 +360,25 @@ def test_three_series_value_only_when_every_scale_reads_it() -> None:
     assert five[1] == 500.0 and not any("disagree" in w for w in five[3]), five  # a lone 3 does not spoil a 5
 
 
-def _small_italic_mono(seed: int) -> np.ndarray:
-    """A white '5 µm' in Liberation Mono Italic over a white bar on a noisy dark frame,
-    drawn at 40 px and shrunk to 0.3 (glyphs ~8 px): a font and size the project's
-    renderer never drew; found by a sweep of 56 fonts."""
+def _drawn_label(font: str, text: str, size: int, shrink: float, seed: int, bar: tuple[int, int, int] = (600, 620, 300),
+                 sigma: float = 6.0, jpeg: int | None = None, grey: float = 60.0,
+                 shape: tuple[int, int] = (700, 1000), lift: float = 1.4) -> np.ndarray:
+    """A white label over a white 8 px bar (x0, y0, length) on a noisy dark frame,
+    drawn at ``size`` and shrunk (``INTER_AREA``), JPEG'd if asked: small labels in fonts
+    and sizes the project's renderer never drew (found by sweeps over 56 fonts)."""
     rng = np.random.default_rng(seed)
-    pil = Image.fromarray(np.clip(60 + rng.normal(0, 6, (700, 1000)), 0, 255).astype(np.uint8))
-    draw, font = ImageDraw.Draw(pil), ImageFont.truetype("/usr/share/fonts/truetype/liberation/LiberationMono-Italic.ttf", 40)
-    draw.rectangle([600, 620, 899, 627], fill=245)
-    draw.text((750 - draw.textlength("5 µm", font=font) / 2, 564), "5 µm", font=font, fill=245)
-    return cv2.resize(np.asarray(pil), None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)
+    pil = Image.fromarray(np.clip(grey + rng.normal(0, sigma, shape), 0, 255).astype(np.uint8))
+    draw, face = ImageDraw.Draw(pil), ImageFont.truetype(font, size)
+    x0, y0, length = bar
+    draw.rectangle([x0, y0, x0 + length - 1, y0 + 7], fill=245)
+    draw.text((x0 + length / 2 - draw.textlength(text, font=face) / 2, y0 - lift * size), text, font=face, fill=245)
+    img = cv2.resize(np.asarray(pil), None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
+    return cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, jpeg])[1], 0) if jpeg else img
+
+
+def _small_italic_mono(seed: int) -> np.ndarray:
+    """'5 µm' in Liberation Mono Italic, 40 px shrunk to 0.3 (glyphs ~8 px)."""
+    return _drawn_label("/usr/share/fonts/truetype/liberation/LiberationMono-Italic.ttf", "5 µm", 40, 0.3, seed)
 
 
 @pytest.mark.parametrize("seed", [5, 6])
@@ -394,6 +403,41 @@ def test_a_value_two_ocr_scales_read_carries_no_lone_doubt() -> None:
     assert not any(w.startswith(LONE) for w in read_label([word, word, [], []], label)[3])
     lone = read_label([word, [], [], []], label)
     assert lone is not None and any(w.startswith(LONE) for w in lone[3]), lone
+
+
+def test_a_three_series_value_needs_confident_ocr_at_every_scale() -> None:
+    """A 7 px Noto Serif Italic '50 um' on a noisy, JPEG'd frame: all four OCR scales read
+    '30um', at confidence 66 or less, and since Zeiss draws 300 nm bars a unanimous 3 was
+    trusted - a 1.7x error that looked right.  A 3-series value now also needs its number
+    read at confidence 80 at each scale (the real Zeiss '300 nm' reads at 92-95, the
+    Hitachi strip's '300' at 95-96 beside an 'um' at 50; both still read)."""
+    img = _drawn_label("/usr/share/fonts/truetype/noto/NotoSerif-Italic.ttf", "50 um", 42, 0.3246, 6,
+                       bar=(398, 571, 469), sigma=10.5, jpeg=85, grey=55.5, shape=(800, 1100), lift=1.35)
+    result = find_scale_bar(img)
+    assert result is None or not result.confident or (result.value, result.unit) == (50.0, "µm"), result
+
+
+def test_a_bar_in_mm_needs_every_ocr_scale_to_read_it_plainly() -> None:
+    """A 5 px dark '5 nm' under a bar (Liberation Mono Bold Italic, a sweep of random
+    labels) was read '5 mm' at three OCR sizes of four, confidence 39-67: a 10^6 error
+    that passed every check (3 glyphs either way, 33 µm/px is a plausible SEM
+    overview).  Like a 3-series value, mm is trusted only when all four sizes read it, the
+    unit's word at confidence 80 or more."""
+    img = _drawn_label("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "5 nm", 40, 0.5, 0)
+    unit = (img - img.min()) / (img.max() - img.min())
+    label = next(lab for lab in text_lines(unit, max(bar_find.find_bars(unit), key=lambda b: b.length))
+                 if lab.side == "over")
+    right = label.ink.shape[1] - 1.0
+
+    def scale(unit_word: str, conf: float) -> list[tuple[float, float, str, float]]:
+        return [(1.0, 0.3 * right, "5", 90.0), (0.5 * right, right, unit_word, conf)]
+
+    plain = read_label([scale("mm", 95.0)] * 4, label)
+    assert plain is not None and plain[1:] == (5.0, "mm", []), plain
+    unsure = read_label([scale("mm", 67.0), scale("mm", 44.0), scale("mm", 43.0), scale("mw", 39.0)], label)
+    assert unsure is not None and unsure[3], unsure
+    assert read_label([scale("mm", 95.0)] * 3 + [[]], label)[3], "three sizes of four are not all"
+    assert read_label([scale("nm", 95.0)] * 4, label)[1:] == (5.0, "nm", [])
 
 
 def test_faint_one_is_read_with_its_line() -> None:

@@ -26,24 +26,28 @@ NM = {"nm": 1.0, "µm": 1e3, "pm": 1e-3, "Å": 0.1, "mm": 1e6}
 _NICE = (1.0, 2.0, 2.5, 5.0)
 _ALSO = (3.0,)  # Zeiss SmartSEM also draws 3-series bars (300 nm); Tesseract also reads some 5s as 3
 _UNCOMMON = "uncommon bar value"
+_RARE_UNITS = ("mm",)  # a low-magnification SEM bar; on a 5 px label Tesseract read 'nm' as 'mm' at 3 of 4 sizes
 LONE = "read at one OCR scale only"  # no other scale read that value: on labels under ~10 px a 5 can read 2
 SOFT_DOUBTS = _SOFT = ("low OCR confidence", "unusual label spelling", "glyph shape unclear", LONE)  # lifted by a second reading
 # Words before a number that make it another field of a databar, not the bar's label.
 FIELDS = _FIELDS = re.compile(r"(?i)^\W?(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
 TWO_VALUES = "two values on the label's line"  # a hard doubt: which is the bar's is not known
 _MIN_CONF = 50.0
+_MIN_CONF_UNCOMMON = 80.0  # a 3-series value or mm is rare: each scale must read it plainly (real Zeiss '300 nm': 92-95)
+_UNSURE_UNCOMMON = "uncommon reading at OCR confidence"
 
 
 def _token(words: Words, label: Label
-           ) -> tuple[str, float, float, float] | None:
+           ) -> tuple[str, float, float, float, tuple[float, float]] | None:
     """The words that are the bar's label: a number and a unit, placed where a label goes;
     None when there is none, or more than one (``_tokens``)."""
     found = _tokens(words, label)
     return found[0] if len(found) == 1 else None
 
 
-def _tokens(words: Words, label: Label) -> list[tuple[str, float, float, float]]:
-    """Every distinct number + unit placed where a label goes: (text, x0, x1, confidence).
+def _tokens(words: Words, label: Label) -> list[tuple[str, float, float, float, tuple[float, float]]]:
+    """Every distinct number + unit placed where a label goes: (text, x0, x1, confidence,
+    (the number's word's confidence, the unit's)).
 
     Over or under the bar the label is centred on it; beside it, it is the word group
     next to the bar.  A value after "WD", "HFW", "=" or ":" is another field.  Two
@@ -63,7 +67,7 @@ def _tokens(words: Words, label: Label) -> list[tuple[str, float, float, float]]
             else:
                 ok = j == len(words) - 1 if label.side == "left" else i == 0
             if ok:
-                found.append((text, x0, x1, min(w[3] for w in words[i:j + 1])))
+                found.append((text, x0, x1, min(w[3] for w in words[i:j + 1]), (words[i][3], words[j][3])))
     if found and len({f[0].replace(" ", "") for f in found}) == 1:
         return [min(found, key=lambda f: len(f[0].split()))]
     return found
@@ -108,37 +112,50 @@ def read_label(readings: list[Words], label: Label
     return text, value, unit, why
 
 
-def _reading(token: tuple[str, float, float, float], label: Label) -> tuple[str, float, str, list[str]] | None:
+def _reading(token: tuple[str, float, float, float, tuple[float, float]], label: Label) -> tuple[str, float, str, list[str]] | None:
     """One scale's token parsed and checked against the glyphs in its columns."""
-    text, x0, x1, conf = token
+    text, x0, x1, conf, (number_conf, unit_conf) = token
     part = label if x0 <= 0.5 * label.lh and x1 >= label.ink.shape[1] - 0.5 * label.lh else token_label(label, x0, x1)
     if (parsed := _parse(text, part)) is None:
         return None
     value, unit, why = parsed
     if conf < _MIN_CONF:
         why.append(f"low OCR confidence {conf:.0f}")
+    if f"{_UNCOMMON} {value:g}" in why and number_conf < _MIN_CONF_UNCOMMON:  # a 3-series number
+        why.append(f"{_UNSURE_UNCOMMON} {number_conf:.0f} (the number)")
+    if f"{_UNCOMMON} {value:g} {unit}" in why and unit_conf < _MIN_CONF_UNCOMMON:  # a rare unit
+        why.append(f"{_UNSURE_UNCOMMON} {unit_conf:.0f} (the unit)")
     return text, value, unit, why
 
 
 def _uncommon_values(seen: list[tuple[str, float, str, list[str]]], scales: int
                      ) -> tuple[list[tuple[str, float, str, list[str]]], str | None]:
-    """A 3-series value (300 nm) trusted only when every one of the OCR ``scales`` (four)
-    reads it; otherwise it is no 1-2-5 value, as before.  Returned with the
+    """A 3-series value (300 nm) or a rare unit (mm) trusted only when every one of the OCR ``scales`` (four)
+    reads it, the number's word (the unit's, for mm) at confidence 80 or more at each;
+    otherwise it is no 1-2-5 value, as before.  Returned with the
     3-series value that half or more of the scales read without being unanimous: it
     disputes any other reading.
 
     Zeiss draws such bars, but on other labels Tesseract reads a '5' as '3' at one scale
     of four (measured on the rendered corpus: 7 of 270 frames), so a lone '3' must
     neither pass nor stand against the other scales' '5'; where most scales read '3'
-    the odd '5' is as likely the misreading."""
+    the odd '5' is as likely the misreading.  On a 7 px italic '50 um' all four read
+    '30um', at confidence 24-66 (a font sweep); the real Zeiss '300 nm' reads at 92-95.
+    A bar in mm is as rare here and 10^6 from the nm it may be misread for (a 5 px
+    '5 nm' read '5 mm' at three sizes of four, confidence 39-67): the same rule."""
     uncommon = [r for r in seen if any(w.startswith(_UNCOMMON) for w in r[3])]
     if not uncommon:
         return seen, None
-    unanimous = len(seen) == scales >= 4 and len({(v, u) for _, v, u, _ in seen}) == 1
+    unanimous = (len(seen) == scales >= 4 and len({(v, u) for _, v, u, _ in seen}) == 1
+                 and not any(w.startswith(_UNSURE_UNCOMMON) for r in seen for w in r[3]))
     most = collections.Counter((v, u) for _, v, u, _ in uncommon).most_common(1)[0]
     disputed = f"{most[0][0]:g} {most[0][1]}" if not unanimous and 2 * most[1] >= len(seen) else None
-    return [(t, v, u, [w if not w.startswith(_UNCOMMON) else f"value {v:g} is not a 1-2-5 number"
-                       for w in ws if not (unanimous and w.startswith(_UNCOMMON))]) for t, v, u, ws in seen], disputed
+    def plainly(w: str, v: float, u: str) -> str:  # the doubt an uncommon reading keeps when not unanimous
+        if not w.startswith(_UNCOMMON):
+            return w
+        return f"unit {u} not read alike at every OCR size" if u in _RARE_UNITS else f"value {v:g} is not a 1-2-5 number"
+    return [(t, v, u, list(dict.fromkeys(plainly(w, v, u) for w in ws if not (unanimous and w.startswith(_UNCOMMON)))))
+            for t, v, u, ws in seen], disputed
 
 
 _SPECKS = ".:;,'`\""  # punctuation Tesseract makes of a speck after the unit
@@ -192,6 +209,8 @@ def _parse(text: str, label: Label) -> tuple[float, str, list[str]] | None:
         why.append(f"{_UNCOMMON} {value:g}")
     elif not any(abs(lead - n) < 1e-6 for n in _NICE):
         why.append(f"value {value:g} is not a 1-2-5 number")
+    if unit in _RARE_UNITS:
+        why.append(f"{_UNCOMMON} {value:g} {unit}")
     chars, (lo, hi) = len(num.replace(".", "")) + (1 if unit == "Å" else 2), label.n_glyphs
     if not lo - (unit == "Å") <= chars <= hi + (label.lh < 10):  # Å's ring may stand apart
         why.append(f"{lo}-{hi} glyphs but OCR text {text!r}")  # a digit lost or invented
