@@ -101,6 +101,7 @@ def scale_bars(results: dict, runs: dict | None) -> list[str]:
     if not sr:
         return []
     lines = [f"## Scale bars (bench/scale_bars.py, {sr['date']}){_from(runs, 'scale')}", "",
+             *([f"Machine: {sr['machine']}.", ""] if sr.get("machine") else []),
              f"Rendered corpus, {sr['frames_per_layout']} frames per layout:", "",
              "| layout | right | flagged | wrong |", "| --- | --- | --- | --- |"]
     lines += [f"| {k} | {v['right']} | {v['flagged']} | {v['wrong']} |" for k, v in sr["per_layout"].items()]
@@ -119,7 +120,8 @@ def scale_bars(results: dict, runs: dict | None) -> list[str]:
         lines += [("Second reader of doubtful labels: " + sr["second_reader"] + " (the optional `[ocr]` extra) installed."
                    if sr["second_reader"] else "Tesseract only (the optional `[ocr]` extra not installed)."), ""]
     for key, title in (("real_set", "Real micrographs of ../shared/data/scalebars-real"),
-                       ("heldout_figures", "Held-out figures of tests/heldout_figures.py (PIL labels on real textures, not the project renderer)")):
+                       ("heldout_figures", "Held-out figures of tests/heldout_figures.py (PIL labels on real textures, not the project renderer)"),
+                       ("font_sweep", "Small labels (5-15 px) in the 56 Latin fonts installed, tests/font_sweep.py")):
         if sr.get(key):  # right = nm/px within 2 % of the truth
             c = sr[key]["counts"]
             lines += [f"{title} ({sum(c.values())}; right = nm/px within 2 % of the truth): right "

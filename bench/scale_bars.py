@@ -6,7 +6,8 @@ SEM data line, Zeiss databar, italic µ, a figure shrunk for a paper; many fonts
 8/16 bit; PNG and JPEG q75; some frames shrunk as in a paper), on the real FEI files,
 on the real micrographs of ../shared/data/scalebars-real (right = within 2 % of
 their truth.json, whose bar_px is read at half contrast) and on held-out published
-figures the project's renderer did not draw (tests/heldout_figures.py; within 2 %).
+figures the project's renderer did not draw (tests/heldout_figures.py; within 2 %) and
+on small labels in every Latin font installed (tests/font_sweep.py; within 2 %).
 "flagged" is "not read": no bar, or confident=False.
 Right = nm/px within 1 % of the truth; flagged = no bar or confident=False;
 wrong = confident and off by more than 1 %.  Writes bench/scale_results.json;
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import statistics
 import sys
 import time
@@ -111,6 +113,28 @@ def heldout_set(n: int = HELDOUT_FRAMES) -> dict:
             "reader_s_median": statistics.median(times), "reader_s_max": max(times)}
 
 
+FONT_SWEEP_FRAMES = 300
+
+
+def font_sweep(n: int = FONT_SWEEP_FRAMES) -> dict:
+    """Small labels (5-15 px) in the 56 Latin fonts installed (tests/font_sweep.py), flat
+    noisy grounds, JPEG half the time: where OCR slips.  Right = nm/px within 2 %."""
+    from tests.font_sweep import frame
+    counts, wrong = collections.Counter(), []
+    for i in range(n):
+        img, t = frame(i)
+        result = find_scale_bar(img)
+        if result is None or not result.confident:
+            v = "flagged"
+        else:
+            v = "right" if abs(result.nm_per_px / t["nm_per_px"] - 1) <= REAL_TOLERANCE else "wrong"
+        counts[v] += 1
+        if v == "wrong":
+            wrong.append({"index": i, "label": t["text"], "font": t["font"], "read": result.text})
+    print(f"font sweep {dict(counts)} {wrong}", flush=True)
+    return {"frames": n, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}, "wrong_frames": wrong}
+
+
 BARLESS = REPO.parent / "shared" / "data" / "catalysts-boxed" / "images"
 
 
@@ -151,11 +175,14 @@ def main() -> int:
 
     from psdwatch.pipeline.scale.second_reader import available
 
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown") if Path("/proc/cpuinfo").is_file() else "unknown"
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "run": bench_run(),
+               "machine": f"{cpu}, {os.cpu_count()} cores",  # reader times differ by machine: name it
                # the optional `[ocr]` extra changes the held-out and real counts: say whether it ran
                "second_reader": "rapidocr-onnxruntime" if available() else None,
                **corpus(args.per_layout),
-               "real_fei_files": real_files(), "real_set": real_set(), "heldout_figures": heldout_set(),
+               "real_fei_files": real_files(), "real_set": real_set(), "heldout_figures": heldout_set(), "font_sweep": font_sweep(),
                "barless_2048": barless_frames()}
     total = collections.Counter()
     for row in results["per_layout"].values():
@@ -164,6 +191,7 @@ def main() -> int:
     (REPO / "bench" / "scale_results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     wrong_real = (results["real_set"].get("counts", {}).get("wrong", 0) + results["heldout_figures"]["counts"]["wrong"]
+                  + results["font_sweep"]["counts"]["wrong"]
                   + results["barless_2048"].get("confident", 0))
     return 0 if not results["wrong_frames"] and not wrong_real and "wrong" not in results["real_fei_files"].values() else 1
 

@@ -80,7 +80,10 @@ def read_label(readings: list[Words], label: Label
     Soft doubts (low confidence, a corrected spelling like 'S00' or 'urn') are lifted
     when two scales give the same value and unit; hard doubts never are.  Any
     scale that reads another value with no hard doubt of its own is a hard doubt
-    for all: on a small label '100' and '10' may both pass the glyph count.  A value
+    for all: on a small label '100' and '10' may both pass the glyph count.  Doubts
+    lifted by agreement do not stand against another value read at as many scales,
+    doubtful or not (an italic '10um' read '10Oum' at two sizes, confidence 29-38, and
+    '10um' at two whose glyph count failed); one stray scale of four does not spoil three.  A value
     that one scale alone reads, the others reading nothing, is a soft doubt: an 8 px
     italic '5 µm' was read '2 um' at one scale of four, with nothing to oppose it (2 of
     12 noise draws); the text finder or the second reader may still confirm it.
@@ -97,7 +100,8 @@ def read_label(readings: list[Words], label: Label
     seen, disputed = _uncommon_values(seen, len(readings))
     plain = lambda ws: all(w.startswith(_SOFT) for w in ws)  # noqa: E731 - no hard doubt
     chosen = next(((i, r) for i, r in enumerate(seen) if not r[3]), None)
-    if chosen is None:  # two scales that agree lift their soft doubts
+    lifted = chosen is None
+    if lifted:  # two scales that agree lift their soft doubts
         chosen = next(((i, (t, v, u, [])) for i, (t, v, u, ws) in enumerate(seen) if plain(ws) and any(
             (v2, u2) == (v, u) and plain(ws2) for j, (_, v2, u2, ws2) in enumerate(seen) if j != i)), None)
     if chosen is None:
@@ -105,7 +109,9 @@ def read_label(readings: list[Words], label: Label
     text, value, unit, why = chosen[1]
     if len(readings) > 1 and sum((v, u) == (value, unit) for _, v, u, _ in seen) < 2:
         why = why + [f"{LONE} (of {len(readings)})"]
-    others = sorted({f"{v:g} {u}" for _, v, u, ws in seen if (v, u) != (value, unit) and plain(ws)}
+    votes = collections.Counter((v, u) for _, v, u, _ in seen)
+    others = sorted({f"{v:g} {u}" for _, v, u, ws in seen if (v, u) != (value, unit)
+                     and (plain(ws) or (lifted and votes[(v, u)] >= votes[(value, unit)]))}
                     | ({disputed} if disputed and disputed != f"{value:g} {unit}" else set()))
     if others:
         why = why + [f"OCR scales disagree: {text!r} and {', '.join(others)}"]
