@@ -36,10 +36,11 @@ from psdwatch.pipeline.scale.reader import find_scale_bar
 FEI_NM_PER_PX = 3.3724e-06 * 1e9  # Scan/PixelWidth of the Helios files
 
 
-def verdict(result, nm_per_px: float) -> str:
+def verdict(result, nm_per_px: float, tolerance: float = 0.01) -> str:
+    """right / flagged / wrong of one reading against the truth's nm/px."""
     if result is None or not result.confident:
         return "flagged"
-    return "right" if abs(result.nm_per_px / nm_per_px - 1) <= 0.01 else "wrong"
+    return "right" if abs(result.nm_per_px / nm_per_px - 1) <= tolerance else "wrong"
 
 
 def corpus(per_layout: int) -> dict:
@@ -79,10 +80,7 @@ def real_set() -> dict:
         loaded = load_image(REAL_SET / name)
         result = read_scale_bar(loaded.data, loaded.meta.get("databar"))
         npp = t["value"] * _UNIT_NM[t["unit"]] / t["bar_px"]
-        if result is None or not result.confident:
-            rows[name] = "flagged"
-        else:
-            rows[name] = "right" if abs(result.nm_per_px / npp - 1) <= REAL_TOLERANCE else "wrong"
+        rows[name] = verdict(result, npp, REAL_TOLERANCE)
         print(f"{rows[name]:8s} {name}", flush=True)
     counts = collections.Counter(rows.values())
     return {"files": rows, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}}
@@ -101,10 +99,7 @@ def heldout_set(n: int = HELDOUT_FRAMES) -> dict:
         t0 = time.perf_counter()
         result = find_scale_bar(grey(rgb))
         times.append(time.perf_counter() - t0)
-        if result is None or not result.confident:
-            v = "flagged"
-        else:
-            v = "right" if abs(result.nm_per_px / t["nm_per_px"] - 1) <= REAL_TOLERANCE else "wrong"
+        v = verdict(result, t["nm_per_px"], REAL_TOLERANCE)
         counts[v] += 1
         if v == "wrong":
             wrong.append({"index": i, "label": t["text"], "read": result.text})
@@ -124,10 +119,7 @@ def font_sweep(n: int = FONT_SWEEP_FRAMES) -> dict:
     for i in range(n):
         img, t = frame(i)
         result = find_scale_bar(img)
-        if result is None or not result.confident:
-            v = "flagged"
-        else:
-            v = "right" if abs(result.nm_per_px / t["nm_per_px"] - 1) <= REAL_TOLERANCE else "wrong"
+        v = verdict(result, t["nm_per_px"], REAL_TOLERANCE)
         counts[v] += 1
         if v == "wrong":
             wrong.append({"index": i, "label": t["text"], "font": t["font"], "read": result.text})
