@@ -107,9 +107,9 @@ def read_label(readings: list[Words], label: Label
     if chosen is None:
         return seen[0] if seen else None
     text, value, unit, why = chosen[1]
-    if len(readings) > 1 and sum((v, u) == (value, unit) for _, v, u, _ in seen) < 2:
-        why = why + [f"{LONE} (of {len(readings)})"]
     votes = collections.Counter((v, u) for _, v, u, _ in seen)
+    if len(readings) > 1 and votes[(value, unit)] < 2:
+        why = why + [f"{LONE} (of {len(readings)})"]
     others = sorted({f"{v:g} {u}" for _, v, u, ws in seen if (v, u) != (value, unit)
                      and (plain(ws) or (lifted and votes[(v, u)] >= votes[(value, unit)]))}
                     | ({disputed} if disputed and disputed != f"{value:g} {unit}" else set()))
