@@ -7,7 +7,8 @@ SEM data line, Zeiss databar, italic µ, a figure shrunk for a paper; many fonts
 on the real micrographs of ../shared/data/scalebars-real (right = within 2 % of
 their truth.json, whose bar_px is read at half contrast) and on held-out published
 figures the project's renderer did not draw (tests/heldout_figures.py; within 2 %) and
-on small labels in every Latin font installed (tests/font_sweep.py; within 2 %).
+on small labels in every Latin font installed (tests/font_sweep.py; within 2 %) and on
+bars drawn before the noise (tests/noisy_figures.py; within 2 %).
 "flagged" is "not read": no bar, or confident=False.
 Right = nm/px within 1 % of the truth; flagged = no bar or confident=False;
 wrong = confident and off by more than 1 %.  Writes bench/scale_results.json;
@@ -127,6 +128,25 @@ def font_sweep(n: int = FONT_SWEEP_FRAMES) -> dict:
     return {"frames": n, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}, "wrong_frames": wrong}
 
 
+NOISY_FRAMES = 60
+
+
+def noisy_set(n: int = NOISY_FRAMES) -> dict:
+    """Bars and labels drawn before the noise (tests/noisy_figures.py): a bar broken by the
+    noise, a bar that runs into a particle.  Right = nm/px within 2 %."""
+    from tests.noisy_figures import frame
+    counts, wrong = collections.Counter(), []
+    for i in range(n):
+        img, t = frame(i)
+        result = find_scale_bar(img)
+        v = verdict(result, t["nm_per_px"], REAL_TOLERANCE)
+        counts[v] += 1
+        if v == "wrong":
+            wrong.append({"index": i, "label": t["text"], "read": result.text})
+    print(f"noisy figures {dict(counts)} {wrong}", flush=True)
+    return {"frames": n, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}, "wrong_frames": wrong}
+
+
 BARLESS = REPO.parent / "shared" / "data" / "catalysts-boxed" / "images"
 
 
@@ -175,6 +195,7 @@ def main() -> int:
                "second_reader": "rapidocr-onnxruntime" if available() else None,
                **corpus(args.per_layout),
                "real_fei_files": real_files(), "real_set": real_set(), "heldout_figures": heldout_set(), "font_sweep": font_sweep(),
+               "noisy_figures": noisy_set(),
                "barless_2048": barless_frames()}
     total = collections.Counter()
     for row in results["per_layout"].values():
@@ -183,7 +204,7 @@ def main() -> int:
     (REPO / "bench" / "scale_results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     wrong_real = (results["real_set"].get("counts", {}).get("wrong", 0) + results["heldout_figures"]["counts"]["wrong"]
-                  + results["font_sweep"]["counts"]["wrong"]
+                  + results["font_sweep"]["counts"]["wrong"] + results["noisy_figures"]["counts"]["wrong"]
                   + results["barless_2048"].get("confident", 0))
     return 0 if not results["wrong_frames"] and not wrong_real and "wrong" not in results["real_fei_files"].values() else 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .bar_find import Bar, half_contrast_length
-from .label import surface
+from .label import Box, surface
 
 
 def measure_bar(img: np.ndarray, bar: Bar) -> tuple[float, float]:
@@ -42,3 +42,70 @@ def end_ticks(img: np.ndarray, bar: Bar) -> tuple[float, float] | None:
             return None
         centres.append((cs[0] + cs[1]) / 2)
     return centres[0], centres[1]
+
+
+def averaged_ends(img: np.ndarray, bar: Bar) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """The bar's ends where its rows, averaged (noise down by their count) and smoothed
+    over 4 px, fall to half contrast from its middle outwards; where along the row
+    a stroke of the bar's grey lies (its rows at >= half contrast, the rows above and
+    below it at under a quarter); and where a blob of its grey lies (the rows above
+    and below both at half contrast or more).
+
+    On a noisy support one row of a thin bar dips below half contrast here and there:
+    the row-by-row search then stops at a dip, the averaged rows do not."""
+    w = img.shape[1]
+    fg = bar.fg
+    cols = slice(max(0, 2 * bar.x0 - bar.x1), min(w, 2 * bar.x1 - bar.x0))
+    up, down = img[max(0, bar.y0 - 4):max(0, bar.y0 - 1)], img[bar.y1 + 1:bar.y1 + 4]
+    around = np.concatenate([up[:, cols].ravel(), down[:, cols].ravel()])
+    bg = float(np.median(around)) if around.size else 1.0 - fg
+    if abs(fg - bg) < 1e-3 or not up.size or not down.size:
+        return bar.x0, bar.x1, np.zeros(w, bool), np.zeros(w, bool)
+    box = np.ones(4) / 4
+    c = np.convolve((img[bar.y0:bar.y1].mean(axis=0) - bg) / (fg - bg), box, mode="same")
+    sides = [np.convolve((rows.mean(axis=0) - bg) / (fg - bg), box, mode="same") for rows in (up, down)]
+    mid = (bar.x0 + bar.x1) // 2
+    left = mid - int(np.argmax(c[mid::-1] < 0.5)) if (c[:mid + 1] < 0.5).any() else 0
+    right = mid + int(np.argmax(c[mid:] < 0.5)) if (c[mid:] < 0.5).any() else w
+    return left, right, (c >= 0.5) & (np.maximum(*sides) < 0.25), np.minimum(*sides) >= 0.5
+
+
+def end_doubts(img: np.ndarray, bar: Bar, words: Box, length: float, slack: tuple[float, float] = (1.5, 0.015)
+               ) -> list[str]:
+    """A second look at the ends of a bar of ``length`` px read with the words in ``words``:
+    the averaged rows must give the measured length within ``slack`` (px, fraction),
+    nothing of the bar's grey may go on past either end (a bar broken by noise: its
+    piece beside the words has the wrong length), and no end may lie in a blob of its
+    grey (a bar drawn into a particle and measured through it).  The words' own columns
+    are no continuation or blob.
+
+    Not for a split (FEI) bar: its middle is its label's gap."""
+    if bar.gap is not None:
+        return []
+    w = img.shape[1]
+    left, right, stroke, blob = averaged_ends(img, bar)
+    stroke[max(0, words[0] - 2):words[2] + 2] &= not (words[1] < bar.y1 and words[3] > bar.y0)
+    blob[max(0, words[0] - 2):words[2] + 2] = False
+    why = []
+    wide = max(5, bar.thick + 2)  # wider than an end tick (2-3 px: 3-4 columns after the 4-px smoothing)
+    inside = max(2 * wide, int(0.08 * length))  # a particle the bar runs into lengthens it by its own width
+    middle = blob[left + inside:right - inside]
+    if not middle.size or middle.mean() < 0.2:  # else a band or a narrow box of the bar's grey: no blob to tell
+        for a, b in ((left, left + inside), (right - inside, right)):
+            runs = _runs(blob[max(0, a):min(w, b)])
+            if runs.size and runs.max() >= wide:
+                why.append("an end of the bar lies in a blob of its grey")
+                break
+    if abs((right - left) - length) > max(slack[0], slack[1] * length):
+        why.append(f"bar ends unclear ({right - left} px by its averaged rows, {length:.1f} px measured)")
+    reach, piece = max(6, int(0.2 * length)), max(6, int(0.1 * length))
+    for a, b in ((max(0, left - 3 - reach), max(0, left - 3)), (min(w, right + 3), min(w, right + 3 + reach))):
+        run = _runs(stroke[a:b])
+        if run.size and run.max() >= piece:
+            why.append("a stroke of the bar's grey goes on past its end (a broken bar?)")
+    return why
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of True in a 1-D mask."""
+    return np.diff(np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0])))[::2]

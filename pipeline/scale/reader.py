@@ -32,13 +32,14 @@ import numpy as np
 from .bar_find import Bar, find_bars, same_stroke
 from .exclusion import exclusion
 from .label import Box, Label, text_lines
-from .length import end_ticks, measure_bar
+from .length import end_doubts, end_ticks, measure_bar
 from .ocr import ocr_line
 from .parse import NM, TWO_VALUES, read_label
 from .second_reader import PLAUSIBLE_NM_PER_PX, settle
 from .text_first import read_text_first
 
 _MAX_OCR = 5  # label lines OCR'd per frame, bottom first
+_BAR_FIRST_SLACK = (3.0, 0.03)  # px, fraction: see _scale_bar
 
 
 @dataclass
@@ -68,10 +69,7 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
         return None
     img = (img - img.min()) / (img.max() - img.min())
     bars = find_bars(img)
-    cands = [(b, lab) for b in bars for lab in text_lines(img, b)]
-    cands.sort(key=lambda c: -(c[0].y0 / img.shape[0] + 0.3 * (c[0].gap is not None)))  # bottom first
-    reads = [_scale_bar(img, bar, label, reading) for bar, label in cands[:_MAX_OCR]
-             if (reading := read_label(ocr_line(label), label)) is not None]
+    reads = _bar_first(img, bars)
     if not any(r.confident for r in reads):
         second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars, not reads)]
         for r in second:  # a bar whose row held two values: the words found first pick one of them, no better
@@ -92,12 +90,29 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     return best
 
 
-def _scale_bar(img: np.ndarray, bar: Bar, label: Label, reading: tuple[str, float, str, list[str]]) -> ScaleBar:
-    """A reading measured: the bar's length, and the doubts its shape and the nm/px raise."""
+def _bar_first(img: np.ndarray, bars: list[Bar]) -> list[ScaleBar]:
+    """Readings of the label lines beside ``bars``: the lowest ``_MAX_OCR`` lines (bars with
+    a gap, FEI's, first), each OCR'd and checked."""
+    cands = [(b, lab) for b in bars for lab in text_lines(img, b)]
+    cands.sort(key=lambda c: -(c[0].y0 / img.shape[0] + 0.3 * (c[0].gap is not None)))  # bottom first
+    return [_scale_bar(img, bar, label, reading, _BAR_FIRST_SLACK) for bar, label in cands[:_MAX_OCR]
+            if (reading := read_label(ocr_line(label), label)) is not None]
+
+
+def _scale_bar(img: np.ndarray, bar: Bar, label: Label, reading: tuple[str, float, str, list[str]],
+               slack: tuple[float, float] = (1.5, 0.015)) -> ScaleBar:
+    """A reading measured: the bar's length, and the doubts its shape and the nm/px raise.
+
+    ``slack``: how far (px, fraction) the bar's averaged rows may put its ends from the
+    measured ones.  Tight for a bar found beside words (the text finder's, on textured
+    figures); looser for one the bar search found whole by its own rows, where a drawn
+    bar's tip-to-tip coverage and the averaged rows' half-contrast cut differ by up to
+    2 px, while the piece of a bar broken by noise differs by far more."""
     length, spread = measure_bar(img, bar)
     text, value, unit, why = settle(label, reading, length)  # before the bar's own doubts: those stay
     if spread > 0.5:
         why.append(f"ragged bar ends (row spread {spread:.2f} px)")
+    why += end_doubts(img, bar, label.box, length, slack)
     if bar.gap is not None and end_ticks(img, bar) is None:
         why.append("split bar without clear end ticks")  # FEI measures tick to tick, not tip to tip
     nm = value * NM[unit]

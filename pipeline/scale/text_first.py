@@ -34,7 +34,7 @@ from scipy.spatial import cKDTree
 
 from .bar_find import Bar, find_bars, same_stroke
 from .label import Box, Label, label_in_box
-from .length import measure_bar
+from .length import averaged_ends
 from .ocr import ocr_line  # also installs the Tesseract environment (one OpenMP thread)
 from .parse import DIGIT_LIKE, FIELDS, SOFT_DOUBTS, read_label, value_unit
 
@@ -210,7 +210,6 @@ def _read_token(img: np.ndarray, token: Word, bars: list[Bar]
     if bar.pol != token.pol and any(b.pol == token.pol and abs(b.length - bar.length) > max(2, 0.01 * bar.length)
                                     for _, _, b in placed[1:]):
         why.append("a bar of the label's colour is placed too")  # ink and bar normally share a colour
-    why += _bar_doubts(img, bar, token.box)
     seen = value_unit(token.text)
     if seen is None or seen[0] != value or seen[1] != ("µm" if unit in ("pm", "?m") else unit):
         why.append(f"text finder read {token.text!r}, the label line {text!r}")
@@ -260,56 +259,10 @@ def _local_bars(img: np.ndarray, token: Word) -> list[Bar]:
     return found
 
 
-def _averaged_ends(img: np.ndarray, bar: Bar) -> tuple[int, int, np.ndarray]:
-    """The bar's ends where its rows, averaged (noise down by their count) and smoothed
-    over 4 px, fall to half contrast from its middle outwards; and where along the row
-    a stroke of the bar's grey lies (its rows at >= half contrast, the rows above and
-    below it at under a quarter).
-
-    On a noisy support one row of a thin bar dips below half contrast here and there:
-    the row-by-row search then stops at a dip, the averaged rows do not."""
-    w = img.shape[1]
-    fg = bar.fg
-    cols = slice(max(0, 2 * bar.x0 - bar.x1), min(w, 2 * bar.x1 - bar.x0))
-    up, down = img[max(0, bar.y0 - 4):max(0, bar.y0 - 1)], img[bar.y1 + 1:bar.y1 + 4]
-    around = np.concatenate([up[:, cols].ravel(), down[:, cols].ravel()])
-    bg = float(np.median(around)) if around.size else 1.0 - fg
-    if abs(fg - bg) < 1e-3 or not up.size or not down.size:
-        return bar.x0, bar.x1, np.zeros(w, bool)
-    box = np.ones(4) / 4
-    c = np.convolve((img[bar.y0:bar.y1].mean(axis=0) - bg) / (fg - bg), box, mode="same")
-    out = np.maximum(*(np.convolve((rows.mean(axis=0) - bg) / (fg - bg), box, mode="same") for rows in (up, down)))
-    mid = (bar.x0 + bar.x1) // 2
-    left = mid - int(np.argmax(c[mid::-1] < 0.5)) if (c[:mid + 1] < 0.5).any() else 0
-    right = mid + int(np.argmax(c[mid:] < 0.5)) if (c[mid:] < 0.5).any() else w
-    return left, right, (c >= 0.5) & (out < 0.25)
-
-
-def _bar_doubts(img: np.ndarray, bar: Bar, words: Box) -> list[str]:
-    """A second look at the ends of a bar found next to words: the averaged rows must
-    give the measured length, and nothing of the bar's grey may go on past either end
-    (a bar broken by noise: its piece beside the words has the wrong length).  The
-    words' own columns are no continuation when they stand beside the bar."""
-    w = img.shape[1]
-    length, _ = measure_bar(img, bar)
-    left, right, stroke = _averaged_ends(img, bar)
-    if words[1] < bar.y1 and words[3] > bar.y0:
-        stroke[max(0, words[0] - 2):words[2] + 2] = False
-    why = []
-    if abs((right - left) - length) > max(1.5, 0.015 * length):
-        why.append(f"bar ends unclear ({right - left} px by its averaged rows, {length:.1f} px measured)")
-    reach, piece = max(6, int(0.2 * length)), max(6, int(0.1 * length))
-    for a, b in ((max(0, left - 3 - reach), max(0, left - 3)), (min(w, right + 3), min(w, right + 3 + reach))):
-        run = np.diff(np.flatnonzero(np.diff(np.r_[0, stroke[a:b].astype(np.int8), 0])))[::2]
-        if run.size and run.max() >= piece:
-            why.append("a stroke of the bar's grey goes on past its end (a broken bar?)")
-    return why
-
-
 def _whole(img: np.ndarray, bar: Bar) -> Bar:
     """The bar grown to the ends its averaged rows show (pieces of a bar broken by noise
     joined), keeping its rows and grey; the same bar when nothing is to grow."""
-    left, right, _ = _averaged_ends(img, bar)
+    left, right, _, _ = averaged_ends(img, bar)
     if left >= bar.x0 - 2 and right <= bar.x1 + 2:
         return bar
     grown = Bar(min(bar.x0, left + 1), max(bar.x1, right), bar.y0, bar.y1, bar.pol, bar.gap)
