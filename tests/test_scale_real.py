@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from psdwatch.pipeline.scale import bar_find, second_reader, text_first
+from psdwatch.pipeline.scale import bar_find, denoise, second_reader, text_first
 from psdwatch.pipeline.analyse import read_scale_bar
 from psdwatch.pipeline.scale.corpus import background
 from psdwatch.pipeline.io.image import load_image
@@ -267,14 +267,15 @@ def test_label_and_bar_of_other_colours() -> None:
 HELDOUT_FRAMES = 30
 
 
-@pytest.mark.parametrize("hard,at_least", [(False, 26), (True, 19)])
+@pytest.mark.parametrize("hard,at_least", [(False, 26), (True, 22)])
 def test_heldout_figures_never_wrong(hard: bool, at_least: int) -> None:
     """Figures the project's renderer did not draw (tests/heldout_figures.py: PIL text on
     real textures, 2-3 px bars, shrunk by a non-whole factor, JPEG): none wrong, and of
     30, at least 26 read (23 by the bar-first reader alone, 24 before a faint '1' was
     read with its line and 'ium' as '1um'); of the noisier, harder compressed series at
-    least 19 (18 by the bar-first reader alone; 20 before a value read at one OCR size
-    alone was flagged: its frame 7, a '20 nm' that the other three sizes could not read)."""
+    least 22 (19 before label lines were looked for on the frame denoised: denoise.py;
+    20 before a value read at one OCR size alone was flagged: its frame 7, a '20 nm'
+    that the other three sizes could not read)."""
     counts, wrong = {"right": 0, "flagged": 0, "wrong": 0}, []
     for i in range(HELDOUT_FRAMES):
         rgb, t = frame(i, hard)
@@ -657,4 +658,28 @@ def test_noisy_figures_never_wrong() -> None:
             wrong.append((i, t["text"]))
     print(f"\nnoisy figures: {counts}")
     assert not wrong, wrong
-    assert counts["right"] >= 12, counts  # 13 on the machines measured
+    assert counts["right"] >= 15, counts  # 16 measured (13 before label lines were looked for denoised)
+
+
+def test_noise_over_a_figures_label_is_smoothed_before_its_glyphs_are_cut() -> None:
+    """Hard held-out figure 27: a black '100 nm' 9 px tall under noise of sigma ~20.  Cut
+    at half contrast, the noise broke the 'm' and Tesseract read 'nr' at every size (no
+    reading).  On the frame denoised (non-local means, strength = the noise measured)
+    the line reads '100 nm'; the bar is still measured on the frame itself."""
+    rgb, t = frame(27, True)
+    img = grey(rgb).astype(np.float32)
+    img = (img - img.min()) / (img.max() - img.min())
+    assert denoise.noise_sigma(img) > denoise.MIN_SIGMA
+    quiet = denoise.for_labels(img)
+    assert quiet is not img and denoise.noise_sigma(quiet) < 0.5 * denoise.noise_sigma(img)
+    result = find_scale_bar(grey(rgb))
+    assert verdict(result, t["nm_per_px"]) == "right", (result, t)
+
+
+def test_clean_figures_and_microscope_frames_are_not_denoised() -> None:
+    """A clean figure's glyphs cut cleanly as they are, and a 2048² export (its label drawn
+    without noise) would cost a second of non-local means: both are used as they are."""
+    _, clean = scaled("pfib_slice_widget_25um.png")
+    assert denoise.noise_sigma(clean) < denoise.MIN_SIGMA and denoise.for_labels(clean) is clean
+    big = np.clip(0.5 + np.random.default_rng(0).normal(0, 0.08, (2048, 2048)), 0, 1).astype(np.float32)
+    assert denoise.noise_sigma(big) > denoise.MIN_SIGMA and denoise.for_labels(big) is big

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .bar_find import Bar, find_bars, same_stroke
+from .denoise import for_labels
 from .exclusion import exclusion
 from .label import Box, Label, text_lines
 from .length import end_doubts, end_ticks, measure_bar
@@ -69,7 +70,7 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
         return None
     img = (img - img.min()) / (img.max() - img.min())
     bars = find_bars(img)
-    reads = _bar_first(img, bars)
+    reads = _bar_first(img, bars, for_labels(img))
     if not any(r.confident for r in reads):
         second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars, not reads)]
         for r in second:  # a bar whose row held two values: the words found first pick one of them, no better
@@ -90,10 +91,11 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     return best
 
 
-def _bar_first(img: np.ndarray, bars: list[Bar]) -> list[ScaleBar]:
+def _bar_first(img: np.ndarray, bars: list[Bar], lines_img: np.ndarray) -> list[ScaleBar]:
     """Readings of the label lines beside ``bars``: the lowest ``_MAX_OCR`` lines (bars with
-    a gap, FEI's, first), each OCR'd and checked."""
-    cands = [(b, lab) for b in bars for lab in text_lines(img, b)]
+    a gap, FEI's, first), each OCR'd and checked.  Lines are looked for in ``lines_img``
+    (the frame, denoised where it is a noisy figure: denoise.py); bars measured on ``img``."""
+    cands = [(b, lab) for b in bars for lab in text_lines(lines_img, b)]
     cands.sort(key=lambda c: -(c[0].y0 / img.shape[0] + 0.3 * (c[0].gap is not None)))  # bottom first
     return [_scale_bar(img, bar, label, reading, _BAR_FIRST_SLACK) for bar, label in cands[:_MAX_OCR]
             if (reading := read_label(ocr_line(label), label)) is not None]
