@@ -110,41 +110,36 @@ def heldout_set(n: int = HELDOUT_FRAMES) -> dict:
 
 
 FONT_SWEEP_FRAMES = 300
+NOISY_FRAMES = 60
+
+
+def seeded_set(frame, n: int, name: str) -> dict:
+    """Frames 0..n-1 of a seeded generator (``frame(i)`` -> (grey image, truth)) read:
+    right / flagged / wrong at nm/px within 2 %, and the wrong ones named."""
+    counts, wrong = collections.Counter(), []
+    for i in range(n):
+        img, t = frame(i)
+        result = find_scale_bar(img)
+        v = verdict(result, t["nm_per_px"], REAL_TOLERANCE)
+        counts[v] += 1
+        if v == "wrong":
+            wrong.append({"index": i, "label": t["text"], "font": t.get("font"), "read": result.text})
+    print(f"{name} {dict(counts)} {wrong}", flush=True)
+    return {"frames": n, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}, "wrong_frames": wrong}
 
 
 def font_sweep(n: int = FONT_SWEEP_FRAMES) -> dict:
     """Small labels (5-15 px) in the 56 Latin fonts installed (tests/font_sweep.py), flat
-    noisy grounds, JPEG half the time: where OCR slips.  Right = nm/px within 2 %."""
+    noisy grounds, JPEG half the time: where OCR slips."""
     from tests.font_sweep import frame
-    counts, wrong = collections.Counter(), []
-    for i in range(n):
-        img, t = frame(i)
-        result = find_scale_bar(img)
-        v = verdict(result, t["nm_per_px"], REAL_TOLERANCE)
-        counts[v] += 1
-        if v == "wrong":
-            wrong.append({"index": i, "label": t["text"], "font": t["font"], "read": result.text})
-    print(f"font sweep {dict(counts)} {wrong}", flush=True)
-    return {"frames": n, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}, "wrong_frames": wrong}
-
-
-NOISY_FRAMES = 60
+    return seeded_set(frame, n, "font sweep")
 
 
 def noisy_set(n: int = NOISY_FRAMES) -> dict:
     """Bars and labels drawn before the noise (tests/noisy_figures.py): a bar broken by the
-    noise, a bar that runs into a particle.  Right = nm/px within 2 %."""
+    noise, a bar that runs into a particle, labels under noise."""
     from tests.noisy_figures import frame
-    counts, wrong = collections.Counter(), []
-    for i in range(n):
-        img, t = frame(i)
-        result = find_scale_bar(img)
-        v = verdict(result, t["nm_per_px"], REAL_TOLERANCE)
-        counts[v] += 1
-        if v == "wrong":
-            wrong.append({"index": i, "label": t["text"], "read": result.text})
-    print(f"noisy figures {dict(counts)} {wrong}", flush=True)
-    return {"frames": n, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}, "wrong_frames": wrong}
+    return seeded_set(frame, n, "noisy figures")
 
 
 BARLESS = REPO.parent / "shared" / "data" / "catalysts-boxed" / "images"
