@@ -624,7 +624,8 @@ def test_the_piece_of_a_bar_broken_by_noise_is_not_read_as_the_bar() -> None:
     """The piece of a noisy bar under the whole bar's label was read '200 nm' over 93.6 px,
     confidently: 1.7x the true nm/px.  The bar's rows averaged (noise down by their count)
     run on to the real ends, 160 px: the piece's reading is doubtful, and the frame is
-    read over the whole bar or flagged, never over the piece."""
+    read over the whole bar (found whole by the text finder's averaged rows), never over
+    the piece."""
     img, npp = _broken_bar_frame()
     scaled01 = img.astype(np.float32) / 255
     piece = bar_find.Bar(30, 123, 460, 462, -1)
@@ -633,7 +634,7 @@ def test_the_piece_of_a_bar_broken_by_noise_is_not_read_as_the_bar() -> None:
     whole = bar_find.Bar(30, 190, 460, 462, -1)
     assert not end_doubts(scaled01, whole, (80, 442, 140, 453), measure_bar(scaled01, whole)[0], (3.0, 0.03))
     result = find_scale_bar(img)
-    assert verdict(result, npp) != "wrong", result
+    assert verdict(result, npp) == "right", result
 
 
 def test_a_bar_that_runs_into_a_particle_is_flagged() -> None:
@@ -683,3 +684,22 @@ def test_clean_figures_and_microscope_frames_are_not_denoised() -> None:
     assert denoise.noise_sigma(clean) < denoise.MIN_SIGMA and denoise.for_labels(clean) is clean
     big = np.clip(0.5 + np.random.default_rng(0).normal(0, 0.08, (2048, 2048)), 0, 1).astype(np.float32)
     assert denoise.noise_sigma(big) > denoise.MIN_SIGMA and denoise.for_labels(big) is big
+
+
+@pytest.mark.parametrize("x0,length", [(3, 20), (200, 120)])
+def test_an_end_in_a_particle_is_told_from_a_clean_end(x0: int, length: int) -> None:
+    """A clean black bar on white has no end doubt (a short one at the frame's left edge
+    too); the same bar with a black disk of 4x its thickness centred on its right end has
+    the blob doubt, and a narrow box of the bar's grey around it (dark rows all along)
+    is no blob."""
+    img = np.ones((120, 400), np.float32)
+    img[60:63, x0:x0 + length] = 0.0
+    bar = bar_find.Bar(x0, x0 + length, 60, 63, -1)
+    words = (x0, 40, x0 + length, 52)  # a label over the bar, clear of the rows looked at
+    assert not end_doubts(img, bar, words, float(length), (3.0, 0.03))
+    disk = img.copy()
+    cv2.circle(disk, (x0 + length - 1, 61), 6, 0.0, -1)
+    assert "an end of the bar lies in a blob of its grey" in end_doubts(disk, bar, words, float(length), (3.0, 0.03))
+    boxed = img.copy()
+    boxed[56:58, :], boxed[65:67, :] = 0.0, 0.0
+    assert not any("blob" in d for d in end_doubts(boxed, bar, words, float(length), (3.0, 0.03)))

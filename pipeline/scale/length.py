@@ -76,22 +76,29 @@ def end_doubts(img: np.ndarray, bar: Bar, words: Box, length: float, slack: tupl
     the averaged rows must give the measured length within ``slack`` (px, fraction),
     nothing of the bar's grey may go on past either end (a bar broken by noise: its
     piece beside the words has the wrong length), and no end may lie in a blob of its
-    grey (a bar drawn into a particle and measured through it).  The words' own columns
-    are no continuation or blob.
+    grey (a bar drawn into a particle and measured through it).  The words' columns are
+    no continuation where they stand beside the bar, and no blob where they reach the
+    rows looked at (4 above and below the bar).  The averaged rows' ends lie a pixel
+    past each true end (a clean 100 px bar gives 101-102): ``slack`` covers that too.
 
-    Not for a split (FEI) bar: its middle is its label's gap."""
+    Not for a split (FEI) bar: its middle is its label's gap (the text finder flags
+    its own readings of one; the bar-first reader measures them tick to tick)."""
     if bar.gap is not None:
         return []
     w = img.shape[1]
     left, right, stroke, blob = averaged_ends(img, bar)
-    stroke[max(0, words[0] - 2):words[2] + 2] &= not (words[1] < bar.y1 and words[3] > bar.y0)
-    blob[max(0, words[0] - 2):words[2] + 2] = False
+    if words[1] < bar.y1 and words[3] > bar.y0:  # words beside the bar, on its rows
+        stroke[max(0, words[0] - 2):words[2] + 2] = False
+    if words[1] < bar.y1 + 4 and words[3] > bar.y0 - 4:  # words reaching the rows looked at for a blob
+        blob[max(0, words[0] - 2):words[2] + 2] = False
     why = []
     wide = max(5, bar.thick + 2)  # wider than an end tick (2-3 px: 3-4 columns after the 4-px smoothing)
     inside = max(2 * wide, int(0.08 * length))  # a particle the bar runs into lengthens it by its own width
-    middle = blob[left + inside:right - inside]
+    middle = blob[left + inside:max(left + inside, right - inside)]
+    if not middle.size:  # a short bar: all of it
+        middle = blob[left:max(left, right)]
     if not middle.size or middle.mean() < 0.2:  # else a band or a narrow box of the bar's grey: no blob to tell
-        for a, b in ((left, left + inside), (right - inside, right)):
+        for a, b in ((left, left + inside), (max(0, right - inside), right)):
             runs = _runs(blob[max(0, a):min(w, b)])
             if runs.size and runs.max() >= wide:
                 why.append("an end of the bar lies in a blob of its grey")

@@ -16,9 +16,9 @@ in a white box below): the glyphs are then those of the word's own ink, measured
 its box, and a bar of the ink's colour placed there too, of another length, is a doubt.  The two
 readings must agree (when they do and the words are spelled plainly, the soft doubts
 of one reading, low confidence or an odd spelling, are lifted: two preprocessings
-agree); a second bar as near as the first is a doubt, and so are ends that its
-averaged rows place elsewhere or a stroke of its grey past an end (a bar broken by
-noise).  Runs only when the bar-first reader found nothing confident, so it costs
+agree); a second bar as near as the first is a doubt (and, as for every reading, so
+are ends that its averaged rows place elsewhere or a stroke of its grey past an end:
+length.end_doubts, applied by the reader).  Runs only when the bar-first reader found nothing confident, so it costs
 nothing on drawn bars; the whole bands only when no bar had a label line at all.
 Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
 """
@@ -210,6 +210,8 @@ def _read_token(img: np.ndarray, token: Word, bars: list[Bar]
     if bar.pol != token.pol and any(b.pol == token.pol and abs(b.length - bar.length) > max(2, 0.01 * bar.length)
                                     for _, _, b in placed[1:]):
         why.append("a bar of the label's colour is placed too")  # ink and bar normally share a colour
+    if bar.gap is not None:  # its ends are not checked on averaged rows (length.end_doubts): as before, a doubt
+        why.append("a split bar found beside words")
     seen = value_unit(token.text)
     if seen is None or seen[0] != value or seen[1] != ("µm" if unit in ("pm", "?m") else unit):
         why.append(f"text finder read {token.text!r}, the label line {text!r}")
