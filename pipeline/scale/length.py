@@ -70,8 +70,7 @@ def averaged_ends(img: np.ndarray, bar: Bar) -> tuple[int, int, np.ndarray, np.n
     return left, right, (c >= 0.5) & (np.maximum(*sides) < 0.25), np.minimum(*sides) >= 0.5
 
 
-def end_doubts(img: np.ndarray, bar: Bar, words: Box, length: float, slack: tuple[float, float] = (1.5, 0.015)
-               ) -> list[str]:
+def end_doubts(img: np.ndarray, bar: Bar, words: Box, length: float, slack: tuple[float, float]) -> list[str]:
     """A second look at the ends of a bar of ``length`` px read with the words in ``words``:
     the averaged rows must give the measured length within ``slack`` (px, fraction),
     nothing of the bar's grey may go on past either end (a bar broken by noise: its

@@ -40,7 +40,8 @@ from .second_reader import PLAUSIBLE_NM_PER_PX, settle
 from .text_first import read_text_first
 
 _MAX_OCR = 5  # label lines OCR'd per frame, bottom first
-_BAR_FIRST_SLACK = (3.0, 0.03)  # px, fraction: see _scale_bar
+_TEXT_FIRST_SLACK = (1.5, 0.015)  # px, fraction: see _scale_bar
+_BAR_FIRST_SLACK = (3.0, 0.03)
 
 
 @dataclass
@@ -102,7 +103,7 @@ def _bar_first(img: np.ndarray, bars: list[Bar], lines_img: np.ndarray) -> list[
 
 
 def _scale_bar(img: np.ndarray, bar: Bar, label: Label, reading: tuple[str, float, str, list[str]],
-               slack: tuple[float, float] = (1.5, 0.015)) -> ScaleBar:
+               slack: tuple[float, float] = _TEXT_FIRST_SLACK) -> ScaleBar:
     """A reading measured: the bar's length, and the doubts its shape and the nm/px raise.
 
     ``slack``: how far (px, fraction) the bar's averaged rows may put its ends from the
