@@ -8,6 +8,7 @@ suite are marked slow.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -45,6 +46,29 @@ def patches(data_dir: Path) -> list[Path]:
 @pytest.fixture(scope="session")
 def formats_dir(data_dir: Path) -> Path:
     return data_dir / "formats"
+
+
+@pytest.fixture(scope="session")
+def warm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the bundled models folder whose live model has been prepared once, as the
+    service prepares it (runtime auto): its ONNX graphs (fp32, int8 and the int8 verdict)
+    are in its .onnx-cache.  Tests of reprocessing and the cluster copy it instead of
+    exporting and quantising the same weights again in each test; the cold path (no
+    cache) has its own tests (test_demo, test_models_segment)."""
+    from psdwatch.daemon.models.live import live_model_name
+    from psdwatch.pipeline import runtime
+
+    folder = tmp_path_factory.mktemp("warm") / "models"
+    shutil.copytree(REPO / "models", folder, ignore=shutil.ignore_patterns(".onnx-cache"))
+    runtime.prepare(folder, live_model_name(folder))
+    assert any((folder / ".onnx-cache").glob("*.onnx")), "the live model's graph was not cached"
+    return folder
+
+
+@pytest.fixture
+def models_dir(tmp_path: Path, warm_models: Path) -> Path:
+    """tmp_path/models: the bundled models with their graphs prepared (warm_models)."""
+    return Path(shutil.copytree(warm_models, tmp_path / "models"))
 
 
 @pytest.fixture

@@ -282,12 +282,11 @@ def test_the_service_drains_a_share_through_a_local_cluster(tmp_path):
 
 
 @pytest.mark.slow
-def test_reprocess_all_through_a_local_cluster(tmp_path):
+def test_reprocess_all_through_a_local_cluster(tmp_path, models_dir):
     """DESIGN's check: a share drained by the service, then `psdwatch reprocess --all`
     with scheduler = "local": exit 0, one row per image, history kept, no particle
     twice, the model recorded; status --json and the reports name no mixed sample."""
     root, config, database = classical_service(tmp_path)
-    shutil.copytree(REPO / "models", tmp_path / "models", ignore=shutil.ignore_patterns(".onnx-cache"))
     for k, sample in enumerate(("A", "A", "B", "B")):
         drop_frame(root / sample, f"f{k}", k + 1, size=384)
     _drain(config, database, 4, 90, "the share drained with the classical engine")

@@ -18,14 +18,13 @@ from psdwatch.daemon.config import load_config, settings_from_config
 from psdwatch.pipeline.runtime import models
 from psdwatch.pipeline import runtime
 
-from .conftest import REPO, classical_service, count_status, drop_frame, start_service, wait_for
+from .conftest import classical_service, count_status, drop_frame, start_service, wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def test_reprocess_all_with_the_unet_replaces_results_and_keeps_history(tmp_path):
+def test_reprocess_all_with_the_unet_replaces_results_and_keeps_history(tmp_path, models_dir):
     root, config, database = classical_service(tmp_path)
-    shutil.copytree(REPO / "models", tmp_path / "models", ignore=shutil.ignore_patterns(".onnx-cache"))
     for k, sample in enumerate(("A", "A", "B")):
         drop_frame(root / sample, f"f{k}", k + 1, size=384)
     service = start_service(config)
