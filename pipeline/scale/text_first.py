@@ -124,8 +124,9 @@ def _tile(region: np.ndarray, s: float, pol: int) -> np.ndarray:
     (0.01-0.21 of the range on the real bar-less 2048² frames), and cut at half of that
     it filled the tile with speckle that Tesseract spent up to 0.9 s on.  Drawn labels
     stand out by more: a floor of 0.3 changed no reading on any scale set (real frames
-    full size and shrunk, held-out figures, font sweep, rendered corpus), 0.6 lost three.  Tesseract's own binarisation of the grey top-hat turns a noisy support
-    into speckle words and loses the label among them (measured on held-out figures)."""
+    full size and shrunk, held-out figures, font sweep, rendered corpus), 0.6 lost three.
+    Tesseract's own binarisation of the grey top-hat turns a noisy support into
+    speckle words and loses the label among them (measured on held-out figures)."""
     g = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 0.8)
     g = cv2.resize(g, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (int(41 * s) | 1, int(41 * s) | 1))
