@@ -568,10 +568,10 @@ def test_the_bands_of_real_frames_without_a_bar_give_tesseract_no_speckle() -> N
         if data.shape != (2048, 2048):
             continue
         img = (data - data.min()) / (data.max() - data.min())
-        tiles = [text_first._tile(img[int(a * 2048):int(b * 2048)], 0.5, pol)
-                 for a, b in text_first._BANDS for pol in (1, -1)]
+        regions = text_first.bands(*img.shape)
+        tiles = [text_first._tile(img[y0:y1, x0:x1], 0.5, pol) for x0, y0, x1, y1 in regions for pol in (1, -1)]
         blobs[path.name] = sum(cv2.connectedComponents((t == 0).astype(np.uint8))[0] - 1 for t in tiles)
-        words = text_first.sparse_words(img, [(0, int(a * 2048), 2048, int(b * 2048)) for a, b in text_first._BANDS])
+        words = text_first.sparse_words(img, regions)
         assert not text_first.label_tokens(words), (path.name, [w.text for w in words])
     assert len(blobs) >= 8 and max(blobs.values()) <= 20, blobs
     assert sum(n == 0 for n in blobs.values()) >= len(blobs) // 2, blobs

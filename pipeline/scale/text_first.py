@@ -18,8 +18,9 @@ readings must agree (when they do and the words are spelled plainly, the soft do
 of one reading, low confidence or an odd spelling, are lifted: two preprocessings
 agree); a second bar as near as the first is a doubt (and, as for every reading, so
 are ends that its averaged rows place elsewhere or a stroke of its grey past an end:
-length.end_doubts, applied by the reader).  Runs only when the bar-first reader found nothing confident, so it costs
-nothing on drawn bars; the whole bands only when no bar had a label line at all.
+length.end_doubts, applied by the reader).  Runs only when the bar-first reader found
+nothing confident, so it costs nothing on drawn bars; the whole bands only when no
+bar had a label line at all.
 Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
 """
 from __future__ import annotations
@@ -65,7 +66,7 @@ def read_text_first(img: np.ndarray, bars: list[Bar], everywhere: bool = True
     ``everywhere`` the bottom and top bands of the frame are searched too: for when
     no bar candidate had a readable line at all (Tesseract's time grows with area)."""
     h, w = img.shape
-    regions = [(0, int(a * h), w, int(b * h)) for a, b in _BANDS] if everywhere else []
+    regions = bands(h, w) if everywhere else []
     for bar in sorted(bars, key=lambda b: -b.y0)[:3]:
         dx, dy = int(1.5 * bar.length + 40), int(max(40, 0.8 * bar.length))
         box = (max(0, bar.x0 - dx), max(0, bar.y0 - dy), min(w, bar.x1 + dx), min(h, bar.y1 + dy))
@@ -78,6 +79,12 @@ def read_text_first(img: np.ndarray, bars: list[Bar], everywhere: bool = True
         if (found := _read_token(img, token, bars)) is not None:
             out.append(found)
     return out
+
+
+def bands(h: int, w: int) -> list[Box]:
+    """The bottom and top bands of an ``h`` x ``w`` frame (``_BANDS``), where the words are
+    searched when no bar candidate had a label line."""
+    return [(0, int(a * h), w, int(b * h)) for a, b in _BANDS]
 
 
 def sparse_words(img: np.ndarray, regions: list[Box]) -> list[Word]:
