@@ -30,7 +30,7 @@ demo: setup
 	$(VENV)/bin/psdwatch demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 bench: setup
 	$(PY) bench/all.py

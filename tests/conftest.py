@@ -31,6 +31,22 @@ def pytest_configure(config: pytest.Config) -> None:
                                 "repository, or $PSDWATCH_TEST_DATA); the tests measure real images from it")
 
 
+_MAX_WORKERS = 4  # each worker loads torch and starts services and clusters of its own
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: without xdist, pytest runs serially
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`make test` runs `pytest -n auto`: one worker per core this process may use, at
+    most four.  Run serially, most tests keep one core busy (one service, one Tesseract,
+    a file settling), so on the 2-core Xeon two workers took 829 s where one took
+    1511-1665 s; more workers than cores would only stretch each test's waits."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, _MAX_WORKERS))
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not DATA.is_dir():
