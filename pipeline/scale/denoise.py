@@ -17,6 +17,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..robust import robust_sigma
+
 MAX_SIDE = 1024
 MIN_SIGMA = 4.0  # grey levels of 255: below it the label's glyphs cut cleanly
 
@@ -25,8 +27,7 @@ def noise_sigma(img: np.ndarray) -> float:
     """Pixel noise of a 0-1 frame, in grey levels of 255: the robust spread (MAD) of the
     differences between horizontal neighbours, which texture (smooth over a few px)
     hardly moves and pixel noise does."""
-    d = np.diff(img[::2], axis=1)
-    return float(np.median(np.abs(d - np.median(d)))) * 1.4826 / np.sqrt(2) * 255
+    return robust_sigma(np.diff(img[::2], axis=1)) / np.sqrt(2) * 255
 
 
 def for_labels(img: np.ndarray) -> np.ndarray:

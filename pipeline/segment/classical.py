@@ -25,6 +25,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters
 
+from ..robust import robust_sigma
+
 # Pixel defaults: particles 4..48 px in diameter (tuned on the 512^2 patches).
 DEFAULTS: dict[str, float] = dict(k_low=8.0, k_high=10.0, k_blob=1.75, min_diameter_px=4.0, max_diameter_px=48.0,
                                   edge_fraction=0.36)
@@ -47,11 +49,6 @@ def particle_scales(nm_per_px: float | None, **params: float) -> dict[str, float
         blob_sigma=params.get("blob_sigma_px", 0.8 * d_min),
         min_area=params.get("min_area_px", np.pi / 4.0 * d_min**2),
     )
-
-
-def robust_sigma(x: np.ndarray) -> float:
-    """Gaussian-equivalent standard deviation from the median absolute deviation."""
-    return float(1.4826 * np.median(np.abs(x - np.median(x)))) if x.size else 0.0
 
 
 def downsample_factor(ideal: float, shape: tuple[int, ...]) -> int:
