@@ -25,7 +25,7 @@ from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.scale.label import text_lines
 from psdwatch.pipeline.scale.length import end_doubts, measure_bar
 from psdwatch.pipeline.scale.ocr import ocr_line
-from psdwatch.pipeline.scale.parse import LONE, TWO_VALUES, _tokens, read_label, value_unit
+from psdwatch.pipeline.scale.parse import LONE, TWO_VALUES, _tokens, micro_by_field, read_label, value_unit
 from psdwatch.pipeline.scale.reader import find_scale_bar
 from tests import font_sweep, noisy_figures
 from tests.conftest import DATA
@@ -180,7 +180,35 @@ def test_real_micrographs_shrunk_for_a_paper_never_wrong(height: int, quality: i
             wrong.append((name, result.text, result.length_px))
     print(f"\nscalebars-real shrunk to {height} px, JPEG q{quality}: {counts}")
     assert not wrong, wrong
-    assert counts["right"] >= (9 if height >= 500 else 3), counts
+    assert counts["right"] >= (13 if height >= 500 else 5), counts  # 14 and 6 on this machine's Tesseract
+
+
+
+@pytest.mark.parametrize("name,height,quality", [("zeiss_blackband_fibres_10um.png", 512, 80),
+                                                 ("xl30_databar_silica_5um.png", 300, 75)])
+def test_a_micro_sign_read_as_y_on_a_shrunk_real_frame_is_micrometres(name: str, height: int, quality: int) -> None:
+    """Shrunk for a paper, the µ of a real '10 µm' or '5 µm' keeps a tail of a pixel or
+    two: Tesseract reads 'ym', the shape check sees no p and no clear µ.  Read as
+    picometres the frame would be under 1 nm wide, so it is µm (parse.micro_by_field)."""
+    image, npp = shrunk_for_a_paper(name, height, quality)
+    result = find_scale_bar(image)
+    assert verdict(result, npp) == "right" and result.unit == "µm", result
+
+
+def test_only_a_field_narrower_than_atoms_settles_a_micro_sign() -> None:
+    """micro_by_field lifts the shape's doubt of a 'pm' or 'ym' only where picometres
+    would make the frame under 1 nm wide; a real atomic-resolution '500 pm' (a 5 nm
+    field), a shape that saw a p, an 'am' (read so for 'nm') and every other doubt stay."""
+    none_pm, u_ym = "glyph shape None disagrees with OCR 'pm'", "glyph shape 'u' disagrees with OCR 'ym'"
+    assert micro_by_field(("5 pm", 5.0, "pm", [none_pm]), 60.0, 737) == ("5 pm", 5.0, "µm", [])
+    assert micro_by_field(("10 ym", 10.0, "µm", [u_ym, LONE]), 52.0, 512) == ("10 ym", 10.0, "µm", [LONE])
+    atoms = ("500 pm", 500.0, "pm", [none_pm])  # 0.5 nm / 200 px x 2048 px: a 5 nm field
+    assert micro_by_field(atoms, 200.0, 2048) == atoms
+    for kept in (("2 pm", 2.0, "pm", ["glyph shape 'p' disagrees with OCR 'pm'"]),
+                 ("5 ym", 5.0, "µm", ["glyph shape 'p' disagrees with OCR 'ym'"]),
+                 ("5 am", 5.0, "?m", ["glyph shape 'u' disagrees with OCR 'am'"]),
+                 ("5 um", 5.0, "µm", ["glyph shape unclear, OCR says µ"])):
+        assert micro_by_field(kept, 60.0, 512) == kept, kept
 
 
 def soft_bar_frame(length: float, thick: int, level: float, seed: int) -> tuple[np.ndarray, float, float]:

@@ -35,7 +35,7 @@ from .exclusion import exclusion
 from .label import Box, Label, text_lines
 from .length import end_doubts, end_ticks, measure_bar
 from .ocr import ocr_line
-from .parse import NM, TWO_VALUES, read_label
+from .parse import NM, TWO_VALUES, micro_by_field, read_label
 from .second_reader import PLAUSIBLE_NM_PER_PX, settle
 from .text_first import read_text_first
 
@@ -112,6 +112,7 @@ def _scale_bar(img: np.ndarray, bar: Bar, label: Label, reading: tuple[str, floa
     the bar search found whole by its own rows, where only the piece of a bar broken by
     noise is to be caught, and it differs by far more (66 px of 160 in the test)."""
     length, spread = measure_bar(img, bar)
+    reading = micro_by_field(reading, length, max(img.shape))
     text, value, unit, why = settle(label, reading, length)  # before the bar's own doubts: those stay
     if spread > 0.5:
         why.append(f"ragged bar ends (row spread {spread:.2f} px)")

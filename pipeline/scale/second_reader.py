@@ -11,7 +11,8 @@ it also reads 'nm' as 'mm' now and then, so it never decides anything alone:
   read as µ) are lifted when it reads the same value and unit, spelled plainly;
 * a 'pm' that Tesseract read where the glyph shape cannot tell p from µ becomes µm only
   when picometres would give an impossible nm/px, micrometres a plausible one, and this
-  reader reads the same value in µm.
+  reader reads the same value in µm (where picometres would make the frame under 1 nm
+  wide, parse.micro_by_field has already settled it without this reader).
 Every hard doubt (glyph and dot counts, placement, bar shape, another bar) stays.
 Without the package (not importable) the label keeps its doubts: the reader flags as before.
 The recogniser is loaded on first use (about 0.5 s once per process), and each call
