@@ -281,11 +281,13 @@ def micro_by_field(reading: tuple[str, float, str, list[str]], length: float, si
     flagged though a person reads it at once.  p and µ differ by 10^6: read as
     picometres, a frame of ``side`` px with the bar's ``length`` would show less than
     ``MIN_FIELD_NM`` (1 nm, a few atoms) from edge to edge, which no micrograph does, so
-    the unit can only be µm.  A true 'nm' is never read so: none of the 1149 number+unit
-    words Tesseract read on the 319 frames with an nm label, in every scale set here (the
-    corpus, the real frames and their shrinks, the held-out figures, the font sweep), where
-    553 words of µm labels were; 'nm' reads 'am', 'wm' or 'gm', and those stay flagged.  Only the shape's doubt is lifted, and only when the
-    shape saw no p (None or no tail); every other doubt stays."""
+    the unit can only be µm.  A true 'nm' is hardly ever read so: none of the 1149
+    number+unit words Tesseract read on the 319 frames with an nm label, in every scale
+    set here (the corpus, the real frames and their shrinks, the held-out figures, the
+    font sweep), where 553 words of µm labels were; 'nm' reads 'am', 'wm' or 'gm', and
+    those stay flagged.  An earlier font sweep once read a '50 nm' as 'sym': its glyph
+    count and spelling doubts stay, for only the shape's doubt is lifted, and only when
+    the shape saw no p (None or no tail)."""
     text, value, unit, why = reading
     doubt = [w for w in why if _SHAPE_OPEN.match(w)]
     if len(doubt) != 1 or value * NM["pm"] / length * side >= MIN_FIELD_NM:
