@@ -211,6 +211,32 @@ def test_only_a_field_narrower_than_atoms_settles_a_micro_sign() -> None:
         assert micro_by_field(kept, 60.0, 512) == kept, kept
 
 
+
+def test_a_two_and_a_half_series_value_only_when_every_scale_reads_it() -> None:
+    """A noisy '0.5 µm' (held-out figure 164, hard series) was read '2.5 pm' at three OCR
+    sizes of four, confidence 67-78: a 2.5-series value now needs all four sizes at 80
+    or more, as a 3-series one does, and the frame is flagged.  The real '25 µm' of the
+    PFIB widget, read at 91-94 at every size, still reads."""
+    rgb, t = frame(164, True)
+    result = find_scale_bar(grey(rgb))
+    assert verdict(result, t["nm_per_px"]) == "flagged", result
+    assert any("not a 1-2-5" in w for w in result.reasons), result
+    loaded, _ = scaled("pfib_slice_widget_25um.png")
+    real = read_scale_bar(loaded.data, loaded.meta.get("databar"))
+    assert real is not None and real.confident and (real.value, real.unit) == (25.0, "µm"), real
+
+
+def test_a_dark_grain_at_a_bars_end_does_not_lengthen_it() -> None:
+    """Held-out figure 167: a 215 px black bar beside '500 nm' whose left end touches a dark
+    grain of the support.  The text finder grew the bar to where its averaged rows fell to
+    half contrast, 8 px into the grain, and read it 3.6 % long, confidently; an end now
+    grows only over columns that are mostly the bar's stroke."""
+    rgb, t = frame(167)
+    result = find_scale_bar(grey(rgb))
+    assert verdict(result, t["nm_per_px"]) != "wrong", result
+    assert result is not None and abs(result.length_px - t["bar_px"]) < 1, (result, t["bar_px"])
+
+
 def soft_bar_frame(length: float, thick: int, level: float, seed: int) -> tuple[np.ndarray, float, float]:
     """A grey (not white) bar with sub-pixel ends on a noisy texture, blurred as a
     resampled figure is.  Returns (image 0-1, bar start x, length)."""

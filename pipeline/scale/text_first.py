@@ -279,8 +279,15 @@ def _local_bars(img: np.ndarray, token: Word) -> list[Bar]:
 
 def _whole(img: np.ndarray, bar: Bar) -> Bar:
     """The bar grown to the ends its averaged rows show (pieces of a bar broken by noise
-    joined), keeping its rows and grey; the same bar when nothing is to grow."""
-    left, right, _, _ = averaged_ends(img, bar)
+    joined), keeping its rows and grey; the same bar when nothing is to grow.
+
+    An end grows only over columns that are mostly stroke (the bar's rows at half
+    contrast, the rows above and below not): a dark grain of the support touching a bar's
+    end also holds the averaged rows at half contrast, and had lengthened a held-out
+    figure's 215 px bar by 8 px, read confidently."""
+    left, right, stroke, _ = averaged_ends(img, bar)
+    left = left if left < bar.x0 - 2 and stroke[left + 1:bar.x0].mean() >= 0.5 else bar.x0 - 1
+    right = right if right > bar.x1 + 2 and stroke[bar.x1:right].mean() >= 0.5 else bar.x1
     if left >= bar.x0 - 2 and right <= bar.x1 + 2:
         return bar
     grown = Bar(min(bar.x0, left + 1), max(bar.x1, right), bar.y0, bar.y1, bar.pol, bar.gap)
