@@ -71,7 +71,10 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
         return None
     img = (img - img.min()) / (img.max() - img.min())
     bars = find_bars(img)
-    reads = _bar_first(img, bars, for_labels(img) if bars else img)
+    lines_img = for_labels(img)  # the frame itself unless it is a noisy figure (denoise.py)
+    if lines_img is not img:  # a thin bar under noise may break into specks: seen once smoothed
+        bars += [b for b in find_bars(lines_img) if not any(same_stroke(b, a) for a in bars)]
+    reads = _bar_first(img, bars, lines_img)
     if not any(r.confident for r in reads):
         second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars, not reads)]
         for r in second:  # a bar whose row held two values: the words found first pick one of them, no better
