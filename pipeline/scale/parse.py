@@ -272,7 +272,7 @@ def _shape_below(label: Label, ink: np.ndarray) -> str | None:
 
 
 _DESCENDER_MICRO = ("pm", "ym", "yum", "pum", "yµm")  # µ read as a letter that hangs below the line
-_SHAPE_OPEN = re.compile(r"^glyph shape (None|'u') disagrees with OCR '(pm|ym|yum|pum|yµm)'$")
+_SHAPE_OPEN = re.compile(rf"^glyph shape (None|'u') disagrees with OCR '({'|'.join(_DESCENDER_MICRO)})'$")
 MIN_FIELD_NM = 1.0  # no micrograph is narrower than a few atoms (Pt's lattice spacing is 0.23 nm)
 
 
