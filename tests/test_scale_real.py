@@ -251,6 +251,17 @@ def test_a_thin_bar_under_heavy_noise_is_found_on_the_denoised_frame() -> None:
     assert verdict(result, t["nm_per_px"]) == "right" and result.unit == "µm", result
 
 
+
+def test_two_guesses_that_agree_lift_no_doubt() -> None:
+    """Font-sweep frame 950, a 5 px italic '500nm': the four OCR sizes read '900nm'
+    (confidence 64), '200nm' (5), '900mm' (1) and '200nm' (0).  The two guesses at 0 and
+    5 lifted each other's low-confidence doubt, and '200nm' was read confidently, 2.5x
+    wrong; a word under confidence 10 is now a hard doubt."""
+    img, t = font_sweep.frame(950)
+    result = find_scale_bar(img)
+    assert verdict(result, t["nm_per_px"]) == "flagged", result
+
+
 def soft_bar_frame(length: float, thick: int, level: float, seed: int) -> tuple[np.ndarray, float, float]:
     """A grey (not white) bar with sub-pixel ends on a noisy texture, blurred as a
     resampled figure is.  Returns (image 0-1, bar start x, length)."""

@@ -35,6 +35,10 @@ SOFT_DOUBTS = _SOFT = ("low OCR confidence", "unusual label spelling", "glyph sh
 FIELDS = _FIELDS = re.compile(r"(?i)^\W?(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
 TWO_VALUES = "two values on the label's line"  # a hard doubt: which is the bar's is not known
 _MIN_CONF = 50.0
+# Under this, Tesseract's word is a guess: two such agreeing lift nothing (a 5 px italic
+# '500nm' was read '200nm' at confidence 0 and 5, and '900nm' at 64).
+_GUESS_CONF = 10.0
+_GUESS = "OCR confidence under 10 (a guess)"
 _MIN_CONF_UNCOMMON = 80.0  # a 3- or 2.5-series value or mm is rare: each scale must read it plainly (real Zeiss '300 nm': 92-95)
 _UNSURE_UNCOMMON = "uncommon reading at OCR confidence"
 
@@ -127,7 +131,9 @@ def _reading(token: tuple[str, float, float, float, tuple[float, float]], label:
     if (parsed := _parse(text, part)) is None:
         return None
     value, unit, why = parsed
-    if conf < _MIN_CONF:
+    if conf < _GUESS_CONF:
+        why.append(_GUESS)  # a hard doubt: agreement with another scale does not lift it
+    elif conf < _MIN_CONF:
         why.append(f"low OCR confidence {conf:.0f}")
     if f"{_UNCOMMON} {value:g}" in why and number_conf < _MIN_CONF_UNCOMMON:  # a 3- or 2.5-series number
         why.append(f"{_UNSURE_UNCOMMON} {number_conf:.0f} (the number)")
