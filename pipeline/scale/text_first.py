@@ -290,6 +290,6 @@ def _whole(img: np.ndarray, bar: Bar) -> Bar:
     right = right if right > bar.x1 + 2 and stroke[bar.x1:right].mean() >= 0.5 else bar.x1
     if left >= bar.x0 - 2 and right <= bar.x1 + 2:
         return bar
-    grown = Bar(min(bar.x0, left + 1), max(bar.x1, right), bar.y0, bar.y1, bar.pol, bar.gap)
+    grown = Bar(left + 1, right, bar.y0, bar.y1, bar.pol, bar.gap)  # each end grown or as it was
     grown.level = bar.fg
     return grown
