@@ -262,6 +262,16 @@ def test_two_guesses_that_agree_lift_no_doubt() -> None:
     assert verdict(result, t["nm_per_px"]) == "flagged", result
 
 
+def test_a_glyph_broken_by_noise_is_no_decimal_point() -> None:
+    """Held-out figure 27: a 9 px white '2 nm' on grey noise.  Its 2's foot and its n's stem
+    broke off at the ink threshold and were counted as two decimal points, so the reading
+    was flagged; a point stands in the gap between glyphs, and a speck within a glyph's
+    columns is a piece of it."""
+    rgb, t = frame(27)
+    result = find_scale_bar(grey(rgb))
+    assert verdict(result, t["nm_per_px"]) == "right", result
+
+
 def soft_bar_frame(length: float, thick: int, level: float, seed: int) -> tuple[np.ndarray, float, float]:
     """A grey (not white) bar with sub-pixel ends on a noisy texture, blurred as a
     resampled figure is.  Returns (image 0-1, bar start x, length)."""

@@ -336,26 +336,32 @@ def _glyph_stats(soft: np.ndarray, ink: np.ndarray, lh: int, slant: float = 0.0)
     serif foot still reaches under its neighbour); the dots are found as drawn
     (shearing a 1-px stroke may break its foot off).
     """
-    counts = []
+    counts, glyphs = [], []
     pad, share = int(np.ceil(slant * ink.shape[0] / 2)) + 1, (0.5 if slant else 0.0)
     for m in (soft > 0.3, ink):
         if slant:
             m = upright(m, slant, pad) > 0.5
         spans = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)[2][1:]
-        count, left, right = 0, -1, -1
+        glyphs, left, right = [], -1, -1
         for a, b in sorted((int(s[0]), int(s[0] + s[2])) for s in spans if s[3] >= 0.45 * lh):
             if right - a >= share * min(b - a, right - left):  # x-overlapping (or touching) pieces: one glyph
-                right = max(right, b)
+                right = glyphs[-1][1] = max(right, b)
             else:
-                count, left, right = count + 1, a, b
-        counts.append(count)
+                left, right = a, b
+                glyphs.append([a, b])
+        counts.append(len(glyphs))
     st = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)[2][1:]
     small = st[:, 3] < 0.45 * lh
     if small.all():
         return (counts[0], counts[1]), 0
     base = np.median((st[:, 1] + st[:, 3])[~small])
     dots = small & (np.abs(st[:, 1] + st[:, 3] - base) <= 0.2 * lh + 1) & (st[:, 2] <= 0.35 * lh)
-    return (counts[0], counts[1]), int(dots.sum())
+    # a point stands in the gap between two glyphs; a speck under a glyph, within its
+    # columns (set upright), is a piece of that glyph broken off by noise (a 9 px '2 nm':
+    # its 2's foot and its n's stem were counted as two decimal points)
+    cx = st[:, 0] + st[:, 2] / 2 + (slant * (st[:, 1] + st[:, 3] / 2) + pad - slant * ink.shape[0] / 2 if slant else 0)
+    inside = np.array([any(a <= c < b for a, b in glyphs) for c in cx])
+    return (counts[0], counts[1]), int((dots & ~inside).sum())
 
 
 def token_label(label: Label, x0: float, x1: float) -> Label:
