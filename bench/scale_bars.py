@@ -8,7 +8,8 @@ on the real micrographs of ../shared/data/scalebars-real (right = within 2 % of
 their truth.json, whose bar_px is read at half contrast) and on held-out published
 figures the project's renderer did not draw (tests/heldout_figures.py; within 2 %) and
 on small labels in every Latin font installed (tests/font_sweep.py; within 2 %) and on
-bars drawn before the noise (tests/noisy_figures.py; within 2 %).
+bars drawn before the noise (tests/noisy_figures.py; within 2 %) and on labels with a
+decimal point or comma, beside or far from their bar (tests/decimal_labels.py; within 2 %).
 "flagged" is "not read": no bar, or confident=False.
 Right = nm/px within 1 % of the truth; flagged = no bar or confident=False;
 wrong = confident and off by more than 1 %.  Writes bench/scale_results.json;
@@ -111,6 +112,7 @@ def heldout_set(n: int = HELDOUT_FRAMES) -> dict:
 
 FONT_SWEEP_FRAMES = 300
 NOISY_FRAMES = 60
+DECIMAL_FRAMES = 200
 
 
 def seeded_set(frame, n: int, name: str) -> dict:
@@ -140,6 +142,14 @@ def noisy_set(n: int = NOISY_FRAMES) -> dict:
     noise, a bar that runs into a particle, labels under noise."""
     from tests.noisy_figures import frame
     return seeded_set(frame, n, "noisy figures")
+
+
+def decimal_set(n: int = DECIMAL_FRAMES) -> dict:
+    """Labels with a decimal point or comma ('0.25 µm', '1,5 µm', '1,000 nm'), beside or
+    far from their bar, on frames 140-600 px tall (tests/decimal_labels.py): a lost point
+    or lost leading digits read 2-10x off."""
+    from tests.decimal_labels import frame
+    return seeded_set(frame, n, "decimal labels")
 
 
 BARLESS = REPO.parent / "shared" / "data" / "catalysts-boxed" / "images"
@@ -190,7 +200,7 @@ def main() -> int:
                "second_reader": "rapidocr-onnxruntime" if available() else None,
                **corpus(args.per_layout),
                "real_fei_files": real_files(), "real_set": real_set(), "heldout_figures": heldout_set(), "font_sweep": font_sweep(),
-               "noisy_figures": noisy_set(),
+               "noisy_figures": noisy_set(), "decimal_labels": decimal_set(),
                "barless_2048": barless_frames()}
     total = collections.Counter()
     for row in results["per_layout"].values():
@@ -200,6 +210,7 @@ def main() -> int:
     print(json.dumps(results, indent=2))
     wrong_real = (results["real_set"].get("counts", {}).get("wrong", 0) + results["heldout_figures"]["counts"]["wrong"]
                   + results["font_sweep"]["counts"]["wrong"] + results["noisy_figures"]["counts"]["wrong"]
+                  + results["decimal_labels"]["counts"]["wrong"]
                   + results["barless_2048"].get("confident", 0))
     return 0 if not results["wrong_frames"] and not wrong_real and "wrong" not in results["real_fei_files"].values() else 1
 

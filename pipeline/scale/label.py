@@ -76,6 +76,12 @@ def text_lines(img: np.ndarray, bar: Bar) -> list[Label]:
     """
     win = _window(img, bar)
     found = sorted(_near_lines(win, bar), key=lambda c: c[0])
+    cut = [line for _, line, _ in found if _cut_beside(win, line, bar, img.shape)]
+    if cut:  # a glyph of a line cut by the window's edge: left out, '0.5 µm' was read '5 µm'
+        box = (min(c[0] for c in cut) + win.x0, min(c[1] for c in cut) + win.y0,
+               max(c[2] for c in cut) + win.x0, max(c[3] for c in cut) + win.y0)
+        win = _window(img, bar, box)  # grown by the lines' height around them
+        found = sorted(_near_lines(win, bar), key=lambda c: c[0])
     nearest: dict[str, tuple] = {}
     for c in found:
         nearest.setdefault(c[2], c)
@@ -150,6 +156,21 @@ def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | No
     return _Window(wx0, wy0, soft, n, lab, st, inner, glyph)
 
 
+def _cut_beside(win: _Window, line: tuple[int, int, int, int, int], bar: Bar, shape: tuple[int, int]) -> bool:
+    """Whether a blob cut by the window's edge (not the frame's) stands on the line's rows,
+    over the bar or within two glyph heights of the line's ends: a glyph of the line that
+    the window cut off (a small frame's window is shallow: the tops of a tall '0.5' reached
+    past it, and 'µm' alone was the line)."""
+    lx0, ly0, lx1, ly1, lh = line
+    x, y, cw, ch = (win.st[1:, k] for k in range(4))
+    wh, ww = win.soft.shape
+    cut = (((x == 0) & (win.x0 > 0)) | ((y == 0) & (win.y0 > 0))
+           | ((x + cw == ww) & (win.x0 + ww < shape[1])) | ((y + ch == wh) & (win.y0 + wh < shape[0])))
+    rows = np.minimum(y + ch, ly1) - np.maximum(y, ly0) >= 0.3 * lh
+    near = ((x < lx1 + 2 * lh) & (x + cw > lx0 - 2 * lh)) | ((x < bar.x1 - win.x0) & (x + cw > bar.x0 - win.x0))
+    return bool((cut & rows & near).any())
+
+
 def _near_lines(win: _Window, bar: Bar) -> list[tuple[float, tuple[int, int, int, int, int], str]]:
     """Lines of glyphs (vertical overlap, similar height, small gaps) within two glyph heights
     of the bar: (distance in glyph heights, (x0, y0, x1, y1, glyph height), side)."""
@@ -200,6 +221,44 @@ def _tick_reach(soft: np.ndarray, bx0: int, bx1: int, by0: int, by1: int) -> tup
     return (up if up <= 0.5 * (bx1 - bx0) else 0), (down if down <= 0.5 * (bx1 - bx0) else 0)
 
 
+def _left_out(win: _Window, sel: np.ndarray, line: tuple[int, int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Blobs beside a line's glyphs (``sel``) that may belong to its number yet were not
+    taken: (a glyph just before the line, a point too small to count), masks over the
+    window's blobs.
+
+    A glyph standing just before the line, as tall as its glyphs, closer than a word space
+    or with a point or comma between: the line or the words found began after the number
+    did ('2.5 nm' in a monospace font, its '2' a wide cell away, was read '5 nm'; a
+    '0.5 µm' whose '0.' the word finder missed, '5 µm').  A databar's field a space
+    before the label ("SEI  100 nm") is no doubt.
+
+    A solid point on the baseline between two glyphs, smaller than a point is counted at
+    (a 1 x 2 px '.' of a 12 px '1.0 µm' shrunk for a paper): every OCR size read '10um'.
+    It is not counted as a point (a noise speck would make '10' '1.0'), but it is a doubt.
+    """
+    lx0, ly0, lx1, ly1, lh = line
+    x, y, cw, ch, area = (win.st[:, k] for k in range(5))
+    cx = x + cw / 2
+    small = ch < 0.45 * lh
+    tall_sel = sel & win.glyph & ~small
+    tall = float(ch[tall_sel].max()) if tall_sel.any() else float(lh)
+    base = float(np.median((y + ch)[tall_sel])) if tall_sel.any() else float(ly1)  # not a µ's descender
+    before = ((win.glyph | ~win.inner) & ~sel & (np.minimum(y + ch, ly1) - np.maximum(y, ly0) >= 0.5 * lh)
+              & (ch >= 0.6 * lh) & (ch <= 1.1 * tall) & (x + cw <= lx0) & (x + cw >= lx0 - 1.5 * tall))
+    before[0] = False
+    point = ((ch < 0.6 * lh) & (area >= 1) & (x + cw <= lx0 + 1)  # a point, or a comma reaching below the baseline
+             & (y + ch >= base - 0.25 * lh - 1) & (y >= base - 0.45 * lh) & (y + ch <= base + 0.45 * lh))
+    for i in np.nonzero(before)[0]:
+        before[i] = lx0 - (x[i] + cw[i]) <= 0.3 * tall or bool((point & (x >= x[i] + cw[i] - 1)).any())
+    tiny = win.inner & ~sel & small & (area >= 1) & (np.abs(y + ch - base) <= 0.25 * lh + 1) & (cx > lx0) & (cx < lx1)
+    tiny[0] = False
+    for i in np.nonzero(tiny)[0]:
+        own = win.lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i
+        tiny[i] = (not (tall_sel & (x <= cx[i]) & (cx[i] < x + cw)).any()
+                   and float(win.soft[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]][own].max()) >= 0.85)
+    return before, tiny
+
+
 def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, int, int, int], side: str,
                 parts: list[tuple[int, int]] | None = None) -> Label:
     """One line as a Label: its glyphs' coverage, counts, and what may spoil its reading;
@@ -223,9 +282,12 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
     inside = np.bincount(lab[ly0:ly1, lx0:lx1].ravel(), minlength=win.n)  # pixels in the line's box
     touch = ~sel & ~edge & (ch >= 0.45 * lh) & (inside >= max(4.0, 0.1 * lh * lh))
     edge[0] = touch[0] = False
+    before, tiny = _left_out(win, sel, (lx0, ly0, lx1, ly1, lh))
     spoilers = tuple((float(x[i]), float(x[i] + cw[i]), why) for why, m in (  # window columns until cx0 is final
         ("label touches the image edge", edge & (x < lx1 + 1.5 * lh) & (x + cw > lx0 - 1.5 * lh)),
-        ("something of the label's colour touches it", touch)) for i in np.nonzero(m)[0])
+        ("something of the label's colour touches it", touch),
+        ("a glyph just before the label", before & ~edge & ~touch),
+        ("a point too small to count between glyphs", tiny)) for i in np.nonzero(m)[0])
     ink = np.isin(lab, np.nonzero(sel)[0])
     faint = _faint_strokes(soft, ink, (lx0, ly0, lx1, ly1), lh, py)  # read with the line, not only flagged
     if faint.any():  # the line now starts at the stroke, and reaches up to its top
