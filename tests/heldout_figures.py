@@ -51,10 +51,13 @@ def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return 20 + 220 * img
 
 
-def frame(index: int, hard: bool = False) -> tuple[np.ndarray, dict]:
+def frame(index: int, hard: bool = False, colour: tuple[int, int, int] | None = None) -> tuple[np.ndarray, dict]:
     """Held-out figure ``index``: (RGB uint8 image, truth with nm_per_px and bar_px).
-    ``hard``: another series, noisier (sigma 10-25) and compressed harder (JPEG q45-70)."""
-    rng = np.random.default_rng(zlib.crc32(f"heldout{'hard' if hard else ''}{index}".encode()))
+    ``hard``: another series, noisier (sigma 10-25) and compressed harder (JPEG q45-70).
+    ``colour``: another series, its bar and label drawn in that RGB colour (written after
+    the text-first reader and the channel reading were measured on the grey series)."""
+    series = ("hard" if hard else "") + ("colour" if colour else "")
+    rng = np.random.default_rng(zlib.crc32(f"heldout{series}{index}".encode()))
     k = float(rng.uniform(2.0, 4.5))  # drawn at k x, shrunk by k (not a whole factor)
     out_h = int(rng.integers(420, 620))
     out_w = int(out_h * rng.uniform(1.0, 1.5))
@@ -107,8 +110,9 @@ def frame(index: int, hard: bool = False) -> tuple[np.ndarray, dict]:
         pad = k * 6
         bx = (min(bx0, tx) - pad, min(y_bar, ty) - pad, max(bx0 + bar_len, tx + tw) + pad, max(y_bar + thick, ty + th) + pad)
         d.rectangle(bx, fill=(255 - ink,) * 3)
-    d.rectangle((bx0, y_bar, bx0 + bar_len - 1, y_bar + thick - 1), fill=(ink,) * 3)
-    d.text((tx - tb[0], ty - tb[1]), text, font=font, fill=(ink,) * 3)
+    fill = tuple(colour) if colour else (ink,) * 3
+    d.rectangle((bx0, y_bar, bx0 + bar_len - 1, y_bar + thick - 1), fill=fill)
+    d.text((tx - tb[0], ty - tb[1]), text, font=font, fill=fill)
     arr = np.asarray(im).astype(np.float32)
     small = cv2.resize(arr, (out_w, out_h), interpolation=cv2.INTER_AREA)
     small = np.clip(small + rng.normal(0, rng.uniform(10, 25) if hard else rng.uniform(2, 14), small.shape[:2])[..., None], 0, 255).astype(np.uint8)

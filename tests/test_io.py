@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
@@ -164,6 +165,28 @@ def test_rgb_tiff_to_grey(tmp_path):
     grey = np.repeat(ramp(np.uint8, (40, 50))[..., None], 4, axis=2)  # RGBA, equal channels
     tifffile.imwrite(path, grey, photometric="rgb")
     np.testing.assert_array_equal(load_image(path).data, grey[..., 0].astype(np.float32))
+
+
+def test_colour_is_kept_only_where_an_rgb_file_has_colour(tmp_path):
+    """An RGB file's colour is kept beside its grey (for a scale bar drawn in colour), only
+    where some pixels have it: grey saved as RGB, or RGB whose channels barely differ
+    (a faint tint), keeps none.  A databar cut off a TIFF is cut off its colour too."""
+    grey = np.repeat(ramp(np.uint8, (60, 80))[..., None], 3, axis=2)
+    path = tmp_path / "grey.png"
+    assert cv2.imwrite(str(path), grey)
+    assert load_image(path).colour is None
+    tint = grey.astype(np.int16) + np.array([6, 0, -6])
+    assert cv2.imwrite(str(path), np.clip(tint, 0, 255).astype(np.uint8))
+    assert load_image(path).colour is None
+    marked = grey.copy()
+    marked[50:53, 10:60] = (0, 0, 255)  # BGR: a red bar
+    assert cv2.imwrite(str(path), marked)
+    loaded = load_image(path)
+    assert loaded.colour is not None and loaded.colour.shape == (60, 80, 3)
+    np.testing.assert_array_equal(loaded.colour[51, 20], (255, 0, 0))  # as RGB
+    tif = tmp_path / "rgb.tif"
+    tifffile.imwrite(tif, marked[..., ::-1], photometric="rgb")
+    assert load_image(tif).colour[51, 20].tolist() == [255, 0, 0]
 
 
 def test_inch_dpi_is_not_a_calibration(tmp_path):

@@ -32,6 +32,7 @@ class LoadedImage:
     exclude: np.ndarray | None = None  # bool, True = not sample; unused: bars are cropped
     flags: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    colour: np.ndarray | None = None  # the file's RGB where pixels have colour (colour_of), else None
 
 
 _RSCIIO_EXT = {".emd": "emd", ".emi": "tia", ".ser": "tia", ".dm3": "digitalmicrograph",
@@ -55,6 +56,21 @@ def _to_grey(arr: np.ndarray, flags: list[str], bgr: bool = False) -> np.ndarray
     if arr.ndim != 2:
         raise UnreadableImage(f"3-D stack of {arr.shape[0]} frames: cannot pick one image")
     return arr
+
+
+def colour_of(arr: np.ndarray, bgr: bool = False) -> np.ndarray | None:
+    """The RGB (a view) of an RGB(A) file in which some pixels have colour, else None.
+
+    A figure's scale bar or label drawn in colour on a grey micrograph may have about
+    the grey of the image around it once colour is collapsed (a green label, Rec. 601
+    grey 129, on mid-grey), while one of the channels shows it plainly: the scale
+    reader looks there (analyse.read_scale_bar).  Grey saved as RGB, and RGB whose
+    channels never differ by more than 15 % of its range, have none."""
+    if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
+        return None
+    rgb = arr[..., 2::-1] if bgr else arr[..., :3]
+    spread = rgb.max(axis=-1).astype(np.float32) - rgb.min(axis=-1)
+    return rgb if int((spread > 0.15 * max(float(rgb.max()), 1.0)).sum()) >= 16 else None
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -157,7 +173,7 @@ def _load_cv2(path: str, kind: str) -> LoadedImage:
         raise UnreadableImage(f"truncated or corrupt {kind.upper()}: decoder returned nothing")
     flags = ["lossy_jpeg"] if kind == "jpeg" else []
     meta = {"format": kind, "dtype": str(arr.dtype), "shape": list(arr.shape)}
-    return LoadedImage(_to_grey(arr, flags, bgr=True), None, None, flags, meta)
+    return LoadedImage(_to_grey(arr, flags, bgr=True), None, None, flags, meta, colour_of(arr, bgr=True))
 
 
 # ---------------------------------------------------------------------------- rosettasciio
@@ -249,6 +265,7 @@ def _load_tiff(path: str, size: int) -> LoadedImage:
             arr = np.moveaxis(arr, 0, -1)  # separate colour planes -> samples last
         if arr.ndim > 2 and arr.shape[-1] not in (2, 3, 4):
             arr = np.squeeze(arr)  # (1, y, x) -> (y, x); a real volume raises in _to_grey
+        colour = colour_of(arr)
         arr = _to_grey(arr, flags)
         if page.photometric == 0 and arr.dtype.kind in "ui":  # MINISWHITE: bright = high
             arr = np.iinfo(arr.dtype).max - arr
@@ -264,7 +281,8 @@ def _load_tiff(path: str, size: int) -> LoadedImage:
     if rows and 0 < rows < arr.shape[0]:
         meta["databar_rows"] = [int(rows), int(arr.shape[0])]  # [first bar row, end)
         meta["databar"], arr = arr[rows:], arr[:rows]
-    return LoadedImage(arr, cal, None, flags, meta)
+        colour = None if colour is None else colour[:rows]
+    return LoadedImage(arr, cal, None, flags, meta, colour)
 
 
 def _detect_databar(arr: np.ndarray, flags: list[str]) -> int | None:
