@@ -9,7 +9,8 @@ their truth.json, whose bar_px is read at half contrast) and on held-out publish
 figures the project's renderer did not draw (tests/heldout_figures.py; within 2 %) and
 on small labels in every Latin font installed (tests/font_sweep.py; within 2 %) and on
 bars drawn before the noise (tests/noisy_figures.py; within 2 %) and on labels with a
-decimal point or comma, beside or far from their bar (tests/decimal_labels.py; within 2 %).
+decimal point or comma, beside or far from their bar (tests/decimal_labels.py; within 2 %) and on
+held-out figures whose bar and label are drawn in colour (within 2 %).
 "flagged" is "not read": no bar, or confident=False.
 Right = nm/px within 1 % of the truth; flagged = no bar or confident=False;
 wrong = confident and off by more than 1 %.  Writes bench/scale_results.json;
@@ -80,7 +81,7 @@ def real_set() -> dict:
     rows = {}
     for name, t in sorted(json.loads(truth_file.read_text()).items()):
         loaded = load_image(REAL_SET / name)
-        result = read_scale_bar(loaded.data, loaded.meta.get("databar"))
+        result = read_scale_bar(loaded.data, loaded.meta.get("databar"), loaded.colour)
         npp = t["value"] * _UNIT_NM[t["unit"]] / t["bar_px"]
         rows[name] = verdict(result, npp, REAL_TOLERANCE)
         print(f"{rows[name]:8s} {name}", flush=True)
@@ -152,6 +153,35 @@ def decimal_set(n: int = DECIMAL_FRAMES) -> dict:
     return seeded_set(frame, n, "decimal labels")
 
 
+COLOUR_FRAMES = 60
+COLOURS = ((255, 255, 0), (230, 20, 20), (0, 220, 0), (0, 255, 255), (255, 140, 0), (255, 0, 255))
+
+
+def colour_set(n: int = COLOUR_FRAMES) -> dict:
+    """Held-out figures whose bar and label are drawn in colour (tests/heldout_figures.py,
+    colour=...; JPEG with colour at half resolution), written as PNG and read as any file
+    is (grey, then the colour channels: analyse.read_scale_bar)."""
+    import tempfile
+
+    import cv2
+
+    from tests.heldout_figures import frame
+    counts, wrong = collections.Counter(), []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(n):
+            rgb, t = frame(i, colour=COLOURS[i % len(COLOURS)])
+            path = Path(tmp) / f"{i}.png"
+            cv2.imwrite(str(path), rgb[..., ::-1])
+            loaded = load_image(path)
+            result = read_scale_bar(loaded.data, None, loaded.colour)
+            v = verdict(result, t["nm_per_px"], REAL_TOLERANCE)
+            counts[v] += 1
+            if v == "wrong":
+                wrong.append({"index": i, "label": t["text"], "read": result.text})
+    print(f"coloured figures {dict(counts)} {wrong}", flush=True)
+    return {"frames": n, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}, "wrong_frames": wrong}
+
+
 BARLESS = REPO.parent / "shared" / "data" / "catalysts-boxed" / "images"
 
 
@@ -200,7 +230,7 @@ def main() -> int:
                "second_reader": "rapidocr-onnxruntime" if available() else None,
                **corpus(args.per_layout),
                "real_fei_files": real_files(), "real_set": real_set(), "heldout_figures": heldout_set(), "font_sweep": font_sweep(),
-               "noisy_figures": noisy_set(), "decimal_labels": decimal_set(),
+               "noisy_figures": noisy_set(), "decimal_labels": decimal_set(), "coloured_figures": colour_set(),
                "barless_2048": barless_frames()}
     total = collections.Counter()
     for row in results["per_layout"].values():
@@ -210,7 +240,7 @@ def main() -> int:
     print(json.dumps(results, indent=2))
     wrong_real = (results["real_set"].get("counts", {}).get("wrong", 0) + results["heldout_figures"]["counts"]["wrong"]
                   + results["font_sweep"]["counts"]["wrong"] + results["noisy_figures"]["counts"]["wrong"]
-                  + results["decimal_labels"]["counts"]["wrong"]
+                  + results["decimal_labels"]["counts"]["wrong"] + results["coloured_figures"]["counts"]["wrong"]
                   + results["barless_2048"].get("confident", 0))
     return 0 if not results["wrong_frames"] and not wrong_real and "wrong" not in results["real_fei_files"].values() else 1
 

@@ -55,6 +55,21 @@ def verdict(result, nm_per_px: float) -> str:
     return "right" if abs(result.nm_per_px / nm_per_px - 1) <= 0.02 else "wrong"
 
 
+def read_seeded(frame_of, n: int, name: str) -> tuple[collections.Counter, list]:
+    """Frames 0..n-1 of a seeded generator (``frame_of(i)`` -> (grey image, truth)) read:
+    the verdict counts, and (index, truth, what was read) of each wrong one."""
+    counts, wrong = collections.Counter(), []
+    for i in range(n):
+        img, t = frame_of(i)
+        result = find_scale_bar(img)
+        v = verdict(result, t["nm_per_px"])
+        counts[v] += 1
+        if v == "wrong":
+            wrong.append((i, t, result.text))
+    print(f"\n{name}: {dict(counts)}")
+    return counts, wrong
+
+
 def test_real_micrographs_never_wrong() -> None:
     """All 17 real frames: none wrong, and at least 15 read (9 before soft bars were searched,
     12 before italic labels were set upright and H-bars measured from their ticks' tips,
@@ -310,15 +325,7 @@ def test_labels_with_a_decimal_point_or_comma_are_never_read_wrong() -> None:
     fonts, above, below, beside or far from the bar; bench/scale_bars.py runs 200): none
     wrong (eleven confident misreadings of this family before the rules above), and at
     least 18 of 40 read (22 when this was written)."""
-    counts, wrong = collections.Counter(), []
-    for i in range(DECIMAL_FRAMES):
-        img, t = decimal_labels.frame(i)
-        result = find_scale_bar(img)
-        v = verdict(result, t["nm_per_px"])
-        counts[v] += 1
-        if v == "wrong":
-            wrong.append((i, t["text"], t["font"], t["layout"], result.text))
-    print(f"\ndecimal labels: {dict(counts)}")
+    counts, wrong = read_seeded(decimal_labels.frame, DECIMAL_FRAMES, "decimal labels")
     assert not wrong, wrong
     assert counts["right"] >= 18, counts
 
@@ -667,15 +674,7 @@ def test_small_labels_in_every_installed_font_are_never_read_wrong() -> None:
     of 40 read (20 when this was written; the rest are flagged, mostly labels of 5-7 px;
     bench/scale_bars.py runs 300)."""
     assert len(font_sweep.fonts()) >= 40, "make setup installs the DejaVu, Liberation, FreeFont and Noto fonts"
-    counts, wrong = collections.Counter(), []
-    for i in range(FONT_SWEEP_FRAMES):
-        img, t = font_sweep.frame(i)
-        result = find_scale_bar(img)
-        v = verdict(result, t["nm_per_px"])
-        counts[v] += 1
-        if v == "wrong":
-            wrong.append((i, t["font"], t["text"], result.text))
-    print(f"\nfont sweep: {dict(counts)}")
+    counts, wrong = read_seeded(font_sweep.frame, FONT_SWEEP_FRAMES, "font sweep")
     assert not wrong, wrong
     assert counts["right"] >= 18, counts
 
@@ -886,14 +885,7 @@ def test_a_bar_that_runs_into_a_particle_is_flagged() -> None:
 def test_noisy_figures_never_wrong() -> None:
     """Bars and labels drawn before the noise (tests/noisy_figures.py): 30 frames, none
     read wrong (two kinds were, before the bar's ends were checked on its averaged rows)."""
-    counts, wrong = collections.Counter(), []
-    for i in range(30):
-        img, t = noisy_figures.frame(i)
-        v = verdict(find_scale_bar(img), t["nm_per_px"])
-        counts[v] += 1
-        if v == "wrong":
-            wrong.append((i, t["text"]))
-    print(f"\nnoisy figures: {counts}")
+    counts, wrong = read_seeded(noisy_figures.frame, 30, "noisy figures")
     assert not wrong, wrong
     assert counts["right"] >= 15, counts  # 16 measured (13 before label lines were looked for denoised)
 
