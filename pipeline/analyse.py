@@ -89,6 +89,15 @@ def decide_nm_per_px(calibration: Calibration | None, bar: scale.ScaleBar | None
 _CHANNEL_MIN_PX = 100  # a bar read in one colour channel: JPEG's half-resolution colour may move each end ~1 px
 
 
+def _coloured(colour: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    """Whether the bar in ``box`` is drawn in colour: its pixels' channels differ by 15 %
+    of the range or more.  A black or white bar in a figure with a red arrow elsewhere
+    reads alike in every channel, and its doubts in the grey stay."""
+    x0, y0, x1, y1 = box
+    px = colour[max(0, y0):max(y1, y0 + 1), max(0, x0):max(x1, x0 + 1)].reshape(-1, 3).astype(np.float32)  # Bar: ends exclusive
+    return bool(px.size) and float(np.median(px.max(axis=1) - px.min(axis=1))) >= 0.15 * max(float(colour.max()), 1.0)
+
+
 def read_scale_bar(data: np.ndarray, databar: np.ndarray | None,
                    colour: np.ndarray | None = None) -> scale.ScaleBar | None:
     """The scale bar, searched in the image and, for FEI/Thermo files, in the
@@ -97,8 +106,8 @@ def read_scale_bar(data: np.ndarray, databar: np.ndarray | None,
     ``colour``: the file's RGB where it has colour (io.colour_of).  Where the grey gives
     no confident reading, each channel is read too: a bar and label drawn in colour
     stand out in them (a red one bright in R, dark in G and B).  A channel's reading is
-    taken only where a second channel reads the same scale, within 1 %, and the grey
-    read nothing or the same: JPEG keeps colour at half resolution, and a bar measured
+    taken only where its bar is coloured, a second channel reads the same scale within
+    1 %, and the grey read nothing or the same: JPEG keeps colour at half resolution, and a bar measured
     in one channel of a compressed figure was 2.5-6 % off, its label read right (in two
     channels alike, for a magenta bar of 26 px), so a bar shorter than 100 px is not
     taken from the channels."""
@@ -109,7 +118,7 @@ def read_scale_bar(data: np.ndarray, databar: np.ndarray | None,
     if colour is None or colour.shape[:2] != data.shape or (bar is not None and bar.confident):
         return bar
     seen = [r for c in range(3) if (r := scale.find_scale_bar(colour[..., c])) is not None and r.confident
-            and r.length_px >= _CHANNEL_MIN_PX]
+            and r.length_px >= _CHANNEL_MIN_PX and _coloured(colour, r.bar_bbox)]
     for r in seen:
         same = [o for o in seen if abs(o.nm_per_px / r.nm_per_px - 1) <= 0.01]
         if len(same) >= 2 and (bar is None or abs(r.nm_per_px / bar.nm_per_px - 1) <= 0.01):

@@ -69,7 +69,7 @@ def colour_of(arr: np.ndarray, bgr: bool = False) -> np.ndarray | None:
     if arr.ndim != 3 or arr.shape[-1] not in (3, 4):
         return None
     rgb = arr[..., 2::-1] if bgr else arr[..., :3]
-    spread = rgb.max(axis=-1).astype(np.float32) - rgb.min(axis=-1)
+    spread = rgb.max(axis=-1) - rgb.min(axis=-1)  # in the file's own dtype: max >= min
     return rgb if int((spread > 0.15 * max(float(rgb.max()), 1.0)).sum()) >= 16 else None
 
 

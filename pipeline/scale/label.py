@@ -76,12 +76,13 @@ def text_lines(img: np.ndarray, bar: Bar) -> list[Label]:
     """
     win = _window(img, bar)
     found = sorted(_near_lines(win, bar), key=lambda c: c[0])
-    cut = [line for _, line, _ in found if _cut_beside(win, line, bar, img.shape)]
+    cut = [b for _, line, _ in found for b in _cut_beside(win, line, bar, img.shape)]
     if cut:  # a glyph of a line cut by the window's edge: left out, '0.5 µm' was read '5 µm'
         box = (min(c[0] for c in cut) + win.x0, min(c[1] for c in cut) + win.y0,
                max(c[2] for c in cut) + win.x0, max(c[3] for c in cut) + win.y0)
-        win = _window(img, bar, box)  # grown by the lines' height around them
-        found = sorted(_near_lines(win, bar), key=lambda c: c[0])
+        grown = _window(img, bar, box)  # grown by the lines' and cut glyphs' height around them
+        if grown.soft.shape != win.soft.shape:
+            win, found = grown, sorted(_near_lines(grown, bar), key=lambda c: c[0])
     nearest: dict[str, tuple] = {}
     for c in found:
         nearest.setdefault(c[2], c)
@@ -156,19 +157,24 @@ def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | No
     return _Window(wx0, wy0, soft, n, lab, st, inner, glyph)
 
 
-def _cut_beside(win: _Window, line: tuple[int, int, int, int, int], bar: Bar, shape: tuple[int, int]) -> bool:
-    """Whether a blob cut by the window's edge (not the frame's) stands on the line's rows,
-    over the bar or within two glyph heights of the line's ends: a glyph of the line that
-    the window cut off (a small frame's window is shallow: the tops of a tall '0.5' reached
-    past it, and 'µm' alone was the line)."""
+def _cut_beside(win: _Window, line: tuple[int, int, int, int, int], bar: Bar,
+                shape: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """The line's box and those of the glyph-sized blobs cut by the window's edge (not the
+    frame's) on its rows, over the bar or within two glyph heights of the line's ends
+    (window coordinates); none when there are no such blobs.  A glyph of the line that the
+    window cut off is left out of it: a small frame's window is shallow, the tops of a
+    tall '0.5' reached past it, and 'µm' alone was the line."""
     lx0, ly0, lx1, ly1, lh = line
     x, y, cw, ch = (win.st[1:, k] for k in range(4))
     wh, ww = win.soft.shape
     cut = (((x == 0) & (win.x0 > 0)) | ((y == 0) & (win.y0 > 0))
            | ((x + cw == ww) & (win.x0 + ww < shape[1])) | ((y + ch == wh) & (win.y0 + wh < shape[0])))
+    cut &= (ch <= 1.6 * lh) & (cw <= 3 * lh)  # glyph-sized, as far as the window shows them
     rows = np.minimum(y + ch, ly1) - np.maximum(y, ly0) >= 0.3 * lh
     near = ((x < lx1 + 2 * lh) & (x + cw > lx0 - 2 * lh)) | ((x < bar.x1 - win.x0) & (x + cw > bar.x0 - win.x0))
-    return bool((cut & rows & near).any())
+    hit = np.nonzero(cut & rows & near)[0]
+    return [] if not hit.size else [(lx0, ly0, lx1, ly1)] + [
+        (int(x[i]), int(y[i]), int(x[i] + cw[i]), int(y[i] + ch[i])) for i in hit]
 
 
 def _near_lines(win: _Window, bar: Bar) -> list[tuple[float, tuple[int, int, int, int, int], str]]:
@@ -237,7 +243,7 @@ def _left_out(win: _Window, sel: np.ndarray, line: tuple[int, int, int, int, int
     It is not counted as a point (a noise speck would make '10' '1.0'), but it is a doubt.
     """
     lx0, ly0, lx1, ly1, lh = line
-    x, y, cw, ch, area = (win.st[:, k] for k in range(5))
+    x, y, cw, ch = (win.st[:, k] for k in range(4))
     cx = x + cw / 2
     small = ch < 0.45 * lh
     tall_sel = sel & win.glyph & ~small
@@ -246,16 +252,19 @@ def _left_out(win: _Window, sel: np.ndarray, line: tuple[int, int, int, int, int
     before = ((win.glyph | ~win.inner) & ~sel & (np.minimum(y + ch, ly1) - np.maximum(y, ly0) >= 0.5 * lh)
               & (ch >= 0.6 * lh) & (ch <= 1.1 * tall) & (x + cw <= lx0) & (x + cw >= lx0 - 1.5 * tall))
     before[0] = False
-    point = ((ch < 0.6 * lh) & (area >= 1) & (x + cw <= lx0 + 1)  # a point, or a comma reaching below the baseline
+    point = ((ch < 0.6 * lh) & (x + cw <= lx0 + 1)  # a point, or a comma reaching below the baseline
              & (y + ch >= base - 0.25 * lh - 1) & (y >= base - 0.45 * lh) & (y + ch <= base + 0.45 * lh))
     for i in np.nonzero(before)[0]:
         before[i] = lx0 - (x[i] + cw[i]) <= 0.3 * tall or bool((point & (x >= x[i] + cw[i] - 1)).any())
-    tiny = win.inner & ~sel & small & (area >= 1) & (np.abs(y + ch - base) <= 0.25 * lh + 1) & (cx > lx0) & (cx < lx1)
+    tiny = win.inner & ~sel & small & (np.abs(y + ch - base) <= 0.25 * lh + 1) & (cx > lx0) & (cx < lx1)
     tiny[0] = False
-    for i in np.nonzero(tiny)[0]:
-        own = win.lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i
-        tiny[i] = (not (tall_sel & (x <= cx[i]) & (cx[i] < x + cw)).any()
-                   and float(win.soft[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]][own].max()) >= 0.85)
+    if tiny.any():  # in a gap: no glyph ink in its columns on the rows just above the baseline
+        r0, r1 = max(0, int(base - 0.3 * lh)), max(1, int(base))  # (italic glyphs lean over gaps higher up)
+        taken = np.isin(win.lab[r0:r1], np.nonzero(tall_sel)[0]).any(axis=0)
+        for i in np.nonzero(tiny)[0]:
+            own = win.lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i
+            tiny[i] = (not taken[x[i]:x[i] + cw[i]].any()
+                       and float(win.soft[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]][own].max()) >= 0.85)
     return before, tiny
 
 
@@ -398,7 +407,7 @@ def _glyph_stats(soft: np.ndarray, ink: np.ndarray, lh: int, slant: float = 0.0)
     serif foot still reaches under its neighbour); the dots are found as drawn
     (shearing a 1-px stroke may break its foot off).
     """
-    counts, glyphs = [], []
+    counts: list[int] = []
     pad, share = int(np.ceil(slant * ink.shape[0] / 2)) + 1, (0.5 if slant else 0.0)
     for m in (soft > 0.3, ink):
         if slant:
@@ -412,17 +421,23 @@ def _glyph_stats(soft: np.ndarray, ink: np.ndarray, lh: int, slant: float = 0.0)
                 left, right = a, b
                 glyphs.append([a, b])
         counts.append(len(glyphs))
-    st = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)[2][1:]
+    n, lab, st, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    st = st[1:]
     small = st[:, 3] < 0.45 * lh
     if small.all():
         return (counts[0], counts[1]), 0
     base = np.median((st[:, 1] + st[:, 3])[~small])
     dots = small & (np.abs(st[:, 1] + st[:, 3] - base) <= 0.2 * lh + 1) & (st[:, 2] <= 0.35 * lh)
-    # a point stands in the gap between two glyphs; a speck under a glyph, within its
-    # columns (set upright), is a piece of that glyph broken off by noise (a 9 px '2 nm':
-    # its 2's foot and its n's stem were counted as two decimal points)
+    # A point stands in the gap between two glyphs.  A speck within a glyph's columns (set
+    # upright) and a pixel from its ink is a piece of that glyph broken off by noise (a
+    # 9 px '2 nm': its 2's foot and its n's stem were counted as two decimal points); one
+    # farther from the ink still counts (a kerned '7.' may put its point under the 7's arm).
     cx = st[:, 0] + st[:, 2] / 2 + (slant * (st[:, 1] + st[:, 3] / 2) + pad - slant * ink.shape[0] / 2 if slant else 0)
     inside = np.array([any(a <= c < b for a, b in glyphs) for c in cx])
+    if (dots & inside).any():
+        tall = cv2.dilate(np.isin(lab, 1 + np.nonzero(~small)[0]).astype(np.uint8), np.ones((5, 5), np.uint8))
+        for i in np.nonzero(dots & inside)[0]:  # within 2 px of a tall piece (one empty pixel between)
+            inside[i] = bool(tall[lab == i + 1].any())
     return (counts[0], counts[1]), int((dots & ~inside).sum())
 
 

@@ -17,7 +17,7 @@ def measure_bar(img: np.ndarray, bar: Bar) -> tuple[float, float]:
     a, b, w = bar.x0, bar.x1, img.shape[1]
     fg = float(np.median(np.hstack([rows[:, s0 + 2:s1 - 2] for s0, s1 in bar.pieces()])))
     if bar.gap is None:
-        a, b = _full_ends(rows, a, b, fg)
+        a, b = _full_ends(img, bar, rows, a, b, fg)
     lengths = np.full(len(rows), float(b - a - 4))  # pixels a+2 .. b-3 are full; ends by coverage
     for lo, hi, o0, o1 in ((a - 1, a + 2, max(0, a - 6), a - 1), (b - 2, b + 1, b + 1, min(w, b + 6))):
         out = rows[:, o0:o1][np.abs(rows[:, o0:o1] - fg) > 0.3]
@@ -26,30 +26,33 @@ def measure_bar(img: np.ndarray, bar: Bar) -> tuple[float, float]:
     return float(lengths.mean()), float(lengths.std())
 
 
-def _full_ends(rows: np.ndarray, a: int, b: int, fg: float) -> tuple[int, int]:
-    """Ends ``a``, ``b`` moved out over the columns where the bar's rows, averaged, still
-    hold its grey (within 30 % of its contrast to the surface beyond): JPEG's ringing can
-    cut a drawn bar's run of extreme pixels short of its end (a yellow bar of 46 px was
-    found 42 px long, and its ends measured by coverage within 3 px of those), by at
-    most 8 px or 10 % of its length each way."""
-    w = rows.shape[1]
+def _full_ends(img: np.ndarray, bar: Bar, rows: np.ndarray, a: int, b: int, fg: float) -> tuple[int, int]:
+    """Ends ``a``, ``b`` moved out over the columns where the bar's rows, averaged, hold
+    its grey (85-130 % of its contrast to the surface it lies on) while the rows just
+    above and below are that surface: JPEG's ringing can cut a drawn bar's run of
+    extreme pixels short of its end (a yellow bar of 46 px was found 42 px long, its ends
+    measured by coverage within 3 px of that).  At most 10 % of its length each way (8 px):
+    a stroke of a paler grey touching an end is no bar, and stays for end_doubts to see."""
+    h, w = img.shape
+    bg = surface(img, bar)[0]
+    if abs(fg - bg) < 1e-3:
+        return a, b
     col = rows.mean(axis=0)
-    reach = max(2, min(8, int(0.1 * (b - a))))
-    for side in (-1, 1):
-        out = col[max(0, a - 12):max(0, a - 6)] if side < 0 else col[min(w, b + 6):min(w, b + 12)]
-        if not out.size:
-            continue
-        bg = float(np.median(out))
-        if abs(fg - bg) < 1e-3:
-            continue
-        for _ in range(reach):
-            x = a - 1 if side < 0 else b
-            if not 0 <= x < w or not 0.7 <= (col[x] - bg) / (fg - bg) <= 1.3:
-                break
-            if side < 0:
-                a -= 1
-            else:
-                b += 1
+    up, down = img[max(0, bar.y0 - 2)], img[min(h - 1, bar.y1 + 1)]
+    reach = min(8, int(0.1 * (b - a)))
+
+    def bar_like(x: int) -> bool:
+        return (0 <= x < w and 0.85 <= (col[x] - bg) / (fg - bg) <= 1.3
+                and abs(up[x] - bg) < 0.5 * abs(fg - bg) and abs(down[x] - bg) < 0.5 * abs(fg - bg))
+
+    for _ in range(reach):
+        if not bar_like(a - 1):
+            break
+        a -= 1
+    for _ in range(reach):
+        if not bar_like(b):
+            break
+        b += 1
     return a, b
 
 

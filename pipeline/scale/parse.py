@@ -219,7 +219,7 @@ def _parse(text: str, label: Label) -> tuple[float, str, list[str]] | None:
         else:
             why.append(f"glyph shape {shape!r} disagrees with OCR {raw!r}")
             unit = "pm" if raw == "pm" else "µm"
-    if re.fullmatch(r"[1-9][0-9]{0,2}[.,][0-9]{3}", m.group(1).translate(_DIGITS)):  # '1,000 nm': a thousand, or one?
+    if re.fullmatch(r"[1-9][0-9]{0,2}\.[0-9]{3}", num):  # '1,000 nm': a thousand, or one?
         why.append(f"a separator before three digits in {text!r}")
     if num.count(".") != label.n_dots or (num[0] == "0" and num[1:2] != "."):
         why.append(f"{label.n_dots} dots on the baseline but OCR text {text!r}")
