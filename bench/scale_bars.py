@@ -154,7 +154,6 @@ def decimal_set(n: int = DECIMAL_FRAMES) -> dict:
 
 
 COLOUR_FRAMES = 60
-COLOURS = ((255, 255, 0), (230, 20, 20), (0, 220, 0), (0, 255, 255), (255, 140, 0), (255, 0, 255))
 
 
 def colour_set(n: int = COLOUR_FRAMES) -> dict:
@@ -165,7 +164,7 @@ def colour_set(n: int = COLOUR_FRAMES) -> dict:
 
     import cv2
 
-    from tests.heldout_figures import frame
+    from tests.heldout_figures import COLOURS, frame
     counts, wrong = collections.Counter(), []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(n):

@@ -117,12 +117,16 @@ def read_scale_bar(data: np.ndarray, databar: np.ndarray | None,
         bar = scale.find_scale_bar(np.vstack([data, databar.astype(data.dtype)]))
     if colour is None or colour.shape[:2] != data.shape or (bar is not None and bar.confident):
         return bar
-    seen = [r for c in range(3) if (r := scale.find_scale_bar(colour[..., c])) is not None and r.confident
-            and r.length_px >= _CHANNEL_MIN_PX and _coloured(colour, r.bar_bbox)]
-    for r in seen:
-        same = [o for o in seen if abs(o.nm_per_px / r.nm_per_px - 1) <= 0.01]
-        if len(same) >= 2 and (bar is None or abs(r.nm_per_px / bar.nm_per_px - 1) <= 0.01):
-            return r
+    seen: list[scale.ScaleBar] = []
+    for c in range(3):  # channel by channel: two that agree are enough
+        r = scale.find_scale_bar(colour[..., c])
+        if r is None or not r.confident or r.length_px < _CHANNEL_MIN_PX or not _coloured(colour, r.bar_bbox):
+            continue
+        seen.append(r)
+        for s in seen:
+            same = [o for o in seen if abs(o.nm_per_px / s.nm_per_px - 1) <= 0.01]
+            if len(same) >= 2 and (bar is None or abs(s.nm_per_px / bar.nm_per_px - 1) <= 0.01):
+                return s
     return bar
 
 

@@ -32,6 +32,8 @@ FONTS = ("/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf",
 LABELS = ((10, "nm"), (20, "nm"), (50, "nm"), (100, "nm"), (200, "nm"), (500, "nm"), (1, "µm"),
           (2, "µm"), (5, "µm"), (5, "nm"), (2, "nm"), (1, "um"), (20, "μm"), (0.5, "µm"))
 UNIT_NM = {"nm": 1.0, "µm": 1e3, "um": 1e3, "μm": 1e3}
+# inks of the coloured series (frame(colour=...)): yellow, red, green, cyan, orange, magenta
+COLOURS = ((255, 255, 0), (230, 20, 20), (0, 220, 0), (0, 255, 255), (255, 140, 0), (255, 0, 255))
 
 
 def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:

@@ -170,7 +170,7 @@ def test_rgb_tiff_to_grey(tmp_path):
 def test_colour_is_kept_only_where_an_rgb_file_has_colour(tmp_path):
     """An RGB file's colour is kept beside its grey (for a scale bar drawn in colour), only
     where some pixels have it: grey saved as RGB, or RGB whose channels barely differ
-    (a faint tint), keeps none.  A databar cut off a TIFF is cut off its colour too."""
+    (a faint tint), keeps none; an RGB TIFF keeps its colour as RGB too."""
     grey = np.repeat(ramp(np.uint8, (60, 80))[..., None], 3, axis=2)
     path = tmp_path / "grey.png"
     assert cv2.imwrite(str(path), grey)

@@ -29,7 +29,7 @@ from psdwatch.pipeline.scale.parse import LONE, TWO_VALUES, _tokens, micro_by_fi
 from psdwatch.pipeline.scale.reader import find_scale_bar
 from tests import decimal_labels, font_sweep, noisy_figures
 from tests.conftest import DATA
-from tests.heldout_figures import frame, grey
+from tests.heldout_figures import COLOURS, frame, grey
 
 REAL = DATA / "scalebars-real"
 UNIT_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3}
@@ -350,7 +350,6 @@ def test_a_separator_before_three_digits_is_a_doubt(text: str) -> None:
     assert any("separator before three digits" in w for w in result.reasons), result
 
 
-COLOURS = ((255, 255, 0), (230, 20, 20), (0, 220, 0), (0, 255, 255), (255, 140, 0), (255, 0, 255))
 COLOUR_FRAMES = 30
 
 

@@ -421,7 +421,7 @@ def _glyph_stats(soft: np.ndarray, ink: np.ndarray, lh: int, slant: float = 0.0)
                 left, right = a, b
                 glyphs.append([a, b])
         counts.append(len(glyphs))
-    n, lab, st, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    _, lab, st, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     st = st[1:]
     small = st[:, 3] < 0.45 * lh
     if small.all():
