@@ -27,7 +27,7 @@ from psdwatch.pipeline.scale.length import blurred_ticks, end_doubts, measure_ba
 from psdwatch.pipeline.scale.ocr import ocr_line
 from psdwatch.pipeline.scale.parse import LONE, TWO_VALUES, _tokens, micro_by_field, read_label, value_unit
 from psdwatch.pipeline.scale.reader import find_scale_bar
-from tests import decimal_labels, font_sweep, noisy_figures
+from tests import decimal_labels, font_sweep, noisy_figures, resampled_real
 from tests.conftest import DATA
 from tests.heldout_figures import COLOURS, frame, grey
 
@@ -879,6 +879,19 @@ def test_blurred_end_ticks_are_a_doubt_where_their_edges_are_unsure() -> None:
     t = truth()["zeiss_whiteband_npgold_20nm.png"]
     result = find_scale_bar(image)
     assert verdict(result, t["value"] / t["bar_px"]) != "wrong", result
+
+
+def test_tesseract_is_shown_the_faint_crests_of_a_labels_strokes() -> None:
+    """A TEM figure's '100 nm' shrunk 0.7x: the right side of its last '0' and the right stem
+    of its 'n' kept under half the bar's contrast.  Cut there, Tesseract was shown a
+    'C' and an 'r' and read '10C rm' at every size; shown the crests of the fainter
+    strokes joined to the glyphs too, it reads '100 nm'."""
+    img, _ = resampled_real.frame("tem_fig_crack_100nm.png", "shrunk 0.7x")
+    img = (img - img.min()) / (img.max() - img.min())
+    lines = [line for bar in bar_find.find_bars(img) for line in text_lines(denoise.for_labels(img), bar)]
+    assert lines
+    read = [" ".join(w[2] for w in words) for words in ocr_line(lines[0])]
+    assert read.count("100 nm") >= 3, read
 
 
 def _broken_bar_frame() -> tuple[np.ndarray, float]:

@@ -1,0 +1,58 @@
+"""The real micrographs of ../shared/data/scalebars-real as a figure's maker or a viewer
+changes them: enlarged, shrunk by a non-whole factor, blurred, compressed, noisy,
+turned a little, their greys bent.  None of these frames was drawn by the project:
+what was tuned on the 17 frames as they are is tried here on what they become.
+
+Each transform works on the file's 8-bit colour (as saved), ends in 8 bits (overshoot
+clipped, as a saved figure's is) and gives grey as io makes it (Rec. 601), with the
+truth's nm/px carried through the change of scale.
+"""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+
+from tests.conftest import DATA
+
+REAL = DATA / "scalebars-real"
+UNIT_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3}
+TRANSFORMS = ("enlarged 1.5x", "enlarged 2x", "shrunk 0.7x", "blurred 1 px", "JPEG q40", "noise 10",
+              "turned 0.4°", "gamma 0.5", "gamma 2")
+
+
+def names() -> list[str]:
+    """The real frames with a truth, sorted."""
+    return sorted(json.loads((REAL / "truth.json").read_text()))
+
+
+def frame(name: str, transform: str) -> tuple[np.ndarray, float]:
+    """Real frame ``name`` changed by ``transform`` (one of TRANSFORMS): (grey image, nm/px)."""
+    t = json.loads((REAL / "truth.json").read_text())[name]
+    image = cv2.imread(str(REAL / name), cv2.IMREAD_COLOR).astype(np.float32)
+    scale, rng = 1.0, np.random.default_rng(sum(map(ord, name + transform)))
+    kind, _, amount = transform.partition(" ")
+    if kind in ("enlarged", "shrunk"):
+        scale = float(amount.rstrip("x"))
+        image = cv2.resize(image, None, fx=scale, fy=scale,
+                           interpolation=cv2.INTER_CUBIC if scale > 1 else cv2.INTER_AREA)
+    elif kind == "blurred":
+        image = cv2.GaussianBlur(image, (0, 0), float(amount.split()[0]))
+    elif kind == "JPEG":
+        image = np.clip(image, 0, 255).astype(np.uint8)
+        image = cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(amount[1:])])[1],
+                             cv2.IMREAD_COLOR).astype(np.float32)
+    elif kind == "noise":
+        image = image + rng.normal(0, float(amount), image.shape[:2])[..., None]
+    elif kind == "turned":
+        h, w = image.shape[:2]
+        turn = cv2.getRotationMatrix2D((w / 2, h / 2), float(amount.rstrip("°")), 1.0)
+        image = cv2.warpAffine(image, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    elif kind == "gamma":
+        image = 255 * (np.clip(image, 0, 255) / 255) ** float(amount)
+    else:
+        raise ValueError(f"unknown transform {transform!r}")
+    rgb = np.clip(image, 0, 255).round()[..., ::-1]
+    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    return grey.astype(np.float32), t["value"] * UNIT_NM[t["unit"]] / (t["bar_px"] * scale)
