@@ -894,6 +894,16 @@ def test_tesseract_is_shown_the_faint_crests_of_a_labels_strokes() -> None:
     assert read.count("100 nm") >= 3, read
 
 
+@pytest.mark.parametrize("name", ["xl30_databar_silica_5um.png", "xl30_databar_silica_2um.png"])
+def test_glyphs_run_together_by_blur_are_counted_up_to_their_width(name: str) -> None:
+    """An XL30 '5 µm' blurred by a pixel: its 'µm' is one blob at both thresholds and the
+    line counted 2 glyphs, so '5 um' (3) was a doubt.  A blob 1.2 times as wide as the
+    tallest glyph is tall may be two: the upper count takes it, and the frame reads right."""
+    img, npp = resampled_real.frame(name, "blurred 1 px")
+    result = find_scale_bar(img)
+    assert verdict(result, npp) == "right", result
+
+
 def _broken_bar_frame() -> tuple[np.ndarray, float]:
     """'200 nm' over a 160 px black bar, 3 px thick, on a light bright-field support (a real
     Pt/alumina frame inverted), shrunk by 3, then noise of sigma 25 grey levels and JPEG
