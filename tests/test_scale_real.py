@@ -350,6 +350,18 @@ def test_a_separator_before_three_digits_is_a_doubt(text: str) -> None:
     assert any("separator before three digits" in w for w in result.reasons), result
 
 
+def test_a_glyph_hanging_before_the_m_is_no_n() -> None:
+    """Font sweep frame 1598, a white bold italic '20µm' shrunk 0.54x: shown its fainter
+    crests, Tesseract read '20nm' at every size, 1000x off, and every other check agreed.
+    A µ hangs below the baseline before the m, an n never: the reading is a doubt."""
+    img, t = font_sweep.frame(1598)
+    result = find_scale_bar(img)
+    assert verdict(result, t["nm_per_px"]) != "wrong", result
+    assert result.unit != "nm" or any("hangs below the baseline" in w for w in result.reasons), result
+    plain = find_scale_bar(decimal_labels.draw("20 nm", "freefont/FreeSerifBoldItalic.ttf", 34, "below"))
+    assert plain is not None and not any("hangs below" in w for w in plain.reasons), plain
+
+
 COLOUR_FRAMES = 30
 
 
