@@ -119,6 +119,12 @@ def scale_bars(results: dict, runs: dict | None) -> list[str]:
     if "second_reader" in sr:
         lines += [("Second reader of doubtful labels: " + sr["second_reader"] + " (the optional `[ocr]` extra) installed."
                    if sr["second_reader"] else "Tesseract only (the optional `[ocr]` extra not installed)."), ""]
+    if sr.get("real_resampled", {}).get("per_transform"):
+        lines += ["Real micrographs of ../shared/data/scalebars-real changed as figures are (tests/resampled_real.py; "
+                  "17 frames each, right = nm/px within 2 %):", "",
+                  "| change | right | flagged | wrong |", "| --- | --- | --- | --- |"]
+        lines += [f"| {k} | {v['right']} | {v['flagged']} | {v['wrong']} |" for k, v in sr["real_resampled"]["per_transform"].items()]
+        lines.append("")
     for key, title in (("real_set", "Real micrographs of ../shared/data/scalebars-real"),
                        ("heldout_figures", "Held-out figures of tests/heldout_figures.py (PIL labels on real textures, not the project renderer)"),
                        ("font_sweep", "Small labels (5-15 px) in the 56 Latin fonts installed, tests/font_sweep.py"),

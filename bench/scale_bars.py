@@ -89,6 +89,30 @@ def real_set() -> dict:
     return {"files": rows, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}}
 
 
+def resampled_set() -> dict:
+    """The real frames changed as figures are (tests/resampled_real.py: enlarged, shrunk by a
+    non-whole factor, blurred, JPEG, noise, turned, gamma): right / flagged / wrong per change."""
+    from tests import resampled_real
+    if not resampled_real.REAL.is_dir():
+        return {}
+    table, wrong = {}, []
+    for transform in resampled_real.TRANSFORMS:
+        counts = collections.Counter()
+        for name in resampled_real.names():
+            image, npp = resampled_real.frame(name, transform)
+            result = find_scale_bar(image)
+            v = verdict(result, npp, REAL_TOLERANCE)
+            counts[v] += 1
+            if v == "wrong":
+                wrong.append({"transform": transform, "file": name, "read": result.text})
+        table[transform] = {k: counts[k] for k in ("right", "flagged", "wrong")}
+        print(f"resampled {transform:14s} {table[transform]}", flush=True)
+    total = collections.Counter()
+    for row in table.values():
+        total.update(row)
+    return {"per_transform": table, "counts": {k: total[k] for k in ("right", "flagged", "wrong")}, "wrong_frames": wrong}
+
+
 HELDOUT_FRAMES = 60
 
 
@@ -228,7 +252,8 @@ def main() -> int:
                # the optional `[ocr]` extra changes the held-out and real counts: say whether it ran
                "second_reader": "rapidocr-onnxruntime" if available() else None,
                **corpus(args.per_layout),
-               "real_fei_files": real_files(), "real_set": real_set(), "heldout_figures": heldout_set(), "font_sweep": font_sweep(),
+               "real_fei_files": real_files(), "real_set": real_set(), "real_resampled": resampled_set(),
+               "heldout_figures": heldout_set(), "font_sweep": font_sweep(),
                "noisy_figures": noisy_set(), "decimal_labels": decimal_set(), "coloured_figures": colour_set(),
                "barless_2048": barless_frames()}
     total = collections.Counter()
@@ -238,6 +263,7 @@ def main() -> int:
     (REPO / "bench" / "scale_results.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     wrong_real = (results["real_set"].get("counts", {}).get("wrong", 0) + results["heldout_figures"]["counts"]["wrong"]
+                  + results["real_resampled"].get("counts", {}).get("wrong", 0)
                   + results["font_sweep"]["counts"]["wrong"] + results["noisy_figures"]["counts"]["wrong"]
                   + results["decimal_labels"]["counts"]["wrong"] + results["coloured_figures"]["counts"]["wrong"]
                   + results["barless_2048"].get("confident", 0))

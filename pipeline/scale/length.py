@@ -138,8 +138,7 @@ def end_doubts(img: np.ndarray, bar: Bar, words: Box, length: float, slack: tupl
         why.append(f"bar ends unclear ({right - left} px by its averaged rows, {length:.1f} px measured)")
     reach, piece = max(6, int(0.2 * length)), max(6, int(0.1 * length))
     for a, b in ((max(0, left - 3 - reach), max(0, left - 3)), (min(w, right + 3), min(w, right + 3 + reach))):
-        run = _runs(stroke[a:b])
-        if run.size and run.max() >= piece:
+        if any(n >= piece for _, n in _spans(stroke[a:b])):
             why.append("a stroke of the bar's grey goes on past its end (a broken bar?)")
     return why
 
@@ -231,8 +230,3 @@ def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
     """(start, length) of the runs of True in a 1-D mask."""
     edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
     return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2])]
-
-
-def _runs(mask: np.ndarray) -> np.ndarray:
-    """Lengths of the runs of True in a 1-D mask."""
-    return np.diff(np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0])))[::2]
