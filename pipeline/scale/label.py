@@ -31,7 +31,6 @@ class Label:
     spoilers: tuple[tuple[float, float, str], ...] = ()  # column spans of cut glyphs and blobs touching the line
     slant: float = 0.0  # italic lean, columns per row (0: upright); glyphs are counted and read set upright
     parts: tuple[tuple[int, int], ...] = ()  # column spans OCR'd as lines of their own: the fields of a databar row
-    read: np.ndarray | None = None  # what Tesseract is shown, where not ``soft``: the glyphs' faint rest too
 
 
 def surface(img: np.ndarray, bar: Bar) -> tuple[float, float]:
@@ -306,19 +305,17 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
         cx0, cy0 = max(0, lx0 - px), max(0, ly0 - py)
         ink |= faint
     spoilers = tuple((a - cx0, b - cx0, why) for a, b, why in spoilers)
-    read = _faint_rest(soft, ink, (lx0, ly0, lx1, ly1))  # what Tesseract is shown
     spoilers += tuple((a - cx0, b - cx0, "a faint glyph in or beside the label")
                       for a, b in _faint_glyphs(soft, ink, (lx0, ly0, lx1, ly1), lh))
     keep = ink[cy0:ly1 + py, cx0:lx1 + px]
     line_soft = _around(soft[cy0:ly1 + py, cx0:lx1 + px], keep)
-    shown = _around(soft[cy0:ly1 + py, cx0:lx1 + px], read[cy0:ly1 + py, cx0:lx1 + px])
     box = (int(lx0 + wx0), int(ly0 + wy0), int(lx1 + wx0), int(ly1 + wy0))
     bx0, bx1 = bar.x0 - wx0 - cx0, bar.x1 - wx0 - cx0
     slant = _slant(keep)
     counts, n_dots = _glyph_stats(line_soft, keep, lh, slant)
     cols = tuple((max(0, a - px - cx0) if k else 0, min(keep.shape[1], b + px - cx0))  # the first from column 0:
                  for k, (a, b) in enumerate(parts or [])) if len(parts or []) > 1 else ()  # a faint '1' read with it
-    return Label(line_soft, keep, box, counts, lh, n_dots, side, (float(bx0), float(bx1)), spoilers, slant, cols, shown)
+    return Label(line_soft, keep, box, counts, lh, n_dots, side, (float(bx0), float(bx1)), spoilers, slant, cols)
 
 
 _SLANTS = (0.15, 0.2, 0.25, 0.3)  # italic fonts lean 10-17 degrees
@@ -393,28 +390,6 @@ def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int) ->
     return [(float(a + st[i, 0]), float(a + st[i, 0] + st[i, 2])) for i in range(1, n)
             if 0.6 * lh <= st[i, 3] <= 1.8 * lh and st[i, 2] <= 1.2 * lh  # glyph-sized (digits over x-height),
             and st[i, 4] <= 0.6 * st[i, 2] * st[i, 3] and kept[i] < 0.5 * st[i, 4]]  # stroked, left out
-
-
-def _faint_rest(soft: np.ndarray, ink: np.ndarray, line: Box) -> np.ndarray:
-    """What Tesseract is shown of a line: its ``ink`` (glyphs cut at half contrast) and the
-    crests of their fainter strokes, pixels at 0.3 or more of the ink's contrast that
-    are brighter (darker) than their neighbours across them, in the line's box and
-    joined to its ink.  A label resampled for a paper draws thin strokes fainter than
-    its bar: cut at half contrast, a '0' lost its right side and an 'n' its right stem,
-    and Tesseract, shown only what was cut, read '100 nm' as '10C rm'.  Crests only: a
-    bold glyph's blurred rim (lifted by a gamma) thickened 'um' into 'yum'.  The glyphs
-    are still counted, and faint glyphs looked for (_faint_glyphs), on ``ink``: a faint
-    stroke that Tesseract reads as one more character, or leaves out, is a doubt."""
-    x0, y0, x1, y1 = line
-    low = ink.copy()
-    s = np.pad(soft[y0:y1, x0:x1], 1)
-    c = s[1:-1, 1:-1]
-    ridge = np.zeros_like(c, bool)
-    for a, b in ((s[1:-1, :-2], s[1:-1, 2:]), (s[:-2, 1:-1], s[2:, 1:-1])):
-        ridge |= (c >= a) & (c >= b) & ((c > a) | (c > b))
-    low[y0:y1, x0:x1] |= (c >= 0.3) & ridge
-    comp = cv2.connectedComponents(low.astype(np.uint8), connectivity=8)[1]
-    return np.isin(comp, np.unique(comp[ink & (comp > 0)]))
 
 
 def _around(soft: np.ndarray, ink: np.ndarray) -> np.ndarray:

@@ -58,13 +58,12 @@ def ocr_line(label: Label) -> list[Words]:
     """
     ys = np.nonzero(label.ink.any(axis=1))[0]
     spans = label.parts or ((0, label.soft.shape[1]),)
-    shown = label.soft if label.read is None else label.read
     tiles, slots, meta, top = [], [], [], 0
     for k, (height, interp, shear) in enumerate(_VARIANTS):
         shear = label.slant or shear  # a measured italic lean sets every tile upright
         s = float(np.clip(height / max(1, ys[-1] - ys[0] + 1), 0.2, 8.0))
         for c0, c1 in spans:
-            big = cv2.resize(shown[:, c0:c1].astype(np.float32), None, fx=s, fy=s,
+            big = cv2.resize(label.soft[:, c0:c1].astype(np.float32), None, fx=s, fy=s,
                              interpolation=interp if s > 1 else cv2.INTER_AREA)
             pad = 0
             if shear:  # rows shift left by shear x their height above the bottom; columns stay aligned at mid-height
