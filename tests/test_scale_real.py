@@ -23,7 +23,7 @@ from psdwatch.pipeline.analyse import read_scale_bar
 from psdwatch.pipeline.scale.corpus import background
 from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.scale.label import text_lines
-from psdwatch.pipeline.scale.length import blurred_ticks, end_doubts, measure_bar
+from psdwatch.pipeline.scale.length import end_doubts, measure_bar
 from psdwatch.pipeline.scale.ocr import ocr_line
 from psdwatch.pipeline.scale.parse import LONE, TWO_VALUES, _tokens, micro_by_field, read_label, value_unit
 from psdwatch.pipeline.scale.reader import find_scale_bar
@@ -902,33 +902,14 @@ def test_an_end_tick_is_no_blob_but_a_rod_is(tick_width: int) -> None:
     assert "an end of the bar lies in a blob of its grey" in end_doubts(rod, bar, words, 200.0, (3.0, 0.03))
 
 
-def _h_bar(blur: float) -> tuple[np.ndarray, bar_find.Bar]:
-    """A black 2 px H-bar, 39 px to its ticks' outer edges (2 px ticks, 24 px tall), on
-    white, blurred by ``blur`` px; the bar as the soft search finds it."""
-    img = np.ones((80, 200), np.float32)
-    img[40:42, 80:119] = 0.0
-    img[28:54, 80:82] = img[28:54, 117:119] = 0.0
-    if blur:
-        img = cv2.GaussianBlur(img, (0, 0), blur)
-    level = float(img[40:42, 90:110].mean(axis=0).min()) if blur else None
-    return img, bar_find.Bar(80, 119, 40, 42, -1, level=level)
-
-
-def test_blurred_end_ticks_are_a_doubt_where_their_edges_are_unsure() -> None:
-    """Zeiss npgold '20 nm' blurred by a pixel: its 2 px H-bar kept 70 % of its contrast and
-    measured 39.9 px to its ticks' half-contrast edges for 39 (2.3 % long), read
-    confidently once its bolder label was found.  A tick's width is its ink over the
-    contrast it was drawn with, 2 to 2.9 px there: a doubt.  Drawn sharp, no doubt."""
-    sharp, bar = _h_bar(0)
-    bar.level = 0.0  # as a soft bar: the check is for those
-    assert not blurred_ticks(sharp, bar, 39.0)
-    blurred, bar = _h_bar(1.0)
-    assert blurred_ticks(blurred, bar, 39.9)
-    loaded = load_image(REAL / "zeiss_whiteband_npgold_20nm.png")
-    image = cv2.GaussianBlur(loaded.data.astype(np.float32), (0, 0), 1.0).round()
-    t = truth()["zeiss_whiteband_npgold_20nm.png"]
-    result = find_scale_bar(image)
-    assert verdict(result, t["value"] / t["bar_px"]) != "wrong", result
+@pytest.mark.parametrize("name", ["xl30_databar_silica_5um.png", "xl30_databar_silica_2um.png"])
+def test_glyphs_run_together_by_blur_are_counted_up_to_their_width(name: str) -> None:
+    """An XL30 '5 µm' blurred by a pixel: its 'µm' is one blob at both thresholds and the
+    line counted 2 glyphs, so '5 um' (3) was a doubt.  A blob 1.2 times as wide as the
+    tallest glyph is tall may be two: the upper count takes it, and the frame reads right."""
+    img, npp = resampled_real.frame(name, "blurred 1 px")
+    result = find_scale_bar(img)
+    assert verdict(result, npp) == "right", result
 
 
 def _broken_bar_frame() -> tuple[np.ndarray, float]:

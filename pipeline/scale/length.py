@@ -143,68 +143,6 @@ def end_doubts(img: np.ndarray, bar: Bar, words: Box, length: float, slack: tupl
     return why
 
 
-def blurred_ticks(img: np.ndarray, bar: Bar, length: float) -> list[str]:
-    """A doubt when a soft H-bar's ticks are too blurred to say where their outer edges lie
-    within 1.5 % of ``length`` (measured to them at half the bar's own contrast).
-
-    Blur keeps a tick's centre and its ink (its contrast summed across it), not its
-    width: that is the ink over the contrast it was drawn with, between the frame's
-    extreme grey (the most a drawn tick can have had) and the tick's own faded peak
-    (the least).  A 39 px Zeiss H-bar blurred by a pixel for a paper measured 39.9 px
-    to its ticks' half-contrast edges, 2.3 % long, and read '20 nm' with every other
-    check passed: its 2 px ticks, drawn black, kept 70 % of their contrast, so they may
-    have been 2 px or 2.9 px wide.  A tick drawn sharp has its full contrast at its
-    peak, and the two bounds meet.  A plain end keeps its place at half contrast."""
-    if not bar.soft:
-        return []
-    bg = surface(img, bar)[0]
-    h, w = img.shape
-    reach, extreme = bar.thick + 4, (1.0 if bar.pol > 0 else 0.0)
-    centres, widest, narrowest = [], [], []
-    for x in (bar.x0, bar.x1 - 1):
-        cols = np.arange(max(0, x - reach), min(w, x + reach + 1))
-        ticks = [t for t in (_tick_rows(img, bar, bg, cols, x, range(bar.y0 - 7, bar.y0 - 2)),
-                             _tick_rows(img, bar, bg, cols, x, range(bar.y1 + 2, bar.y1 + 7))) if t is not None]
-        if not ticks:
-            return []  # a plain end
-        profile, (k0, k1) = np.vstack([p for p, _ in ticks]).mean(axis=0), ticks[0][1]
-        k0, k1 = max(0, k0 - 2), min(len(cols), k1 + 2)
-        outside = np.r_[profile[:max(0, k0 - 1)], profile[k1 + 1:]]
-        dark = np.clip(profile[k0:k1] - (float(np.median(outside)) if outside.size else 0.0), 0, None)
-        ink = float(dark.sum())
-        if ink <= 0:
-            return []
-        centres.append(float((cols[k0:k1] * dark).sum()) / ink)
-        narrowest.append(ink / max(abs(extreme - bg), 1e-6))
-        widest.append(ink / float(dark.max()))
-    apart = centres[1] - centres[0]
-    lo, hi = apart + sum(narrowest) / 2, apart + sum(widest) / 2
-    if max(abs(length - lo), abs(length - hi)) > 0.015 * length:
-        return [f"blurred end ticks: their outer edges lie {lo:.1f}-{hi:.1f} px apart, {length:.1f} px measured"]
-    return []
-
-
-def _tick_rows(img: np.ndarray, bar: Bar, bg: float, cols: np.ndarray, x: int, rows: range
-               ) -> tuple[np.ndarray, tuple[int, int]] | None:
-    """A tick at the bar's end ``x`` on ``rows`` (3-7 px above or below the bar, where the
-    bar's own blur does not reach): one narrow run of columns (no wider than the bar is
-    thick, plus 3) that holds ``x`` or touches it, at half the bar's contrast on every
-    row, and nothing else of its grey there.  Returns the contrast profile across the rows and
-    the run's columns; None if there is no tick."""
-    if rows.start < 0 or rows.stop > img.shape[0]:
-        return None
-    block = (img[rows.start:rows.stop, cols] - bg) * bar.pol
-    half = 0.5 * abs(bar.fg - bg)
-    every, some = (block >= half).all(axis=0), (block >= half).any(axis=0)
-    runs = _spans(every)
-    if len(runs) != 1 or len(_spans(some)) != 1:
-        return None
-    k0, n = runs[0]
-    if n > bar.thick + 3 or not cols[k0] - 1 <= x <= cols[k0] + n:  # the bar ends in it, not beside it (a box's edge)
-        return None
-    return block.mean(axis=0), (k0, k0 + n)
-
-
 def _tick(img: np.ndarray, bar: Bar, c0: int, c1: int) -> bool:
     """Whether columns ``c0:c1`` (a blob of the bar's grey at an end, widened by the
     4-px smoothing) hold an end tick: a stroke of its grey, above and below the bar,

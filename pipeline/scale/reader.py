@@ -33,7 +33,7 @@ from .bar_find import Bar, find_bars, same_stroke
 from .denoise import for_labels
 from .exclusion import exclusion
 from .label import Box, Label, text_lines
-from .length import blurred_ticks, end_doubts, end_ticks, measure_bar
+from .length import end_doubts, end_ticks, measure_bar
 from .ocr import ocr_line
 from .parse import NM, TWO_VALUES, micro_by_field, read_label
 from .second_reader import PLAUSIBLE_NM_PER_PX, settle
@@ -119,7 +119,7 @@ def _scale_bar(img: np.ndarray, bar: Bar, label: Label, reading: tuple[str, floa
     text, value, unit, why = settle(label, reading, length)  # before the bar's own doubts: those stay
     if spread > 0.5:
         why.append(f"ragged bar ends (row spread {spread:.2f} px)")
-    why += end_doubts(img, bar, label.box, length, slack) + blurred_ticks(img, bar, length)
+    why += end_doubts(img, bar, label.box, length, slack)
     if bar.gap is not None and end_ticks(img, bar) is None:
         why.append("split bar without clear end ticks")  # FEI measures tick to tick, not tip to tip
     nm = value * NM[unit]
