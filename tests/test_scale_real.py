@@ -165,6 +165,20 @@ def test_a_value_after_its_fields_name_is_no_label() -> None:
     assert (result.value, result.unit) == (200.0, "µm") and abs(result.length_px - 664) <= 2, result
 
 
+def read_real(changed) -> tuple[collections.Counter, list]:
+    """Every real frame changed by ``changed(name)`` -> (grey image, nm/px) and read: the
+    verdict counts, and (name, text, length) of each wrong one."""
+    counts, wrong = collections.Counter(), []
+    for name in truth():
+        image, npp = changed(name)
+        result = find_scale_bar(image)
+        v = verdict(result, npp)
+        counts[v] += 1
+        if v == "wrong":
+            wrong.append((name, result.text, result.length_px))
+    return counts, wrong
+
+
 def shrunk_for_a_paper(name: str, height: int, quality: int) -> tuple[np.ndarray, float]:
     """A real frame resampled to ``height`` px tall and JPEG-compressed, as a journal does;
     grey as io makes it (Rec. 601).  Returns (image, nm_per_px after shrinking)."""
@@ -185,15 +199,8 @@ def test_real_micrographs_shrunk_for_a_paper_never_wrong(height: int, quality: i
 
     At 300 px a '100 nm' label lost its faint '1' and read '10 nm' confidently
     before the reader looked for glyphs its ink had left out."""
-    counts, wrong = {"right": 0, "flagged": 0, "wrong": 0}, []
-    for name in truth():
-        image, npp = shrunk_for_a_paper(name, height, quality)
-        result = find_scale_bar(image)
-        v = verdict(result, npp)
-        counts[v] += 1
-        if v == "wrong":
-            wrong.append((name, result.text, result.length_px))
-    print(f"\nscalebars-real shrunk to {height} px, JPEG q{quality}: {counts}")
+    counts, wrong = read_real(lambda name: shrunk_for_a_paper(name, height, quality))
+    print(f"\nscalebars-real shrunk to {height} px, JPEG q{quality}: {dict(counts)}")
     assert not wrong, wrong
     assert counts["right"] >= (13 if height >= 500 else 5), counts  # 14 and 6 on this machine's Tesseract
 
@@ -211,14 +218,7 @@ def test_real_micrographs_changed_as_figures_are_never_wrong(transform: str) -> 
     ticks grow 4 px wide, as wide as a particle's blob once the ends are smoothed: three
     frames were flagged for a bar ending in a blob before a tick was told from one by
     its height (XL30 '5 µm' and '2 µm', Zeiss '20 nm')."""
-    counts, wrong = collections.Counter(), []
-    for name in resampled_real.names():
-        image, npp = resampled_real.frame(name, transform)
-        result = find_scale_bar(image)
-        v = verdict(result, npp)
-        counts[v] += 1
-        if v == "wrong":
-            wrong.append((name, result.text, result.length_px))
+    counts, wrong = read_real(lambda name: resampled_real.frame(name, transform))
     print(f"\nscalebars-real {transform}: {dict(counts)}")
     assert not wrong, wrong
     assert counts["right"] >= RESAMPLED_RIGHT[transform], counts
