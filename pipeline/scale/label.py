@@ -405,10 +405,11 @@ def _glyph_stats(soft: np.ndarray, ink: np.ndarray, lh: int, slant: float = 0.0)
     Italic glyphs are counted set upright (their columns overlap as drawn), and there
     two pieces are one glyph only where they share half the narrower one's columns (a
     serif foot still reaches under its neighbour); the dots are found as drawn
-    (shearing a 1-px stroke may break its foot off).  A glyph of the ink 1.2 times as
-    wide as the tallest is tall may be glyphs run together (blurred, 'µm' was one blob
-    and '2 µm' counted 2): the upper count takes one more for each 0.6 of that height
-    it holds past the first.
+    (shearing a 1-px stroke may break its foot off).  A glyph of the ink 1.45 times as
+    wide as the tallest is tall is glyphs run together (blurred, 'µm' was one blob 1.75
+    times as wide, and '2 µm' counted 2): the upper count takes one more for each whole
+    0.7 of that height it holds past the first.  No single glyph is that wide: a serif
+    'm' is 1.22, and counted as two it let '500nm' pass for '50nm'.
     """
     counts: list[int] = []
     pad, share = int(np.ceil(slant * ink.shape[0] / 2)) + 1, (0.5 if slant else 0.0)
@@ -425,7 +426,7 @@ def _glyph_stats(soft: np.ndarray, ink: np.ndarray, lh: int, slant: float = 0.0)
                 glyphs.append([a, b])
         counts.append(len(glyphs))
     tallest = max((int(s[3]) for s in spans), default=0)  # the ink's pieces: a digit's height
-    merged = sum(max(0, int(round((b - a) / (0.6 * tallest))) - 1) for a, b in glyphs if b - a >= 1.2 * tallest)
+    merged = sum(int((b - a) / (0.7 * tallest)) - 1 for a, b in glyphs if b - a >= 1.45 * tallest)
     _, lab, st, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     st = st[1:]
     small = st[:, 3] < 0.45 * lh
