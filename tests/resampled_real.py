@@ -9,27 +9,44 @@ truth's nm/px carried through the change of scale.
 """
 from __future__ import annotations
 
+import functools
 import json
 
 import cv2
 import numpy as np
 
 from tests.conftest import DATA
+from tests.heldout_figures import UNIT_NM
 
 REAL = DATA / "scalebars-real"
-UNIT_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3}
 TRANSFORMS = ("enlarged 1.5x", "enlarged 2x", "shrunk 0.7x", "blurred 1 px", "JPEG q40", "noise 10",
               "turned 0.4°", "gamma 0.5", "gamma 2")
 
 
+@functools.cache
+def truth() -> dict:
+    """truth.json of the real frames: label, bar length in px, layout, source."""
+    return json.loads((REAL / "truth.json").read_text())
+
+
 def names() -> list[str]:
     """The real frames with a truth, sorted."""
-    return sorted(json.loads((REAL / "truth.json").read_text()))
+    return sorted(truth())
+
+
+def nm_per_px(name: str, scale: float = 1.0) -> float:
+    """The truth's nm/px of real frame ``name`` once resized by ``scale``."""
+    t = truth()[name]
+    return t["value"] * UNIT_NM[t["unit"]] / (t["bar_px"] * scale)
+
+
+def grey(bgr: np.ndarray) -> np.ndarray:
+    """An 8-bit BGR frame (as cv2 reads it) in grey as io makes it (Rec. 601), float32."""
+    return np.clip(bgr, 0, 255).round()[..., ::-1].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def frame(name: str, transform: str) -> tuple[np.ndarray, float]:
     """Real frame ``name`` changed by ``transform`` (one of TRANSFORMS): (grey image, nm/px)."""
-    t = json.loads((REAL / "truth.json").read_text())[name]
     image = cv2.imread(str(REAL / name), cv2.IMREAD_COLOR).astype(np.float32)
     scale, rng = 1.0, np.random.default_rng(sum(map(ord, name + transform)))
     kind, _, amount = transform.partition(" ")
@@ -53,6 +70,4 @@ def frame(name: str, transform: str) -> tuple[np.ndarray, float]:
         image = 255 * (np.clip(image, 0, 255) / 255) ** float(amount)
     else:
         raise ValueError(f"unknown transform {transform!r}")
-    rgb = np.clip(image, 0, 255).round()[..., ::-1]
-    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-    return grey.astype(np.float32), t["value"] * UNIT_NM[t["unit"]] / (t["bar_px"] * scale)
+    return grey(image), nm_per_px(name, scale)

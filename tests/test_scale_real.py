@@ -182,15 +182,12 @@ def read_real(changed) -> tuple[collections.Counter, list]:
 def shrunk_for_a_paper(name: str, height: int, quality: int) -> tuple[np.ndarray, float]:
     """A real frame resampled to ``height`` px tall and JPEG-compressed, as a journal does;
     grey as io makes it (Rec. 601).  Returns (image, nm_per_px after shrinking)."""
-    t = truth()[name]
     image = cv2.imread(str(REAL / name), cv2.IMREAD_COLOR)
     f = min(1.0, height / image.shape[0])
     image = cv2.resize(image, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
-    rgb = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].astype(np.float32)
-    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-    return grey, t["value"] * UNIT_NM[t["unit"]] / (t["bar_px"] * f)
+    return resampled_real.grey(cv2.imdecode(buf, cv2.IMREAD_COLOR)), resampled_real.nm_per_px(name, f)
 
 
 @pytest.mark.parametrize("height,quality", [(512, 80), (300, 75)])
