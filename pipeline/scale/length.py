@@ -1,6 +1,8 @@
 """A bar's length in pixels: tick centre to tick centre, else tip to tip by coverage."""
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .bar_find import Bar, half_contrast_length
@@ -53,7 +55,35 @@ def _full_ends(img: np.ndarray, bar: Bar, rows: np.ndarray, a: int, b: int, fg: 
         if not bar_like(b):
             break
         b += 1
-    return a, b
+    return a - _end_tick_width(img, bar, col, a - 1, -1, bg, fg), b + _end_tick_width(img, bar, col, b, 1, bg, fg)
+
+
+def _end_tick_width(img: np.ndarray, bar: Bar, col: np.ndarray, x: int, step: int, bg: float, fg: float) -> int:
+    """Columns of an end tick from ``x`` outwards (``step`` -1 left, +1 right), 0 if none.
+
+    An H-bar sharpened with its overshoot kept (a float frame) holds less than its own
+    grey where the tick crosses it: the bar's run and the extension above stop at the
+    tick, and an XL30 '5 um' measured 113.5 px for 116.  A tick is taken only where the
+    bar's rows and the rows above and below hold half its contrast for at most twice
+    its thickness (a pixel of anti-aliasing each side), the bar stops right after it,
+    and ``_tick`` finds a stroke taller than wide: a crossing line or a glyph beside
+    the bar is no end tick."""
+    h, w = img.shape
+    up, down = img[max(0, bar.y0 - 2)], img[min(h - 1, bar.y1 + 1)]
+    widest = 2 * bar.thick + 2
+
+    def cover(v: float) -> float:
+        return (v - bg) / (fg - bg)
+
+    n = 0
+    while n <= widest and 0 <= x + step * n < w and min(cover(col[x + step * n]), cover(up[x + step * n]),
+                                                        cover(down[x + step * n])) >= 0.5:
+        n += 1
+    beyond = x + step * n
+    if n == 0 or n > widest or not 0 <= beyond < w or cover(col[beyond]) >= 0.5:
+        return 0
+    c0 = min(x, x + step * (n - 1))
+    return n if _tick(img, bar, c0, c0 + n) else 0
 
 
 def end_ticks(img: np.ndarray, bar: Bar) -> tuple[float, float] | None:
@@ -145,23 +175,71 @@ def end_doubts(img: np.ndarray, bar: Bar, words: Box, length: float, slack: tupl
 
 def _tick(img: np.ndarray, bar: Bar, c0: int, c1: int) -> bool:
     """Whether columns ``c0:c1`` (a blob of the bar's grey at an end, widened by the
-    4-px smoothing) hold an end tick: a stroke of its grey, above and below the bar,
-    at least three times as tall as it is wide and no wider than twice the bar is thick
-    (a pixel of anti-aliasing each side).  An H-bar enlarged for a paper has ticks 4 px
-    wide or more, a blob after smoothing as wide as a particle's; a particle the bar
-    runs into is about as tall as it is wide, a rod wider than a tick."""
+    4-px smoothing) hold an end tick: a stroke of its grey, above and below the bar
+    alike (neither side under half the other), at least twice as tall as it is wide
+    (a nanowire panel's 2 px ticks, enlarged 2x, are 4 px wide and 10 tall with the
+    bar) and no wider than twice the bar is thick (a pixel of anti-aliasing each side),
+    with a stroke of that shape at the bar's other end too.  An H-bar enlarged for a
+    paper has ticks 4 px wide or more, a blob after smoothing as wide as a particle's;
+    a particle the bar runs into is about as tall as it is wide, a rod wider than a
+    tick, and a fibre crossing one end has no twin at the other (a review drew a 3 px
+    bar run into an 8 px fibre: measured 4 % long, and no doubt without the twin)."""
+    reach = 2 * bar.thick + 4
+    here = _stroke(img, bar, c0 - reach, c1 + reach, (c0 + c1) / 2)
+    if here is None or not _tick_shaped(here, bar):
+        return False
+    far = bar.x1 if (c0 + c1) / 2 < (bar.x0 + bar.x1) / 2 else bar.x0
+    there = _stroke(img, bar, far - reach, far + reach, far)
+    return (there is not None and _tick_shaped(there, bar) and abs(there.width - here.width) <= max(2, here.width // 2)
+            and 0.5 <= (there.up + there.down) / (here.up + here.down) <= 2)
+
+
+class Stroke(NamedTuple):
+    """A stroke of a bar's grey crossing it: its columns x0:x1 and its rows above and below."""
+    x0: int
+    x1: int
+    up: int
+    down: int
+
+    @property
+    def width(self) -> int:
+        return self.x1 - self.x0
+
+
+def _stroke(img: np.ndarray, bar: Bar, c0: int, c1: int, at: float) -> Stroke | None:
+    """The stroke of the bar's grey that crosses it in columns ``c0:c1`` nearest column
+    ``at``, None where nothing of its grey reaches over a row past the bar's own rim (its
+    anti-aliased rows at half contrast, as along its middle: an enlarged bar's rim is a
+    row or two, and a window at its end would otherwise be all stroke).  Strokes are
+    told apart by a column of neither: a tick beside a panel's edge, 3 px apart, is a
+    tick."""
     bg = surface(img, bar)[0]
     if abs(bar.fg - bg) < 1e-3:
-        return False
-    cover = (img[:, max(0, c0 - 1):c1 + 1] - bg) / (bar.fg - bg) >= 0.5
-    cols = cover[max(0, bar.y0 - 3):bar.y0].any(axis=0) | cover[bar.y1:bar.y1 + 3].any(axis=0)  # off the bar's rows
-    if not cols.any():
-        return False
-    k0, k1 = int(np.argmax(cols)), len(cols) - int(np.argmax(cols[::-1]))
-    inked = cover[:, k0:k1].mean(axis=1) >= 0.5  # rows the stroke crosses
-    up = int(np.argmin(np.r_[inked[:bar.y0][::-1], False]))
-    down = int(np.argmin(np.r_[inked[bar.y1:], False]))
-    return min(up, down) >= 1 and up + down + bar.thick >= 3 * (k1 - k0) and k1 - k0 <= 2 * bar.thick + 2
+        return None
+    c0, c1 = max(0, c0), max(0, c1)
+
+    def runs(lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:  # rows of its grey from the bar outwards
+        cover = (img[:, lo:hi] - bg) / (bar.fg - bg) >= 0.5
+        return (np.cumprod(cover[:bar.y0][::-1], axis=0).sum(axis=0),
+                np.cumprod(cover[bar.y1:], axis=0).sum(axis=0))
+
+    quarter = bar.length // 4
+    rim_up, rim_down = (float(np.median(r)) if r.size else 0.0 for r in runs(bar.x0 + quarter, bar.x1 - quarter))
+    up, down = runs(c0, c1)
+    spans = [(c0 + a, c0 + a + n) for a, n in _spans((up > rim_up + 1) | (down > rim_down + 1))]
+    if not spans:
+        return None
+    k0, k1 = min(spans, key=lambda s: max(s[0] - at, at - (s[1] - 1), 0.0))
+    inked = ((img[:, k0:k1] - bg) / (bar.fg - bg) >= 0.5).mean(axis=1) >= 0.5  # rows the stroke crosses
+    return Stroke(k0, k1, int(np.argmin(np.r_[inked[:bar.y0][::-1], False])),
+                  int(np.argmin(np.r_[inked[bar.y1:], False])))
+
+
+def _tick_shaped(stroke: Stroke, bar: Bar) -> bool:
+    """A stroke shaped like an end tick of ``bar``."""
+    width, up, down = stroke.width, stroke.up, stroke.down
+    return (min(up, down) >= 1 and min(up, down) >= 0.5 * max(up, down)
+            and up + down + bar.thick >= 2 * width and width <= 2 * bar.thick + 2)
 
 
 def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
