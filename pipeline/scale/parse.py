@@ -13,7 +13,7 @@ import re
 import cv2
 import numpy as np
 
-from .label import Label, token_label
+from .label import Label, glyph_pieces, token_label
 from .ocr import Words
 
 DIGIT_LIKE = "SsOoIilL|"  # letters Tesseract puts in numbers: 5, 0 and 1 in small or bold fonts
@@ -243,25 +243,18 @@ def _hangs_before_last(label: Label) -> bool:
     of ink after it (up to 1.5 glyph heights: an m, perhaps broken in two), as a µ (or p)
     before the m does and an n never: a bold italic '20µm' shrunk for a paper was read
     '20nm' at every OCR size, 1000x off, and every other check agreed.  Old-style digits
-    hang too, but a number's digits have the unit after them."""
-    _, st, big, hang, _ = _pieces(label.ink, label.lh)
+    hang too, but a number's digits have the unit after them.  Blurred, the µ and m run
+    together: the last piece then hangs at its left, and is wider than one glyph."""
+    lab, st, big, hang, base = glyph_pieces(label.ink, label.lh)
     if len(big) < 3 or not hang:
         return False
     last = max(hang, key=lambda i: st[i, 0])
+    if last == max(big, key=lambda i: st[i, 0] + st[i, 2]):  # the unit's piece hangs itself
+        ys, xs = np.nonzero(lab == last)
+        below = xs[ys >= base]
+        return bool(st[last, 2] >= 1.2 * label.lh and below.size and below.mean() < st[last, 0] + 0.45 * st[last, 2])
     after = [i for i in big if st[i, 0] >= st[last, 0] + st[last, 2] / 2 and i != last]
     return bool(after) and max(st[i, 0] + st[i, 2] for i in after) - (st[last, 0] + st[last, 2]) <= 1.5 * label.lh
-
-
-def _pieces(ink: np.ndarray, lh: int) -> tuple[np.ndarray, np.ndarray, list[int], list[int], float]:
-    """The connected pieces of ``ink`` (labels, stats), those at least 0.45 of the glyph
-    height ``lh`` tall, the ones of those hanging below their baseline, and that baseline
-    (the median of their bottoms)."""
-    n, lab, st, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    big = [i for i in range(1, n) if st[i, 3] >= 0.45 * lh]
-    if not big:
-        return lab, st, big, [], 0.0
-    base = float(np.median([st[i, 1] + st[i, 3] for i in big]))
-    return lab, st, big, [i for i in big if st[i, 1] + st[i, 3] - base >= max(1.5, 0.15 * lh)], base
 
 
 def _micro_or_pico(label: Label) -> str | None:
@@ -279,7 +272,7 @@ def _micro_or_pico(label: Label) -> str | None:
 
 def _shape_below(label: Label, ink: np.ndarray) -> str | None:
     """_micro_or_pico's reading of the glyphs in ``ink`` (one threshold of the label)."""
-    lab, st, big, desc, base = _pieces(ink, label.lh)
+    lab, st, big, desc, base = glyph_pieces(ink, label.lh)
     if len(big) < 2:
         return None
     n = len(st)
