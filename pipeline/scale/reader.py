@@ -42,6 +42,10 @@ from .text_first import read_text_first
 _MAX_OCR = 5  # label lines OCR'd per frame, bottom first
 _TEXT_FIRST_SLACK = (1.5, 0.015)  # px, fraction: see _scale_bar
 _BAR_FIRST_SLACK = (3.0, 0.03)
+# Under this a bar's length is no better than 2 %: resampled, each end may be half a pixel
+# out and nothing in the frame tells (a Zeiss 39 px H-bar halved and sharpened is 20 px
+# between crisp ends for 19.5, read 2.9 % long); the bars are 25-700 px.
+MIN_BAR_PX = 25.0
 
 
 @dataclass
@@ -119,6 +123,8 @@ def _scale_bar(img: np.ndarray, bar: Bar, label: Label, reading: tuple[str, floa
     text, value, unit, why = settle(label, reading, length)  # before the bar's own doubts: those stay
     if spread > 0.5:
         why.append(f"ragged bar ends (row spread {spread:.2f} px)")
+    if length < MIN_BAR_PX:
+        why.append(f"bar of {length:.1f} px: too short to measure within 2 %")
     why += end_doubts(img, bar, label.box, length, slack)
     if bar.gap is not None and end_ticks(img, bar) is None:
         why.append("split bar without clear end ticks")  # FEI measures tick to tick, not tip to tip
