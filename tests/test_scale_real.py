@@ -942,7 +942,8 @@ def test_an_end_tick_is_no_blob_but_a_rod_or_a_fibre_is(tick_width: int) -> None
     ends (alike above and below, taller than wide, one at each end).  At the bar's end a
     rod of its grey as tall but three times as wide as the bar is thick is one; so is
     a fibre as narrow as a tick that crosses one end only, or reaches far up and barely
-    down (a review drew a 3 px bar run into an 8 px fibre: 4 % long, and no doubt)."""
+    down (a review drew a 3 px bar run into an 8 px fibre: 4 % long, and no doubt), also
+    with a label's stem a few px before the bar's other end (it took the stem for a twin)."""
     img = np.ones((160, 400), np.float32)
     img[60:62, 100:300] = 0.0
     bar = bar_find.Bar(100, 300, 60, 62, -1)
@@ -960,6 +961,9 @@ def test_an_end_tick_is_no_blob_but_a_rod_or_a_fibre_is(tick_width: int) -> None
         fibre = thick.copy()
         fibre[y0:y1, 300 - tick_width:306] = 0.0
         assert BLOB in end_doubts(fibre, fibre_bar, words, 206.0, (3.0, 0.03)), (y0, y1)
+    stem = thick.copy()  # a 5 px fibre through the right end, a label's 3 px stem 6 px before the left
+    stem[46:78, 300:305] = stem[48:76, 91:94] = 0.0
+    assert BLOB in end_doubts(stem, bar_find.Bar(100, 305, 60, 63, -1), words, 205.0, (3.0, 0.03))
 
 
 def test_a_sharpened_h_bar_is_measured_to_its_ticks() -> None:

@@ -83,7 +83,11 @@ def _end_tick_width(img: np.ndarray, bar: Bar, col: np.ndarray, x: int, step: in
     if n == 0 or n > widest or not 0 <= beyond < w or cover(col[beyond]) >= 0.5:
         return 0
     c0 = min(x, x + step * (n - 1))
-    return n if _tick(img, bar, c0, c0 + n) else 0
+    pair = _tick_pair(img, bar, c0, c0 + n)
+    if pair is None:  # the stroke checked is the one added, and as wide as its twin
+        return 0
+    here, there = pair
+    return n if abs(here.x0 - c0) <= 1 and abs(here.x1 - (c0 + n)) <= 1 and abs(there.width - n) <= 1 else 0
 
 
 def end_ticks(img: np.ndarray, bar: Bar) -> tuple[float, float] | None:
@@ -184,14 +188,23 @@ def _tick(img: np.ndarray, bar: Bar, c0: int, c1: int) -> bool:
     a particle the bar runs into is about as tall as it is wide, a rod wider than a
     tick, and a fibre crossing one end has no twin at the other (a review drew a 3 px
     bar run into an 8 px fibre: measured 4 % long, and no doubt without the twin)."""
+    return _tick_pair(img, bar, c0, c1) is not None
+
+
+def _tick_pair(img: np.ndarray, bar: Bar, c0: int, c1: int) -> tuple[Stroke, Stroke] | None:
+    """The end tick in or nearest columns ``c0:c1`` and its twin at the other end (see
+    ``_tick``), None where either is missing or they differ; never one stroke twice."""
     reach = 2 * bar.thick + 4
     here = _stroke(img, bar, c0 - reach, c1 + reach, (c0 + c1) / 2)
     if here is None or not _tick_shaped(here, bar):
-        return False
+        return None
     far = bar.x1 if (c0 + c1) / 2 < (bar.x0 + bar.x1) / 2 else bar.x0
     there = _stroke(img, bar, far - reach, far + reach, far)
-    return (there is not None and _tick_shaped(there, bar) and abs(there.width - here.width) <= max(2, here.width // 2)
-            and 0.5 <= (there.up + there.down) / (here.up + here.down) <= 2)
+    if (there is None or there.x0 == here.x0 or not _tick_shaped(there, bar)
+            or abs(there.width - here.width) > max(2, here.width // 2)
+            or not 0.5 <= (there.up + there.down) / (here.up + here.down) <= 2):
+        return None
+    return here, there
 
 
 class Stroke(NamedTuple):
@@ -212,7 +225,9 @@ def _stroke(img: np.ndarray, bar: Bar, c0: int, c1: int, at: float) -> Stroke | 
     anti-aliased rows at half contrast, as along its middle: an enlarged bar's rim is a
     row or two, and a window at its end would otherwise be all stroke).  Strokes are
     told apart by a column of neither: a tick beside a panel's edge, 3 px apart, is a
-    tick."""
+    tick.  Only a stroke joined to the bar counts: the stem of a label's 'm' a few px
+    before the bar was taken as the twin of a fibre at its other end (a review's case:
+    205 px read for 200, no doubt)."""
     bg = surface(img, bar)[0]
     if abs(bar.fg - bg) < 1e-3:
         return None
@@ -226,7 +241,14 @@ def _stroke(img: np.ndarray, bar: Bar, c0: int, c1: int, at: float) -> Stroke | 
     quarter = bar.length // 4
     rim_up, rim_down = (float(np.median(r)) if r.size else 0.0 for r in runs(bar.x0 + quarter, bar.x1 - quarter))
     up, down = runs(c0, c1)
-    spans = [(c0 + a, c0 + a + n) for a, n in _spans((up > rim_up + 1) | (down > rim_down + 1))]
+    on_bar = (img[bar.y0:bar.y1].mean(axis=0) - bg) / (bar.fg - bg) >= 0.5  # the bar's rows hold its grey
+
+    def joined(k0: int, k1: int) -> bool:  # crosses the bar, or touches its run through the bar's grey
+        lo, hi = (k1, bar.x0) if k1 <= bar.x0 else ((bar.x1, k0) if k0 >= bar.x1 else (k0, k1))
+        return bool(on_bar[k0:k1].any() and on_bar[lo:hi].all())
+
+    spans = [(c0 + a, c0 + a + n) for a, n in _spans((up > rim_up + 1) | (down > rim_down + 1))
+             if joined(c0 + a, c0 + a + n)]
     if not spans:
         return None
     k0, k1 = min(spans, key=lambda s: max(s[0] - at, at - (s[1] - 1), 0.0))
