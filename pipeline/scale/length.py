@@ -66,8 +66,8 @@ def _end_tick_width(img: np.ndarray, bar: Bar, col: np.ndarray, x: int, step: in
     tick, and an XL30 '5 um' measured 113.5 px for 116.  A tick is taken only where the
     bar's rows and the rows above and below hold half its contrast for at most twice
     its thickness (a pixel of anti-aliasing each side), the bar stops right after it,
-    and ``_tick`` finds a stroke taller than wide: a crossing line or a glyph beside
-    the bar is no end tick."""
+    and ``_tick_pair`` finds just those columns tick-shaped, with a twin as wide at the
+    other end: a crossing line or a glyph beside the bar is no end tick."""
     h, w = img.shape
     up, down = img[max(0, bar.y0 - 2)], img[min(h - 1, bar.y1 + 1)]
     widest = 2 * bar.thick + 2
