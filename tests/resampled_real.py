@@ -47,9 +47,29 @@ def grey(bgr: np.ndarray) -> np.ndarray:
 
 def frame(name: str, transform: str) -> tuple[np.ndarray, float]:
     """Real frame ``name`` changed by ``transform`` (one of TRANSFORMS): (grey image, nm/px)."""
+    return changed(name, transform)
+
+
+def changed(name: str, *transforms: str, clip: bool = True) -> tuple[np.ndarray, float]:
+    """Real frame ``name`` changed by ``transforms`` in turn (those of TRANSFORMS, any
+    factor or amount, and "sharpened": unsharp mask, amount 1, sigma 1.5 px): (grey
+    image, nm/px).  ``clip``: back to 8 bits after each change, as a saved figure is;
+    else the overshoot is kept (a float frame; JPEG clips it all the same)."""
     image = cv2.imread(str(REAL / name), cv2.IMREAD_COLOR).astype(np.float32)
-    scale, rng = 1.0, np.random.default_rng(sum(map(ord, name + transform)))
+    scale, rng = 1.0, np.random.default_rng(sum(map(ord, name + "+".join(transforms))))
+    for transform in transforms:
+        image, factor = _change(image, transform, rng)
+        scale *= factor
+        if clip:
+            image = np.clip(image, 0, 255).round()
+    return grey(image) if clip else image[..., ::-1] @ np.array([0.299, 0.587, 0.114], np.float32), \
+        nm_per_px(name, scale)
+
+
+def _change(image: np.ndarray, transform: str, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """One change of a float BGR frame: (changed frame, its factor of scale)."""
     kind, _, amount = transform.partition(" ")
+    scale = 1.0
     if kind in ("enlarged", "shrunk"):
         scale = float(amount.rstrip("x"))
         image = cv2.resize(image, None, fx=scale, fy=scale,
@@ -57,7 +77,7 @@ def frame(name: str, transform: str) -> tuple[np.ndarray, float]:
     elif kind == "blurred":
         image = cv2.GaussianBlur(image, (0, 0), float(amount.split()[0]))
     elif kind == "JPEG":
-        image = np.clip(image, 0, 255).astype(np.uint8)
+        image = np.clip(image, 0, 255).round().astype(np.uint8)
         image = cv2.imdecode(cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(amount[1:])])[1],
                              cv2.IMREAD_COLOR).astype(np.float32)
     elif kind == "noise":
@@ -68,6 +88,8 @@ def frame(name: str, transform: str) -> tuple[np.ndarray, float]:
         image = cv2.warpAffine(image, turn, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
     elif kind == "gamma":
         image = 255 * (np.clip(image, 0, 255) / 255) ** float(amount)
+    elif kind == "sharpened":
+        image = image + (image - cv2.GaussianBlur(image, (0, 0), 1.5))
     else:
         raise ValueError(f"unknown transform {transform!r}")
-    return grey(image), nm_per_px(name, scale)
+    return image.astype(np.float32), scale

@@ -243,6 +243,53 @@ def test_real_micrographs_sharpened_in_float_are_never_wrong() -> None:
     assert counts["right"] >= 8, counts
 
 
+@pytest.mark.parametrize("transforms", [("blurred 1 px", "JPEG q40"), ("blurred 1 px", "JPEG q60")])
+def test_a_blurred_thin_h_bar_is_measured_to_its_ticks_outer_edges(transforms: tuple[str, ...]) -> None:
+    """The real Zeiss '20 nm' (a 39 px H-bar, 2 px thick, 2 px ticks) blurred by a pixel,
+    then compressed: the bar's middle keeps 0.65 of the contrast, the ticks' crossings
+    0.89.  Its ends were cut at half the middle's contrast, past the ticks' outer edges:
+    39.9 px read for 39, 2.2 % long, no doubt.  A tick's end is cut at half its own."""
+    name = "zeiss_whiteband_npgold_20nm.png"
+    image, npp = resampled_real.changed(name, *transforms)
+    result = find_scale_bar(image)
+    assert verdict(result, npp) == "right", result
+    assert abs(result.length_px - 39) < 0.5, result
+
+
+# A strip of one colour cut to a bar's shape by the ticks of a bar of the other colour,
+# measured between the ticks (4-6 % short), each read with no doubt before.
+MARGINS = [("tem_nanowire_panel_100nm_a.png", ("sharpened", "JPEG q40"), True),  # white margin over a black H-bar
+           ("tem_nanowire_panel_100nm_a.png", ("enlarged 1.3x", "JPEG q50"), True),
+           ("tem_nanowire_panel_100nm_a.png", ("enlarged 2x", "blurred 1 px"), False),
+           ("xl30_databar_silica_2um.png", ("turned 0.4°", "JPEG q40"), True)]  # black band over a white H-bar
+
+
+@pytest.mark.parametrize("name,transforms,clip", MARGINS)
+def test_a_strip_between_the_ticks_of_a_bar_of_the_other_colour_is_no_bar(name: str, transforms: tuple[str, ...],
+                                                                          clip: bool) -> None:
+    """The white margin between a black H-bar and the top of its box, sharpened or
+    enlarged, and the black band between an XL30's white H-bar and the image, turned,
+    are runs of one colour exactly as long as the space between the other bar's ticks:
+    71.3 px read for 75, 92.1 for 97.5, 141.2 for 150, 157.6 for 162.  Such a strip is
+    no bar; the H-bar itself, ticks and all, still is."""
+    image, npp = resampled_real.changed(name, *transforms, clip=clip)
+    assert verdict(find_scale_bar(image), npp) != "wrong"
+    img = (image - image.min()) / (image.max() - image.min())
+    bar_px = truth()[name]["bar_px"] * nm_per_px(name) / npp
+    inner = [b for b in bar_find.find_bars(img) if 0.9 * bar_px < b.length < bar_px - 3]
+    assert not inner, inner
+
+
+def test_a_sharpened_h_bar_is_measured_over_a_pale_column_to_its_tick() -> None:
+    """The real Zeiss '200 nm' compressed, then sharpened in float: between the bar's run
+    and its left tick one column holds 84 % of its contrast, under the 85 % the run
+    carries on over; the tick was not reached and the bar read 62.5 px for 65."""
+    name = "zeiss_whiteband_diatom_200nm_a.png"
+    image, npp = resampled_real.changed(name, "JPEG q40", "sharpened", clip=False)
+    result = find_scale_bar(image)
+    assert verdict(result, npp) == "right" and abs(result.length_px - 65) < 1, result
+
+
 @pytest.mark.parametrize("name,height,quality", [("zeiss_blackband_fibres_10um.png", 512, 80),
                                                  ("xl30_databar_silica_5um.png", 300, 75)])
 def test_a_micro_sign_read_as_y_on_a_shrunk_real_frame_is_micrometres(name: str, height: int, quality: int) -> None:

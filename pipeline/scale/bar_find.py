@@ -60,7 +60,55 @@ def find_bars(img: np.ndarray) -> list[Bar]:
     for bar in _soft(img):
         if not any(same_stroke(bar, b) for b in found):
             found.append(bar)
-    return found
+    return [b for b in found if not _between_ticks(img, b)]
+
+
+def _between_ticks(img: np.ndarray, bar: Bar) -> bool:
+    """A strip of one colour cut to a bar's shape by the end ticks of a bar of the other
+    colour, not a bar: past each end a stroke of the other colour at most 4 px wide that
+    crosses the strip's rows and goes on past them, then the strip's colour again, and
+    no tick of the strip's own colour at its ends.
+
+    The white margin left between a black H-bar and the top of its white box, once
+    sharpened, is a run of white exactly as long as the space between the ticks (71 px
+    for a 75 px bar, read with the figure's big white label, no doubt); so is the black
+    band between an XL30's white H-bar and the image, once the frame is turned 0.4°
+    (157.6 px for 162).  The H-bar itself, in a box whose thin margin ends it on the
+    image, has ticks of its own colour and stays a bar."""
+    h, w = img.shape
+    fg, opp = bar.fg, (0.0 if bar.pol > 0 else 1.0)
+    span = abs(fg - opp)
+    if span < 0.3:
+        return False
+
+    def kind(c: int) -> int:  # 1 the strip's colour, -1 far from it, 0 between (or outside)
+        if not 0 <= c < w:
+            return 0
+        off = abs(float(img[bar.y0:bar.y1, c].mean()) - fg)
+        return 1 if off < 0.3 * span else (-1 if off >= 0.4 * span else 0)
+
+    def ours(rows: np.ndarray) -> int:  # rows of the strip's colour from it outwards
+        return int(np.argmin(np.r_[np.abs(rows - fg) < 0.5 * span, False]))
+
+    def crosses(c0: int, c1: int) -> bool:  # the stroke goes on 2 rows past the strip, up or down
+        return any(r.size and (np.abs(r - fg) >= 0.4 * span).mean() >= 0.5
+                   for r in (img[max(0, bar.y0 - 2):bar.y0, c0:c1], img[bar.y1:bar.y1 + 2, c0:c1]))
+
+    own_ticks = 0
+    for start, step in ((bar.x0 - 1, -1), (bar.x1, 1)):
+        ends = range(bar.x0, bar.x0 + 3) if step < 0 else range(bar.x1 - 3, bar.x1)
+        own_ticks += any(min(ours(img[:bar.y0, c][::-1]), ours(img[bar.y1:, c])) >= 2 for c in ends)
+        kinds = [kind(start + step * i) for i in range(9)]
+        if -1 not in kinds[:3]:
+            return False
+        a = kinds.index(-1)
+        n = next((i for i, k in enumerate(kinds[a:a + 5]) if k != -1), 5)
+        if n > 4 or 1 not in kinds[a + n:a + n + 2]:  # the tick at most 4 px, then the strip's colour
+            return False
+        lo, hi = sorted((start + step * a, start + step * (a + n - 1)))
+        if not crosses(lo, hi + 1):
+            return False
+    return own_ticks < 2
 
 
 def frame_height(h: int, w: int) -> float:
@@ -285,7 +333,7 @@ def _merge(segs: list[Bar], mask: np.ndarray) -> list[Bar]:
     return out + [s for k, s in enumerate(segs) if k not in used]
 
 
-def half_contrast_length(img: np.ndarray, bar: Bar) -> tuple[float, float]:
+def half_contrast_length(img: np.ndarray, bar: Bar, ticked: tuple[bool, bool] = (False, False)) -> tuple[float, float]:
     """Length between the points where the bar's rows cross half contrast, and its spread.
 
     For a resampled bar: its ends are soft, so each core row (a row at the bar's
@@ -300,17 +348,32 @@ def half_contrast_length(img: np.ndarray, bar: Bar) -> tuple[float, float]:
     for r in core or [bar.y0 + bar.thick // 2]:
         prof = img[r].astype(np.float64)
         ends = []
-        for side, start in ((-1, bar.x0 + 2), (1, bar.x1 - 3)):
+        for side, start, tick in ((-1, bar.x0 + 2, ticked[0]), (1, bar.x1 - 3, ticked[1])):
             x = _crossing(prof, start, side, (fg + ref) / 2, fg)
             beyond = prof[max(0, x - 7):max(0, x - 1)] if side < 0 else prof[x + 2:min(w, x + 8)]
             if not beyond.size:
                 return float(bar.length), 99.0
-            half = (fg + float(np.median(beyond))) / 2  # the surface right beside this end
+            k = 2 * bar.thick + 2  # an end tick's columns, and a pixel of anti-aliasing each side
+            ink = tick_ink(prof[x:x + k] if side < 0 else prof[max(0, x - k + 1):x + 1], fg, ref) if tick else fg
+            half = (ink + float(np.median(beyond))) / 2  # the surface right beside this end
             x = _crossing(prof, start, side, half, fg)
             a, b = prof[x], prof[x + side]  # a on the bar's side of half, b past it
             ends.append(x + side * ((a - half) / (a - b) if a != b else 0.5))
         lengths.append(ends[1] - ends[0])
     return float(np.mean(lengths)), float(np.std(lengths))
+
+
+def tick_ink(end: np.ndarray, fg: float, surface: float) -> float:
+    """The grey an H-bar's end is cut at half of: where its tick crosses it (``end``, the
+    bar's rows over its end columns), not the bar's middle ``fg``.
+
+    Blurred, a thin bar keeps less of its contrast along its middle than where a tick
+    crosses it (a Zeiss '20 nm', 2 px thick, blurred by a pixel: 0.65 and 0.89), so
+    half the middle's contrast lies past the tick's outer edge: 39.9 px read for 39.
+    Kept to the middle's grey where the end is no darker (brighter) than the middle,
+    and where it is 1.8 times its contrast or more: half of that would cut the middle."""
+    ink = float(end.max() if fg > surface else end.min()) if end.size else fg
+    return ink if abs(fg - surface) < abs(ink - surface) < 1.8 * abs(fg - surface) else fg
 
 
 def _crossing(prof: np.ndarray, x: int, side: int, half: float, fg: float) -> int:

@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .bar_find import Bar, half_contrast_length
+from .bar_find import Bar, half_contrast_length, tick_ink
 from .label import Box, surface
 
 
@@ -14,18 +14,33 @@ def measure_bar(img: np.ndarray, bar: Bar) -> tuple[float, float]:
     if (ticks := end_ticks(img, bar)) is not None:
         return ticks[1] - ticks[0], 0.0
     if bar.soft:
-        return half_contrast_length(img, bar)
+        return half_contrast_length(img, bar, _ticked_ends(img, bar, bar.x0, bar.x1))
     rows = img[bar.y0 + (bar.thick >= 4):bar.y1 - (bar.thick >= 4)].astype(np.float64)
     a, b, w = bar.x0, bar.x1, img.shape[1]
     fg = float(np.median(np.hstack([rows[:, s0 + 2:s1 - 2] for s0, s1 in bar.pieces()])))
     if bar.gap is None:
         a, b = _full_ends(img, bar, rows, a, b, fg)
     lengths = np.full(len(rows), float(b - a - 4))  # pixels a+2 .. b-3 are full; ends by coverage
-    for lo, hi, o0, o1 in ((a - 1, a + 2, max(0, a - 6), a - 1), (b - 2, b + 1, b + 1, min(w, b + 6))):
+    ticked = _ticked_ends(img, bar, a, b)
+    for lo, hi, o0, o1, tick in ((a - 1, a + 2, max(0, a - 6), a - 1, ticked[0]),
+                                 (b - 2, b + 1, b + 1, min(w, b + 6), ticked[1])):
         out = rows[:, o0:o1][np.abs(rows[:, o0:o1] - fg) > 0.3]
         bg = float(np.median(out)) if out.size else 1.0 - fg
-        lengths += np.clip((rows[:, max(0, lo):min(w, hi)] - bg) / (fg - bg), 0, 1).sum(axis=1)
+        ends = rows[:, max(0, lo):min(w, hi)]
+        ink = tick_ink(ends.mean(axis=0), fg, bg) if tick else fg
+        lengths += np.clip((ends - bg) / (ink - bg), 0, 1).sum(axis=1)
     return float(lengths.mean()), float(lengths.std())
+
+
+def _ticked_ends(img: np.ndarray, bar: Bar, a: int, b: int) -> tuple[bool, bool]:
+    """Whether each end of the bar (columns ``a`` and ``b - 1``) is an end tick crossing it,
+    with its twin at the other end (``_tick_pair``): an H-bar's ends are cut at half the
+    tick's contrast (bar_find.tick_ink)."""
+    out = []
+    for c0 in (a, b - 1):
+        pair = _tick_pair(img, bar, c0, c0 + 1)
+        out.append(pair is not None and (pair[0].x0 - 1 <= c0 < pair[0].x1 + 1))
+    return out[0], out[1]
 
 
 def _full_ends(img: np.ndarray, bar: Bar, rows: np.ndarray, a: int, b: int, fg: float) -> tuple[int, int]:
@@ -75,9 +90,13 @@ def _end_tick_width(img: np.ndarray, bar: Bar, col: np.ndarray, x: int, step: in
     def cover(v: float) -> float:
         return (v - bg) / (fg - bg)
 
+    def full(k: int) -> bool:  # the bar's rows and the rows above and below hold half its contrast
+        return 0 <= k < w and min(cover(col[k]), cover(up[k]), cover(down[k])) >= 0.5
+
+    skip = int(0 <= x < w and cover(col[x]) >= 0.5 and not full(x) and full(x + step))
+    x += step * skip  # a column of the bar left pale by sharpening between its run and the tick
     n = 0
-    while n <= widest and 0 <= x + step * n < w and min(cover(col[x + step * n]), cover(up[x + step * n]),
-                                                        cover(down[x + step * n])) >= 0.5:
+    while n <= widest and full(x + step * n):
         n += 1
     beyond = x + step * n
     if n == 0 or n > widest or not 0 <= beyond < w or cover(col[beyond]) >= 0.5:
@@ -87,7 +106,7 @@ def _end_tick_width(img: np.ndarray, bar: Bar, col: np.ndarray, x: int, step: in
     if pair is None:  # the stroke checked is the one added, and as wide as its twin
         return 0
     here, there = pair
-    return n if abs(here.x0 - c0) <= 1 and abs(here.x1 - (c0 + n)) <= 1 and abs(there.width - n) <= 1 else 0
+    return n + skip if abs(here.x0 - c0) <= 1 and abs(here.x1 - (c0 + n)) <= 1 and abs(there.width - n) <= 1 else 0
 
 
 def end_ticks(img: np.ndarray, bar: Bar) -> tuple[float, float] | None:
