@@ -64,22 +64,30 @@ def find_bars(img: np.ndarray) -> list[Bar]:
 
 
 def _between_ticks(img: np.ndarray, bar: Bar) -> bool:
-    """A strip of one colour cut to a bar's shape by the end ticks of a bar of the other
-    colour, not a bar: past each end a stroke of the other colour at most 4 px wide that
-    crosses the strip's rows and goes on past them, then the strip's colour again, and
-    no tick of the strip's own colour at its ends.
+    """A strip of one colour cut to a bar's shape by the end ticks of a thin bar of the
+    other colour beside it, not a bar: past each end a stroke of the other colour (at
+    most 4 px wide, or as wide as that bar is thick and 2 px), then the strip's colour
+    again; the stroke goes on at least 2 rows past a band of the other colour (at most
+    max(10, 2 x thick) rows, with the strip's colour past it) that runs along the strip
+    within 3 rows (an edge enlarged 3x takes 2 rows); and the strip has no ticks of its
+    own colour at its ends.
 
     The white margin left between a black H-bar and the top of its white box, once
     sharpened, is a run of white exactly as long as the space between the ticks (71 px
     for a 75 px bar, read with the figure's big white label, no doubt); so is the black
     band between an XL30's white H-bar and the image, once the frame is turned 0.4°
-    (157.6 px for 162).  The H-bar itself, in a box whose thin margin ends it on the
-    image, has ticks of its own colour and stays a bar."""
+    (157.6 px for 162).  A bar in a tight box, or outlined, is ended by a margin or an
+    outline that stops where the band beside it stops (a review's first form of this
+    rule dropped such bars, and a box's other margin was read 3-5 % long instead); an
+    H-bar has ticks of its own colour; either stays a bar."""
     h, w = img.shape
     fg, opp = bar.fg, (0.0 if bar.pol > 0 else 1.0)
     span = abs(fg - opp)
     if span < 0.3:
         return False
+
+    def far(v: np.ndarray) -> np.ndarray:  # pixels nearer the other colour
+        return np.abs(v - fg) >= 0.4 * span
 
     def kind(c: int) -> int:  # 1 the strip's colour, -1 far from it, 0 between (or outside)
         if not 0 <= c < w:
@@ -87,23 +95,48 @@ def _between_ticks(img: np.ndarray, bar: Bar) -> bool:
         off = abs(float(img[bar.y0:bar.y1, c].mean()) - fg)
         return 1 if off < 0.3 * span else (-1 if off >= 0.4 * span else 0)
 
-    def ours(rows: np.ndarray) -> int:  # rows of the strip's colour from it outwards
-        return int(np.argmin(np.r_[np.abs(rows - fg) < 0.5 * span, False]))
+    def ours(c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:  # rows of its colour from it, up and down
+        near = np.abs(img[max(0, bar.y0 - 40):bar.y1 + 40, c0:c1] - fg) < 0.5 * span
+        top = bar.y0 - max(0, bar.y0 - 40)
+        return (np.cumprod(near[:top][::-1], axis=0).sum(axis=0),
+                np.cumprod(near[top + bar.thick:], axis=0).sum(axis=0))
 
-    def crosses(c0: int, c1: int) -> bool:  # the stroke goes on 2 rows past the strip, up or down
-        return any(r.size and (np.abs(r - fg) >= 0.4 * span).mean() >= 0.5
-                   for r in (img[max(0, bar.y0 - 2):bar.y0, c0:c1], img[bar.y1:bar.y1 + 2, c0:c1]))
+    inner, thickest = slice(bar.x0 + 2, bar.x1 - 2), max(10, 2 * bar.thick)
 
+    def band(step: int) -> tuple[int, int] | None:  # (row past, rows) of a thin bar of the other colour
+        edge = bar.y0 - 1 if step < 0 else bar.y1
+        rows = [edge + step * i for i in range(3) if 0 <= edge + step * i < h]  # past an edge blurred or enlarged
+        r = next((k for k in rows if far(img[k, inner]).mean() >= 0.8), None)
+        if r is None:
+            return None
+        t = 0
+        while 0 <= r < h and far(img[r, inner]).mean() >= 0.8 and t <= thickest:
+            r, t = r + step, t + 1
+        if t > thickest or not (0 <= r < h and far(img[r, inner]).mean() <= 0.5):
+            return None  # a region of the other colour (a box's inside up to its label), no bar
+        return r, t
+
+    bands = []  # (row past, rows, step)
+    for step in (-1, 1):
+        if (found := band(step)) is not None:
+            bands.append((*found, step))
+    widest = max([4] + [t + 2 for _, t, _ in bands])  # an end tick, about as wide as its bar is thick
+
+    def crosses(c0: int, c1: int) -> bool:  # the stroke goes on 2 rows past the band
+        return any(all(0 <= r < h and far(img[r, c0:c1]).mean() >= 0.5 for r in (past, past + step))
+                   for past, _, step in bands)
+
+    rim = [float(np.median(r)) for r in ours(inner.start, inner.stop)]  # a strip of a wider region has a rim
     own_ticks = 0
     for start, step in ((bar.x0 - 1, -1), (bar.x1, 1)):
-        ends = range(bar.x0, bar.x0 + 3) if step < 0 else range(bar.x1 - 3, bar.x1)
-        own_ticks += any(min(ours(img[:bar.y0, c][::-1]), ours(img[bar.y1:, c])) >= 2 for c in ends)
-        kinds = [kind(start + step * i) for i in range(9)]
+        up, down = ours(*((bar.x0, bar.x0 + 3) if step < 0 else (bar.x1 - 3, bar.x1)))
+        own_ticks += bool(((up >= rim[0] + 2) & (down >= rim[1] + 2)).any())
+        kinds = [kind(start + step * i) for i in range(widest + 6)]
         if -1 not in kinds[:3]:
             return False
         a = kinds.index(-1)
-        n = next((i for i, k in enumerate(kinds[a:a + 5]) if k != -1), 5)
-        if n > 4 or 1 not in kinds[a + n:a + n + 2]:  # the tick at most 4 px, then the strip's colour
+        n = next((i for i, k in enumerate(kinds[a:a + widest + 1]) if k != -1), widest + 1)
+        if n > widest or 1 not in kinds[a + n:a + n + 2]:  # the tick, then the strip's colour
             return False
         lo, hi = sorted((start + step * a, start + step * (a + n - 1)))
         if not crosses(lo, hi + 1):
