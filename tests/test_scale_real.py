@@ -261,6 +261,7 @@ def test_a_blurred_thin_h_bar_is_measured_to_its_ticks_outer_edges(transforms: t
 MARGINS = [("tem_nanowire_panel_100nm_a.png", ("sharpened", "JPEG q40"), True),  # white margin over a black H-bar
            ("tem_nanowire_panel_100nm_a.png", ("enlarged 1.3x", "JPEG q50"), True),
            ("tem_nanowire_panel_100nm_a.png", ("enlarged 2x", "blurred 1 px"), False),
+           ("tem_nanowire_panel_100nm_a.png", ("enlarged 3x",), False),  # a 6 px tick, a 3-row edge
            ("xl30_databar_silica_2um.png", ("turned 0.4°", "JPEG q40"), True)]  # black band over a white H-bar
 
 
@@ -278,6 +279,33 @@ def test_a_strip_between_the_ticks_of_a_bar_of_the_other_colour_is_no_bar(name: 
     bar_px = truth()[name]["bar_px"] * nm_per_px(name) / npp
     inner = [b for b in bar_find.find_bars(img) if 0.9 * bar_px < b.length < bar_px - 3]
     assert not inner, inner
+
+
+def _boxed_bar(margin: int, surface: float, ticks: bool) -> np.ndarray:
+    """A black bar, 120 x 5 px (with 1-row end ticks or none), in a white box whose sides
+    are ``margin`` px from its ends, its label in the box, on a dark texture of ``surface``."""
+    rng = np.random.default_rng(margin)
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (420, 560)).astype(np.float32), (0, 0), 6)
+    img = np.clip(surface + 0.04 * texture / texture.std(), 0.02, 0.98)
+    img[350:389, 400 - margin:520 + margin] = 1.0
+    pil = Image.fromarray((img * 255).astype(np.uint8))
+    ImageDraw.Draw(pil).text((425, 352), "500 nm", fill=0, font=ImageFont.truetype(
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 20))
+    img = np.asarray(pil).astype(np.float32)
+    img[380:385, 400:520] = 0
+    if ticks:
+        img[379:386, 400:402] = img[379:386, 518:520] = 0
+    return img
+
+
+@pytest.mark.parametrize("margin,surface,ticks", [(2, 0.12, False), (3, 0.12, False), (4, 0.25, False),
+                                                  (2, 0.15, True), (3, 0.15, True)])
+def test_a_bar_in_a_tight_box_is_still_a_bar(margin: int, surface: float, ticks: bool) -> None:
+    """A box's white side, 2-4 px beside a black bar's end, is no tick of another bar: the
+    first form of the strip rule took it for one, dropped the bar and read the box's
+    bottom margin instead, 124-126 px for 120 with no doubt (a review's cases)."""
+    result = find_scale_bar(_boxed_bar(margin, surface, ticks))
+    assert result is not None and result.confident and abs(result.length_px - 120) < 1, result
 
 
 def test_a_sharpened_h_bar_is_measured_over_a_pale_column_to_its_tick() -> None:
