@@ -5,8 +5,10 @@ real patches it never calibrated on its masks agree with fp32."""
 from __future__ import annotations
 
 import json
+import platform
 import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -43,9 +45,11 @@ def seg(**keys) -> RuntimeOptions:
 def test_int8_masks_agree_with_fp32_on_real_patches_it_was_not_calibrated_on(models_copy):
     nets = {p: prepare_named(models_copy, STARTER, seg(precision=p, runtime="onnxruntime")) for p in ("fp32", "int8")}
     assert nets["int8"].runtime == "onnxruntime-int8" and nets["fp32"].runtime == "onnxruntime"
-    verdict = int8.verdict(onnx_runtime.cache_dir(models_copy) / f"{nets['int8'].sha256[:16]}.int8.onnx")
+    verdict = int8.verdict(int8.graph_path(onnx_runtime.cache_dir(models_copy) / f"{nets['int8'].sha256[:16]}.onnx"))
     assert verdict["accepted"] and verdict["iou_min"] >= int8.MIN_IOU
     assert "stored ranges" in verdict["calibration"]
+    # 7-bit weights exactly where the CPU's int8 products saturate (x86 without VNNI)
+    assert verdict["weights"] == ("7-bit (reduce_range)" if int8.int8_kernels() == "avx2" else "8-bit")
     test = set(json.loads((MODELS / "test_set.json").read_text())["sha256"])
     patches = [e for e in (load_example(i, m) for i, m in find_annotations(DATA / "pt-alumina-haadf"))
                if e.sha256 in test]
@@ -66,7 +70,7 @@ def test_a_graph_the_guard_rejects_is_never_used(models_copy, monkeypatch, caplo
     model = prepare_named(models_copy, STARTER, seg(precision="int8", runtime="onnxruntime"))
     assert model.runtime == "onnxruntime"  # fp32, and said so
     assert "failed its accuracy guard" in caplog.text
-    verdict = int8.verdict(cache / f"{model.sha256[:16]}.int8.onnx")
+    verdict = int8.verdict(int8.graph_path(cache / f"{model.sha256[:16]}.onnx"))
     assert verdict is not None and not verdict["accepted"]
     monkeypatch.setattr(int8, "MIN_IOU", 0.98)  # the stored verdict stands: it is not rebuilt each start
     assert prepare_named(models_copy, STARTER, seg(precision="int8", runtime="onnxruntime")).runtime == "onnxruntime"
@@ -92,6 +96,19 @@ def test_auto_measures_the_paths_once_and_keeps_the_fastest(models_copy):
     cache.write_text(json.dumps(known))
     fastest.choose(load_model(models_copy, STARTER), models_copy)
     assert json.loads(cache.read_text())["cpu"] == fastest.cpu_signature(0)
+
+
+def test_the_int8_kernel_class_follows_the_cpu_flags_and_names_the_graph(tmp_path):
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    kernels = int8.int8_kernels()
+    if platform.machine().lower() in ("x86_64", "amd64") and flags:
+        assert kernels == ("vnni" if any(f in flags.split() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+                           else "avx2")
+    # a graph built for one class is never read as another's: its name says the class
+    fp32 = tmp_path / "0123456789abcdef.onnx"
+    names = {int8.graph_path(fp32, k).name for k in ("vnni", "avx2", "other")}
+    assert len(names) == 3 and all(n.endswith(".int8.onnx") for n in names)
+    assert int8.graph_path(fp32) == int8.graph_path(fp32, kernels)
 
 
 def test_precision_int8_is_a_valid_setting_and_torch_runs_it_in_fp32():

@@ -2,7 +2,8 @@
 
 Why measured, not guessed: the ranking depends on the chip. With AVX-512 VNNI
 (Zen 4) ONNX Runtime's int8 graph ran a 512² tile pair 3-4x faster than its
-fp32 graph; on AVX2 chips without VNNI int8 gains far less, and PyTorch's bf16
+fp32 graph; on an AVX2-only EPYC (family 23, no VNNI) the int8 graph (7-bit weights,
+int8.py) took 1.81 s to fp32's 1.75 s, so fp32 is kept there, and PyTorch's bf16
 is fast only with AMX or AVX512-BF16 (emulated, it is 6x slower than fp32).
 So `[segment] precision = "auto"` times the candidates that may run here (fp32
 always; int8 only if its accuracy guard accepted it, pipeline/runtime/int8.py; bf16 only

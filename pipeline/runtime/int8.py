@@ -18,6 +18,15 @@ product ships no images), over dark, textured and bright supports and particles
 of 6-24 px. A graph is accepted only if every guard tile's mask agrees with fp32
 at IoU >= MIN_IOU; the verdict is stored beside the graph, and a rejected graph
 is never used.
+
+The graph depends on the CPU's int8 kernels. x86 CPUs without VNNI (AVX2, AVX-512
+before Cascade Lake, AMD before Zen 4) multiply u8 x s8 pairs into int16 and
+saturate; ONNX Runtime's documented cure is 7-bit weights (`reduce_range`). On an
+AVX2-only EPYC (family 23) the 8-bit graph's masks fell to IoU 0.978 on a guard tile and it
+was rejected; with 7-bit weights the worst tile was 0.982. So the graph is built
+per kernel class (`int8_kernels`), named after it, and judged on the CPU that runs
+it: a models folder shared by a Zen 4 and an AVX2 PC never hands the one the
+other's verdict.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import platform
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -43,6 +53,27 @@ MIN_IOU = 0.98
 CALIBRATION = (("dark", 8), ("textured", 14), ("bright", 30), ("textured", 22), ("dark", 16), ("bright", 10))
 GUARD = (("dark", 10), ("textured", 12), ("textured", 20), ("dark", 24), ("bright", 16), ("dark", 6))
 PERCENTILE = 99.999
+
+
+def int8_kernels() -> str:
+    """"vnni" where the CPU sums int8 products in int32 (AVX512-VNNI, AVX-VNNI, AMX),
+    "avx2" on other x86 CPUs (their u8 x s8 products saturate in int16), "other"
+    elsewhere (ARM's dot-product kernels do not saturate so)."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return "other"
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:  # not Linux: ask numpy's CPU dispatch instead
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+
+        flags = {"avx512_vnni"} if features.get("AVX512VNNI") else set()
+    return "vnni" if flags & {"avx512_vnni", "avx_vnni", "amx_int8"} else "avx2"
+
+
+def graph_path(fp32: Path, kernels: str | None = None) -> Path:
+    """Where the int8 graph of the fp32 graph `fp32` for a CPU kernel class lives (its
+    verdict beside it, verdict_path)."""
+    return fp32.with_name(f"{fp32.stem}.{kernels or int8_kernels()}.int8.onnx")
 
 
 def tiles(specs: tuple, first_seed: int, edge: int = 512, input_mode: str = "plain") -> list[np.ndarray]:
@@ -88,21 +119,22 @@ def save_ranges(fp32: Path, images: list[np.ndarray], out: Path, edge: int = 512
 
 
 def build(fp32: Path, out: Path, threshold: float, ranges: Path | None = None,
-          input_mode: str = "plain") -> dict:
+          input_mode: str = "plain", seven_bit_weights: bool = False) -> dict:
     """Quantise the fp32 graph to `out` (with the model's stored ranges when it has
-    them), judge it, and store the verdict beside it."""
+    them; weights in 7 bits where the CPU's kernels saturate), judge it on this CPU,
+    and store the verdict beside it."""
     with tempfile.TemporaryDirectory() as tmp:
         pre = _preprocessed(fp32, Path(tmp))
         if ranges is not None and ranges.is_file():
             cache, source = Path(tmp) / "ranges.json", f"the model's stored ranges ({ranges.name})"
             cache.write_bytes(ranges.read_bytes())
-            graph = _quantise(pre, Path(tmp) / "q.onnx", None, cache)
+            graph = _quantise(pre, Path(tmp) / "q.onnx", None, cache, seven_bit_weights)
         else:
-            graph, source = (_quantise(pre, Path(tmp) / "q.onnx", tiles(CALIBRATION, 4242, input_mode=input_mode)),
-                             "synthetic tiles")
+            graph, source = (_quantise(pre, Path(tmp) / "q.onnx", tiles(CALIBRATION, 4242, input_mode=input_mode),
+                                       None, seven_bit_weights), "synthetic tiles")
         write_atomic(out, graph.read_bytes())
     judged = {**guard(fp32, out, threshold, input_mode), "calibration": f"{source}, percentile {PERCENTILE}, "
-              "first and last Conv in fp32"}
+              "first and last Conv in fp32", "weights": "7-bit (reduce_range)" if seven_bit_weights else "8-bit"}
     write_atomic(verdict_path(out), json.dumps(judged, indent=1))
     return judged
 
@@ -115,7 +147,8 @@ def _preprocessed(fp32: Path, tmp: Path) -> Path:
     return pre
 
 
-def _quantise(pre: Path, out: Path, calibration: list[np.ndarray] | None, cache: Path | None = None) -> Path:
+def _quantise(pre: Path, out: Path, calibration: list[np.ndarray] | None, cache: Path | None = None,
+              seven_bit_weights: bool = False) -> Path:
     """QDQ int8 graph of `pre`: ranges from `calibration` tiles (saved to `cache` if
     given) or, without tiles, read from `cache`."""
     import onnx
@@ -132,7 +165,8 @@ def _quantise(pre: Path, out: Path, calibration: list[np.ndarray] | None, cache:
     convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == "Conv"]
     quantize_static(str(pre), str(out), Reader(calibration) if calibration is not None else None,
                     quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.Percentile,
+                    weight_type=QuantType.QInt8, reduce_range=seven_bit_weights,
+                    calibrate_method=CalibrationMethod.Percentile,
                     nodes_to_exclude=[convs[0], convs[-1]], extra_options={"CalibPercentile": PERCENTILE},
                     calibration_cache_path=str(cache) if cache is not None else None)
     return out
@@ -152,14 +186,16 @@ def verdict(graph: Path) -> dict | None:
 
 def graph(network: Callable[[], torch.nn.Module], sha256: str, models_dir: Path, threshold: float,
                ranges: Path | None = None, input_mode: str = "plain") -> Path | None:
-    """The model's int8 graph if its accuracy guard accepted it (built and judged once,
-    from the model's stored activation `ranges` when it has them); else None."""
+    """The model's int8 graph for this CPU's kernels if its accuracy guard accepted it
+    (built and judged once per kernel class, from the model's stored activation
+    `ranges` when it has them); else None."""
     fp32 = fp32_graph(network, sha256, models_dir)
-    path = fp32.with_name(fp32.stem + ".int8.onnx")
+    kernels = int8_kernels()
+    path = graph_path(fp32, kernels)
     judged = verdict(path) if path.is_file() else None
     if judged is None:
-        log.info("building and checking the int8 graph once: %s", path)
-        judged = build(fp32, path, threshold, ranges, input_mode)
+        log.info("building and checking the int8 graph once for %s int8 kernels: %s", kernels, path)
+        judged = build(fp32, path, threshold, ranges, input_mode, seven_bit_weights=kernels == "avx2")
         log.info("int8 graph %s: mask IoU against fp32 at least %.3f on the guard tiles (%s)", path.name,
                  judged["iou_min"], "accepted" if judged["accepted"] else f"rejected, below {judged['min_iou_required']}")
     return path if judged["accepted"] else None
