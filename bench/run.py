@@ -34,15 +34,7 @@ DATA = REPO.parent / "shared" / "data"
 
 
 def machine() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": torch.get_num_threads(), "python": platform.python_version(),
+    return {"cpu": runtime.describe_cpu(), "cores": torch.get_num_threads(), "python": platform.python_version(),
             "torch": torch.__version__, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "native_bf16": runtime.cpu_has_native_bf16()}
 

@@ -35,6 +35,7 @@ from psdwatch.pipeline.scale.corpus import LAYOUTS, corpus_frame
 from psdwatch.pipeline.analyse import read_scale_bar
 from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.scale.reader import find_scale_bar
+from psdwatch.pipeline.runtime.cpu import describe as describe_cpu
 
 FEI_NM_PER_PX = 3.3724e-06 * 1e9  # Scan/PixelWidth of the Helios files
 
@@ -245,10 +246,8 @@ def main() -> int:
 
     from psdwatch.pipeline.scale.second_reader import available
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown") if Path("/proc/cpuinfo").is_file() else "unknown"
     results = {"date": time.strftime("%Y-%m-%d %H:%M"), "run": bench_run(),
-               "machine": f"{cpu}, {os.cpu_count()} cores",  # reader times differ by machine: name it
+               "machine": f"{describe_cpu()}; {os.cpu_count()} cores",  # reader times differ by machine: name it
                # the optional `[ocr]` extra changes the held-out and real counts: say whether it ran
                "second_reader": "rapidocr-onnxruntime" if available() else None,
                **corpus(args.per_layout),

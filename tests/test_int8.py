@@ -18,7 +18,7 @@ from psdwatch.daemon.config import defaults, runtime_options
 from psdwatch.pipeline import metrics
 from psdwatch.pipeline import runtime
 from psdwatch.pipeline.settings import RuntimeOptions
-from psdwatch.pipeline.runtime import fastest, int8, onnx as onnx_runtime
+from psdwatch.pipeline.runtime import cpu, fastest, int8, onnx as onnx_runtime
 from psdwatch.pipeline.runtime.models import load_model
 from psdwatch.pipeline.train.data import find_annotations, load_example
 
@@ -49,7 +49,7 @@ def test_int8_masks_agree_with_fp32_on_real_patches_it_was_not_calibrated_on(mod
     assert verdict["accepted"] and verdict["iou_min"] >= int8.MIN_IOU
     assert "stored ranges" in verdict["calibration"]
     # 7-bit weights exactly where the CPU's int8 products saturate (x86 without VNNI)
-    assert verdict["weights"] == ("7-bit (reduce_range)" if int8.int8_kernels() == "avx2" else "8-bit")
+    assert verdict["weights"] == ("7-bit (reduce_range)" if cpu.int8_kernels() == "avx2" else "8-bit")
     test = set(json.loads((MODELS / "test_set.json").read_text())["sha256"])
     patches = [e for e in (load_example(i, m) for i, m in find_annotations(DATA / "pt-alumina-haadf"))
                if e.sha256 in test]
@@ -100,10 +100,13 @@ def test_auto_measures_the_paths_once_and_keeps_the_fastest(models_copy):
 
 def test_the_int8_kernel_class_follows_the_cpu_flags_and_names_the_graph(tmp_path):
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    kernels = int8.int8_kernels()
+    kernels = cpu.int8_kernels()
     if platform.machine().lower() in ("x86_64", "amd64") and flags:
         assert kernels == ("vnni" if any(f in flags.split() for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
                            else "avx2")
+        assert cpu.has_native_bf16() == any(f in flags.split() for f in ("avx512_bf16", "amx_bf16"))
+    # benchmark records name the chip by what decides its speed, not only "AMD EPYC"
+    assert f"int8 kernels {kernels}" in cpu.describe()
     # a graph built for one class is never read as another's: its name says the class
     fp32 = tmp_path / "0123456789abcdef.onnx"
     names = {int8.graph_path(fp32, k).name for k in ("vnni", "avx2", "other")}

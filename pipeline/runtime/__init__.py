@@ -16,7 +16,8 @@ per image. The way from a card to a running network:
 
 Inside: torch_net (device, precision, a PyTorch forward pass), onnx (export, cache,
 ONNX Runtime sessions), int8 (quantisation and its accuracy guard), fastest (the
-timing choice), tiles (a whole frame in overlapping tiles).
+timing choice), tiles (a whole frame in overlapping tiles), cpu (what the CPU is and
+which int8 and bf16 kernels it has).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import logging
 import tempfile
 from pathlib import Path
 
+from .cpu import describe as describe_cpu
 from .models import Model, load_model
 from .model_input import FLATTEN_RADIUS_PX, flatten_background, normalise
 from . import onnx
@@ -34,7 +36,7 @@ from .torch_net import choose_device, choose_precision, cpu_has_native_bf16, run
 
 __all__ = ["prepare", "prepare_model", "predict_probability", "plan_tiles", "normalise", "flatten_background",
            "FLATTEN_RADIUS_PX", "choose_device", "choose_precision",
-           "cpu_has_native_bf16", "run_network"]
+           "cpu_has_native_bf16", "describe_cpu", "run_network"]
 
 log = logging.getLogger("psdwatch")
 PATH_RUNTIMES = {"onnxruntime-fp32": "onnxruntime", "onnxruntime-int8": "onnxruntime-int8", "torch-bf16": "torch"}

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io.files import write_atomic
+from .cpu import cpuinfo
 from .models import Model
 
 log = logging.getLogger("psdwatch")
@@ -31,12 +32,7 @@ PATHS = ("onnxruntime-fp32", "onnxruntime-int8", "torch-bf16")
 
 def cpu_signature(threads: int) -> str:
     """The CPU model, its flags and the threads used: what the ranking depends on."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        info = ""
-    lines = {line.split(":")[0].strip(): line for line in info.splitlines() if ":" in line}
-    key = f"{lines.get('model name', '')}|{lines.get('flags', '')}|{os.cpu_count()}|{threads}"
+    key = f"{cpuinfo().get('model name', '')}|{cpuinfo().get('flags', '')}|{os.cpu_count()}|{threads}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 

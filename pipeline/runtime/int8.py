@@ -24,7 +24,7 @@ before Cascade Lake, AMD before Zen 4) multiply u8 x s8 pairs into int16 and
 saturate; ONNX Runtime's documented cure is 7-bit weights (`reduce_range`). On an
 AVX2-only EPYC (family 23) the 8-bit graph's masks fell to IoU 0.978 on a guard tile and it
 was rejected; with 7-bit weights the worst tile was 0.982. So the graph is built
-per kernel class (`int8_kernels`), named after it, and judged on the CPU that runs
+per kernel class (`cpu.int8_kernels`), named after it, and judged on the CPU that runs
 it: a models folder shared by a Zen 4 and an AVX2 PC never hands the one the
 other's verdict.
 """
@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import platform
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..io.files import write_atomic
+from .cpu import int8_kernels
 from .onnx import fp32_graph, session_runner
 
 if TYPE_CHECKING:
@@ -53,21 +53,6 @@ MIN_IOU = 0.98
 CALIBRATION = (("dark", 8), ("textured", 14), ("bright", 30), ("textured", 22), ("dark", 16), ("bright", 10))
 GUARD = (("dark", 10), ("textured", 12), ("textured", 20), ("dark", 24), ("bright", 16), ("dark", 6))
 PERCENTILE = 99.999
-
-
-def int8_kernels() -> str:
-    """"vnni" where the CPU sums int8 products in int32 (AVX512-VNNI, AVX-VNNI, AMX),
-    "avx2" on other x86 CPUs (their u8 x s8 products saturate in int16), "other"
-    elsewhere (ARM's dot-product kernels do not saturate so)."""
-    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
-        return "other"
-    try:
-        flags = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:  # not Linux: ask numpy's CPU dispatch instead
-        from numpy._core._multiarray_umath import __cpu_features__ as features
-
-        flags = {"avx512_vnni"} if features.get("AVX512VNNI") else set()
-    return "vnni" if flags & {"avx512_vnni", "avx_vnni", "amx_int8"} else "avx2"
 
 
 def graph_path(fp32: Path, kernels: str | None = None) -> Path:

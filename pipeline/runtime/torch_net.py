@@ -11,6 +11,8 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .cpu import has_native_bf16
+
 if TYPE_CHECKING:
     import torch
 
@@ -19,13 +21,8 @@ if TYPE_CHECKING:
 
 @functools.cache
 def cpu_has_native_bf16() -> bool:
-    """AMX or AVX512-BF16: without them bf16 is emulated and several times slower
-    than fp32 (measured 6x on an AVX2 EPYC), so it must not be used blindly."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    """AMX or AVX512-BF16 (runtime/cpu.py): without them bf16 is emulated and slow."""
+    return has_native_bf16()
 
 
 def choose_precision(setting: str) -> str:
