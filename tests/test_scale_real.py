@@ -26,6 +26,7 @@ from psdwatch.pipeline.scale.length import end_doubts, measure_bar
 from psdwatch.pipeline.scale.ocr import ocr_line
 from psdwatch.pipeline.scale.parse import LONE, TWO_VALUES, _tokens, micro_by_field, read_label, value_unit
 from psdwatch.pipeline.scale.reader import find_scale_bar
+from psdwatch.pipeline.synth import SynthSpec, synth_image
 from tests import decimal_labels, font_sweep, noisy_figures, resampled_real
 from tests.conftest import DATA
 from tests.heldout_figures import COLOURS, frame, grey
@@ -254,6 +255,77 @@ def test_a_blurred_thin_h_bar_is_measured_to_its_ticks_outer_edges(transforms: t
     result = find_scale_bar(image)
     assert verdict(result, npp) == "right", result
     assert abs(result.length_px - 39) < 0.5, result
+
+
+# A strip of one colour cut to a bar's shape by the ticks of a bar of the other colour,
+# measured between the ticks (4-6 % short), each read with no doubt before.
+MARGINS = [("tem_nanowire_panel_100nm_a.png", ("sharpened", "JPEG q40"), True),  # white margin over a black H-bar
+           ("tem_nanowire_panel_100nm_a.png", ("enlarged 1.3x", "JPEG q50"), True),
+           ("tem_nanowire_panel_100nm_a.png", ("enlarged 2x", "blurred 1 px"), False),
+           ("tem_nanowire_panel_100nm_a.png", ("enlarged 3x",), False),  # a 6 px tick, a 3-row edge
+           ("xl30_databar_silica_2um.png", ("turned 0.4°", "JPEG q40"), True)]  # black band over a white H-bar
+
+
+@pytest.mark.parametrize("name,transforms,clip", MARGINS)
+def test_a_strip_between_the_ticks_of_a_bar_of_the_other_colour_is_no_bar(name: str, transforms: tuple[str, ...],
+                                                                          clip: bool) -> None:
+    """The white margin between a black H-bar and the top of its box, sharpened or
+    enlarged, and the black band between an XL30's white H-bar and the image, turned,
+    are runs of one colour exactly as long as the space between the other bar's ticks:
+    71.3 px read for 75, 92.1 for 97.5, 141.2 for 150, 157.6 for 162.  Such a strip is
+    no bar; the H-bar itself, ticks and all, still is."""
+    image, npp = resampled_real.changed(name, *transforms, clip=clip)
+    assert verdict(find_scale_bar(image), npp) != "wrong"
+    img = (image - image.min()) / (image.max() - image.min())
+    bar_px = truth()[name]["bar_px"] * nm_per_px(name) / npp
+    inner = [b for b in bar_find.find_bars(img) if 0.9 * bar_px < b.length < bar_px - 3]
+    assert not inner, inner
+
+
+
+
+def _bar_under_its_label(thick: int, side: int, gap: int, bottom: int, white_bar: bool) -> tuple[np.ndarray, int]:
+    """A bar of 84 px in a box, its bold label `gap` px above it, the box's sides `side` px
+    from its ends and its bottom `bottom` px below, on a dark texture (inverted: a white
+    bar in a black box on a bright one). Returns the frame and the bar's top row."""
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (300, 400)).astype(np.float32), (0, 0), 6)
+    img = np.clip(0.12 + 0.04 * texture / texture.std(), 0.02, 0.98)
+    top = 40 + bottom + 16 + gap
+    img[40:top + thick + bottom, 140 - side:224 + side] = 1.0
+    pil = Image.fromarray((img * 255).astype(np.uint8))
+    ImageDraw.Draw(pil).text((142, 40 + bottom - 3), "50 nm", fill=0, font=ImageFont.truetype(
+        "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf", 20))
+    img = np.asarray(pil).astype(np.float32) / 255
+    img[top:top + thick, 140:224] = 0
+    return (1 - img if white_bar else img), top
+
+
+@pytest.mark.parametrize("thick,side,gap,bottom,white_bar", [(3, 3, 4, 12, False), (3, 3, 4, 12, True),
+                                                             (2, 5, 6, 12, False), (2, 8, 9, 12, True)])
+def test_a_bar_under_its_label_in_a_box_is_no_strip(thick: int, side: int, gap: int, bottom: int,
+                                                    white_bar: bool) -> None:
+    """A bar whose box's sides are a few px from its ends, with its label just above,
+    looks like a strip between the ticks of a thin bar of the other colour: the margin
+    between bar and label as that bar, the box's sides as its ticks. The label's row past
+    that margin is no box's even colour, so the bar stays a bar (the first form of the
+    rule dropped it)."""
+    img, top = _bar_under_its_label(thick, side, gap, bottom, white_bar)
+    assert any(abs(b.x0 - 140) <= 1 and abs(b.x1 - 224) <= 1 and abs(b.y0 - top) <= 1
+               for b in bar_find.find_bars(img))
+
+
+@pytest.mark.parametrize("background_", ["dark", "bright"])
+def test_the_rendered_box_layout_keeps_its_bar(background_: str) -> None:
+    """The generator's box layout at 512 px: a 3 px black bar 8 px inside its white box,
+    its label 6 px above, a band of white on both sides of it. The strip rule once
+    dropped it, and the frame had no scale (a clean-clone CI run found it through
+    test_segmentation_checks)."""
+    image, _, truth = synth_image(SynthSpec(size=512, bits=16, style="box", seed=316, background=background_,
+                                            d_median_px=16))
+    result = find_scale_bar(image)
+    assert result is not None and result.confident, result
+    assert abs(result.length_px / truth["scale_bar"]["bar_px"] - 1) < 0.01, (result, truth["scale_bar"])
 
 
 def _boxed_bar(margin: int, surface: float, ticks: bool) -> np.ndarray:

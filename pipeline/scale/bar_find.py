@@ -60,7 +60,107 @@ def find_bars(img: np.ndarray) -> list[Bar]:
     for bar in _soft(img):
         if not any(same_stroke(bar, b) for b in found):
             found.append(bar)
-    return found
+    return [b for b in found if not _between_ticks(img, b)]
+
+
+def _between_ticks(img: np.ndarray, bar: Bar) -> bool:
+    """A strip of one colour cut to a bar's shape by the end ticks of a thin bar of the
+    other colour beside it, not a bar: past each end a stroke of the other colour (at
+    most 4 px wide, or as wide as that bar is thick and 2 px), then the strip's colour
+    again; the stroke goes on at least 2 rows past a band of the other colour (at most
+    max(10, 2 x thick) rows, with the strip's colour past it) that runs along the strip
+    within 3 rows (an edge enlarged 3x takes 2 rows); and the strip has no ticks of its
+    own colour at its ends.
+
+    The white margin left between a black H-bar and the top of its white box, once
+    sharpened, is a run of white exactly as long as the space between the ticks (71 px
+    for a 75 px bar, read with the figure's big white label, no doubt); so is the black
+    band between an XL30's white H-bar and the image, once the frame is turned 0.4°
+    (157.6 px for 162).  A bar in a tight box, or outlined, is ended by a margin or an
+    outline that stops where the band beside it stops (a review's first form of this
+    rule dropped such bars, and a box's other margin was read 3-5 % long instead); an
+    H-bar has ticks of its own colour; either stays a bar.  The band must be the H-bar
+    inside its box: past it the strip's colour again, evenly (a label's row is not), and
+    on one side only (a bar in a box with thin margins above and below has a band on
+    both): the rendered box layout, a black bar 8 px inside its box under its label, was
+    dropped by this rule without those two conditions."""
+    h, w = img.shape
+    fg, opp = bar.fg, (0.0 if bar.pol > 0 else 1.0)
+    span = abs(fg - opp)
+    if span < 0.3:
+        return False
+
+    def far(v: np.ndarray) -> np.ndarray:  # pixels nearer the other colour
+        return np.abs(v - fg) >= 0.4 * span
+
+    def kind(c: int) -> int:  # 1 the strip's colour, -1 far from it, 0 between (or outside)
+        if not 0 <= c < w:
+            return 0
+        off = abs(float(img[bar.y0:bar.y1, c].mean()) - fg)
+        return 1 if off < 0.3 * span else (-1 if off >= 0.4 * span else 0)
+
+    def ours(c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:  # rows of its colour from it, up and down
+        near = np.abs(img[max(0, bar.y0 - 40):bar.y1 + 40, c0:c1] - fg) < 0.5 * span
+        top = bar.y0 - max(0, bar.y0 - 40)
+        return (np.cumprod(near[:top][::-1], axis=0).sum(axis=0),
+                np.cumprod(near[top + bar.thick:], axis=0).sum(axis=0))
+
+    inner = slice(bar.x0 + 2, bar.x1 - 2)
+    bands = []  # (row past, rows, step)
+    for step in (-1, 1):
+        if (found := _band_beside(img, bar, step)) is not None:
+            bands.append((*found, step))
+    if len(bands) == 2:
+        return False  # other colour on both sides: a bar in its box (or outlined), not a margin
+    widest = max([4] + [t + 2 for _, t, _ in bands])  # an end tick, about as wide as its bar is thick
+
+    def crosses(c0: int, c1: int) -> bool:  # the stroke goes on 2 rows past the band
+        return any(all(0 <= r < h and far(img[r, c0:c1]).mean() >= 0.5 for r in (past, past + step))
+                   for past, _, step in bands)
+
+    rim = [float(np.median(r)) for r in ours(inner.start, inner.stop)]  # a strip of a wider region has a rim
+    own_ticks = 0
+    for start, step in ((bar.x0 - 1, -1), (bar.x1, 1)):
+        up, down = ours(*((bar.x0, bar.x0 + 3) if step < 0 else (bar.x1 - 3, bar.x1)))
+        own_ticks += bool(((up >= rim[0] + 2) & (down >= rim[1] + 2)).any())
+        kinds = [kind(start + step * i) for i in range(widest + 6)]
+        if -1 not in kinds[:3]:
+            return False
+        a = kinds.index(-1)
+        n = next((i for i, k in enumerate(kinds[a:a + widest + 1]) if k != -1), widest + 1)
+        if n > widest or 1 not in kinds[a + n:a + n + 2]:  # the tick, then the strip's colour
+            return False
+        lo, hi = sorted((start + step * a, start + step * (a + n - 1)))
+        if not crosses(lo, hi + 1):
+            return False
+    return own_ticks < 2
+
+
+def _band_beside(img: np.ndarray, bar: Bar, step: int) -> tuple[int, int] | None:
+    """(first row past, rows) of a thin band of the other colour along `bar` on the side
+    `step` (-1 above, 1 below), within 3 rows of it and at most max(10, 2 x thick) rows,
+    with the bar's colour past it evenly; None where there is no such band."""
+    h = img.shape[0]
+    fg = bar.fg
+    span = abs(fg - (0.0 if bar.pol > 0 else 1.0))
+    inner, thickest = slice(bar.x0 + 2, bar.x1 - 2), max(10, 2 * bar.thick)
+
+    def far(v: np.ndarray) -> np.ndarray:  # pixels nearer the other colour
+        return np.abs(v - fg) >= 0.4 * span
+
+    edge = bar.y0 - 1 if step < 0 else bar.y1
+    rows = [edge + step * i for i in range(3) if 0 <= edge + step * i < h]  # past an edge blurred or enlarged
+    r = next((k for k in rows if far(img[k, inner]).mean() >= 0.8), None)
+    if r is None:
+        return None
+    t = 0
+    while 0 <= r < h and far(img[r, inner]).mean() >= 0.8 and t <= thickest:
+        r, t = r + step, t + 1
+    if t > thickest or not (0 <= r < h and far(img[r, inner]).mean() <= 0.5):
+        return None  # a region of the other colour (a box's inside up to its label), no bar
+    if max((np.abs(img[k, inner] - fg) < 0.3 * span).mean() for k in (r, r + step) if 0 <= k < h) < 0.85:
+        return None  # a label's row or a textured surface past it, not the box the bar lies in
+    return r, t
 
 
 def frame_height(h: int, w: int) -> float:
