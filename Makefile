@@ -30,7 +30,7 @@ demo: setup
 	$(VENV)/bin/psdwatch demo
 
 test: setup
-	$(PY) -m pytest -q -n auto
+	$(PY) -m pytest -q -n auto --durations=25
 
 bench: setup
 	$(PY) bench/all.py

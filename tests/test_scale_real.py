@@ -25,7 +25,7 @@ from psdwatch.pipeline.scale.label import text_lines
 from psdwatch.pipeline.scale.length import end_doubts, measure_bar
 from psdwatch.pipeline.scale.ocr import ocr_line
 from psdwatch.pipeline.scale.parse import LONE, TWO_VALUES, _tokens, micro_by_field, read_label, value_unit
-from psdwatch.pipeline.scale.reader import find_scale_bar
+from psdwatch.pipeline.scale.reader import OUTLINED, find_scale_bar
 from psdwatch.pipeline.synth import SynthSpec, synth_image
 from tests import decimal_labels, font_sweep, noisy_figures, resampled_real
 from tests.conftest import DATA
@@ -353,6 +353,36 @@ def test_a_bar_in_a_tight_box_is_still_a_bar(margin: int, surface: float, ticks:
     bottom margin instead, 124-126 px for 120 with no doubt (a review's cases)."""
     result = find_scale_bar(_boxed_bar(margin, surface, ticks))
     assert result is not None and result.confident and abs(result.length_px - 120) < 1, result
+
+
+def _outlined_bar(outline: int, white_bar: bool) -> np.ndarray:
+    """A bar 120 x 5 px outlined `outline` px in the other colour, its label in that
+    colour above it, on a texture of the outline's opposite (a white bar outlined in
+    black on a bright image, or the inverse)."""
+    rng = np.random.default_rng(outline)
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (420, 560)).astype(np.float32), (0, 0), 6)
+    img = np.clip(0.85 + 0.04 * texture / texture.std(), 0.02, 0.98)
+    img[380 - outline:385 + outline, 400 - outline:520 + outline] = 0.0
+    img[380:385, 400:520] = 1.0
+    pil = Image.fromarray((img * 255).astype(np.uint8))
+    ImageDraw.Draw(pil).text((424, 350), "500 nm", fill=0, font=ImageFont.truetype(
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 20))
+    img = np.asarray(pil).astype(np.float32) / 255
+    return img if white_bar else 1 - img
+
+
+@pytest.mark.parametrize("outline,white_bar", [(1, True), (2, True), (2, False), (3, True)])
+def test_a_bar_read_by_its_outline_is_a_doubt(outline: int, white_bar: bool) -> None:
+    """Two strips of one colour hugging a bar of the other along both sides, as far past
+    each end, are an outline (or a hollow bar): inside or outside, the drawing does not
+    say. With a label of the outline's colour the outline was read, 124 px for 120 with
+    no doubt (2 px out; a review's case); now such a reading is a doubt."""
+    img = _outlined_bar(outline, white_bar)
+    bars = bar_find.find_bars(img)
+    assert sum(bar_find.outline_edge(b, bars) for b in bars) == 2
+    result = find_scale_bar(img)
+    assert result is not None and not result.confident, result
+    assert OUTLINED in result.reasons or abs(result.length_px - 120) < 1, result
 
 
 def test_a_sharpened_h_bar_is_measured_over_a_pale_column_to_its_tick() -> None:

@@ -163,6 +163,31 @@ def _band_beside(img: np.ndarray, bar: Bar, step: int) -> tuple[int, int] | None
     return r, t
 
 
+def outline_edge(strip: Bar, found: list[Bar]) -> bool:
+    """Whether `strip` is one of two strips of one colour that hug a bar of the other
+    colour along both its sides, as long as it and as far past each of its ends (a few
+    px): an outline round that bar, or a hollow bar round its inside.  Which edge the
+    label's length belongs to, the inside or the outside, cannot be told from the
+    drawing: a white bar outlined 2 px in black, with a black label, was read by its
+    outline, 124 px for 120, no doubt (a review's case); a hollow black bar is read
+    rightly by its outside."""
+    reach = max(4, 2 * strip.thick)
+
+    def hugs(outer: Bar, mid: Bar) -> bool:  # outer along one side of mid, past each end alike
+        left, right = mid.x0 - outer.x0, outer.x1 - mid.x1
+        return (0 <= left <= reach and 0 <= right <= reach and abs(left - right) <= 1
+                and (abs(outer.y1 - mid.y0) <= 1 or abs(outer.y0 - mid.y1) <= 1))
+
+    for mid in found:
+        if mid.pol == strip.pol or not hugs(strip, mid):
+            continue
+        above = strip.y1 <= mid.y0 + 1
+        if any(twin is not strip and twin.pol == strip.pol and hugs(twin, mid) and (twin.y1 <= mid.y0 + 1) != above
+               and abs(twin.x0 - strip.x0) <= 1 and abs(twin.x1 - strip.x1) <= 1 for twin in found):
+            return True
+    return False
+
+
 def frame_height(h: int, w: int) -> float:
     """The height a bar's thickness and its label's distance are judged against: the
     frame's, or 0.3 of its width for a strip (a databar cut from its frame: a Hitachi

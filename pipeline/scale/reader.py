@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bar_find import Bar, find_bars, same_stroke
+from .bar_find import Bar, find_bars, outline_edge, same_stroke
 from .denoise import for_labels
 from .exclusion import exclusion
 from .label import Box, Label, text_lines
@@ -64,6 +64,8 @@ class ScaleBar:
     label_bbox: Box | None = field(default=None, repr=False)         # for exclusion()
 
 
+OUTLINED = "the bar is an edge of an outline round a bar of the other colour (inside or outside?)"
+
 
 def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     """Locate and read the scale bar; None when no bar with a readable label is found.
@@ -90,6 +92,9 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
             reads += second
     if not reads:
         return None
+    for r in reads:  # inside or outside: the drawing does not say which the label measures
+        if r.bar is not None and outline_edge(r.bar, bars):
+            r.confident, r.reasons = False, r.reasons + (OUTLINED,)
     best = max(reads, key=lambda r: r.confident)
     if any(abs(r.nm_per_px / best.nm_per_px - 1) > 0.01 for r in reads):
         best.confident, best.reasons = False, best.reasons + ("several candidates disagree",)
