@@ -355,6 +355,37 @@ def test_a_bar_in_a_tight_box_is_still_a_bar(margin: int, surface: float, ticks:
     assert result is not None and result.confident and abs(result.length_px - 120) < 1, result
 
 
+def _bar_in_a_rounded_box(radius: int, bottom: int, side: int, white_bar: bool) -> np.ndarray:
+    """A black bar 120 x 4 px in a white box with rounded corners and a 1 px black border,
+    its label above it, on a bright texture (inverted: a white bar in a black box with a
+    white border on a dark one)."""
+    rng = np.random.default_rng(radius)
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (420, 560)).astype(np.float32), (0, 0), 6)
+    img = np.clip(0.85 + 0.04 * texture / texture.std(), 0.02, 0.98)
+    x0, y0 = 380, 376 - bottom
+    pil = Image.fromarray((img * 255).astype(np.uint8))
+    draw = ImageDraw.Draw(pil)
+    draw.rounded_rectangle((x0 - side - 1, y0 - 35, x0 + 120 + side, y0 + 4 + bottom), radius=radius, fill=255,
+                           outline=0, width=1)
+    draw.text((x0 + 24, y0 - 33), "500 nm", fill=0, font=ImageFont.truetype(
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 20))
+    img = np.asarray(pil).astype(np.float32) / 255
+    img[y0:y0 + 4, x0:x0 + 120] = 0.0
+    return 1 - img if white_bar else img
+
+
+@pytest.mark.parametrize("radius,bottom,side,white_bar", [(9, 5, 4, True), (3, 2, 2, True), (9, 5, 4, False),
+                                                          (4, 3, 1, False)])
+def test_a_bar_in_a_rounded_bordered_box_is_no_strip(radius: int, bottom: int, side: int, white_bar: bool) -> None:
+    """A box's side margins, open to the image past its bottom margin where its corners
+    are rounded, are no ticks of a bar of the other colour: taken for them they dropped the
+    bar, and the box's border was read, 116-122 px for 120 with no doubt (a review's cases)."""
+    img = _bar_in_a_rounded_box(radius, bottom, side, white_bar)
+    assert any(abs(b.x0 - 380) <= 1 and abs(b.x1 - 500) <= 1 for b in bar_find.find_bars(img))
+    result = find_scale_bar(img)
+    assert result is not None and (not result.confident or abs(result.length_px - 120) < 1), result
+
+
 def _outlined_bar(outline: int, white_bar: bool) -> np.ndarray:
     """A bar 120 x 5 px outlined `outline` px in the other colour, its label in that
     colour above it, on a texture of the outline's opposite (a white bar outlined in

@@ -83,7 +83,11 @@ def _between_ticks(img: np.ndarray, bar: Bar) -> bool:
     inside its box: past it the strip's colour again, evenly (a label's row is not), and
     on one side only (a bar in a box with thin margins above and below has a band on
     both): the rendered box layout, a black bar 8 px inside its box under its label, was
-    dropped by this rule without those two conditions."""
+    dropped by this rule without those two conditions.  And past the band a tick is
+    narrow: beside it the other colour stops (a box with rounded corners and a border of
+    its bar's colour leaves its side margins open to the image past its bottom margin;
+    taken for ticks they dropped the bar, and the border was read, 116 px for 120, no
+    doubt: a review's case)."""
     h, w = img.shape
     fg, opp = bar.fg, (0.0 if bar.pol > 0 else 1.0)
     span = abs(fg - opp)
@@ -114,8 +118,12 @@ def _between_ticks(img: np.ndarray, bar: Bar) -> bool:
         return False  # other colour on both sides: a bar in its box (or outlined), not a margin
     widest = max([4] + [t + 2 for _, t, _ in bands])  # an end tick, about as wide as its bar is thick
 
-    def crosses(c0: int, c1: int) -> bool:  # the stroke goes on 2 rows past the band
-        return any(all(0 <= r < h and far(img[r, c0:c1]).mean() >= 0.5 for r in (past, past + step))
+    def crosses(c0: int, c1: int, out: int) -> bool:  # the stroke goes on 2 rows past the band, a tick:
+        def outside(r: int) -> bool:  # not the other colour just outside it (a rounded box's corner is)
+            d = -1 if out < c0 else 1
+            return any(abs(float(img[r, c]) - fg) < 0.4 * span for c in (out, out + d, out + 2 * d) if 0 <= c < w)
+
+        return any(all(0 <= r < h and far(img[r, c0:c1]).mean() >= 0.5 and outside(r) for r in (past, past + step))
                    for past, _, step in bands)
 
     rim = [float(np.median(r)) for r in ours(inner.start, inner.stop)]  # a strip of a wider region has a rim
@@ -131,7 +139,7 @@ def _between_ticks(img: np.ndarray, bar: Bar) -> bool:
         if n > widest or 1 not in kinds[a + n:a + n + 2]:  # the tick, then the strip's colour
             return False
         lo, hi = sorted((start + step * a, start + step * (a + n - 1)))
-        if not crosses(lo, hi + 1):
+        if not crosses(lo, hi + 1, lo - 1 if step < 0 else hi + 1):
             return False
     return own_ticks < 2
 
