@@ -39,7 +39,10 @@ def flags() -> frozenset[str]:
     try:
         from numpy._core._multiarray_umath import __cpu_features__ as features
     except ImportError:
-        return frozenset()
+        try:  # numpy 1.x
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+        except ImportError:
+            return frozenset()
     names = {"AVX2": "avx2", "AVX512F": "avx512f", "AVX512VNNI": "avx512_vnni", "AVX512BF16": "avx512_bf16"}
     return frozenset(linux for numpy_name, linux in names.items() if features.get(numpy_name))
 
