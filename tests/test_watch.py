@@ -22,15 +22,16 @@ SETTLE = 0.8
 POLL = 0.3
 
 
-def slow_write(path: Path, chunks: int = 6, pause: float = 0.35, chunk: bytes = b"x" * 4096) -> float:
-    """Write like a microscope PC over a slow link: pauses shorter than the
-    settle time between chunks. Returns the time the last byte was written."""
+def slow_write(path: Path, chunks: int = 6, pause: float = 0.15, chunk: bytes = b"x" * 4096) -> float:
+    """Write like a microscope PC over a slow link: pauses well under the settle
+    time between chunks (no fsync: a busy CI disk can stall one for longer than
+    the settle time, and stat sees flushed bytes anyway). Returns the time the
+    last byte was written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as out:
         for i in range(chunks):
             out.write(chunk)
             out.flush()
-            os.fsync(out.fileno())
             if i < chunks - 1:
                 time.sleep(pause)
     return time.monotonic()
@@ -132,17 +133,30 @@ def test_auto_on_this_machine_reads_proc_mounts(tmp_path):
 
 
 def test_settler_waits_for_a_growing_file(tmp_path):
+    """Real writes and real stat calls; the settle clock is stepped by the test,
+    so a loaded CI machine cannot stretch a writer's pause past the settle time."""
     path = tmp_path / "growing.tif"
-    settler = Settler(SETTLE)
-    done: list[float] = []
-    writer = threading.Thread(target=lambda: done.append(slow_write(path)))
-    writer.start()
-    time.sleep(0.05)
+    now = [100.0]
+    settler = Settler(SETTLE, clock=lambda: now[0])
+
+    def append() -> None:
+        with open(path, "ab") as out:
+            out.write(b"x" * 4096)
+
+    append()
     settler.add(path)
-    ready = wait_for(lambda: settler.check(), timeout=15)
-    writer.join()
-    assert ready == [(path, 6 * 4096, path.stat().st_mtime_ns)]
-    assert time.monotonic() - done[0] >= SETTLE * 0.9
+    assert settler.check() == []                    # first look: version noted, not ready
+    for _ in range(5):                              # a chunk each 0.9 settle: never quiet long enough
+        now[0] += SETTLE * 0.9
+        assert settler.check() == []
+        append()
+        now[0] += SETTLE * 0.2
+        assert settler.check() == [], "a file that changed since the last look must wait again"
+    assert len(settler) == 1
+    now[0] += SETTLE * 0.99
+    assert settler.check() == []                    # quiet, but not for settle_seconds yet
+    now[0] += SETTLE * 0.02
+    assert settler.check() == [(path, 6 * 4096, path.stat().st_mtime_ns)]
     assert len(settler) == 0
 
 
