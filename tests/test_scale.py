@@ -239,3 +239,23 @@ def test_label_token_is_chosen_by_place_not_by_pattern() -> None:
     over = label.Label(left.soft, left.ink, left.box, (0, 0), 10, 0, "over", (0.0, 40.0))
     assert parse._token(words("500", "nm", "EHT", "=", "3.49", "kV", "WD", "=", "2.8", "mm"), over)[0] == "500 nm"
     assert parse._token(words("EHT", "=", "3.49", "kV", "500", "nm"), over) is None  # not over the bar
+
+
+def test_tesseract_runs_on_one_thread_unless_the_environment_says_otherwise(monkeypatch):
+    """Tesseract's OpenMP threads contend for the cores over a one-line image (ocr.py):
+    its child process gets OMP_THREAD_LIMIT=1, or the limit a user set."""
+    import subprocess
+
+    import pytesseract
+
+    from psdwatch.pipeline.scale import ocr  # noqa: F401 - installs the environment
+
+    def child_sees() -> str:
+        return subprocess.run(["sh", "-c", "echo ${OMP_THREAD_LIMIT:-unset} $HOME"], env=pytesseract.pytesseract.environ,
+                              capture_output=True, text=True, check=True).stdout.split()
+
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
+    assert child_sees() == ["1", os.environ["HOME"]]
+    assert "OMP_THREAD_LIMIT" not in os.environ  # only the child gets it: the network's OpenMP pool keeps its threads
+    monkeypatch.setenv("OMP_THREAD_LIMIT", "3")
+    assert child_sees() == ["3", os.environ["HOME"]]

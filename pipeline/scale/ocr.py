@@ -27,17 +27,16 @@ class _TesseractEnv(Mapping):
     the Tesseract child gets the limit; the network's OpenMP pool in this process
     keeps its threads, so os.environ itself is not changed."""
 
-    def _env(self) -> dict[str, str]:
-        return {"OMP_THREAD_LIMIT": "1", **os.environ}
-
-    def __getitem__(self, key: str) -> str:
-        return self._env()[key]
+    def __getitem__(self, key: str) -> str:  # per key: subprocess asks for each (a copy each time cost 40 copies a run)
+        if key == "OMP_THREAD_LIMIT":
+            return os.environ.get(key, "1")
+        return os.environ[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._env())
+        return iter({"OMP_THREAD_LIMIT": "1", **os.environ})
 
     def __len__(self) -> int:
-        return len(self._env())
+        return len(os.environ) + ("OMP_THREAD_LIMIT" not in os.environ)
 
 
 pytesseract.pytesseract.environ = _TesseractEnv()  # the env pytesseract hands to its subprocess

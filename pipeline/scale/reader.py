@@ -72,7 +72,9 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
 
     Bar first (the bar's geometry finds its label line); where that gives no confident
     reading, text first (number + unit words found by Tesseract, then their bar)."""
-    img = np.nan_to_num(np.asarray(image, dtype=np.float32))
+    img = np.asarray(image, dtype=np.float32)
+    if not np.isfinite(img).all():  # a check, not nan_to_num's copies, on the clean frames that are the rule
+        img = np.nan_to_num(img)
     if img.ndim != 2 or min(img.shape) < 32 or img.max() <= img.min():
         return None
     img = (img - img.min()) / (img.max() - img.min())
