@@ -68,15 +68,30 @@ def formats_dir(data_dir: Path) -> Path:
 def warm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the bundled models folder whose live model has been prepared once, as the
     service prepares it (runtime auto): its ONNX graphs (fp32, int8 and the int8 verdict)
-    are in its .onnx-cache.  Tests of reprocessing and the cluster copy it instead of
-    exporting and quantising the same weights again in each test; the cold path (no
-    cache) has its own tests (test_demo, test_models_segment)."""
+    and the measured choice of path are in its .onnx-cache.  Tests of reprocessing, the
+    cluster, the int8 graph's agreement and the U-Net's checks use it instead of exporting,
+    quantising and timing the same weights again (about a minute on a 2-core AVX2 PC); the
+    cold path (no cache) has its own tests (test_demo, test_install, test_service,
+    test_models_segment).
+
+    Read-only to its users (copy it to change it).  Prepared once per run, not once per
+    xdist worker: the workers share the run's base folder, and a file lock makes the
+    second wait for the first."""
+    from filelock import FileLock
+
     from psdwatch.daemon.models.live import live_model_name
     from psdwatch.pipeline import runtime
 
-    folder = tmp_path_factory.mktemp("warm") / "models"
-    shutil.copytree(REPO / "models", folder, ignore=shutil.ignore_patterns(".onnx-cache"))
-    runtime.prepare(folder, live_model_name(folder))
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the folder above every worker's own
+    folder, ready = base / "warm" / "models", base / "warm" / "ready"
+    with FileLock(str(base / "warm.lock")):
+        if not ready.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            shutil.copytree(REPO / "models", folder, ignore=shutil.ignore_patterns(".onnx-cache"))
+            runtime.prepare(folder, live_model_name(folder))
+            ready.touch()
     assert any((folder / ".onnx-cache").glob("*.onnx")), "the live model's graph was not cached"
     return folder
 

@@ -36,10 +36,11 @@ from edge_render import log_uniform_sizes, mixed_sizes, render  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def unet():
-    models = REPO / "models"
-    return runtime.prepare_model(load_model(models, live_model_name(models)), runtime="onnxruntime",
-                                 models_dir=models)
+def unet(warm_models):
+    """The live model on ONNX Runtime fp32, its graph from conftest.warm_models (not
+    exported into the checkout's own models folder)."""
+    return runtime.prepare_model(load_model(warm_models, live_model_name(warm_models)), runtime="onnxruntime",
+                                 models_dir=warm_models)
 
 
 def pieces_of(mask: np.ndarray, truth: np.ndarray, label: int) -> tuple[int, float]:

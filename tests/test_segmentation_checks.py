@@ -31,8 +31,10 @@ BRIGHT_FIELD = {"PtC1", "Pt_carbon1"}  # the two BF frames of catalysts-boxed (i
 
 
 @pytest.fixture(scope="module")
-def starter():
-    return runtime.prepare_model(load_model(REPO / "models", live_model_name(REPO / "models")))
+def starter(warm_models):
+    """The live model run as the service runs it here (runtime auto: the path measured
+    fastest on this CPU, from the prepared folder of conftest.warm_models)."""
+    return runtime.prepare(warm_models, live_model_name(warm_models))
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -18,6 +18,10 @@ pytestmark = pytest.mark.slow  # real processes or training: `pytest -m 'not slo
 
 TINY = train.TrainOptions(crop=64, batch=2, max_epochs=1, steps_per_epoch=2, patience=5,
                           precision="fp32", lr=1e-3, final_fit_max_epochs=1, synthetic_check_images=1)
+# The same without the int8 activation ranges (20-25 s of each tiny training on a 2-core
+# CPU) and the d50 check on a synthetic 1024² frame (8 s), for the tests that judge the
+# plumbing, not those figures (test_a_few_steps... judges both).
+TINY_PLUMBING = dataclasses.replace(TINY, int8_ranges=False, synthetic_check_images=0)
 
 
 @pytest.fixture(scope="module")
@@ -67,16 +71,18 @@ def test_the_promotion_rule():
 
 
 def test_a_worse_model_is_kept_but_not_live(examples, tmp_path):
-    promotion.train_and_promote(examples, tmp_path, TINY, name="first", progress=lambda _: None)
+    promotion.train_and_promote(examples, tmp_path, TINY_PLUMBING, name="first", progress=lambda _: None)
     card = models.load_card(tmp_path, "first")
     card["test_metrics"] = {"iou": 1.0, "ppv": 1.0, "npv": 1.0}  # a live model nothing can beat
     card["test_metrics_by_series"] = {k: {**v, "score": 1.0} for k, v in card["test_metrics_by_series"].items()}
     (tmp_path / "first.json").write_text(json.dumps(card))
     live_model.set_live(tmp_path, "first")
-    _, live, why = promotion.train_and_promote(examples, tmp_path, TINY, name="second", progress=lambda _: None)
+    _, live, why = promotion.train_and_promote(examples, tmp_path, TINY_PLUMBING, name="second",
+                                               progress=lambda _: None)
     assert not live and "worse beyond noise on ptal" in why
     assert live_model.live_model_name(tmp_path) == "first"
     assert (tmp_path / "second.safetensors").is_file()
+    assert not (tmp_path / "second.int8-ranges").exists()  # int8_ranges=False: none stored
 
 
 def test_checkpoint_round_trip_without_pickle(tmp_path):
@@ -103,7 +109,7 @@ def test_training_can_start_from_a_saved_model(examples, tmp_path):
     assert models.resolve_weights(tmp_path, live_model.resolve_init(tmp_path, "live")) == weights
     assert models.resolve_weights(tmp_path, "start") == weights
     assert models.resolve_weights(tmp_path, str(weights)) == weights
-    options = train.TrainOptions(**{**TINY.__dict__, "final_fit": False, "synthetic_check_images": 0})
+    options = dataclasses.replace(TINY_PLUMBING, final_fit=False)
     card, _, _ = promotion.train_and_promote(examples, tmp_path, options, name="tuned",
                                              progress=lambda _: None, init="live")
     assert card["initial_weights"].startswith("start.safetensors sha256 ")
@@ -129,7 +135,7 @@ def test_a_live_model_scored_on_another_test_set_is_rescored_before_comparing(ex
 
 
 def test_a_model_trained_on_flattened_frames_says_so_and_is_run_so(examples, tmp_path):
-    options = dataclasses.replace(TINY, input_mode="flattened", final_fit=False)
+    options = dataclasses.replace(TINY_PLUMBING, input_mode="flattened", final_fit=False)
     card, _, _ = promotion.train_and_promote(examples, tmp_path, options, name="flat-1", progress=lambda _: None)
     assert card["input"] == "flattened" and json.loads((tmp_path / "flat-1.json").read_text())["input"] == "flattened"
     model = models.load_model(tmp_path, "flat-1")

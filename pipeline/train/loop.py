@@ -60,6 +60,11 @@ class TrainOptions:
     final_fit_max_epochs: int = 15
     final_fit_budget_share: float = 0.15
     synthetic_check_images: int = 4
+    # Store the activation ranges the model's int8 graph is built from (save_int8_ranges):
+    # 20-25 s on a 2-core CPU, most of a tiny training. Off only where nothing will run
+    # the model in int8 (a plumbing test; a GPU-only lab); its int8 graph is then
+    # calibrated on synthetic tiles, and the guard decides.
+    int8_ranges: bool = True
 
 
 @dataclass
@@ -272,7 +277,8 @@ def run_training(annotations: list[Example], models_dir: Path, options: TrainOpt
         "history": history.epochs,
     }
     weights = models.save_model(net, models_dir, name, card)
-    save_int8_ranges(net, file_sha256(weights), models_dir, name, train + val, progress, options.input_mode)
+    if options.int8_ranges:
+        save_int8_ranges(net, file_sha256(weights), models_dir, name, train + val, progress, options.input_mode)
     checkpoint.unlink(missing_ok=True)
     checkpoint.with_suffix(".json").unlink(missing_ok=True)
     return card, test
