@@ -41,7 +41,10 @@ def make_config(tmp_path: Path, extra: str = "") -> Path:
     config.write_text('[watch]\nroot = "share"\npolling = false\nsettle_seconds = 0.3\n'
                       '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
                       '[models]\ndir = "state/models"\n[annotations]\ndir = "annotations"\n'
-                      '[psd]\nbootstrap = 0\n' + TINY_TRAIN + extra)
+                      '[psd]\nbootstrap = 0\n'
+                      # the classical engine: the service then prepares no U-Net at its start (a
+                      # cold export, int8 build and timing, a minute on 2 cores beside the training)
+                      '[segment]\nengine = "classical"\n' + TINY_TRAIN + extra)
     return config
 
 

@@ -120,7 +120,9 @@ def test_a_fresh_models_dir_gets_the_bundled_starter_and_a_used_one_is_left_alon
     bundled = live_model.live_model_name(BUNDLED_MODELS)
     assert bundled is not None, "psdwatch ships a live starter model"
     config_path = tmp_path / "psdwatch.toml"
-    config_path.write_text('[models]\ndir = "state/models"\n')
+    # runtime torch: the starter is installed and loaded as for any runtime, without the cold
+    # ONNX export, int8 build and timing (a minute on 2 cores; test_demo plays that start)
+    config_path.write_text('[models]\ndir = "state/models"\n[segment]\nruntime = "torch"\n')
     model = load_live_model(load_config(config_path), "auto")
     assert model is not None and model.name == bundled
     assert live_model.live_model_name(tmp_path / "state" / "models") == bundled
