@@ -7,6 +7,7 @@ suite are marked slow.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -66,21 +67,25 @@ def formats_dir(data_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def warm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the bundled models folder whose live model has been prepared once, as the
-    service prepares it (runtime auto): its ONNX graphs (fp32, int8 and the int8 verdict)
-    and the measured choice of path are in its .onnx-cache.  Tests of reprocessing, the
-    cluster, the int8 graph's agreement and the U-Net's checks use it instead of exporting,
-    quantising and timing the same weights again (about a minute on a 2-core AVX2 PC); the
-    cold path (no cache) has its own tests (test_demo, test_install, test_service,
-    test_models_segment).
+    """A copy of the bundled models folder whose live model has been prepared once on the
+    CPU, as the service prepares it there (runtime auto): its ONNX graphs (fp32, int8 and
+    the int8 verdict) and the measured choice of path are in its .onnx-cache.  Tests of
+    reprocessing, the cluster, the int8 graph's agreement and the U-Net's checks copy it
+    (warm_copy) instead of exporting, quantising and timing the same weights again (about
+    a minute on a 2-core AVX2 PC); the cold path (no cache) has its own tests (test_demo,
+    test_install, test_models_segment).
 
-    Read-only to its users (copy it to change it).  Prepared once per run, not once per
-    xdist worker: the workers share the run's base folder, and a file lock makes the
-    second wait for the first."""
+    Never used in place: even a warm prepare writes a probe file into the cache folder,
+    which a copy being made at that moment by another worker would trip on.  Prepared
+    once per run, not once per xdist worker: the workers share the run's base folder,
+    and a file lock makes the second wait for the first; marked ready only when every
+    file a warm start reads is there (a fallback inside prepare raises nothing)."""
     from filelock import FileLock
 
     from psdwatch.daemon.models.live import live_model_name
     from psdwatch.pipeline import runtime
+    from psdwatch.pipeline.runtime import fastest, int8, onnx
+    from psdwatch.pipeline.runtime.models import load_card
 
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -90,16 +95,25 @@ def warm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not ready.is_file():
             shutil.rmtree(folder, ignore_errors=True)
             shutil.copytree(REPO / "models", folder, ignore=shutil.ignore_patterns(".onnx-cache"))
-            runtime.prepare(folder, live_model_name(folder))
+            name = live_model_name(folder)
+            runtime.prepare(folder, name, device="cpu")
+            graph = onnx.cache_dir(folder) / f"{load_card(folder, name)['weights_sha256'][:16]}.onnx"
+            choice = json.loads(graph.with_suffix(".fastest.json").read_text())
+            assert graph.is_file() and choice["cpu"] == fastest.cpu_signature(0), "the live model was not prepared"
+            assert int8.verdict(int8.graph_path(graph)) is not None, "the int8 graph was never judged"
             ready.touch()
-    assert any((folder / ".onnx-cache").glob("*.onnx")), "the live model's graph was not cached"
     return folder
+
+
+def warm_copy(warm_models: Path, target: Path) -> Path:
+    """`target`: a copy of the warm models folder, to prepare and run models from."""
+    return Path(shutil.copytree(warm_models, target))
 
 
 @pytest.fixture
 def models_dir(tmp_path: Path, warm_models: Path) -> Path:
     """tmp_path/models: the bundled models with their graphs prepared (warm_models)."""
-    return Path(shutil.copytree(warm_models, tmp_path / "models"))
+    return warm_copy(warm_models, tmp_path / "models")
 
 
 @pytest.fixture

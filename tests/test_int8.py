@@ -22,7 +22,7 @@ from psdwatch.pipeline.runtime import cpu, fastest, int8, onnx as onnx_runtime
 from psdwatch.pipeline.runtime.models import load_model
 from psdwatch.pipeline.train.data import find_annotations, load_example
 
-from .conftest import DATA, REPO
+from .conftest import DATA, REPO, warm_copy
 
 MODELS = REPO / "models"
 STARTER = (MODELS / "LIVE").read_text().strip()
@@ -33,7 +33,7 @@ def models_copy(tmp_path_factory, warm_models):
     """The bundled models as the service prepared them (conftest.warm_models: the int8
     graph built from the starter's stored ranges and judged on this CPU, the paths timed),
     in a folder of this module's own."""
-    return Path(shutil.copytree(warm_models, tmp_path_factory.mktemp("int8") / "models"))
+    return warm_copy(warm_models, tmp_path_factory.mktemp("int8") / "models")
 
 
 def seg(**keys) -> RuntimeOptions:
@@ -62,7 +62,7 @@ def test_int8_masks_agree_with_fp32_on_real_patches_it_was_not_calibrated_on(mod
 
 @pytest.mark.slow
 def test_a_graph_the_guard_rejects_is_never_used(warm_models, tmp_path, monkeypatch, caplog):
-    models_copy = Path(shutil.copytree(warm_models, tmp_path / "models"))
+    models_copy = warm_copy(warm_models, tmp_path / "models")
     monkeypatch.setattr(int8, "MIN_IOU", 1.01)  # no graph can pass
     cache = onnx_runtime.cache_dir(models_copy)
     for stale in cache.glob("*.int8.*"):
@@ -129,7 +129,7 @@ def test_onnx_runtime_from_a_cached_graph_never_imports_torch(warm_models, tmp_p
 
     if _nvidia_driver():
         pytest.skip("with an NVIDIA driver, torch is asked whether it sees the GPU")
-    models = Path(shutil.copytree(warm_models, tmp_path / "models"))
+    models = warm_copy(warm_models, tmp_path / "models")
     config = tmp_path / "psdwatch.toml"
     config.write_text(f'[models]\ndir = "{models}"\n')
     probe = ("import sys; from psdwatch.daemon.config import load_config; "

@@ -34,13 +34,16 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
 from edge_render import log_uniform_sizes, mixed_sizes, render  # noqa: E402
 
+from .conftest import warm_copy  # noqa: E402
+
 
 @pytest.fixture(scope="module")
-def unet(warm_models):
+def unet(warm_models, tmp_path_factory):
     """The live model on ONNX Runtime fp32, its graph from conftest.warm_models (not
     exported into the checkout's own models folder)."""
-    return runtime.prepare_model(load_model(warm_models, live_model_name(warm_models)), runtime="onnxruntime",
-                                 models_dir=warm_models)
+    models = warm_copy(warm_models, tmp_path_factory.mktemp("unet") / "models")
+    return runtime.prepare_model(load_model(models, live_model_name(models)), runtime="onnxruntime",
+                                 models_dir=models)
 
 
 def pieces_of(mask: np.ndarray, truth: np.ndarray, label: int) -> tuple[int, float]:

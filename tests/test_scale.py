@@ -250,12 +250,14 @@ def test_tesseract_runs_on_one_thread_unless_the_environment_says_otherwise(monk
 
     from psdwatch.pipeline.scale import ocr  # noqa: F401 - installs the environment
 
-    def child_sees() -> str:
-        return subprocess.run(["sh", "-c", "echo ${OMP_THREAD_LIMIT:-unset} $HOME"], env=pytesseract.pytesseract.environ,
-                              capture_output=True, text=True, check=True).stdout.split()
+    def child_sees() -> list[str]:
+        return subprocess.run(["sh", "-c", "echo ${OMP_THREAD_LIMIT:-unset} $PSDWATCH_PROBE"],
+                              env=pytesseract.pytesseract.environ, capture_output=True, text=True,
+                              check=True).stdout.split()
 
+    monkeypatch.setenv("PSDWATCH_PROBE", "passed-on")  # the rest of the environment goes with it
     monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
-    assert child_sees() == ["1", os.environ["HOME"]]
+    assert child_sees() == ["1", "passed-on"]
     assert "OMP_THREAD_LIMIT" not in os.environ  # only the child gets it: the network's OpenMP pool keeps its threads
     monkeypatch.setenv("OMP_THREAD_LIMIT", "3")
-    assert child_sees() == ["3", os.environ["HOME"]]
+    assert child_sees() == ["3", "passed-on"]

@@ -42,9 +42,10 @@ def make_config(tmp_path: Path, extra: str = "") -> Path:
                       '[store]\ndatabase = "state/db.sqlite"\n[reports]\ndir = "state/reports"\n'
                       '[models]\ndir = "state/models"\n[annotations]\ndir = "annotations"\n'
                       '[psd]\nbootstrap = 0\n'
-                      # the classical engine: the service then prepares no U-Net at its start (a
-                      # cold export, int8 build and timing, a minute on 2 cores beside the training)
-                      '[segment]\nengine = "classical"\n' + TINY_TRAIN + extra)
+                      # PyTorch runs the starter the service installs (the training then fine-tunes
+                      # it, --init live): no cold ONNX export, int8 build and timing at the
+                      # service's start, a minute on 2 cores beside the training
+                      '[segment]\nruntime = "torch"\n' + TINY_TRAIN + extra)
     return config
 
 
