@@ -85,7 +85,6 @@ def warm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from psdwatch.daemon.models.live import live_model_name
     from psdwatch.pipeline import runtime
     from psdwatch.pipeline.runtime import fastest, int8, onnx
-    from psdwatch.pipeline.runtime.models import load_card
 
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -95,11 +94,11 @@ def warm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if not ready.is_file():
             shutil.rmtree(folder, ignore_errors=True)
             shutil.copytree(REPO / "models", folder, ignore=shutil.ignore_patterns(".onnx-cache"))
-            name = live_model_name(folder)
-            runtime.prepare(folder, name, device="cpu")
-            graph = onnx.cache_dir(folder) / f"{load_card(folder, name)['weights_sha256'][:16]}.onnx"
+            model = runtime.prepare(folder, live_model_name(folder), device="cpu")
+            graph = onnx.cache_dir(folder) / f"{model.sha256[:16]}.onnx"
+            assert graph.is_file(), "the live model's fp32 graph was not cached"
             choice = json.loads(graph.with_suffix(".fastest.json").read_text())
-            assert graph.is_file() and choice["cpu"] == fastest.cpu_signature(0), "the live model was not prepared"
+            assert choice["cpu"] == fastest.cpu_signature(0), "the paths were not timed for this CPU"
             assert int8.verdict(int8.graph_path(graph)) is not None, "the int8 graph was never judged"
             ready.touch()
     return folder

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from psdwatch.daemon.models.live import prepare_named
@@ -26,6 +24,9 @@ from .conftest import DATA, REPO, warm_copy
 
 MODELS = REPO / "models"
 STARTER = (MODELS / "LIVE").read_text().strip()
+# the runtime a model runs on for each path fastest.choose may pick (written out here, not
+# read from the product: what the tests expect)
+RUNTIME_OF_PATH = {"onnxruntime-fp32": "onnxruntime", "onnxruntime-int8": "onnxruntime-int8", "torch-bf16": "torch"}
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +85,7 @@ def test_auto_measures_the_paths_once_and_keeps_the_fastest(models_copy):
     assert known["choice"] == min(known["times"], key=known["times"].get)
     assert {"onnxruntime-fp32", "onnxruntime-int8"} <= set(known["times"])
     assert ("torch-bf16" in known["times"]) == runtime.cpu_has_native_bf16()
-    expected = {"onnxruntime-fp32": "onnxruntime", "onnxruntime-int8": "onnxruntime-int8", "torch-bf16": "torch"}
-    assert model.runtime == expected[known["choice"]]
+    assert model.runtime == RUNTIME_OF_PATH[known["choice"]]
     known["times"] = {"onnxruntime-fp32": 0.001}
     known["choice"] = "onnxruntime-fp32"  # a cached verdict for this CPU is taken as it is
     cache.write_text(json.dumps(known))
@@ -140,6 +140,5 @@ def test_onnx_runtime_from_a_cached_graph_never_imports_torch(warm_models, tmp_p
     runtime, torch_imported = out[0], out[1] == "True"
     choice = json.loads(next(onnx_runtime.cache_dir(models).glob("*.fastest.json")).read_text())["choice"]
     # the path measured fastest here runs; where that is ONNX Runtime, torch never loads
-    assert runtime == {"onnxruntime-fp32": "onnxruntime", "onnxruntime-int8": "onnxruntime-int8",
-                       "torch-bf16": "torch"}[choice], out
+    assert runtime == RUNTIME_OF_PATH[choice], out
     assert not (runtime.startswith("onnxruntime") and torch_imported), out

@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -27,7 +26,6 @@ from psdwatch.pipeline.synth import SynthSpec, synth_image, write_example
 
 from .conftest import warm_copy
 
-REPO = Path(__file__).resolve().parent.parent
 BRIGHT_FIELD = {"PtC1", "Pt_carbon1"}  # the two BF frames of catalysts-boxed (its README)
 
 

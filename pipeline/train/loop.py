@@ -61,9 +61,9 @@ class TrainOptions:
     final_fit_budget_share: float = 0.15
     synthetic_check_images: int = 4
     # Store the activation ranges the model's int8 graph is built from (save_int8_ranges):
-    # 20-25 s on a 2-core CPU, most of a tiny training. Off only where nothing will run
-    # the model in int8 (a plumbing test; a GPU-only lab); its int8 graph is then
-    # calibrated on synthetic tiles, and the guard decides.
+    # 20-25 s on a 2-core CPU, most of a tiny training. Not a [train] key: the service
+    # always stores them; the tests that judge a training's plumbing turn it off. Without
+    # them the int8 graph is calibrated on synthetic tiles, and the guard decides.
     int8_ranges: bool = True
 
 
