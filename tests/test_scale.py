@@ -261,3 +261,30 @@ def test_tesseract_runs_on_one_thread_unless_the_environment_says_otherwise(monk
     assert "OMP_THREAD_LIMIT" not in os.environ  # only the child gets it: the network's OpenMP pool keeps its threads
     monkeypatch.setenv("OMP_THREAD_LIMIT", "3")
     assert child_sees() == ["3", "passed-on"]
+
+
+def test_label_lines_read_in_one_tesseract_run_read_as_each_alone():
+    """A frame's candidate label lines go to ONE Tesseract run as the pages of an image list
+    (ocr.py): each page must be laid out and read on its own, its words mapped back to its
+    own line - the same words, confidences and columns as the line read alone.  The lines
+    are those of the real micrographs (a Hitachi ruler's row of fields among them) and of
+    corpus frames with labels over and beside their bars, so a word landing on another
+    page's line, or a page read differently for its neighbours, would show."""
+    from psdwatch.pipeline.io.image import load_image
+    from psdwatch.pipeline.scale import bar_find
+    from psdwatch.pipeline.scale.ocr import ocr_line, ocr_lines
+
+    frames = [load_image(p).data for p in sorted((DATA / "scalebars-real").iterdir())
+              if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".tif")]
+    frames += [corpus_frame(layout, 0)[0] for layout in ("beside", "dataline", "italic")]
+    lines = []
+    for img in frames:
+        img = np.asarray(img, np.float32)
+        img = (img - img.min()) / (img.max() - img.min())
+        lines += [lab for b in bar_find.find_bars(img) for lab in label.text_lines(img, b)]
+    assert len(lines) >= 12 and any(lab.parts for lab in lines) and len({lab.side for lab in lines}) >= 2
+    together = ocr_lines(lines)
+    alone = [ocr_line(lab) for lab in lines]
+    assert together == alone
+    assert sum(any(scale for scale in words) for words in alone) >= len(lines) // 2  # mostly words: a mix-up shows
+    assert ocr_lines([]) == []

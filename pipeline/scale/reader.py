@@ -9,7 +9,8 @@ Why it works this way:
   segments have text between them.
 * The label is found geometrically (thin-stroked, glyph-sized blobs of the bar's colour
   in a line next to the bar), so Tesseract only sees that line: three scales of it
-  stacked in ONE run per candidate, because process start-up dominates OCR time.
+  stacked, and every candidate line of the frame read in ONE Tesseract run, because
+  process start-up dominates OCR time.
 * Length is the summed pixel coverage along the bar, tip to tip (anti-aliased end
   pixels count by their intensity), or tick centre to tick centre when the bar has
   1-px end ticks (FEI convention, checked on a real Helios databar: 148 px = 500 µm).
@@ -34,7 +35,7 @@ from .denoise import for_labels
 from .exclusion import exclusion
 from .label import Box, Label, text_lines
 from .length import end_doubts, end_ticks, measure_bar
-from .ocr import ocr_line
+from .ocr import ocr_lines
 from .parse import NM, TWO_VALUES, micro_by_field, read_label
 from .second_reader import PLAUSIBLE_NM_PER_PX, settle
 from .text_first import read_text_first
@@ -112,8 +113,10 @@ def _bar_first(img: np.ndarray, bars: list[Bar], lines_img: np.ndarray) -> list[
     (the frame, denoised where it is a noisy figure: denoise.py); bars measured on ``img``."""
     cands = [(b, lab) for b in bars for lab in text_lines(lines_img, b)]
     cands.sort(key=lambda c: -(c[0].y0 / img.shape[0] + 0.3 * (c[0].gap is not None)))  # bottom first
-    return [_scale_bar(img, bar, label, reading, _BAR_FIRST_SLACK) for bar, label in cands[:_MAX_OCR]
-            if (reading := read_label(ocr_line(label), label)) is not None]
+    cands = cands[:_MAX_OCR]
+    words = ocr_lines([label for _, label in cands])  # every line in one Tesseract run
+    return [_scale_bar(img, bar, label, reading, _BAR_FIRST_SLACK) for (bar, label), w in zip(cands, words)
+            if (reading := read_label(w, label)) is not None]
 
 
 def _scale_bar(img: np.ndarray, bar: Bar, label: Label, reading: tuple[str, float, str, list[str]],

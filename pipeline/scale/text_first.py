@@ -36,7 +36,7 @@ from scipy.spatial import cKDTree
 from .bar_find import Bar, find_bars, same_stroke
 from .label import Box, Label, label_in_box
 from .length import averaged_ends
-from .ocr import ocr_line  # also installs the Tesseract environment (one OpenMP thread)
+from .ocr import Words, ocr_lines  # also installs the Tesseract environment (one OpenMP thread)
 from .parse import DIGIT_LIKE, FIELDS, SOFT_DOUBTS, read_label, value_unit
 
 _PAD = 10  # white margin around each tile (px)
@@ -74,11 +74,11 @@ def read_text_first(img: np.ndarray, bars: list[Bar], everywhere: bool = True
             regions.append(box)
     if not regions:
         return []
-    out = []
-    for token in sorted(label_tokens(sparse_words(img, regions)), key=lambda t: -t.conf)[:_MAX_TOKENS]:
-        if (found := _read_token(img, token, bars)) is not None:
-            out.append(found)
-    return out
+    tokens = sorted(label_tokens(sparse_words(img, regions)), key=lambda t: -t.conf)[:_MAX_TOKENS]
+    lines = [(token, found) for token in tokens if (found := _token_line(img, token, bars)) is not None]
+    words = ocr_lines([label for _, (_, label) in lines])  # every token's line in one Tesseract run
+    return [r for (token, (placed, label)), w in zip(lines, words)
+            if (r := _read_token(token, placed, label, w)) is not None]
 
 
 def bands(h: int, w: int) -> list[Box]:
@@ -207,17 +207,25 @@ def _same_line(a: Word, b: Word) -> bool:
     return b.pol == a.pol and min(a.box[3], b.box[3]) - max(a.box[1], b.box[1]) >= 0.3 * (a.box[3] - a.box[1])
 
 
-def _read_token(img: np.ndarray, token: Word, bars: list[Bar]
-                ) -> tuple[Bar, Label, tuple[str, float, str, list[str]]] | None:
-    """The token's bar, its label's glyphs and the checked reading; None if no bar or no reading."""
+def _token_line(img: np.ndarray, token: Word, bars: list[Bar]) -> tuple[list[tuple[float, str, Bar]], Label] | None:
+    """The bars placed where the token's bar goes, nearest first, and the label's glyphs
+    beside the nearest; None if no bar is placed or no glyphs are found."""
     whole = [_whole(img, b) for b in bars + _local_bars(img, token)]  # noise may have broken a bar in pieces
     placed = sorted((p for p in (_place(b, token.box) for b in whole) if p is not None), key=lambda p: p[0])
     if not placed:
         return None
-    gap, side, bar = placed[0]
+    _, side, bar = placed[0]
     label = label_in_box(img, bar, token.box, side, token.pol)
-    if label is None or (reading := read_label(ocr_line(label), label)) is None:
+    return None if label is None else (placed, label)
+
+
+def _read_token(token: Word, placed: list[tuple[float, str, Bar]], label: Label, words: list[Words]
+                ) -> tuple[Bar, Label, tuple[str, float, str, list[str]]] | None:
+    """The token's bar, its label's glyphs and the checked reading of the line's ``words``;
+    None if the line gives no reading."""
+    if (reading := read_label(words, label)) is None:
         return None
+    gap, _, bar = placed[0]
     text, value, unit, why = reading
     lh = token.box[3] - token.box[1]
     if any(g - gap <= lh and not same_stroke(b, bar) and abs(b.length - bar.length) > max(2, 0.01 * bar.length)
