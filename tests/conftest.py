@@ -95,7 +95,7 @@ def warm_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
             shutil.rmtree(folder, ignore_errors=True)
             shutil.copytree(REPO / "models", folder, ignore=shutil.ignore_patterns(".onnx-cache"))
             model = runtime.prepare(folder, live_model_name(folder), device="cpu")
-            graph = onnx.cache_dir(folder) / f"{model.sha256[:16]}.onnx"
+            graph = onnx.cached_graph(folder, model.sha256)
             assert graph.is_file(), "the live model's fp32 graph was not cached"
             choice = json.loads(graph.with_suffix(".fastest.json").read_text())
             assert choice["cpu"] == fastest.cpu_signature(0), "the paths were not timed for this CPU"

@@ -45,7 +45,7 @@ def seg(**keys) -> RuntimeOptions:
 def test_int8_masks_agree_with_fp32_on_real_patches_it_was_not_calibrated_on(models_copy):
     nets = {p: prepare_named(models_copy, STARTER, seg(precision=p, runtime="onnxruntime")) for p in ("fp32", "int8")}
     assert nets["int8"].runtime == "onnxruntime-int8" and nets["fp32"].runtime == "onnxruntime"
-    verdict = int8.verdict(int8.graph_path(onnx_runtime.cache_dir(models_copy) / f"{nets['int8'].sha256[:16]}.onnx"))
+    verdict = int8.verdict(int8.graph_path(onnx_runtime.cached_graph(models_copy, nets['int8'].sha256)))
     assert verdict["accepted"] and verdict["iou_min"] >= int8.MIN_IOU
     assert "stored ranges" in verdict["calibration"]
     # 7-bit weights exactly where the CPU's int8 products saturate (x86 without VNNI)
@@ -71,7 +71,7 @@ def test_a_graph_the_guard_rejects_is_never_used(warm_models, tmp_path, monkeypa
     model = prepare_named(models_copy, STARTER, seg(precision="int8", runtime="onnxruntime"))
     assert model.runtime == "onnxruntime"  # fp32, and said so
     assert "failed its accuracy guard" in caplog.text
-    verdict = int8.verdict(int8.graph_path(cache / f"{model.sha256[:16]}.onnx"))
+    verdict = int8.verdict(int8.graph_path(onnx_runtime.cached_graph(models_copy, model.sha256)))
     assert verdict is not None and not verdict["accepted"]
     monkeypatch.setattr(int8, "MIN_IOU", 0.98)  # the stored verdict stands: it is not rebuilt each start
     assert prepare_named(models_copy, STARTER, seg(precision="int8", runtime="onnxruntime")).runtime == "onnxruntime"
@@ -80,7 +80,7 @@ def test_a_graph_the_guard_rejects_is_never_used(warm_models, tmp_path, monkeypa
 @pytest.mark.slow
 def test_auto_measures_the_paths_once_and_keeps_the_fastest(models_copy):
     model = prepare_named(models_copy, STARTER, seg())
-    cache = onnx_runtime.cache_dir(models_copy) / f"{model.sha256[:16]}.fastest.json"
+    cache = onnx_runtime.cached_graph(models_copy, model.sha256).with_suffix(".fastest.json")
     known = json.loads(cache.read_text())
     assert known["choice"] == min(known["times"], key=known["times"].get)
     assert {"onnxruntime-fp32", "onnxruntime-int8"} <= set(known["times"])

@@ -51,7 +51,7 @@ def choose(model: Model, models_dir: Path, threads: int = 0) -> str:
     from . import int8, onnx
     from .torch_net import cpu_has_native_bf16, run_network
 
-    cache = onnx.cache_dir(models_dir) / f"{model.sha256[:16]}.fastest.json"
+    cache = onnx.cached_graph(models_dir, model.sha256).with_suffix(".fastest.json")
     signature = cpu_signature(threads)
     try:
         known = json.loads(cache.read_text())

@@ -84,11 +84,18 @@ def cache_dir(models_dir: Path) -> Path:
         return Path(tempfile.gettempdir()) / "psdwatch-onnx"
 
 
+def cached_graph(models_dir: Path, sha256: str) -> Path:
+    """Where the fp32 graph of the weights with hash ``sha256`` is cached (keyed by the
+    weights, so a retrained model never runs an old graph); the int8 graphs and the
+    timing verdict (fastest.py) are named after it."""
+    return cache_dir(models_dir) / f"{sha256[:16]}.onnx"
+
+
 def fp32_graph(network: Callable[[], torch.nn.Module], sha256: str, models_dir: Path) -> Path:
     """The model's exported graph, from the cache (by the weights' hash) or exported now
     (`network()` gives the network: it is built only when the graph must be exported)."""
     if sha256:
-        path = cache_dir(models_dir) / f"{sha256[:16]}.onnx"
+        path = cached_graph(models_dir, sha256)
     else:  # weights with no file behind them (a network in memory): nothing to key a cache on
         path = Path(tempfile.mkdtemp(prefix="psdwatch-onnx-")) / "model.onnx"
     if not path.is_file():
