@@ -266,12 +266,15 @@ def test_tesseract_runs_on_one_thread_unless_the_environment_says_otherwise(monk
 def test_label_lines_read_in_one_tesseract_run_read_as_each_alone():
     """A frame's candidate label lines go to ONE Tesseract run as the pages of an image list
     (ocr.py): each page must be laid out and read on its own, its words mapped back to its
-    own line - the same words, confidences and columns as the line read alone.  The lines
+    own line - the same words, confidences and columns as the line read alone, and as
+    the line's image handed to pytesseract itself.  The lines
     are those of the real micrographs (a Hitachi ruler's row of fields among them) and of
     corpus frames with labels over and beside their bars, so a word landing on another
     page's line, or a page read differently for its neighbours, would show."""
+    import pytesseract
+
     from psdwatch.pipeline.io.image import load_image
-    from psdwatch.pipeline.scale import bar_find
+    from psdwatch.pipeline.scale import bar_find, ocr
     from psdwatch.pipeline.scale.ocr import ocr_line, ocr_lines
 
     frames = [load_image(p).data for p in sorted((DATA / "scalebars-real").iterdir())
@@ -286,5 +289,12 @@ def test_label_lines_read_in_one_tesseract_run_read_as_each_alone():
     together = ocr_lines(lines)
     alone = [ocr_line(lab) for lab in lines]
     assert together == alone
+    images = [ocr._page(lab)[0] for lab in lines[::7]]  # and as an image handed to pytesseract, not a list
+    direct = []
+    for image in images:
+        d = pytesseract.image_to_data(image, config=ocr._LINE_CONFIG, output_type=pytesseract.Output.DICT)
+        direct.append([(t.strip(), float(c), x, y, w, h) for t, c, x, y, w, h
+                       in zip(d["text"], d["conf"], d["left"], d["top"], d["width"], d["height"]) if t.strip()])
+    assert ocr.tesseract_pages(images, ocr._LINE_CONFIG) == direct
     assert sum(any(scale for scale in words) for words in alone) >= len(lines) // 2  # mostly words: a mix-up shows
     assert ocr_lines([]) == []

@@ -1,12 +1,17 @@
-"""Tesseract, called as little as possible: one process per frame's label lines, every scale in it.
+"""Tesseract, called as little as possible: a frame's label lines in one process, every scale in it.
 
-Process start-up dominates Tesseract's time on a label (0.18 s of a 0.2 s run on
+Process start-up dominates Tesseract's time on a label (0.14 s of a 0.16 s run on
 a 2-core EPYC), so each line is drawn at several glyph heights (and once
 unslanted, for Zeiss italics) and the tiles are stacked into ONE image, and the
-lines of a frame go to ONE Tesseract run as the pages of an image list (Tesseract
-reads a text file of image paths as a multi-page document, each page laid out on
-its own, so a line reads exactly as it would alone).  Each word is mapped back to
-its page, its tile and the line's own columns, so words can be matched to glyphs.
+lines a reader has found go to ONE Tesseract run as the pages of an image list
+(Tesseract reads a text file of image paths as a multi-page document).  Each word
+is mapped back to its page, its tile and the line's own columns, so words can be
+matched to glyphs.
+
+A page reads exactly as the line would alone only with the LSTM engine: the legacy
+engine's adaptive classifier learns from page to page.  So the engine is named
+(``--oem 1``, what Debian's tessdata_fast models give anyway); a traineddata without
+an LSTM model (Tesseract 3's) is not supported.
 """
 from __future__ import annotations
 
@@ -49,6 +54,8 @@ pytesseract.pytesseract.environ = _TesseractEnv()  # the env pytesseract hands t
 
 # (glyph height, interpolation, shear): the last undoes an italic slant (Zeiss labels) where
 # the line's own slant was not measured; a measured slant sets every tile upright
+_LINE_CONFIG = "--oem 1 --psm 6"  # LSTM only (see above); one uniform block of text per tile stack
+
 _VARIANTS = ((40, cv2.INTER_CUBIC, 0.0), (28, cv2.INTER_LINEAR, 0.0), (56, cv2.INTER_LINEAR, 0.0),
              (40, cv2.INTER_CUBIC, 0.25))
 
@@ -68,25 +75,44 @@ def ocr_lines(labels: Sequence[Label]) -> list[list[Words]]:
     if not labels:
         return []
     pages = [_page(label) for label in labels]
-    with tempfile.TemporaryDirectory(prefix="psdwatch-ocr-") as tmp:
-        paths = []
-        for i, (image, _, _) in enumerate(pages):
-            paths.append(Path(tmp) / f"line{i}.png")
-            if not cv2.imwrite(str(paths[-1]), image):
-                raise OSError(f"could not write {paths[-1]} for Tesseract")
-        listing = Path(tmp) / "lines.txt"
-        listing.write_text("".join(f"{p}\n" for p in paths))
-        d = pytesseract.image_to_data(str(listing), config="--psm 6", output_type=pytesseract.Output.DICT)
     words: list[list[Words]] = [[[] for _ in _VARIANTS] for _ in labels]
-    for page, text, conf, wx, ww, wy, wh in zip(d["page_num"], d["text"], d["conf"], d["left"], d["width"],
-                                                d["top"], d["height"]):
-        _, slots, meta = pages[int(page) - 1]
-        j = next((j for j, (a, b) in enumerate(slots) if a <= wy + wh / 2 < b), None)
-        if text.strip() and j is not None:
-            k, c0, sc, pad = meta[j]
-            words[int(page) - 1][k].append(((wx - 20 - pad) / sc + c0, (wx + ww - 20 - pad) / sc + c0,
-                                            text.strip(), float(conf)))
+    for i, rows in enumerate(tesseract_pages([image for image, _, _ in pages], _LINE_CONFIG)):
+        _, slots, meta = pages[i]
+        for text, conf, wx, wy, ww, wh in rows:
+            j = next((j for j, (a, b) in enumerate(slots) if a <= wy + wh / 2 < b), None)
+            if j is not None:
+                k, c0, sc, pad = meta[j]
+                words[i][k].append(((wx - 20 - pad) / sc + c0, (wx + ww - 20 - pad) / sc + c0, text, conf))
     return [[sorted(w) for w in line] for line in words]
+
+
+def tesseract_pages(images: Sequence[np.ndarray], config: str) -> list[list[tuple[str, float, int, int, int, int]]]:
+    """Each 8-bit grey image's words as Tesseract reads it, all from one run: (text,
+    confidence, left, top, width, height) in the image's pixels, empty words dropped.
+
+    The images go as PNG files listed one per line in a text file, which Tesseract
+    takes as a multi-page document; encoded by OpenCV and written by Python, so a
+    temp folder with any characters in its name works (OpenCV's own writer cannot
+    open a non-ASCII path on Windows)."""
+    pages: list[list[tuple[str, float, int, int, int, int]]] = [[] for _ in images]
+    with tempfile.TemporaryDirectory(prefix="psdwatch-ocr-") as tmp:
+        if b"\n" in os.fsencode(tmp) or b"\r" in os.fsencode(tmp):
+            raise OSError(f"the temp folder's name {tmp!r} holds a line break: Tesseract's image list cannot name it")
+        listing = b""
+        for i, image in enumerate(images):
+            ok, png = cv2.imencode(".png", image)
+            path = Path(tmp) / f"line{i}.png"
+            if not ok:
+                raise ValueError(f"could not encode a {image.shape} {image.dtype} image as PNG for Tesseract")
+            path.write_bytes(png.tobytes())
+            listing += os.fsencode(path) + b"\n"
+        (Path(tmp) / "lines.txt").write_bytes(listing)
+        d = pytesseract.image_to_data(str(Path(tmp) / "lines.txt"), config=config, output_type=pytesseract.Output.DICT)
+    for page, text, conf, wx, wy, ww, wh in zip(d["page_num"], d["text"], d["conf"], d["left"], d["top"],
+                                                d["width"], d["height"]):
+        if text.strip() and 1 <= int(page) <= len(pages):  # pages count from 1
+            pages[int(page) - 1].append((text.strip(), float(conf), int(wx), int(wy), int(ww), int(wh)))
+    return pages
 
 
 def _page(label: Label) -> tuple[np.ndarray, list[tuple[int, int]], list[tuple[int, int, float, int]]]:

@@ -8,9 +8,9 @@ Why it works this way:
 * Bars split by their label (FEI databar) are re-joined when two similar collinear
   segments have text between them.
 * The label is found geometrically (thin-stroked, glyph-sized blobs of the bar's colour
-  in a line next to the bar), so Tesseract only sees that line: three scales of it
-  stacked, and every candidate line of the frame read in ONE Tesseract run, because
-  process start-up dominates OCR time.
+  in a line next to the bar), so Tesseract only sees that line: four tiles of it (three
+  glyph heights, one unslanted) stacked, and every candidate line of the frame read in
+  ONE Tesseract run, because process start-up dominates OCR time (ocr.py).
 * Length is the summed pixel coverage along the bar, tip to tip (anti-aliased end
   pixels count by their intensity), or tick centre to tick centre when the bar has
   1-px end ticks (FEI convention, checked on a real Helios databar: 148 px = 500 µm).
@@ -102,7 +102,6 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     if any(abs(r.nm_per_px / best.nm_per_px - 1) > 0.01 for r in reads):
         best.confident, best.reasons = False, best.reasons + ("several candidates disagree",)
     # the band or box kept out of segmentation, for the one reading returned only
-    # (0.1 s each on a 2048² frame: a full-frame palette of drawn rows)
     best.exclude_bbox = exclusion(img, best.bar, best.label_bbox)
     return best
 

@@ -108,7 +108,8 @@ def sparse_words(img: np.ndarray, regions: list[Box]) -> list[Word]:
     width = max(t.shape[1] for t in tiles)
     stack = np.vstack([cv2.copyMakeBorder(t, 0, 0, 0, width - t.shape[1], cv2.BORDER_CONSTANT, value=255)
                        for t in tiles])
-    d = pytesseract.image_to_data(stack, config="--psm 11", output_type=pytesseract.Output.DICT)
+    # LSTM only, named as in ocr.py: the legacy engine would learn from tile to tile
+    d = pytesseract.image_to_data(stack, config="--oem 1 --psm 11", output_type=pytesseract.Output.DICT)
     words = []
     for text, conf, wx, ww, wy, wh in zip(d["text"], d["conf"], d["left"], d["width"], d["top"], d["height"]):
         k = next((k for k, sl in enumerate(slots) if sl[0] <= wy + wh / 2 < sl[1]), None)
