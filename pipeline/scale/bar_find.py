@@ -171,14 +171,16 @@ def _band_beside(img: np.ndarray, bar: Bar, step: int) -> tuple[int, int] | None
     return r, t
 
 
-def outline_edge(strip: Bar, found: list[Bar]) -> bool:
+def outline_edge(img: np.ndarray, strip: Bar, found: list[Bar]) -> bool:
     """Whether `strip` is one of two strips of one colour that hug a bar of the other
     colour along both its sides, as long as it and as far past each of its ends (a few
     px): an outline round that bar, or a hollow bar round its inside.  Which edge the
     label's length belongs to, the inside or the outside, cannot be told from the
     drawing: a white bar outlined 2 px in black, with a black label, was read by its
     outline, 124 px for 120, no doubt (a review's case); a hollow black bar is read
-    rightly by its outside."""
+    rightly by its outside.  The other strip is a bar candidate, or seen in `img`: an
+    outline 1 px thick on one side and 2 on the other leaves its 1 px strip no bar
+    (a 1-px line needs ticks), and the 2 px one was read, 124 px for 120 (a review's case)."""
     reach = max(4, 2 * strip.thick)
 
     def hugs(outer: Bar, mid: Bar) -> bool:  # outer along one side of mid, past each end alike
@@ -193,7 +195,48 @@ def outline_edge(strip: Bar, found: list[Bar]) -> bool:
         if any(twin is not strip and twin.pol == strip.pol and hugs(twin, mid) and (twin.y1 <= mid.y0 + 1) != above
                and abs(twin.x0 - strip.x0) <= 1 and abs(twin.x1 - strip.x1) <= 1 for twin in found):
             return True
+        if _strip_along(img, strip, mid.y1 if above else mid.y0 - 1, 1 if above else -1):
+            return True
     return False
+
+
+def _strip_along(img: np.ndarray, strip: Bar, edge: int, step: int) -> bool:
+    """Whether a row at `edge` or the next one out (`step`) holds a line of `strip`'s colour
+    over `strip`'s columns, ending where it ends (the image past each end is not its colour)."""
+    h, w = img.shape
+    span = abs(strip.fg - (0.0 if strip.pol > 0 else 1.0))
+    for r in (edge, edge + step):
+        if not 0 <= r < h:
+            continue
+        ours = (np.abs(img[r, strip.x0:strip.x1] - strip.fg) < 0.3 * span).mean() >= 0.9
+        past = [img[r, c] for c in (strip.x0 - 2, strip.x1 + 1) if 0 <= c < w]
+        if ours and past and all(abs(v - strip.fg) >= 0.4 * span for v in past):
+            return True
+    return False
+
+
+def boxes_label(img: np.ndarray, strip: Bar, label: tuple[int, int, int, int]) -> bool:
+    """Whether `strip` is the edge of a box drawn round its own label: at both its ends a
+    stroke of its colour runs up (or down) alongside the label, past it, with the other
+    colour inside.  A scale bar is never a side of the box it sits in: a black box
+    bordered 2 px in white, holding a white H-bar and its label, had the H-bar lost to
+    JPEG ringing and the box's bottom border read, 221.7 px for 200, no doubt (a review's
+    case).  A bar's ticks are short, and a bar on a pale support has no contrast inside."""
+    h, w = img.shape
+    lx0, ly0, lx1, ly1 = label
+    if not (strip.x0 <= lx0 and lx1 <= strip.x1):
+        return False  # a label beside the strip, or wider than it: no box of the strip's width holds it
+    r0, r1 = (ly0, strip.y0) if ly1 <= strip.y0 else ((strip.y1, ly1) if ly0 >= strip.y1 else (0, 0))
+    if r1 - r0 < 3:
+        return False
+    span = abs(strip.fg - (0.0 if strip.pol > 0 else 1.0))
+    k = max(2, min(strip.thick, 4))  # a border's width: the strip's own thickness, about
+    for c0, inner in ((strip.x0, slice(strip.x0 + k, strip.x0 + k + 3)), (strip.x1 - k, slice(strip.x1 - k - 3, strip.x1 - k))):
+        side = (np.abs(img[r0:r1, max(0, c0 - 1):c0 + k + 1] - strip.fg) < 0.3 * span).any(axis=1)
+        inside = (np.abs(img[r0:r1, inner] - strip.fg) >= 0.6 * span).mean(axis=1) >= 0.5
+        if (side & inside).mean() < 0.9:
+            return False
+    return True
 
 
 def frame_height(h: int, w: int) -> float:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .bar_find import Bar, find_bars, outline_edge, same_stroke
+from .bar_find import Bar, boxes_label, find_bars, outline_edge, same_stroke
 from .denoise import for_labels
 from .exclusion import exclusion
 from .label import Box, Label, text_lines
@@ -66,6 +66,7 @@ class ScaleBar:
 
 
 OUTLINED = "the bar is an edge of an outline round a bar of the other colour (inside or outside?)"
+BOX_EDGE = "the bar is an edge of a box drawn round its label, not a scale bar"
 
 
 def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
@@ -96,8 +97,10 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     if not reads:
         return None
     for r in reads:  # inside or outside: the drawing does not say which the label measures
-        if r.bar is not None and outline_edge(r.bar, bars):
+        if r.bar is not None and outline_edge(img, r.bar, bars):
             r.confident, r.reasons = False, r.reasons + (OUTLINED,)
+        if r.bar is not None and r.label_bbox is not None and boxes_label(img, r.bar, r.label_bbox):
+            r.confident, r.reasons = False, r.reasons + (BOX_EDGE,)
     best = max(reads, key=lambda r: r.confident)
     if any(abs(r.nm_per_px / best.nm_per_px - 1) > 0.01 for r in reads):
         best.confident, best.reasons = False, best.reasons + ("several candidates disagree",)
