@@ -470,6 +470,33 @@ def test_a_bar_in_a_box_is_not_taken_for_its_border(border: int) -> None:
     assert BOX_EDGE not in result.reasons
 
 
+def _bracket(tick: int, dark: bool, quality: int | None) -> np.ndarray:
+    """A white bar 150 x 4 px whose 3 px end ticks rise `tick` px, its white "200 nm"
+    between them, on a dark texture (inverted if not `dark`); JPEG of `quality`, if given."""
+    rng = np.random.default_rng(1)
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (420, 560)).astype(np.float32), (0, 0), 6)
+    img = np.clip(0.15 + 0.04 * texture / texture.std(), 0.02, 0.98)
+    pil = Image.fromarray((img * 255).astype(np.uint8))
+    ImageDraw.Draw(pil).text((390, 350), "200 nm", fill=255, font=ImageFont.truetype(
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 22))
+    img = np.asarray(pil).astype(np.float32) / 255
+    img[380:384, 360:510] = 1.0
+    img[380 - tick:384, 360:363] = img[380 - tick:384, 507:510] = 1.0
+    if quality:
+        _, jpeg = cv2.imencode(".jpg", np.rint(img * 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
+        img = cv2.imdecode(jpeg, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+    return img if dark else 1 - img
+
+
+@pytest.mark.parametrize("tick,dark,quality", [(34, True, None), (45, False, None), (34, False, 60)])
+def test_a_bracket_whose_ticks_rise_past_its_label_is_a_bar(tick: int, dark: bool, quality: int | None) -> None:
+    """A bracket (⊔) is a scale bar: its ticks run beside its label with the support's
+    other colour inside, as a box's sides do, but nothing closes it past the label.  The
+    box-edge check's first form had no such closing line and made these doubts (a review's caution)."""
+    result = find_scale_bar(_bracket(tick, dark, quality))
+    assert result is not None and result.confident and abs(result.length_px - 150) < 1, result
+
+
 def test_a_sharpened_h_bar_is_measured_over_a_pale_column_to_its_tick() -> None:
     """The real Zeiss '200 nm' compressed, then sharpened in float: between the bar's run
     and its left tick one column holds 84 % of its contrast, under the 85 % the run

@@ -217,16 +217,19 @@ def _strip_along(img: np.ndarray, strip: Bar, edge: int, step: int) -> bool:
 
 def boxes_label(img: np.ndarray, strip: Bar, label: tuple[int, int, int, int]) -> bool:
     """Whether `strip` is the edge of a box drawn round its own label: at both its ends a
-    stroke of its colour runs up (or down) alongside the label, past it, with the other
-    colour inside.  A scale bar is never a side of the box it sits in: a black box
-    bordered 2 px in white, holding a white H-bar and its label, had the H-bar lost to
-    JPEG ringing and the box's bottom border read, 221.7 px for 200, no doubt (a review's
-    case).  A bar's ticks are short, and a bar on a pale support has no contrast inside."""
+    stroke of its colour runs up (or down) alongside the label, with the other colour
+    inside, and past the label a line of its colour closes the box.  A scale bar is never
+    a side of the box it sits in: a black box bordered 2 px in white, holding a white
+    H-bar and its label, had the H-bar lost to JPEG ringing and the box's bottom border
+    read, 221.7 px for 200, no doubt (a review's case).  A bar's ticks are short, a bar on
+    a pale support has no contrast inside, and a bracket (a bar whose ticks rise beside
+    its label) is open past the label (a review's caution)."""
     h, w = img.shape
     lx0, ly0, lx1, ly1 = label
     if not (strip.x0 <= lx0 and lx1 <= strip.x1):
         return False  # a label beside the strip, or wider than it: no box of the strip's width holds it
-    r0, r1 = (ly0, strip.y0) if ly1 <= strip.y0 else ((strip.y1, ly1) if ly0 >= strip.y1 else (0, 0))
+    above = ly1 <= strip.y0
+    r0, r1 = (ly0, strip.y0) if above else ((strip.y1, ly1) if ly0 >= strip.y1 else (0, 0))
     if r1 - r0 < 3:
         return False
     span = abs(strip.fg - (0.0 if strip.pol > 0 else 1.0))
@@ -236,7 +239,10 @@ def boxes_label(img: np.ndarray, strip: Bar, label: tuple[int, int, int, int]) -
         inside = (np.abs(img[r0:r1, inner] - strip.fg) >= 0.6 * span).mean(axis=1) >= 0.5
         if (side & inside).mean() < 0.9:
             return False
-    return True
+    reach = max(8, 2 * (ly1 - ly0))  # a box's padding: about its content's height
+    past = range(ly0 - 1, max(-1, ly0 - 1 - reach), -1) if above else range(ly1, min(h, ly1 + reach))
+    across = slice(strip.x0 + k, strip.x1 - k)
+    return any((np.abs(img[r, across] - strip.fg) < 0.3 * span).mean() >= 0.8 for r in past)
 
 
 def frame_height(h: int, w: int) -> float:

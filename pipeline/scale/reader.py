@@ -101,7 +101,7 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
             r.confident, r.reasons = False, r.reasons + (OUTLINED,)
         if r.bar is not None and r.label_bbox is not None and boxes_label(img, r.bar, r.label_bbox):
             r.confident, r.reasons = False, r.reasons + (BOX_EDGE,)
-    best = max(reads, key=lambda r: r.confident)
+    best = max(reads, key=lambda r: (r.confident, BOX_EDGE not in r.reasons))  # a box's edge is no bar: last
     if any(abs(r.nm_per_px / best.nm_per_px - 1) > 0.01 for r in reads):
         best.confident, best.reasons = False, best.reasons + ("several candidates disagree",)
     # the band or box kept out of segmentation, for the one reading returned only
