@@ -52,10 +52,10 @@ class _TesseractEnv(Mapping):
 pytesseract.pytesseract.environ = _TesseractEnv()  # the env pytesseract hands to its subprocess
 
 
-# (glyph height, interpolation, shear): the last undoes an italic slant (Zeiss labels) where
-# the line's own slant was not measured; a measured slant sets every tile upright
 _LINE_CONFIG = "--oem 1 --psm 6"  # LSTM only (see above); one uniform block of text per tile stack
 
+# (glyph height, interpolation, shear): the last undoes an italic slant (Zeiss labels) where
+# the line's own slant was not measured; a measured slant sets every tile upright
 _VARIANTS = ((40, cv2.INTER_CUBIC, 0.0), (28, cv2.INTER_LINEAR, 0.0), (56, cv2.INTER_LINEAR, 0.0),
              (40, cv2.INTER_CUBIC, 0.25))
 
@@ -101,9 +101,9 @@ def tesseract_pages(images: Sequence[np.ndarray], config: str) -> list[list[tupl
         listing = b""
         for i, image in enumerate(images):
             ok, png = cv2.imencode(".png", image)
-            path = Path(tmp) / f"line{i}.png"
             if not ok:
                 raise ValueError(f"could not encode a {image.shape} {image.dtype} image as PNG for Tesseract")
+            path = Path(tmp) / f"line{i}.png"
             path.write_bytes(png.tobytes())
             listing += os.fsencode(path) + b"\n"
         (Path(tmp) / "lines.txt").write_bytes(listing)
