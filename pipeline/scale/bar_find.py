@@ -49,6 +49,12 @@ class Bar:
             return self.level
         return 1.0 if self.pol > 0 else 0.0
 
+    @property
+    def span(self) -> float:
+        """How far the bar's grey lies from the other colour's extreme: what "its colour"
+        and "the other colour" are judged against (a soft bar's grey is not 0 or 1)."""
+        return abs(self.fg - (0.0 if self.pol > 0 else 1.0))
+
     def pieces(self) -> list[tuple[int, int]]:
         return [(self.x0, self.x1)] if self.gap is None else [(self.x0, self.gap[0]), (self.gap[1], self.x1)]
 
@@ -89,8 +95,7 @@ def _between_ticks(img: np.ndarray, bar: Bar) -> bool:
     taken for ticks they dropped the bar, and the border was read, 116 px for 120, no
     doubt: a review's case)."""
     h, w = img.shape
-    fg, opp = bar.fg, (0.0 if bar.pol > 0 else 1.0)
-    span = abs(fg - opp)
+    fg, span = bar.fg, bar.span
     if span < 0.3:
         return False
 
@@ -150,7 +155,7 @@ def _band_beside(img: np.ndarray, bar: Bar, step: int) -> tuple[int, int] | None
     with the bar's colour past it evenly; None where there is no such band."""
     h = img.shape[0]
     fg = bar.fg
-    span = abs(fg - (0.0 if bar.pol > 0 else 1.0))
+    span = bar.span
     inner, thickest = slice(bar.x0 + 2, bar.x1 - 2), max(10, 2 * bar.thick)
 
     def far(v: np.ndarray) -> np.ndarray:  # pixels nearer the other colour
@@ -204,7 +209,7 @@ def _strip_along(img: np.ndarray, strip: Bar, edge: int, step: int) -> bool:
     """Whether a row at `edge` or the next one out (`step`) holds a line of `strip`'s colour
     over `strip`'s columns, ending where it ends (the image past each end is not its colour)."""
     h, w = img.shape
-    span = abs(strip.fg - (0.0 if strip.pol > 0 else 1.0))
+    span = strip.span
     for r in (edge, edge + step):
         if not 0 <= r < h:
             continue
@@ -232,7 +237,7 @@ def boxes_label(img: np.ndarray, strip: Bar, label: tuple[int, int, int, int]) -
     r0, r1 = (ly0, strip.y0) if above else ((strip.y1, ly1) if ly0 >= strip.y1 else (0, 0))
     if r1 - r0 < 3:
         return False
-    span = abs(strip.fg - (0.0 if strip.pol > 0 else 1.0))
+    span = strip.span
     k = max(2, min(strip.thick, 4))  # a border's width: the strip's own thickness, about
     for c0, inner in ((strip.x0, slice(strip.x0 + k, strip.x0 + k + 3)), (strip.x1 - k, slice(strip.x1 - k - 3, strip.x1 - k))):
         side = (np.abs(img[r0:r1, max(0, c0 - 1):c0 + k + 1] - strip.fg) < 0.3 * span).any(axis=1)

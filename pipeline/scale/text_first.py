@@ -30,13 +30,12 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import pytesseract
 from scipy.spatial import cKDTree
 
 from .bar_find import Bar, find_bars, same_stroke
 from .label import Box, Label, label_in_box
 from .length import averaged_ends
-from .ocr import Words, ocr_lines  # also installs the Tesseract environment (one OpenMP thread)
+from .ocr import Words, ocr_lines, tesseract_pages  # also installs the Tesseract environment (one OpenMP thread)
 from .parse import DIGIT_LIKE, FIELDS, SOFT_DOUBTS, read_label, value_unit
 
 _PAD = 10  # white margin around each tile (px)
@@ -108,17 +107,15 @@ def sparse_words(img: np.ndarray, regions: list[Box]) -> list[Word]:
     width = max(t.shape[1] for t in tiles)
     stack = np.vstack([cv2.copyMakeBorder(t, 0, 0, 0, width - t.shape[1], cv2.BORDER_CONSTANT, value=255)
                        for t in tiles])
-    # LSTM only, named as in ocr.py: the legacy engine would learn from tile to tile
-    d = pytesseract.image_to_data(stack, config="--oem 1 --psm 11", output_type=pytesseract.Output.DICT)
-    words = []
-    for text, conf, wx, ww, wy, wh in zip(d["text"], d["conf"], d["left"], d["width"], d["top"], d["height"]):
+    words = []  # LSTM only, named as in ocr.py: the legacy engine would learn from tile to tile
+    for text, conf, wx, wy, ww, wh in tesseract_pages([stack], "--oem 1 --psm 11")[0]:
         k = next((k for k, sl in enumerate(slots) if sl[0] <= wy + wh / 2 < sl[1]), None)
-        if not text.strip() or k is None:
+        if k is None:
             continue
         t0, _, x0, y0, pol = slots[k]
         box = (int(x0 + (wx - _PAD) / s), int(y0 + (wy - t0 - _PAD) / s),
                int(np.ceil(x0 + (wx + ww - _PAD) / s)), int(np.ceil(y0 + (wy + wh - t0 - _PAD) / s)))
-        words.append(Word(text.strip(), box, float(conf), pol))
+        words.append(Word(text, box, conf, pol))
     return words
 
 
