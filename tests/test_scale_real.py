@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from psdwatch.pipeline.scale import bar_find, denoise, second_reader, text_first
 from psdwatch.pipeline.analyse import read_scale_bar
-from psdwatch.pipeline.scale.corpus import background
+from psdwatch.pipeline.scale.corpus import background, corpus_frame
 from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.scale.label import text_lines
 from psdwatch.pipeline.scale.length import end_doubts, measure_bar
@@ -1059,6 +1059,26 @@ def test_faint_one_is_read_with_its_line() -> None:
     result = find_scale_bar(img)
     assert verdict(result, t["nm_per_px"]) == "right", (result, t)
     assert (result.value, result.unit) == (1.0, "µm"), result
+
+
+def test_a_thin_stroke_broken_at_the_lines_threshold_is_drawn_whole() -> None:
+    """The real TEM figure's white '100 nm' shrunk 0.7x: 9 px glyphs whose 1-px strokes
+    spread over two columns at half contrast, over texture.  Cut at the line's 0.6,
+    the last '0' lost its right side and the 'n' a leg; Tesseract read '10C rm' and
+    nothing was read.  Drawn with the thin pieces that join them, it reads '100 nm'."""
+    image, npp = resampled_real.frame("tem_fig_crack_100nm.png", "shrunk 0.7x")
+    result = find_scale_bar(image)
+    assert verdict(result, npp) == "right", result
+    assert (result.value, result.unit) == (100.0, "nm"), result
+
+
+def test_a_particle_touching_a_glyph_is_not_drawn_with_it() -> None:
+    """Corpus frame italic 10: a grey particle touches the '0' of an italic serif
+    '50 µm'.  Taken with the glyph as a broken stroke's rest, it made the '50' an 'S';
+    only pieces at most 2 px wide are taken."""
+    image, truth = corpus_frame("italic", 10)
+    result = find_scale_bar(image)
+    assert verdict(result, truth["nm_per_px"]) == "right", result
 
 
 def test_one_pixel_h_bar_in_a_small_box() -> None:
