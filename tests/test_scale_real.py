@@ -22,7 +22,7 @@ from psdwatch.pipeline.analyse import read_scale_bar
 from psdwatch.pipeline.scale.corpus import background, corpus_frame
 from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.scale.label import text_lines
-from psdwatch.pipeline.scale.length import end_doubts, measure_bar
+from psdwatch.pipeline.scale.length import end_doubts, measure_bar, repeats_pixels
 from psdwatch.pipeline.scale.ocr import ocr_line
 from psdwatch.pipeline.scale.parse import LONE, TWO_VALUES, _tokens, micro_by_field, read_label, value_unit
 from psdwatch.pipeline.scale.reader import BOX_EDGE, OUTLINED, find_scale_bar
@@ -1070,6 +1070,36 @@ def test_a_thin_stroke_broken_at_the_lines_threshold_is_drawn_whole() -> None:
     result = find_scale_bar(image)
     assert verdict(result, npp) == "right", result
     assert (result.value, result.unit) == (100.0, "nm"), result
+
+
+def test_a_short_bar_in_a_frame_enlarged_by_repeating_pixels_is_a_doubt() -> None:
+    """The pFIB widget's 27 px bar enlarged 1.3x by nearest neighbour is drawn 36 px for
+    35.1: 2.5 % long, read '25 um' confidently once its label read cleanly.  Its ends lie
+    on the small frame's grid, so under 50 px it is a doubt; none of the 17 real frames,
+    as they are or padded, is taken for such a frame, and each one enlarged so is."""
+    bgr = cv2.imread(str(REAL / "pfib_slice_widget_25um.png"), cv2.IMREAD_COLOR)
+    big = resampled_real.grey(cv2.resize(bgr, None, fx=1.3, fy=1.3, interpolation=cv2.INTER_NEAREST))
+    result = find_scale_bar(big)
+    assert result is not None and not result.confident, result
+    assert any("repeating pixels" in why for why in result.reasons), result
+    for name in resampled_real.names():
+        bgr = cv2.imread(str(REAL / name), cv2.IMREAD_COLOR)
+        padded = cv2.copyMakeBorder(bgr, 37, 23, 41, 19, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+        assert not repeats_pixels(resampled_real.grey(bgr)) and not repeats_pixels(resampled_real.grey(padded)), name
+        nearest = cv2.resize(bgr, None, fx=1.3, fy=1.3, interpolation=cv2.INTER_NEAREST)
+        assert repeats_pixels(resampled_real.grey(nearest)), name
+
+
+@pytest.mark.parametrize("clip", [True, False])
+def test_a_bar_whose_ends_fade_past_the_columns_measured_is_a_doubt(clip: bool) -> None:
+    """The two-panel figure's white bar in a black outline, blurred by 1.6 px: it fades
+    over four columns each side and the outline's dark is lost in the blur, so coverage
+    measured 188 px for 196 (4 % short), read confidently once its label read cleanly.
+    Half contrast says 193.9: the two disagree where the ends fade, and that is a doubt."""
+    image, npp = resampled_real.changed("tem_fig_twopanel_200nm.png", "blurred 1.6 px", clip=clip)
+    result = find_scale_bar(image)
+    assert verdict(result, npp) != "wrong", result
+    assert any("fade past the columns measured" in why for why in result.reasons), result
 
 
 def test_a_particle_touching_a_glyph_is_not_drawn_with_it() -> None:

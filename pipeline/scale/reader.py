@@ -34,7 +34,7 @@ from .bar_find import Bar, boxes_label, find_bars, outline_edge, same_stroke
 from .denoise import for_labels
 from .exclusion import exclusion
 from .label import Box, Label, text_lines
-from .length import end_doubts, end_ticks, measure_bar
+from .length import end_doubts, end_ticks, fading_ends, measure_bar, repeats_pixels
 from .ocr import ocr_lines
 from .parse import NM, TWO_VALUES, micro_by_field, read_label
 from .second_reader import PLAUSIBLE_NM_PER_PX, settle
@@ -47,6 +47,9 @@ _BAR_FIRST_SLACK = (3.0, 0.03)
 # out and nothing in the frame tells (a Zeiss 39 px H-bar halved and sharpened is 20 px
 # between crisp ends for 19.5, read 2.9 % long); the bars are 25-700 px.
 MIN_BAR_PX = 25.0
+# In a frame enlarged by repeating pixels an end may be a whole pixel out: 2 % needs 50 px
+# (a 27 px bar enlarged 1.3x by nearest neighbour is drawn 36 px for 35.1, 2.5 % long).
+MIN_REPEATED_BAR_PX = 50.0
 
 
 @dataclass
@@ -137,7 +140,11 @@ def _scale_bar(img: np.ndarray, bar: Bar, label: Label, reading: tuple[str, floa
         why.append(f"ragged bar ends (row spread {spread:.2f} px)")
     if length < MIN_BAR_PX:
         why.append(f"bar of {length:.1f} px: too short to measure within 2 %")
+    elif length < MIN_REPEATED_BAR_PX and repeats_pixels(img):
+        why.append(f"bar of {length:.1f} px in a frame enlarged by repeating pixels: too short to measure within 2 %")
     why += end_doubts(img, bar, label.box, length, slack)
+    if (fading := fading_ends(img, bar, length)) is not None:
+        why.append(fading)
     if bar.gap is not None and end_ticks(img, bar) is None:
         why.append("split bar without clear end ticks")  # FEI measures tick to tick, not tip to tip
     nm = value * NM[unit]
