@@ -21,6 +21,7 @@ from psdwatch.pipeline.scale import bar_find, denoise, second_reader, text_first
 from psdwatch.pipeline.analyse import read_scale_bar
 from psdwatch.pipeline.scale.corpus import background, corpus_frame
 from psdwatch.pipeline.io.image import load_image
+from psdwatch.pipeline.scale import label as label_module
 from psdwatch.pipeline.scale.label import text_lines
 from psdwatch.pipeline.scale.length import end_doubts, measure_bar, repeats_pixels
 from psdwatch.pipeline.scale.ocr import ocr_line
@@ -1109,6 +1110,24 @@ def test_a_particle_touching_a_glyph_is_not_drawn_with_it() -> None:
     image, truth = corpus_frame("italic", 10)
     result = find_scale_bar(image)
     assert verdict(result, truth["nm_per_px"]) == "right", result
+
+
+def test_only_thin_pieces_that_join_a_glyph_are_drawn_with_it() -> None:
+    """A 1-px stroke broken at the line's threshold (its gap at half contrast) is drawn
+    whole; a wide blob touching the glyph, though only a 1-px sliver of it lies in the
+    glyph's box, and a 3-px square beside it are not (a review's case: cut at the box's
+    edge, a particle looked thin)."""
+    soft = np.zeros((20, 20), np.float32)
+    ink = np.zeros(soft.shape, bool)
+    ink[3:16, 5] = True
+    ink[8:11, 5] = False
+    soft[ink] = 1.0
+    soft[8:11, 5] = 0.5   # the broken stroke's rest
+    soft[3:7, 6:15] = 0.5  # a particle touching the stroke's top
+    soft[12:15, 2:5] = 0.5  # a solid square beside its foot
+    grown = label_module._whole_strokes(soft, ink, np.array([[5, 3, 1, 13, 10]]))
+    assert grown[8:11, 5].all()
+    assert not grown[3:7, 6:].any() and not grown[12:15, 2:5].any()
 
 
 def test_one_pixel_h_bar_in_a_small_box() -> None:

@@ -305,7 +305,7 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
         cx0, cy0 = max(0, lx0 - px), max(0, ly0 - py)
         ink |= faint
     spoilers = tuple((a - cx0, b - cx0, why) for a, b, why in spoilers)
-    whole = _whole_strokes(soft, ink, win.st[sel])  # drawn for OCR; the counts keep the line's own ink
+    whole = _whole_strokes(soft, ink, win.st[sel])  # drawn for OCR; the upper glyph count keeps the line's ink
     spoilers += tuple((a - cx0, b - cx0, "a faint glyph in or beside the label")
                       for a, b in _faint_glyphs(soft, whole, (lx0, ly0, lx1, ly1), lh))
     keep = ink[cy0:ly1 + py, cx0:lx1 + px]
@@ -349,27 +349,31 @@ def upright(a: np.ndarray, slant: float, pad: int, interp: int = cv2.INTER_NEARE
 
 
 def _whole_strokes(soft: np.ndarray, ink: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """``ink`` with the thin pieces over the faint finders' 0.35 contour that join it
-    inside a glyph's own box (and a pixel round it): the rest of a stroke broken at
-    the line's threshold.
+    """``ink`` with the thin pieces over the faint finders' 0.35 contour that join it,
+    taken inside each glyph's own box (and a pixel round it): the rest of a stroke
+    broken at the line's threshold.
 
     A 1-px stroke shrunk with its figure spreads over two columns at about half
     contrast each, and the 0.6 threshold kept over texture keeps only parts of it: the
     right side of an '0' and a leg of an 'n' were lost (0.7x of a real TEM figure), and
-    Tesseract read '100 nm' as '10C rm'.  Only pieces at most 2 px wide are taken: a
-    particle touching a glyph is wider, and drawn with it an italic '50' was read 'S'."""
-    grown = ink.copy()
+    Tesseract read '100 nm' as '10C rm'.  Only pieces at most 2 px wide (exact distance
+    to their edge at most 1.5 px), seen whole up to 4 px round the box, are taken: a
+    particle touching a glyph is wider (drawn with it an italic '50' was read 'S'),
+    and cut at the box's edge it would look thin."""
+    grown, (h, w), reach = ink.copy(), soft.shape, 4
     for x, y, cw, ch in boxes[:, :4]:
-        rows, cols = slice(max(0, y - 1), y + ch + 1), slice(max(0, x - 1), x + cw + 1)
+        r0, c0 = max(0, y - reach), max(0, x - reach)
+        rows, cols = slice(r0, min(h, y + ch + reach)), slice(c0, min(w, x + cw + reach))
         own = ink[rows, cols]
-        extra = ((soft[rows, cols] > 0.35) & ~own).astype(np.uint8)
-        n, lab, st, _ = cv2.connectedComponentsWithStats(extra, connectivity=8)
+        n, lab = cv2.connectedComponents(((soft[rows, cols] > 0.35) & ~own).astype(np.uint8), connectivity=8)
         touching = np.unique(lab[cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
+        inside = np.zeros(own.shape, bool)
+        inside[max(0, y - 1) - r0:y + ch + 1 - r0, max(0, x - 1) - c0:x + cw + 1 - c0] = True
         for i in touching[touching > 0]:
-            px, py, pw, ph = st[i, :4]
-            piece = (lab[py:py + ph, px:px + pw] == i).astype(np.uint8)
-            if cv2.distanceTransform(np.pad(piece, 1), cv2.DIST_L2, 3).max() <= 1.5:
-                grown[rows, cols][py:py + ph, px:px + pw] |= piece > 0
+            piece = lab == i
+            dist = cv2.distanceTransform(np.pad(piece.astype(np.uint8), 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+            if dist.max() <= 1.5:
+                grown[rows, cols] |= piece & inside
     return grown
 
 

@@ -46,8 +46,8 @@ def fading_ends(img: np.ndarray, bar: Bar, length: float) -> str | None:
     1.6 px, a white bar in a black outline fades over four columns on each side, the
     outline's dark (the surface the end is cut against) is lost in the blur, and the bar
     of a real figure measured 188 px for 196; half contrast gave 193.9.  Where the first
-    column not counted holds half the bar's contrast to the darkest (brightest) of the
-    8 beyond it, the two lengths must agree.  Neither is kept: which end is right the
+    column not counted holds half the bar's contrast to the darkest (brightest) of it
+    and the 8 beyond, the two lengths must agree.  Neither is kept: which end is right the
     frame does not say (a 1-px H-bar's ticks put half contrast 22 % short while its
     coverage is right, but its ends do not fade)."""
     if bar.gap is not None or bar.soft or end_ticks(img, bar) is not None:
@@ -57,11 +57,11 @@ def fading_ends(img: np.ndarray, bar: Bar, length: float) -> str | None:
     fades = []
     for x, beyond in ((a - 2, col[max(0, a - 10):max(0, a - 1)]), (b + 1, col[min(w, b + 1):min(w, b + 10)])):
         ref = float(beyond.min() if bar.pol > 0 else beyond.max()) if beyond.size else fg
-        fades.append(0 <= x < w and abs(fg - ref) > 1e-3 and (col[x] - ref) / (fg - ref) >= 0.5)
+        fades.append(0 <= x < w and abs(fg - ref) >= 0.3 * bar.span and (col[x] - ref) / (fg - ref) >= 0.5)
     if not any(fades):
         return None
-    half = half_contrast_length(img, bar, _ticked_ends(img, bar, bar.x0, bar.x1))[0]
-    if abs(half - length) <= 0.015 * length:
+    half, spread = half_contrast_length(img, bar, _ticked_ends(img, bar, bar.x0, bar.x1))
+    if spread >= 99 or abs(half - length) <= 0.015 * length:  # 99: no surface beyond an end (the frame's edge)
         return None
     return f"bar ends fade past the columns measured ({length:.1f} px by coverage, {half:.1f} px at half contrast)"
 
@@ -82,7 +82,7 @@ def repeats_pixels(img: np.ndarray) -> bool:
         detail = a.max(axis=1) > a.min(axis=1)
         same = (a[1:] == a[:-1]).all(axis=1)[detail[1:] & detail[:-1]]
         n = same.size // 16
-        return float(same[:16 * n].reshape(n, 16).any(axis=1).mean()) if n else 0.0
+        return float(same[:16 * n].reshape(n, 16).any(axis=1).mean()) if n >= 4 else 0.0  # 64 lines at least
     return spread(img) >= 0.97 and spread(img.T) >= 0.97
 
 
