@@ -1398,6 +1398,17 @@ def test_a_bar_that_runs_into_a_particle_is_flagged() -> None:
     assert "an end of the bar lies in a blob of its grey" in result.reasons, result
 
 
+def test_a_glyph_drawn_without_one_of_its_strokes_is_a_doubt() -> None:
+    """Noisy figure 12: a white serif '50 nm' under noise.  Drawn with its broken
+    strokes' rest, the '5' came without its top (a stroke outside the box of the piece
+    the line kept) and was read '20' at two OCR sizes, confidently.  A stroke of a
+    faint glyph left out of the drawing flags the line."""
+    img, t = noisy_figures.frame(12)
+    result = find_scale_bar(img)
+    assert verdict(result, t["nm_per_px"]) != "wrong", (result, t)
+    assert "a faint glyph in or beside the label" in result.reasons, result
+
+
 def test_noisy_figures_never_wrong() -> None:
     """Bars and labels drawn before the noise (tests/noisy_figures.py): 30 frames, none
     read wrong (two kinds were, before the bar's ends were checked on its averaged rows)."""
