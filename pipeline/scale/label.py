@@ -408,7 +408,8 @@ def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, p
 
 
 def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int) -> list[tuple[float, float]]:
-    """Column spans of glyph-tall strokes in or just beside the line that its ink left out.
+    """Column spans of glyph-tall strokes in or just beside the line that its ink left
+    out, wholly or by a stroke (``_part_left_out``).
 
     A thin '1' or '0' shrunk with its figure keeps half its contrast and falls below
     the line's ink threshold: the line is then read '10 nm' for '100 nm', and every
@@ -416,27 +417,33 @@ def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int) ->
     lx0, ly0, lx1, ly1 = line
     a, b = max(0, int(lx0 - 1.2 * lh)), min(soft.shape[1], int(lx1 + 1.2 * lh))  # a letter space
     n, lab, st, _ = cv2.connectedComponentsWithStats((soft[ly0:ly1, a:b] > 0.35).astype(np.uint8), connectivity=8)
-    ink = line_ink[ly0:ly1, a:b]
+    ink = line_ink[ly0:ly1, a:b] > 0
     kept = np.bincount(lab.ravel(), weights=ink.ravel(), minlength=n)
-    return [(float(a + st[i, 0]), float(a + st[i, 0] + st[i, 2])) for i in range(1, n)
-            if 0.6 * lh <= st[i, 3] <= 1.8 * lh and st[i, 2] <= 1.2 * lh  # glyph-sized (digits over x-height),
-            and st[i, 4] <= 0.6 * st[i, 2] * st[i, 3]  # stroked,
-            and (kept[i] < 0.5 * st[i, 4] or _part_left_out(lab == i, ink, lh))]  # left out, or a stroke of it
+    far: np.ndarray | None = None  # each pixel's distance from the drawn ink, once per line
+    spans = []
+    for i in range(1, n):
+        if not (0.6 * lh <= st[i, 3] <= 1.8 * lh and st[i, 2] <= 1.2 * lh  # glyph-sized (digits over x-height),
+                and st[i, 4] <= 0.6 * st[i, 2] * st[i, 3]):  # stroked
+            continue
+        if kept[i] >= 0.5 * st[i, 4]:  # mostly drawn (so the line has ink): is a stroke of it left out?
+            if far is None:
+                far = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+            if not _part_left_out((lab == i) & ~ink, far, lh):
+                continue
+        spans.append((float(a + st[i, 0]), float(a + st[i, 0] + st[i, 2])))
+    return spans
 
 
-def _part_left_out(glyph: np.ndarray, ink: np.ndarray, lh: int) -> bool:
-    """Whether a piece of ``glyph`` (a 0.35 contour's blob) that ``ink`` leaves out
-    reaches 0.3 of the line's height (3 px at least) from the drawn ink: a glyph's
-    stroke, not the anti-aliased rim that hugs it (2-3 px wide on an enlarged label).
+def _part_left_out(rest: np.ndarray, far: np.ndarray, lh: int) -> bool:
+    """Whether ``rest``, the pixels of a 0.35 contour's blob left out of the drawing,
+    reach 0.3 of the line's height (3 px at least) from the drawn ink (``far``: each
+    pixel's distance from it): a glyph's stroke, not the anti-aliased rim that hugs it
+    (2-3 px wide on an enlarged label).
 
     Drawn with its broken strokes' rest (``_whole_strokes``), most of a glyph may be in
     while a stroke of it outside its box is not: a noisy serif '5' lost its top, the
     rest drawn was read '2' at two OCR sizes, confidently, for a bar of '50 nm'."""
-    rest = glyph & ~ink
-    if not rest.any():
-        return False
-    far = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return bool(far[rest].max() >= max(3.0, 0.3 * lh))
+    return bool(rest.any() and far[rest].max() >= max(3.0, 0.3 * lh))
 
 
 def _around(soft: np.ndarray, ink: np.ndarray) -> np.ndarray:
