@@ -53,8 +53,10 @@ def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return 20 + 220 * img
 
 
-def frame(index: int, hard: bool = False, colour: tuple[int, int, int] | None = None) -> tuple[np.ndarray, dict]:
-    """Held-out figure ``index``: (RGB uint8 image, truth with nm_per_px and bar_px).
+def frame(index: int, hard: bool = False, colour: tuple[int, int, int] | None = None,
+          label: tuple[float, str] | None = None) -> tuple[np.ndarray, dict]:
+    """Held-out figure ``index``: (RGB uint8 image, truth with nm_per_px and bar_px);
+    ``label``, (value, unit), puts another label on the same frame (same font, bar, noise).
     ``hard``: another series, noisier (sigma 10-25) and compressed harder (JPEG q45-70).
     ``colour``: another series, its bar and label drawn in that RGB colour (written after
     the text-first reader and the channel reading were measured on the grey series)."""
@@ -72,6 +74,7 @@ def frame(index: int, hard: bool = False, colour: tuple[int, int, int] | None = 
     else:
         tex = np.clip((tex - 20) * 1.25, 0, 255)  # authors pick ink that stands out
     value, unit = LABELS[int(rng.integers(len(LABELS)))]
+    value, unit = label or (value, unit)
     text = f"{value:g} {unit}"
     font = ImageFont.truetype(FONTS[index % len(FONTS)], int(k * rng.uniform(12, 28)))
     bar_len = k * (rng.uniform(25, 80) if rng.random() < 0.4 else rng.uniform(60, 0.45 * out_w))

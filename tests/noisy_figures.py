@@ -36,8 +36,9 @@ def _texture(rng: np.random.Generator) -> np.ndarray:
     return img[..., 0] if img.ndim == 3 else img
 
 
-def frame(index: int) -> tuple[np.ndarray, dict]:
-    """Noisy figure ``index``: (grey uint8 image, truth with text, nm_per_px and bar_px)."""
+def frame(index: int, label: tuple[float, str] | None = None) -> tuple[np.ndarray, dict]:
+    """Noisy figure ``index``: (grey uint8 image, truth with text, nm_per_px and bar_px);
+    ``label``, (value, unit), puts another label on the same frame (same font, bar, noise)."""
     rng = np.random.default_rng(zlib.crc32(f"noisy{index}".encode()))
     k = float(rng.uniform(2.5, 4.0))  # drawn at k x, shrunk by k
     H, W = int(500 * k), int(rng.uniform(500, 750) * k)
@@ -47,6 +48,7 @@ def frame(index: int) -> tuple[np.ndarray, dict]:
     white = rng.random() < 0.4
     tex = (30 + 170 * tex) if white else (255 - (30 + 170 * tex))  # dark metal on a light support, or HAADF
     value, unit = LABELS[int(rng.integers(len(LABELS)))]
+    value, unit = label or (value, unit)
     text = f"{value:g} {unit}"
     font = ImageFont.truetype(FONTS[int(rng.integers(len(FONTS)))], int(k * rng.uniform(11, 20)))
     length, thick = int(k * rng.uniform(50, 220)), int(round(k * rng.uniform(2.0, 4.0)))

@@ -31,6 +31,7 @@ class Label:
     spoilers: tuple[tuple[float, float, str], ...] = ()  # column spans of cut glyphs and blobs touching the line
     slant: float = 0.0  # italic lean, columns per row (0: upright); glyphs are counted and read set upright
     parts: tuple[tuple[int, int], ...] = ()  # column spans OCR'd as lines of their own: the fields of a databar row
+    coverage: np.ndarray | None = None  # the window's coverage over soft's crop, not masked to the drawn ink
 
 
 def surface(img: np.ndarray, bar: Bar) -> tuple[float, float]:
@@ -298,7 +299,8 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
         ("a glyph just before the label", before & ~edge & ~touch),
         ("a point too small to count between glyphs", tiny)) for i in np.nonzero(m)[0])
     ink = np.isin(lab, np.nonzero(sel)[0])
-    faint = _faint_strokes(soft, ink, (lx0, ly0, lx1, ly1), lh, py)  # read with the line, not only flagged
+    faint, preceded = _faint_strokes(soft, ink, (lx0, ly0, lx1, ly1), lh, py)  # read with the line, not only flagged
+    spoilers += tuple((a, b, "a faint glyph in or beside the label") for a, b in preceded)
     if faint.any():  # the line now starts at the stroke, and reaches up to its top
         cols, rows = np.nonzero(faint.any(axis=0))[0], np.nonzero(faint.any(axis=1))[0]
         lx0, ly0 = min(lx0, int(cols[0])), min(ly0, int(rows[0]))
@@ -316,7 +318,8 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
     counts, n_dots = _glyph_stats(line_soft, keep, lh, slant)
     cols = tuple((max(0, a - px - cx0) if k else 0, min(keep.shape[1], b + px - cx0))  # the first from column 0:
                  for k, (a, b) in enumerate(parts or [])) if len(parts or []) > 1 else ()  # a faint '1' read with it
-    return Label(line_soft, keep, box, counts, lh, n_dots, side, (float(bx0), float(bx1)), spoilers, slant, cols)
+    return Label(line_soft, keep, box, counts, lh, n_dots, side, (float(bx0), float(bx1)), spoilers, slant, cols,
+                 soft[cy0:ly1 + py, cx0:lx1 + px])
 
 
 _SLANTS = (0.15, 0.2, 0.25, 0.3)  # italic fonts lean 10-17 degrees
@@ -377,9 +380,11 @@ def _whole_strokes(soft: np.ndarray, ink: np.ndarray, boxes: np.ndarray) -> np.n
     return grown
 
 
-def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, py: int) -> np.ndarray:
+def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, py: int
+                   ) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """The pixels of a glyph-tall thin stroke just left of the line that its ink threshold
-    left out: a leading '1' shrunk with its figure to half contrast.
+    left out: a leading '1' shrunk with its figure to half contrast; and the column spans
+    of those of them that have faint ink as tall just before them, which are doubts.
 
     Read with the line it makes '100 nm' of what would be read '00 nm' or nothing; left
     out, the line is flagged (``_faint_glyphs``).  Only a leading stroke is taken: noise
@@ -388,23 +393,37 @@ def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, p
     '1 µm' '10 µm' and pass; that one stays a flag.  The stroke must stand on the line's
     baseline, be as tall as its glyphs, lie whole inside the searched rows and columns
     (a streak of texture crossing them is not taken) and apart from the line's glyphs
-    at the 0.35 contour."""
+    at the 0.35 contour.
+
+    A stroke with a glyph-tall piece of 0.35 ink within a letter space before it may
+    lead nothing: it may be the rest of a faint glyph broken in pieces, so it is read
+    with the line and is a doubt.  The right half of a noisy bold italic '0' 8 px tall
+    was taken as a lead before 'nm' whose '2' and the '0''s left half had broken off,
+    and every OCR scale read '1 nm' (for '20 nm').  Left out instead, such a line lost
+    its number and the frame its only reading that disagreed with a wrong bar's."""
     lx0, ly0, lx1, ly1 = line
     r0, r1 = max(0, ly0 - lh), min(soft.shape[0], ly1 + py)  # a digit rises above a line of x-height letters
     a = max(0, int(lx0 - 2.5 * lh))  # whole strokes a space away
     n, lab, st, _ = cv2.connectedComponentsWithStats((soft[r0:r1, a:lx0] > 0.35).astype(np.uint8), connectivity=8)
     kept = np.bincount(lab.ravel(), weights=line_ink[r0:r1, a:lx0].ravel(), minlength=n)
-    out = np.zeros(soft.shape, bool)
+    out, preceded = np.zeros(soft.shape, bool), []
+    x, y, cw, ch = (st[:, k] for k in range(4))
     for i in range(1, n):
-        x, y, cw, ch, area = st[i]
-        bottom = r0 + y + ch
-        if (0.9 * lh <= ch <= 1.6 * lh and cw <= 1.2 * lh and area <= 0.6 * cw * ch and kept[i] == 0
-                and y > 0 and y + ch < r1 - r0 and x > 0 and a + x + cw < lx0
-                and lx0 - (a + x + cw) <= 1.2 * lh and ly1 - 0.4 * lh <= bottom <= ly1 + 1):
-            piece = lab[y:y + ch, x:x + cw] == i
-            if cv2.distanceTransform(np.pad(piece.astype(np.uint8), 1), cv2.DIST_L2, 3).max() <= max(2.0, 0.3 * ch):
-                out[r0 + y:r0 + y + ch, a + x:a + x + cw] |= piece
-    return out
+        bottom = r0 + y[i] + ch[i]
+        if not (0.9 * lh <= ch[i] <= 1.6 * lh and cw[i] <= 1.2 * lh and st[i, 4] <= 0.6 * cw[i] * ch[i]
+                and kept[i] == 0 and y[i] > 0 and y[i] + ch[i] < r1 - r0 and x[i] > 0 and a + x[i] + cw[i] < lx0
+                and lx0 - (a + x[i] + cw[i]) <= 1.2 * lh and ly1 - 0.4 * lh <= bottom <= ly1 + 1):
+            continue
+        piece = lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i
+        if cv2.distanceTransform(np.pad(piece.astype(np.uint8), 1), cv2.DIST_L2, 3).max() > max(2.0, 0.3 * ch[i]):
+            continue
+        before = ((x + cw / 2 < x[i]) & (x + cw >= x[i] - 1.2 * lh) & (ch >= 0.6 * lh)  # (an italic one leans over it)
+                  & (np.minimum(y + ch, y[i] + ch[i]) - np.maximum(y, y[i]) >= 0.5 * ch[i]))
+        before[0] = before[i] = False
+        if before.any():
+            preceded.append((float(a + x[i]), float(a + x[i] + cw[i])))
+        out[r0 + y[i]:r0 + y[i] + ch[i], a + x[i]:a + x[i] + cw[i]] |= piece
+    return out, preceded
 
 
 def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int) -> list[tuple[float, float]]:
@@ -543,7 +562,8 @@ def token_label(label: Label, x0: float, x1: float) -> Label:
     soft = _around(label.soft, ink)
     counts, n_dots = _glyph_stats(soft, ink, label.lh, label.slant)
     spoil = tuple(s for s in label.spoilers if s[0] < x1 + 1.5 * label.lh and s[1] > x0 - 1.5 * label.lh)
-    return Label(soft, ink, label.box, counts, label.lh, n_dots, label.side, label.bar_x, spoil, label.slant)
+    return Label(soft, ink, label.box, counts, label.lh, n_dots, label.side, label.bar_x, spoil, label.slant,
+                 coverage=label.coverage)
 
 
 def label_in_box(img: np.ndarray, bar: Bar, box: Box, side: str, pol: int | None = None) -> Label | None:

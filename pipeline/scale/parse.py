@@ -15,6 +15,7 @@ import numpy as np
 
 from .label import Label, glyph_pieces, token_label
 from .ocr import Words
+from .unit_letter import BOWL, first_letter
 
 DIGIT_LIKE = "SsOoIilL|"  # letters Tesseract puts in numbers: 5, 0 and 1 in small or bold fonts
 _LABEL = re.compile(rf"^([0-9{DIGIT_LIKE}]+(?:[.,][0-9{DIGIT_LIKE}]+)?)\s*([A-Za-zµÅ]+)$")
@@ -212,6 +213,8 @@ def _parse(text: str, label: Label) -> tuple[float, str, list[str]] | None:
         shape = _micro_or_pico(label)
         if shape == "µ" or (shape == "u" and raw == "um"):  # 'u': an ASCII label without µ
             unit = "µm"
+            if shape == "u" and (letter := first_letter(label)) != BOWL:  # an 'nm' whose arch was lost reads 'um'
+                why.append(f"the unit's first letter looks like {letter or 'neither u nor n'}, OCR text {text!r}")
         elif shape == "p" and raw == "pm":
             unit = "pm"
         elif shape is None and raw in ("um", "µm"):  # Tesseract does not read a p as u or µ

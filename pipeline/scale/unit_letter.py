@@ -1,0 +1,73 @@
+"""Whether a label's unit begins with a bowl (u) or an arch (n): 'um' against 'nm'.
+
+Why: an ASCII 'um' and an 'nm' differ by one letter and a factor of 1000.  A bold serif
+'50 nm' 11 px tall, under noise, lost the arch of its 'n' at the line's threshold, and
+Tesseract read '50 um' at every OCR size at confidence 78-96: every other check agreed.
+The µ of a real micro label hangs below the baseline and is told apart elsewhere
+(``parse._micro_or_pico``); this reads the first of the two x-height letters of an
+ASCII 'um', where an 'nm' would be read for one.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .label import Label, glyph_pieces, upright
+
+ARCH, BOWL = "n", "u"
+_FAINT = 0.1  # coverage over a counter's open end, past its middle's, that is a stroke however faint
+
+
+def first_letter(label: Label) -> str | None:
+    """'u' where the unit's first letter shows a bowl, 'n' an arch, None where neither
+    clearly: too small (under 4 px of x-height), a piece below the baseline in the unit's
+    columns (a descender, or a speck), no two stems, or ink at both ends of the counter.
+
+    The unit is the run of pieces at the right end of the label whose tops lie at the
+    x-height (a digit rises above it); the first letter's counter lies between the first
+    two runs of columns that a stem fills (0.6 of the x-height drawn), and its middle
+    third is read, clear of the stems' soft edges and of a serif reaching in.  In the
+    window's own coverage (not only what was drawn: an arch too faint to be drawn still
+    shows there, 0.2-0.5 of the ink's contrast on the '50 nm' above) a bowl has ink in
+    the counter's bottom 0.35, and in its top 0.35 no more than 0.1 over what its middle
+    rows hold (a blurred counter holds its stems' soft edges); an arch the reverse.  So a
+    serif 'u' whose top serif reaches the middle is None, a doubt on an ASCII 'um'.  An
+    'n' whose arch kept 0.3 of the contrast is no bowl from 16 px up; at 12 px (x-height
+    7 px, a counter 2 px wide) it is no fainter than the stems' edges, and may pass.
+    Italic labels are read set upright."""
+    ink, soft, lh = label.ink, label.soft, label.lh
+    raw = label.coverage if label.coverage is not None and label.coverage.shape == soft.shape else soft
+    if label.slant:
+        pad = int(np.ceil(label.slant * ink.shape[0] / 2)) + 1
+        ink = upright(ink, label.slant, pad) > 0.5
+        soft, raw = (upright(a, label.slant, pad, 1) for a in (soft, raw))
+    lab, st, big, _, base = glyph_pieces(ink, lh)
+    if len(big) < 2:
+        return None
+    order = sorted(big, key=lambda i: -(st[i, 0] + st[i, 2]))
+    xtop, tol = st[order[0], 1], max(1.0, 0.12 * lh)
+    unit = []
+    for i in order:  # from the right, while the pieces stand at the x-height
+        if st[i, 1] < xtop - tol:
+            break
+        unit.append(i)
+    u0, u1 = int(min(st[unit, 0])), int(max(st[unit, 0] + st[unit, 2]))
+    b, w = int(round(base)), u1 - u0
+    if ink[b + max(1, int(0.15 * lh)):, u0:u1].any() or w < 4 or b - xtop < 4:
+        return None
+    h = b - xtop
+    stems = (ink[xtop:b, u0:u1].sum(axis=0) >= 0.6 * h).astype(np.int8)  # columns a stem fills
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], stems, [0]))))  # starts and ends of stem runs
+    if len(edges) < 4:
+        return None
+    c0, c1 = u0 + int(edges[1]), u0 + int(edges[2])  # the counter: between the first two stems
+    third = (c1 - c0) // 3  # its middle third: clear of the stems' soft edges and of a serif reaching in
+    c0, c1 = c0 + third, c1 - third
+    if c1 <= c0:
+        return None
+    k = max(1, int(round(0.35 * h)))
+    rows = raw[xtop:b, c0:c1].mean(axis=1)  # the counter's coverage, row by row
+    top, bottom = float(rows[:k].max()), float(rows[h - k:].max())
+    middle = float(rows[k:h - k].mean()) if h > 2 * k else 0.0
+    if bottom - middle >= 0.15 and top <= middle + _FAINT:
+        return BOWL
+    return ARCH if top - middle >= 0.3 and bottom <= middle + _FAINT else None
