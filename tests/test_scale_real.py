@@ -1458,11 +1458,12 @@ def _unit_line(font: str, size: int, text: str, arch: float = 1.0) -> list[label
 
 
 @pytest.mark.parametrize("font,size", [("dejavu/DejaVuSans.ttf", 14), ("dejavu/DejaVuSans.ttf", 20),
-                                       ("liberation/LiberationSerif-Regular.ttf", 14),
+                                       ("dejavu/DejaVuSans-Oblique.ttf", 20),
                                        ("liberation/LiberationSans-Bold.ttf", 20)])
 def test_the_units_first_letter_is_told_arch_from_bowl(font: str, size: int) -> None:
     """On clean dark labels over a bar, 'nm' begins with an arch and 'um' with a bowl,
-    spaced or not."""
+    spaced or not, upright or italic.  (A serif 'u' is often neither: its top serif
+    reaches into the counter, a doubt on an ASCII 'um' in such a font.)"""
     for text, letter in (("50 nm", unit_letter.ARCH), ("2nm", unit_letter.ARCH),
                          ("50 um", unit_letter.BOWL), ("2um", unit_letter.BOWL)):
         assert [unit_letter.first_letter(line) for line in _unit_line(font, size, text)] == [letter], text
@@ -1473,12 +1474,12 @@ def test_the_units_first_letter_is_told_arch_from_bowl(font: str, size: int) -> 
 def test_an_n_with_a_faint_arch_is_never_a_bowl(font: str) -> None:
     """An 'n' whose arch kept 0.3 of the ink's contrast (too faint to be drawn with the
     line) is never read as a bowl: in serif fonts its feet sit where a bowl would, and
-    with the drawn ink alone it was a 'u' at every size tried here.  (At 12 px, x-height
-    7 px, such an arch is no fainter than the stems' soft edges in a 2 px counter: there
-    DejaVu Serif Bold's still passes for a bowl.)"""
+    with the drawn ink alone it was a 'u' at every size tried here, 12-24 px.  Clean small
+    labels, 9-14 px in every font on this machine: 22 of 3729 'nm' lines read as a bowl
+    (small italics, Noto bold)."""
     read = {size: [unit_letter.first_letter(line) for line in _unit_line(font, size, "50 nm", arch=0.3)]
-            for size in (16, 20, 24)}
-    assert sum(map(bool, read.values())) >= 2 and unit_letter.BOWL not in sum(read.values(), []), read
+            for size in (12, 16, 20, 24)}
+    assert sum(map(bool, read.values())) >= 3 and unit_letter.BOWL not in sum(read.values(), []), read
 
 
 def test_noisy_figures_never_wrong() -> None:

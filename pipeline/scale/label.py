@@ -319,7 +319,7 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
     cols = tuple((max(0, a - px - cx0) if k else 0, min(keep.shape[1], b + px - cx0))  # the first from column 0:
                  for k, (a, b) in enumerate(parts or [])) if len(parts or []) > 1 else ()  # a faint '1' read with it
     return Label(line_soft, keep, box, counts, lh, n_dots, side, (float(bx0), float(bx1)), spoilers, slant, cols,
-                 soft[cy0:ly1 + py, cx0:lx1 + px])
+                 soft[cy0:ly1 + py, cx0:lx1 + px].copy())
 
 
 _SLANTS = (0.15, 0.2, 0.25, 0.3)  # italic fonts lean 10-17 degrees
