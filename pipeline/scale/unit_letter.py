@@ -49,20 +49,22 @@ def first_letter(label: Label) -> str | None:
     if len(big) < 2:
         return None
     order = sorted(big, key=lambda i: -(st[i, 0] + st[i, 2]))
-    xtop = st[order[0], 1]
-    unit = []
-    for i in order:  # from the right, while the pieces' tops are no higher than the last's
-        if st[i, 1] < xtop:  # (a small digit rises only a pixel above the x-height)
-            break
-        unit.append(i)
-    u0, u1 = int(min(st[unit, 0])), int(max(st[unit, 0] + st[unit, 2]))
-    b, w = int(round(base)), u1 - u0
-    if ink[b + max(1, int(0.15 * lh)):, u0:u1].any() or w < 4 or b - xtop < 4:
-        return None
+    xtop, b = st[order[0], 1], int(round(base))
     h = b - xtop
-    stems = (ink[xtop:b, u0:u1].sum(axis=0) >= 0.6 * h).astype(np.int8)  # columns a stem fills
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], stems, [0]))))  # starts and ends of stem runs
-    if len(edges) < 4:
+    if h < 4:
+        return None
+    for tol in (0, max(1, int(round(0.12 * lh)))):  # a serif may lift a letter's top a pixel
+        unit = []
+        for i in order:  # from the right, while the pieces' tops are no higher than the last's
+            if st[i, 1] < xtop - tol:  # (a small digit rises only a pixel above the x-height)
+                break
+            unit.append(i)
+        u0, u1 = int(min(st[unit, 0])), int(max(st[unit, 0] + st[unit, 2]))
+        stems = (ink[xtop:b, u0:u1].sum(axis=0) >= 0.6 * h).astype(np.int8)  # columns a stem fills
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], stems, [0]))))  # starts and ends of stem runs
+        if len(edges) >= 10:  # five stems: a letter and the m
+            break
+    if ink[b + max(1, int(0.15 * lh)):, u0:u1].any() or u1 - u0 < 4 or len(edges) < 4:
         return None
     c0, c1 = u0 + int(edges[1]), u0 + int(edges[2])  # the counter: between the first two stems
     third = (c1 - c0) // 3  # its middle third (all of it under 3 px): clear of the stems' soft edges
