@@ -1480,7 +1480,7 @@ def test_an_n_with_a_faint_arch_is_never_a_bowl(font: str) -> None:
     """An 'n' whose arch kept 0.3 of the ink's contrast (too faint to be drawn with the
     line) is never read as a bowl: in serif fonts its feet sit where a bowl would, and
     with the drawn ink alone it was a 'u' at every size tried here, 12-24 px.  Clean small
-    labels, 9-14 px in every font on this machine: 22 of 3729 'nm' lines read as a bowl
+    labels, 9-14 px in every font on this machine: 20 of 3729 'nm' lines read as a bowl
     (small italics, Noto bold)."""
     read = {size: [unit_letter.first_letter(line) for line in _unit_line(font, size, "50 nm", arch=0.3)]
             for size in (12, 16, 20, 24)}

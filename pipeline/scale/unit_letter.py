@@ -36,7 +36,7 @@ def first_letter(label: Label) -> str | None:
     its bottom clear.  So a serif 'u' whose top serif reaches the middle is None, a doubt
     on an ASCII 'um'.  An 'n' whose arch kept 0.3 of the contrast was no bowl in four
     fonts at 12-24 px; an arch lost altogether leaves nothing to see.  Clean 'nm' labels
-    of 9-14 px in every font on this machine: 22 of 3729 lines read as a bowl (small
+    of 9-14 px in every font on this machine: 20 of 3729 lines read as a bowl (small
     italics, Noto bold), where OCR would also have to misread them.  Italic labels are
     read set upright."""
     ink, raw, lh = label.ink, label.coverage, label.lh
