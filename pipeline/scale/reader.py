@@ -66,6 +66,10 @@ class ScaleBar:
     reasons: tuple[str, ...] = field(default=())
     bar: Bar | None = field(default=None, repr=False, compare=False)  # what was read: kept
     label_bbox: Box | None = field(default=None, repr=False)         # for exclusion()
+    # which reading path gave it: "bar first" (the bar's geometry found the label line) or
+    # "text first" (Tesseract's sparse words, then their bar): their label crops differ,
+    # so a doubt seen in one run and not another can be traced to the path
+    found_by: str = field(default="bar first", compare=False)
 
 
 OUTLINED = "the bar is an edge of an outline round a bar of the other colour (inside or outside?)"
@@ -90,6 +94,8 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     reads = _bar_first(img, bars, lines_img)
     if not any(r.confident for r in reads):
         second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars, not reads)]
+        for r in second:
+            r.found_by = "text first"
         for r in second:  # a bar whose row held two values: the words found first pick one of them, no better
             if any(same_stroke(r.bar, v.bar) and any(w.startswith(TWO_VALUES) for w in v.reasons) for v in reads):
                 r.confident, r.reasons = False, r.reasons + (TWO_VALUES,)
