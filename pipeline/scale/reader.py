@@ -96,7 +96,7 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
         second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars, not reads)]
         for r in second:
             r.found_by = "text first"
-        for r in second:  # a bar whose row held two values: the words found first pick one of them, no better
+            # a bar whose row held two values: the words found first pick one of them, no better
             if any(same_stroke(r.bar, v.bar) and any(w.startswith(TWO_VALUES) for w in v.reasons) for v in reads):
                 r.confident, r.reasons = False, r.reasons + (TWO_VALUES,)
         if any(r.confident for r in second):
