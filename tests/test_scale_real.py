@@ -49,6 +49,11 @@ def verdict(result, nm_per_px: float) -> str:
     return "right" if abs(result.nm_per_px / nm_per_px - 1) <= 0.02 else "wrong"
 
 
+def trace(result) -> tuple | None:
+    """What a flagged reading is traced by: the path that found it, its text and its doubts."""
+    return None if result is None else (result.found_by, result.text, result.reasons)
+
+
 def read_seeded(frame_of, n: int, name: str) -> tuple[collections.Counter, list]:
     """Frames 0..n-1 of a seeded generator (``frame_of(i)`` -> (grey image, truth)) read:
     the verdict counts, and (index, truth, what was read) of each wrong one."""
@@ -868,7 +873,7 @@ def test_heldout_figures_never_wrong(hard: bool, at_least: int) -> None:
         if v == "wrong":
             wrong.append((i, t["text"], result.text, result.length_px, t["bar_px"]))
         elif v == "flagged":  # which path and doubt: what a short count is traced by
-            flagged.append((i, t["text"], None if result is None else (result.found_by, result.text, result.reasons)))
+            flagged.append((i, t["text"], trace(result)))
     print(f"\nheld-out figures{' (hard)' if hard else ''}: {counts}")
     assert not wrong, wrong
     assert counts["right"] >= at_least, (counts, flagged)
@@ -1271,8 +1276,7 @@ def test_small_bold_digits_read_as_letters(index: int, value: float, unit: str) 
     result = find_scale_bar(grey(rgb))
     edge = unit == "µm" and result is not None and not result.confident and all(
         r.startswith(("the unit's first letter", "unusual label spelling")) for r in result.reasons)
-    assert verdict(result, t["nm_per_px"]) == "right" or edge, (
-        None if result is None else (result.found_by, result.text, result.reasons), result, t)
+    assert verdict(result, t["nm_per_px"]) == "right" or edge, (trace(result), result, t)
     assert (result.value, result.unit) == (value, unit)
     assert value_unit("snm") == (5.0, "nm") and value_unit("ium") == (1.0, "µm") and value_unit("nm") is None
 
