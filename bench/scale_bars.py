@@ -10,7 +10,7 @@ figures the project's renderer did not draw (tests/heldout_figures.py; within 2 
 on small labels in every Latin font installed (tests/font_sweep.py; within 2 %) and on
 bars drawn before the noise (tests/noisy_figures.py; within 2 %) and on labels with a
 decimal point or comma, beside or far from their bar (tests/decimal_labels.py; within 2 %) and on
-held-out figures whose bar and label are drawn in colour (within 2 %).
+held-out figures whose bar and label are drawn in colour, or edged in the other colour (within 2 %).
 "flagged" is "not read": no bar, or confident=False.
 Right = nm/px within 1 % of the truth; flagged = no bar or confident=False;
 wrong = confident and off by more than 1 %.  Writes bench/scale_results.json;
@@ -206,6 +206,21 @@ def colour_set(n: int = COLOUR_FRAMES) -> dict:
     return {"frames": n, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}, "wrong_frames": wrong}
 
 
+OUTLINED_FRAMES = 60
+
+
+def outlined_set(n: int = OUTLINED_FRAMES) -> dict:
+    """Held-out figures whose bar and label are edged in the other colour, on the image
+    itself (tests/heldout_figures.py, outlined=True): an end's rim pixel mixes the bar's
+    grey with the outline's, and a counter of a glyph holds the texture."""
+    from tests.heldout_figures import frame, grey
+
+    def outlined(i: int):
+        rgb, truth = frame(i, outlined=True)
+        return grey(rgb), truth
+    return seeded_set(outlined, n, "outlined figures")
+
+
 BARLESS = REPO.parent / "shared" / "data" / "catalysts-boxed" / "images"
 
 
@@ -254,7 +269,7 @@ def main() -> int:
                "real_fei_files": real_files(), "real_set": real_set(), "real_resampled": resampled_set(),
                "heldout_figures": heldout_set(), "font_sweep": font_sweep(),
                "noisy_figures": noisy_set(), "decimal_labels": decimal_set(), "coloured_figures": colour_set(),
-               "barless_2048": barless_frames()}
+               "outlined_figures": outlined_set(), "barless_2048": barless_frames()}
     total = collections.Counter()
     for row in results["per_layout"].values():
         total.update(row)
@@ -265,6 +280,7 @@ def main() -> int:
                   + results["real_resampled"].get("counts", {}).get("wrong", 0)
                   + results["font_sweep"]["counts"]["wrong"] + results["noisy_figures"]["counts"]["wrong"]
                   + results["decimal_labels"]["counts"]["wrong"] + results["coloured_figures"]["counts"]["wrong"]
+                  + results["outlined_figures"]["counts"]["wrong"]
                   + results["barless_2048"].get("confident", 0))
     return 0 if not results["wrong_frames"] and not wrong_real and "wrong" not in results["real_fei_files"].values() else 1
 

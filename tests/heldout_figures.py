@@ -54,13 +54,16 @@ def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 def frame(index: int, hard: bool = False, colour: tuple[int, int, int] | None = None,
-          label: tuple[float, str] | None = None) -> tuple[np.ndarray, dict]:
+          label: tuple[float, str] | None = None, outlined: bool = False) -> tuple[np.ndarray, dict]:
     """Held-out figure ``index``: (RGB uint8 image, truth with nm_per_px and bar_px);
     ``label``, (value, unit), puts another label on the same frame (same font, bar, noise).
     ``hard``: another series, noisier (sigma 10-25) and compressed harder (JPEG q45-70).
     ``colour``: another series, its bar and label drawn in that RGB colour (written after
-    the text-first reader and the channel reading were measured on the grey series)."""
-    series = ("hard" if hard else "") + ("colour" if colour else "")
+    the text-first reader and the channel reading were measured on the grey series).
+    ``outlined``: another series, bar and label drawn with an outline of the opposite
+    colour round every stroke (a white '200 nm' edged in black on the image itself, as a
+    published TEM figure of ../shared/data/scalebars-real has it), never on a box."""
+    series = ("hard" if hard else "") + ("colour" if colour else "") + ("outlined" if outlined else "")
     rng = np.random.default_rng(zlib.crc32(f"heldout{series}{index}".encode()))
     k = float(rng.uniform(2.0, 4.5))  # drawn at k x, shrunk by k (not a whole factor)
     out_h = int(rng.integers(420, 620))
@@ -111,13 +114,18 @@ def frame(index: int, hard: bool = False, colour: tuple[int, int, int] | None = 
         tex = 255 - (255 - tex) * 140 / (255 - m)
     im = Image.fromarray(np.dstack([tex] * 3).astype(np.uint8))
     d = ImageDraw.Draw(im)
-    if rng.random() < 0.25:  # a box behind (opposite colour)
+    if rng.random() < 0.25 and not outlined:  # a box behind (opposite colour)
         pad = k * 6
         bx = (min(bx0, tx) - pad, min(y_bar, ty) - pad, max(bx0 + bar_len, tx + tw) + pad, max(y_bar + thick, ty + th) + pad)
         d.rectangle(bx, fill=(255 - ink,) * 3)
     fill = tuple(colour) if colour else (ink,) * 3
+    edge = {}
+    if outlined:  # 0.8-2 px after shrinking, round the bar and every glyph
+        edge = {"stroke_width": max(1, int(round(k * rng.uniform(0.8, 2.0)))), "stroke_fill": (255 - ink,) * 3}
+        d.rectangle((bx0 - edge["stroke_width"], y_bar - edge["stroke_width"], bx0 + bar_len - 1 + edge["stroke_width"],
+                     y_bar + thick - 1 + edge["stroke_width"]), fill=edge["stroke_fill"])
     d.rectangle((bx0, y_bar, bx0 + bar_len - 1, y_bar + thick - 1), fill=fill)
-    d.text((tx - tb[0], ty - tb[1]), text, font=font, fill=fill)
+    d.text((tx - tb[0], ty - tb[1]), text, font=font, fill=fill, **edge)
     arr = np.asarray(im).astype(np.float32)
     small = cv2.resize(arr, (out_w, out_h), interpolation=cv2.INTER_AREA)
     small = np.clip(small + rng.normal(0, rng.uniform(10, 25) if hard else rng.uniform(2, 14), small.shape[:2])[..., None], 0, 255).astype(np.uint8)
