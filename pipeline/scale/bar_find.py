@@ -482,15 +482,15 @@ def _merge(segs: list[Bar], mask: np.ndarray) -> list[Bar]:
 
 
 def half_contrast_length(img: np.ndarray, bar: Bar, ticked: tuple[bool, bool] = (False, False),
-                         edge: float | None = None) -> tuple[float, float]:
+                         beside: tuple[float | None, float | None] = (None, None)) -> tuple[float, float]:
     """Length between the points where the bar's rows cross half contrast, and its spread.
 
     For a resampled bar: its ends are soft, so each core row (a row at the bar's
     grey) is cut half way between the bar's grey and the surface beside each end,
     interpolating between pixels; end ticks, being on the bar's rows, count as bar,
-    so an H-bar measures between the ticks' outer edges.  ``edge``: the grey of an
-    outline round the bar (length.outline_grey), what an end is cut against where the
-    pixels beside it reach halfway to it."""
+    so an H-bar measures between the ticks' outer edges.  ``beside``: for each end (left,
+    right), the grey it is cut against instead of that surface, where it has one (the
+    outline drawn round it: length.outlined_ends)."""
     w = img.shape[1]
     fg, ref = bar.fg, _surround(img, bar)
     core = [r for r in range(bar.y0, bar.y1)
@@ -499,30 +499,19 @@ def half_contrast_length(img: np.ndarray, bar: Bar, ticked: tuple[bool, bool] = 
     for r in core or [bar.y0 + bar.thick // 2]:
         prof = img[r].astype(np.float64)
         ends = []
-        for side, start, tick in ((-1, bar.x0 + 2, ticked[0]), (1, bar.x1 - 3, ticked[1])):
+        for side, start, tick, own in ((-1, bar.x0 + 2, ticked[0], beside[0]), (1, bar.x1 - 3, ticked[1], beside[1])):
             x = _crossing(prof, start, side, (fg + ref) / 2, fg)
             beyond = prof[max(0, x - 7):max(0, x - 1)] if side < 0 else prof[x + 2:min(w, x + 8)]
             if not beyond.size:
                 return float(bar.length), 99.0
             k = 2 * bar.thick + 2  # an end tick's columns, and a pixel of anti-aliasing each side
             ink = tick_ink(prof[x:x + k] if side < 0 else prof[max(0, x - k + 1):x + 1], fg, ref) if tick else fg
-            past = prof[max(0, x - 7):x] if side < 0 else prof[x + 1:min(w, x + 8)]  # with the first pixel past
-            beside = beside_end(past, float(np.median(beyond)), edge)  # the surface right beside this end
-            half = (ink + beside) / 2
+            half = (ink + (float(np.median(beyond)) if own is None else own)) / 2  # the surface right beside this end
             x = _crossing(prof, start, side, half, fg)
             a, b = prof[x], prof[x + side]  # a on the bar's side of half, b past it
             ends.append(x + side * ((a - half) / (a - b) if a != b else 0.5))
         lengths.append(ends[1] - ends[0])
     return float(np.mean(lengths)), float(np.std(lengths))
-
-
-def beside_end(beyond: np.ndarray, surface: float, edge: float | None) -> float:
-    """What a bar's end is cut against: the outline's grey ``edge`` where the pixels
-    ``beyond`` the end reach halfway from the ``surface`` to it, else that surface."""
-    if edge is None or not beyond.size:
-        return surface
-    far = float(beyond.min() if edge < surface else beyond.max())
-    return edge if abs(far - surface) >= 0.5 * abs(edge - surface) else surface
 
 
 def tick_ink(end: np.ndarray, fg: float, surface: float) -> float:

@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .bar_find import Bar, beside_end, half_contrast_length, tick_ink
+from .bar_find import Bar, half_contrast_length, tick_ink
 from .label import Box, surface
 
 
@@ -13,17 +13,17 @@ def measure_bar(img: np.ndarray, bar: Bar) -> tuple[float, float]:
     """Bar length and its spread over rows: tick centre to tick centre, else tip to tip by coverage."""
     if (ticks := end_ticks(img, bar)) is not None:
         return ticks[1] - ticks[0], 0.0
-    edge = outline_grey(img, bar)
+    beside = outlined_ends(img, bar)
     if bar.soft:
-        return half_contrast_length(img, bar, _ticked_ends(img, bar, bar.x0, bar.x1), edge)
+        return half_contrast_length(img, bar, _ticked_ends(img, bar, bar.x0, bar.x1), beside)
     rows, fg, a, b = _coverage_ends(img, bar)
     w = img.shape[1]
     lengths = np.full(len(rows), float(b - a - 4))  # pixels a+2 .. b-3 are full; ends by coverage
     ticked = _ticked_ends(img, bar, a, b)
-    for lo, hi, o0, o1, tick in ((a - 1, a + 2, max(0, a - 6), a - 1, ticked[0]),
-                                 (b - 2, b + 1, b + 1, min(w, b + 6), ticked[1])):
+    for lo, hi, o0, o1, tick, own in ((a - 1, a + 2, max(0, a - 6), a - 1, ticked[0], beside[0]),
+                                      (b - 2, b + 1, b + 1, min(w, b + 6), ticked[1], beside[1])):
         out = rows[:, o0:o1][np.abs(rows[:, o0:o1] - fg) > 0.3]
-        bg = beside_end(out, float(np.median(out)), edge) if out.size else 1.0 - fg  # an outline's, if any
+        bg = own if own is not None else float(np.median(out)) if out.size else 1.0 - fg
         ends = rows[:, max(0, lo):min(w, hi)]
         ink = tick_ink(ends.mean(axis=0), fg, bg) if tick else fg
         lengths += np.clip((ends - bg) / (ink - bg), 0, 1).sum(axis=1)
@@ -33,7 +33,7 @@ def measure_bar(img: np.ndarray, bar: Bar) -> tuple[float, float]:
 def outline_grey(img: np.ndarray, bar: Bar) -> float | None:
     """The grey of an outline drawn round the bar, None where there is none: along the
     bar's middle half, a row within 3 of it above and one below hold a grey well past
-    (0.3 of the contrast) the surface 5-7 rows out, on the side away from the bar's grey
+    (0.3 of the contrast) the surface 5-7 rows out (as many as the frame has), on the side away from the bar's grey
     (a white bar edged in black on the image itself, as a published TEM figure has it).
 
     An end's rim pixel is a mix of the bar's grey and what lies beside it.  Cut against
@@ -42,19 +42,45 @@ def outline_grey(img: np.ndarray, bar: Bar) -> float | None:
     A box behind the bar, as deep as the rows looked at, is its surface and no outline."""
     h = img.shape[0]
     q = bar.length // 4
-    if bar.y0 < 7 or bar.y1 + 7 > h or q < 2:
+    if bar.y0 < 5 or bar.y1 + 5 > h or q < 2:  # a row of the surface past the outline on each side
         return None
     cols = slice(bar.x0 + q, bar.x1 - q)
     sign = 1.0 if bar.pol > 0 else -1.0
     edges = []
-    for near, far in ((range(bar.y0 - 3, bar.y0), slice(bar.y0 - 7, bar.y0 - 4)),
-                      (range(bar.y1, bar.y1 + 3), slice(bar.y1 + 4, bar.y1 + 7))):
+    for near, far in ((range(bar.y0 - 3, bar.y0), slice(max(0, bar.y0 - 7), bar.y0 - 4)),
+                      (range(bar.y1, bar.y1 + 3), slice(bar.y1 + 4, min(h, bar.y1 + 7)))):
         surround = float(np.median(img[far, cols]))
         rim = min((float(np.median(img[r, cols])) for r in near), key=lambda v: sign * v)
         if sign * (surround - rim) < 0.3 * abs(bar.fg - surround):
             return None
         edges.append(rim)
     return float(np.mean(edges))
+
+
+def outlined_ends(img: np.ndarray, bar: Bar) -> tuple[float | None, float | None]:
+    """For each end of the bar (left, right), the grey of the outline drawn round it
+    (``outline_grey``), None where it has none: the bar's rows, averaged, reach halfway
+    from the surface past that end (3-8 columns out) to the outline's grey within the
+    3 columns next to it.
+
+    Averaged over the rows and kept to the outline's own width from the end, a dark speck
+    a few pixels past an unoutlined end (a bar edged above and below only) is no outline:
+    taken for one it made a 33 px bar 3 % long (a review's case)."""
+    edge = outline_grey(img, bar)
+    if edge is None:
+        return None, None
+    w = img.shape[1]
+    col = img[bar.y0:bar.y1].mean(axis=0)
+    out: list[float | None] = []
+    for near, beyond in ((col[max(0, bar.x0 - 3):bar.x0], col[max(0, bar.x0 - 9):max(0, bar.x0 - 3)]),
+                         (col[bar.x1:min(w, bar.x1 + 3)], col[min(w, bar.x1 + 3):min(w, bar.x1 + 9)])):
+        if not near.size or not beyond.size:
+            out.append(None)
+            continue
+        surround = float(np.median(beyond))  # the surface past the end (and past an outline round it)
+        darkest = float(near.min() if edge < surround else near.max())  # (brightest, round a black bar)
+        out.append(edge if abs(darkest - surround) >= 0.5 * abs(edge - surround) else None)
+    return out[0], out[1]
 
 
 def _coverage_ends(img: np.ndarray, bar: Bar) -> tuple[np.ndarray, float, int, int]:
