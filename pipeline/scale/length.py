@@ -33,8 +33,9 @@ def measure_bar(img: np.ndarray, bar: Bar) -> tuple[float, float]:
 def outline_grey(img: np.ndarray, bar: Bar) -> float | None:
     """The grey of an outline drawn round the bar, None where there is none: along the
     bar's middle half, a row within 3 of it above and one below hold a grey well past
-    (0.3 of the contrast) the surface 5-7 rows out (as many as the frame has), on the side away from the bar's grey
-    (a white bar edged in black on the image itself, as a published TEM figure has it).
+    (0.3 of the contrast) the surface 5-7 rows out (as many as the frame has), on the
+    side away from the bar's grey (a white bar edged in black on the image itself, as a
+    published TEM figure has it).
 
     An end's rim pixel is a mix of the bar's grey and what lies beside it.  Cut against
     the surface beyond an outline, it counts for too little: white bars of 31-43 px
