@@ -40,9 +40,9 @@ def dark_rims(img: np.ndarray, bar: Bar, length: float) -> str | None:
     (``outline_grey`` sees none, or a paler one), yet pulls the bar's rim pixels toward
     it: a white bar of 34 px edged 1 px in black and blurred by 0.7-1.6 px measured 5-8 %
     short with no doubt (a review's case); at 150 px, 1.6 % at worst.  Unoutlined, a
-    blurred end falls to the surface and no further.  The price: an outline a pixel wide
-    that straddles two columns at one end looks blurred there (1 of 60 held-out outlined
-    figures, read right before, is now flagged)."""
+    blurred end falls to the surface and no further.  The price, 2 of 60 held-out
+    outlined figures read right before and now flagged: one 1.8 % off, and one whose
+    outline, a pixel wide, straddles two columns at one end and looks blurred there."""
     if length >= 120 or bar.gap is not None or end_ticks(img, bar) is not None:
         return None
     w = img.shape[1]
@@ -72,7 +72,7 @@ def outline_grey(img: np.ndarray, bar: Bar) -> float | None:
 
     An end's rim pixel is a mix of the bar's grey and what lies beside it.  Cut against
     the surface beyond an outline, it counts for too little: white bars of 31-43 px
-    edged in black in held-out figures measured 2-3 % short, one of them with no doubt.
+    edged in black in held-out figures measured 2-3 % short, two of them with no doubt.
     A box behind the bar, as deep as the rows looked at, is its surface and no outline."""
     h = img.shape[0]
     q = bar.length // 4
