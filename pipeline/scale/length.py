@@ -45,18 +45,14 @@ def dark_rims(img: np.ndarray, bar: Bar, length: float) -> str | None:
     outline, a pixel wide, straddles two columns at one end and looks blurred there."""
     if length >= 120 or bar.gap is not None or end_ticks(img, bar) is not None:
         return None
-    w = img.shape[1]
-    col = img[bar.y0:bar.y1].mean(axis=0)
-    sign = 1.0 if bar.pol > 0 else -1.0
     extreme = 0.0 if bar.pol > 0 else 1.0  # what an outline round it is drawn in
     dips, sharp = [], []
-    for near, beyond in ((col[max(0, bar.x0 - 4):bar.x0], col[max(0, bar.x0 - 10):max(0, bar.x0 - 4)]),
-                         (col[bar.x1:min(w, bar.x1 + 4)], col[min(w, bar.x1 + 4):min(w, bar.x1 + 10)])):
+    for near, beyond in _past_ends(img, bar, 4):
         if not near.size or not beyond.size:
             return None
         surround = float(np.median(beyond))
         darkest = float(near.min() if bar.pol > 0 else near.max())
-        dips.append(sign * (surround - darkest) / max(1e-3, abs(bar.fg - surround)))
+        dips.append(bar.pol * (surround - darkest) / max(1e-3, abs(bar.fg - surround)))
         sharp.append(abs(darkest - extreme) <= 0.25 * abs(bar.fg - extreme))
     if min(dips) < 0.15 or all(sharp):  # no rim, or an outline kept sharp: cut against its own grey
         return None
@@ -79,13 +75,12 @@ def outline_grey(img: np.ndarray, bar: Bar) -> float | None:
     if bar.y0 < 5 or bar.y1 + 5 > h or q < 2:  # a row of the surface past the outline on each side
         return None
     cols = slice(bar.x0 + q, bar.x1 - q)
-    sign = 1.0 if bar.pol > 0 else -1.0
     edges = []
     for near, far in ((range(bar.y0 - 3, bar.y0), slice(max(0, bar.y0 - 7), bar.y0 - 4)),
                       (range(bar.y1, bar.y1 + 3), slice(bar.y1 + 4, min(h, bar.y1 + 7)))):
         surround = float(np.median(img[far, cols]))
-        rim = min((float(np.median(img[r, cols])) for r in near), key=lambda v: sign * v)
-        if sign * (surround - rim) < 0.3 * abs(bar.fg - surround):
+        rim = min((float(np.median(img[r, cols])) for r in near), key=lambda v: bar.pol * v)
+        if bar.pol * (surround - rim) < 0.3 * abs(bar.fg - surround):
             return None
         edges.append(rim)
     return float(np.mean(edges))
@@ -103,11 +98,8 @@ def outlined_ends(img: np.ndarray, bar: Bar) -> tuple[float | None, float | None
     edge = outline_grey(img, bar)
     if edge is None:
         return None, None
-    w = img.shape[1]
-    col = img[bar.y0:bar.y1].mean(axis=0)
     out: list[float | None] = []
-    for near, beyond in ((col[max(0, bar.x0 - 3):bar.x0], col[max(0, bar.x0 - 9):max(0, bar.x0 - 3)]),
-                         (col[bar.x1:min(w, bar.x1 + 3)], col[min(w, bar.x1 + 3):min(w, bar.x1 + 9)])):
+    for near, beyond in _past_ends(img, bar, 3):
         if not near.size or not beyond.size:
             out.append(None)
             continue
@@ -115,6 +107,15 @@ def outlined_ends(img: np.ndarray, bar: Bar) -> tuple[float | None, float | None
         darkest = float(near.min() if edge < surround else near.max())  # (brightest, round a black bar)
         out.append(edge if abs(darkest - surround) >= 0.5 * abs(edge - surround) else None)
     return out[0], out[1]
+
+
+def _past_ends(img: np.ndarray, bar: Bar, near: int) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """The bar's rows averaged past each end (left, right): the ``near`` columns next to
+    it, where an outline round it lies, and the 6 beyond those, the surface past it."""
+    w = img.shape[1]
+    col = img[bar.y0:bar.y1].mean(axis=0)
+    return ((col[max(0, bar.x0 - near):bar.x0], col[max(0, bar.x0 - near - 6):max(0, bar.x0 - near)]),
+            (col[bar.x1:min(w, bar.x1 + near)], col[min(w, bar.x1 + near):min(w, bar.x1 + near + 6)]))
 
 
 def _coverage_ends(img: np.ndarray, bar: Bar) -> tuple[np.ndarray, float, int, int]:
