@@ -54,19 +54,31 @@ def trace(result) -> tuple | None:
     return None if result is None else (result.found_by, result.text, result.reasons)
 
 
-def read_seeded(frame_of, n: int, name: str) -> tuple[collections.Counter, list]:
+def read_seeded(frame_of, n: int, name: str) -> tuple[collections.Counter, list, list]:
     """Frames 0..n-1 of a seeded generator (``frame_of(i)`` -> (grey image, truth)) read:
-    the verdict counts, and (index, truth, what was read) of each wrong one."""
-    counts, wrong = collections.Counter(), []
+    the verdict counts, (index, truth, what was read, its length) of each wrong one, and
+    (index, truth's text, ``trace``) of each flagged one: what a short count is traced by."""
+    counts, wrong, flagged = collections.Counter(), [], []
     for i in range(n):
         img, t = frame_of(i)
         result = find_scale_bar(img)
         v = verdict(result, t["nm_per_px"])
         counts[v] += 1
         if v == "wrong":
-            wrong.append((i, t, result.text))
+            wrong.append((i, t, result.text, result.length_px))
+        elif v == "flagged":
+            flagged.append((i, t.get("text"), trace(result)))
     print(f"\n{name}: {dict(counts)}")
-    return counts, wrong
+    return counts, wrong, flagged
+
+
+def heldout_grey(**series):
+    """``frame_of`` for read_seeded: held-out figure i of a series (heldout_figures.frame's
+    keywords), in grey."""
+    def frame_of(i: int):
+        rgb, t = frame(i, **series)
+        return grey(rgb), t
+    return frame_of
 
 
 def test_real_micrographs_never_wrong() -> None:
@@ -639,7 +651,7 @@ def test_labels_with_a_decimal_point_or_comma_are_never_read_wrong() -> None:
     fonts, above, below, beside or far from the bar; bench/scale_bars.py runs 200): none
     wrong (eleven confident misreadings of this family before the rules above), and at
     least 18 of 40 read (22 when this was written)."""
-    counts, wrong = read_seeded(decimal_labels.frame, DECIMAL_FRAMES, "decimal labels")
+    counts, wrong, _ = read_seeded(decimal_labels.frame, DECIMAL_FRAMES, "decimal labels")
     assert not wrong, wrong
     assert counts["right"] >= 18, counts
 
@@ -864,17 +876,8 @@ def test_heldout_figures_never_wrong(hard: bool, at_least: int) -> None:
     least 22 (19 before label lines were looked for on the frame denoised: denoise.py;
     20 before a value read at one OCR size alone was flagged: its frame 7, a '20 nm'
     that the other three sizes could not read)."""
-    counts, wrong, flagged = {"right": 0, "flagged": 0, "wrong": 0}, [], []
-    for i in range(HELDOUT_FRAMES):
-        rgb, t = frame(i, hard)
-        result = find_scale_bar(grey(rgb))
-        v = verdict(result, t["nm_per_px"])
-        counts[v] += 1
-        if v == "wrong":
-            wrong.append((i, t["text"], result.text, result.length_px, t["bar_px"]))
-        elif v == "flagged":  # which path and doubt: what a short count is traced by
-            flagged.append((i, t["text"], trace(result)))
-    print(f"\nheld-out figures{' (hard)' if hard else ''}: {counts}")
+    counts, wrong, flagged = read_seeded(heldout_grey(hard=hard), HELDOUT_FRAMES,
+                                         f"held-out figures{' (hard)' if hard else ''}")
     assert not wrong, wrong
     assert counts["right"] >= at_least, (counts, flagged)
 
@@ -887,19 +890,9 @@ def test_outlined_figures_are_never_read_wrong() -> None:
     """Held-out figures whose bar and label are edged in the other colour on the image
     itself (tests/heldout_figures.py, outlined=True: a white '200 nm' edged in black, as
     the real two-panel TEM figure has it): none wrong, and of 30 at least OUTLINED_RIGHT
-    read (22 here).  Cut against the surface beyond the outline, a bar's ends measured short: frame
-    8, a 33 px bar, was read 3 % short with no doubt."""
-    counts, wrong, flagged = collections.Counter(), [], []
-    for i in range(OUTLINED_FRAMES):
-        rgb, t = frame(i, outlined=True)
-        result = find_scale_bar(grey(rgb))
-        v = verdict(result, t["nm_per_px"])
-        counts[v] += 1
-        if v == "wrong":
-            wrong.append((i, t["text"], result.text, result.length_px, t["bar_px"]))
-        elif v == "flagged":
-            flagged.append((i, t["text"], trace(result)))
-    print(f"\noutlined figures: {dict(counts)}")
+    read (22 here).  Cut against the surface beyond the outline, a bar's ends measured
+    short: frame 8, a 33 px bar, was read 3 % short with no doubt."""
+    counts, wrong, flagged = read_seeded(heldout_grey(outlined=True), OUTLINED_FRAMES, "outlined figures")
     assert not wrong, wrong
     assert counts["right"] >= OUTLINED_RIGHT, (counts, flagged)
 
@@ -1137,7 +1130,7 @@ def test_small_labels_in_every_installed_font_are_never_read_wrong() -> None:
     of 40 read (20 when this was written; the rest are flagged, mostly labels of 5-7 px;
     bench/scale_bars.py runs 300)."""
     assert len(font_sweep.fonts()) >= 40, "make setup installs the DejaVu, Liberation, FreeFont and Noto fonts"
-    counts, wrong = read_seeded(font_sweep.frame, FONT_SWEEP_FRAMES, "font sweep")
+    counts, wrong, _ = read_seeded(font_sweep.frame, FONT_SWEEP_FRAMES, "font sweep")
     assert not wrong, wrong
     assert counts["right"] >= 18, counts
 
@@ -1591,7 +1584,7 @@ def test_an_n_with_a_faint_arch_is_never_a_bowl(font: str) -> None:
 def test_noisy_figures_never_wrong() -> None:
     """Bars and labels drawn before the noise (tests/noisy_figures.py): 30 frames, none
     read wrong (two kinds were, before the bar's ends were checked on its averaged rows)."""
-    counts, wrong = read_seeded(noisy_figures.frame, 30, "noisy figures")
+    counts, wrong, _ = read_seeded(noisy_figures.frame, 30, "noisy figures")
     assert not wrong, wrong
     assert counts["right"] >= 15, counts  # 16 measured (13 before label lines were looked for denoised)
 
