@@ -7,13 +7,16 @@ Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import cv2
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
 from .bar_find import Bar, frame_height
+from .outline import OutlineMap, outline_grey, outline_map
 
 Box = tuple[int, int, int, int]
 
@@ -34,11 +37,13 @@ class Label:
     coverage: np.ndarray | None = None  # the window's coverage over soft's crop, not masked to the drawn ink
 
 
-def surface(img: np.ndarray, bar: Bar) -> tuple[float, float]:
-    """Grey level of what the bar is drawn on (band, box, strip or image) and its spread."""
-    fg = bar.fg
-    v = np.concatenate([img[max(0, bar.y0 - 4):max(0, bar.y0 - 1), bar.x0:bar.x1].ravel(),
-                        img[bar.y1 + 1:bar.y1 + 4, bar.x0:bar.x1].ravel()])
+def surface(img: np.ndarray, bar: Bar, past_outline: bool = False) -> tuple[float, float]:
+    """Grey level of what the bar is drawn on (band, box, strip or image) and its spread:
+    the 3 rows next to it, or past an outline drawn round it (``outline_grey``) the 3
+    rows beyond that."""
+    fg, skip = bar.fg, (4 if past_outline else 1)
+    v = np.concatenate([img[max(0, bar.y0 - 3 - skip):max(0, bar.y0 - skip), bar.x0:bar.x1].ravel(),
+                        img[bar.y1 + skip:bar.y1 + 3 + skip, bar.x0:bar.x1].ravel()])
     if bar.soft and v.size:  # a soft bar's grey is not an extreme: cut halfway to the surface
         v = v[np.abs(v - fg) > 0.5 * abs(fg - float(np.median(v)))]
     else:
@@ -60,6 +65,7 @@ class _Window:
     st: np.ndarray    # blob stats (x, y, w, h, area)
     inner: np.ndarray  # blobs not cut by the window's edge
     glyph: np.ndarray  # blobs shaped like glyphs
+    outline: OutlineMap | None = None  # round a bar with an outline: where it (and a label's) lies
 
 
 def text_lines(img: np.ndarray, bar: Bar) -> list[Label]:
@@ -130,9 +136,11 @@ def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | No
     in ``include`` (a white label over the image above a black bar in a white box)."""
     h, w = img.shape
     L, t = bar.length, bar.thick
+    outlined = False
     if include is not None and pol is not None and pol != bar.pol:
         fg, bg, spread = words_ink(img, include, pol)
     else:
+        outlined = outline_grey(img, bar) is not None
         fg, (bg, spread) = bar.fg, surface(img, bar)
     if abs(fg - bg) < 1e-3:
         fg, bg = bar.fg, 1.0 - bar.fg
@@ -155,7 +163,60 @@ def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | No
     for i in np.nonzero(glyph)[0]:  # strokes are thin, particles are solid
         sub = (lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i).astype(np.uint8)
         glyph[i] = cv2.distanceTransform(np.pad(sub, 1), cv2.DIST_L2, 3).max() <= max(2.0, 0.3 * ch[i])
-    return _Window(wx0, wy0, soft, n, lab, st, inner, glyph)
+    if not outlined:
+        return _Window(wx0, wy0, soft, n, lab, st, inner, glyph)
+    beyond = surface(img, bar, past_outline=True)[0]  # what the outline, and a label edged alike, is drawn on
+    return _Window(wx0, wy0, soft, n, lab, st, inner, glyph,
+                   outline_map(img[wy0:wy1, wx0:wx1], lab, bar.pol, beyond, abs(fg - beyond)))
+
+
+def _past_outline(win: _Window, sel: np.ndarray, lh: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """In a line whose glyphs are outlined like its bar (white edged in black on the
+    image itself), the blobs of its colour that lie past that outline, masks over the
+    window's blobs: (those outside every glyph's outline or inside one's counter, those
+    of them that may be one of its glyphs, as said below).  None where the line is not
+    outlined.
+
+    The outline parts the glyphs from what they are drawn on, so a bright blob of the
+    texture beside a glyph or showing through a counter is neither ink nor something
+    touching the label: read with it, a real figure's '200 nm' was '200,mm', and flagged
+    as touched.  A line is outlined where two glyph-tall blobs at least, and two thirds
+    of them, are edged all round (0.9 of their rim, ``OutlineMap.share``); a blob past
+    the outline has under 0.6 of its rim edged, or lies inside an edged glyph's box.
+
+    One of those with a glyph's ink (0.15 of the glyph height squared, of the glyphs'
+    own grey) on the line's rows between the centres of its first and last glyph is a
+    doubt: an unoutlined glyph among outlined ones, alone or run into the texture, is no
+    texture for sure, and left out there it changes the value (a '50 nm' whose '0' was
+    drawn without its outline was read '5 nm', confidently); left out before or after
+    them it leaves no value or no unit.  A speck is no doubt: an outlined point has its
+    outline, and a speck of the texture in a gap between glyphs is common (the real
+    figure has one after its 'm')."""
+    if win.outline is None:
+        return None
+    x, y, cw, ch = (win.st[:, k] for k in range(4))
+    tall = sel & win.glyph & (ch >= 0.6 * lh)
+    if tall.sum() < 2:
+        return None
+    lx0, ly0, lx1, ly1 = x[tall].min(), y[tall].min(), (x + cw)[tall].max(), (y + ch)[tall].max()
+    edged = np.zeros(win.n)
+    for i in np.nonzero((x < lx1 + 3 * lh) & (x + cw > lx0 - 3 * lh) & (y < ly1 + 2 * lh) & (y + ch > ly0 - 2 * lh))[0]:
+        edged[i] = win.outline.share(win.lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i, x[i], y[i], lh)
+    own = tall & (edged >= 0.9)
+    if own.sum() < 2 or own.sum() < 2 / 3 * tall.sum():
+        return None
+    counter = np.zeros(win.n, bool)
+    for i in np.nonzero(own)[0]:
+        counter |= (x >= x[i]) & (x + cw <= x[i] + cw[i]) & (y >= y[i]) & (y + ch <= y[i] + ch[i])
+    counter &= ~own
+    beyond = (edged < 0.6) | counter
+    beyond[0] = False
+    cx = x + cw / 2
+    top, base = int(np.median(y[own])), int(np.median((y + ch)[own]))
+    cols = slice(int(cx[own].min()) + 1, int(np.ceil(cx[own].max())))
+    full = win.soft[top:base, cols] >= 0.85  # of the glyphs' own grey: texture seldom is
+    glyph_ink = np.bincount(win.lab[top:base, cols][full], minlength=win.n) >= 0.15 * lh * lh
+    return beyond, beyond & ~counter & glyph_ink
 
 
 def _cut_beside(win: _Window, line: tuple[int, int, int, int, int], bar: Bar,
@@ -283,23 +344,35 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
     sel = inner & (cx >= lx0 - px) & (cx <= lx1 + px) & (cy >= ly0 - py) & (cy <= ly1 + py) & (ch <= 1.6 * lh)
     sel &= glyph | (small & (cx > lx0) & (cx < lx1) & (cy <= ly1) & (area >= max(1.0, (0.12 * lh) ** 2)))
     sel[0] = False
+    past = _past_outline(win, sel, lh)
+    beyond, unedged = past if past is not None else (np.zeros(win.n, bool), np.zeros(win.n, bool))
+    edged = None if past is None else partial(win.outline.share, lh=lh, walled=True)  # faint strokes: outlined only
+    if beyond.any():  # an outlined line: its box is its outlined glyphs'
+        sel &= ~beyond
+        kept = sel & glyph
+        lx0, ly0 = int(x[kept].min()), int(y[kept].min())
+        lx1, ly1 = int((x + cw)[kept].max()), int((y + ch)[kept].max())
     cy0, cx0 = max(0, ly0 - py), max(0, lx0 - px)
     # What may spoil a reading: a glyph cut by the image edge beside the line, and
     # a blob of the label's colour that is no glyph yet overlaps the line (a
     # particle under a letter, or a letter merged with one and dropped).
-    edge = ((x + wx0 == 0) | (x + cw + wx0 == w) | (y + wy0 == 0) | (y + ch + wy0 == h)) & (ch <= 1.6 * lh)
+    edge = ((x + wx0 == 0) | (x + cw + wx0 == w) | (y + wy0 == 0) | (y + ch + wy0 == h)) & (ch <= 1.6 * lh) & ~beyond
     edge &= (cw <= 3 * lh) & (np.minimum(y + ch, ly1) - np.maximum(y, ly0) >= 0.3 * lh)
     inside = np.bincount(lab[ly0:ly1, lx0:lx1].ravel(), minlength=win.n)  # pixels in the line's box
-    touch = ~sel & ~edge & (ch >= 0.45 * lh) & (inside >= max(4.0, 0.1 * lh * lh))
+    touch = ~sel & ~edge & ~beyond & (ch >= 0.45 * lh) & (inside >= max(4.0, 0.1 * lh * lh))
     edge[0] = touch[0] = False
     before, tiny = _left_out(win, sel, (lx0, ly0, lx1, ly1, lh))
+    before &= ~beyond
+    tiny &= ~beyond
     spoilers = tuple((float(x[i]), float(x[i] + cw[i]), why) for why, m in (  # window columns until cx0 is final
         ("label touches the image edge", edge & (x < lx1 + 1.5 * lh) & (x + cw > lx0 - 1.5 * lh)),
         ("something of the label's colour touches it", touch),
         ("a glyph just before the label", before & ~edge & ~touch),
-        ("a point too small to count between glyphs", tiny)) for i in np.nonzero(m)[0])
+        ("a point too small to count between glyphs", tiny),
+        ("a piece of the label's colour in it without the outline round its glyphs", unedged))
+        for i in np.nonzero(m)[0])
     ink = np.isin(lab, np.nonzero(sel)[0])
-    faint, preceded = _faint_strokes(soft, ink, (lx0, ly0, lx1, ly1), lh, py)  # read with the line, not only flagged
+    faint, preceded = _faint_strokes(soft, ink, (lx0, ly0, lx1, ly1), lh, py, edged)  # read with the line too
     spoilers += tuple((a, b, "a faint glyph in or beside the label") for a, b in preceded)
     if faint.any():  # the line now starts at the stroke, and reaches up to its top
         cols, rows = np.nonzero(faint.any(axis=0))[0], np.nonzero(faint.any(axis=1))[0]
@@ -309,7 +382,7 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
     spoilers = tuple((a - cx0, b - cx0, why) for a, b, why in spoilers)
     whole = _whole_strokes(soft, ink, win.st[sel])  # drawn for OCR; the upper glyph count keeps the line's ink
     spoilers += tuple((a - cx0, b - cx0, "a faint glyph in or beside the label")
-                      for a, b in _faint_glyphs(soft, whole, (lx0, ly0, lx1, ly1), lh))
+                      for a, b in _faint_glyphs(soft, whole, (lx0, ly0, lx1, ly1), lh, edged))
     keep = ink[cy0:ly1 + py, cx0:lx1 + px]
     line_soft = _around(soft[cy0:ly1 + py, cx0:lx1 + px], whole[cy0:ly1 + py, cx0:lx1 + px])
     box = (int(lx0 + wx0), int(ly0 + wy0), int(lx1 + wx0), int(ly1 + wy0))
@@ -380,7 +453,8 @@ def _whole_strokes(soft: np.ndarray, ink: np.ndarray, boxes: np.ndarray) -> np.n
     return grown
 
 
-def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, py: int
+def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, py: int,
+                   edged: Callable[[np.ndarray, int, int], float] | None = None
                    ) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """The pixels of a glyph-tall thin stroke just left of the line that its ink threshold
     left out: a leading '1' shrunk with its figure to half contrast; and the column spans
@@ -417,6 +491,8 @@ def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, p
         piece = lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i
         if cv2.distanceTransform(np.pad(piece.astype(np.uint8), 1), cv2.DIST_L2, 3).max() > max(2.0, 0.3 * ch[i]):
             continue
+        if edged is not None and edged(piece, a + x[i], r0 + y[i]) < 0.6:
+            continue  # past the outline of an outlined line: texture
         before = ((x + cw / 2 < x[i]) & (x + cw >= x[i] - 1.2 * lh) & (ch >= 0.6 * lh)  # (an italic one leans over it)
                   & (np.minimum(y + ch, y[i] + ch[i]) - np.maximum(y, y[i]) >= 0.5 * ch[i]))
         before[0] = before[i] = False
@@ -426,7 +502,8 @@ def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, p
     return out, preceded
 
 
-def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int) -> list[tuple[float, float]]:
+def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int,
+                  edged: Callable[[np.ndarray, int, int], float] | None = None) -> list[tuple[float, float]]:
     """Column spans of glyph-tall strokes in or just beside the line that its ink left
     out, wholly or by a stroke (``_part_left_out``).
 
@@ -444,6 +521,9 @@ def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int) ->
         if not (0.6 * lh <= st[i, 3] <= 1.8 * lh and st[i, 2] <= 1.2 * lh  # glyph-sized (digits over x-height),
                 and st[i, 4] <= 0.6 * st[i, 2] * st[i, 3]):  # stroked
             continue
+        x, y, cw, ch = (int(v) for v in st[i, :4])
+        if edged is not None and edged(lab[y:y + ch, x:x + cw] == i, a + x, ly0 + y) < 0.6:
+            continue  # past the outline of an outlined line: texture
         if kept[i] >= 0.5 * st[i, 4]:  # mostly drawn (so the line has ink): is a stroke of it left out?
             if far is None:
                 far = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)

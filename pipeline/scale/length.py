@@ -7,6 +7,7 @@ import numpy as np
 
 from .bar_find import Bar, half_contrast_length, tick_ink
 from .label import Box, surface
+from .outline import outline_grey
 
 
 def measure_bar(img: np.ndarray, bar: Bar) -> tuple[float, float]:
@@ -57,33 +58,6 @@ def dark_rims(img: np.ndarray, bar: Bar, length: float) -> str | None:
     if min(dips) < 0.15 or all(sharp):  # no rim, or an outline kept sharp: cut against its own grey
         return None
     return "an outline blurred round the bar: the grey its ends are cut against is unsure"
-
-
-def outline_grey(img: np.ndarray, bar: Bar) -> float | None:
-    """The grey of an outline drawn round the bar, None where there is none: along the
-    bar's middle half, a row within 3 of it above and one below hold a grey well past
-    (0.3 of the contrast) the surface 5-7 rows out (as many as the frame has), on the
-    side away from the bar's grey (a white bar edged in black on the image itself, as a
-    published TEM figure has it).
-
-    An end's rim pixel is a mix of the bar's grey and what lies beside it.  Cut against
-    the surface beyond an outline, it counts for too little: white bars of 31-43 px
-    edged in black in held-out figures measured 2-3 % short, two of them with no doubt.
-    A box behind the bar, as deep as the rows looked at, is its surface and no outline."""
-    h = img.shape[0]
-    q = bar.length // 4
-    if bar.y0 < 5 or bar.y1 + 5 > h or q < 2:  # a row of the surface past the outline on each side
-        return None
-    cols = slice(bar.x0 + q, bar.x1 - q)
-    edges = []
-    for near, far in ((range(bar.y0 - 3, bar.y0), slice(max(0, bar.y0 - 7), bar.y0 - 4)),
-                      (range(bar.y1, bar.y1 + 3), slice(bar.y1 + 4, min(h, bar.y1 + 7)))):
-        surround = float(np.median(img[far, cols]))
-        rim = min((float(np.median(img[r, cols])) for r in near), key=lambda v: bar.pol * v)
-        if bar.pol * (surround - rim) < 0.3 * abs(bar.fg - surround):
-            return None
-        edges.append(rim)
-    return float(np.mean(edges))
 
 
 def outlined_ends(img: np.ndarray, bar: Bar) -> tuple[float | None, float | None]:
