@@ -82,9 +82,10 @@ def heldout_grey(**series):
 
 
 def test_real_micrographs_never_wrong() -> None:
-    """All 17 real frames: none wrong, and at least 15 read (9 before soft bars were searched,
+    """All 17 real frames: none wrong, and all 17 read (9 before soft bars were searched,
     12 before italic labels were set upright and H-bars measured from their ticks' tips,
-    15 before a databar strip's thick ruler and the fields on its row were read)."""
+    15 before a databar strip's thick ruler and the fields on its row were read, 16 before
+    the texture past the outline of a label edged in black was left out of it)."""
     counts, wrong = {"right": 0, "flagged": 0, "wrong": 0}, []
     for name, t in truth().items():
         loaded = load_image(REAL / name)
@@ -95,7 +96,7 @@ def test_real_micrographs_never_wrong() -> None:
             wrong.append((name, result.text, result.length_px, t["bar_px"]))
     print(f"\nscalebars-real: {counts}")
     assert not wrong, wrong
-    assert counts["right"] >= 15, counts
+    assert counts["right"] >= 17, counts
 
 
 def test_hitachi_ruler_over_a_row_of_fields() -> None:
@@ -961,6 +962,57 @@ def test_a_dark_speck_past_the_end_of_a_bar_edged_above_and_below_is_no_outline(
     img = cv2.resize(big, (160, 80), interpolation=cv2.INTER_AREA)
     bar = next(b for b in bar_find.find_bars(img) if b.pol > 0 and abs(b.y0 - 40) <= 1)
     assert abs(measure_bar(img, bar)[0] - 33.0) <= 0.2
+
+
+EDGED_FONTS = {"sans": "dejavu/DejaVuSans-Bold.ttf", "liberation": "liberation/LiberationSans-Bold.ttf",
+               "serif": "dejavu/DejaVuSerif-Bold.ttf"}
+EDGED_VALUES = {"200 nm": (200.0, 196), "100 nm": (100.0, 150), "50 nm": (50.0, 120), "0.5 µm": (500.0, 180)}
+
+
+def _edged_label(text: str, seed: int, font: str, bare: int | None = None) -> tuple[np.ndarray, float]:
+    """A published figure's style, not the held-out generator's: a white bold label
+    36 px tall edged 1.5 px in black over a bright-field texture with bright patches,
+    above a white bar 8 px thick edged alike, drawn at 2x and shrunk; glyph ``bare``
+    of the text is drawn without its outline.  (grey image, true nm/px)."""
+    k, w, h = 2, 640, 420
+    rng = np.random.default_rng(seed)
+    texture = cv2.GaussianBlur(rng.normal(0, 1, (h * k, w * k)).astype(np.float32), (0, 0), 8 * k)
+    pil = Image.fromarray((np.clip(0.5 + 0.15 * texture / texture.std(), 0, 1) * 255).astype(np.uint8))
+    draw = ImageDraw.Draw(pil)
+    face = ImageFont.truetype(f"/usr/share/fonts/truetype/{EDGED_FONTS[font]}", 36 * k)
+    nm, bar_px = EDGED_VALUES[text]
+    x0, y0, e = 60 * k, (h - 50) * k, 3
+    draw.rectangle((x0 - e, y0 - e, x0 + bar_px * k - 1 + e, y0 + 8 * k - 1 + e), fill=0)
+    draw.rectangle((x0, y0, x0 + bar_px * k - 1, y0 + 8 * k - 1), fill=255)
+    for i, glyph in enumerate(text):
+        edge = {} if i == bare else {"stroke_width": e, "stroke_fill": 0}
+        draw.text((x0 + draw.textlength(text[:i], font=face), y0 - 56 * k), glyph, font=face, fill=255, **edge)
+    img = cv2.resize(np.asarray(pil, np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    return img, nm / bar_px
+
+
+@pytest.mark.parametrize("seed,text,font", [(0, "0.5 µm", "sans"), (1, "200 nm", "sans"), (1, "50 nm", "serif"),
+                                            (2, "100 nm", "liberation"), (2, "50 nm", "serif"),
+                                            (3, "100 nm", "liberation"), (3, "50 nm", "serif")])
+def test_a_label_edged_in_black_is_read_without_the_texture_past_its_outline(seed: int, text: str, font: str) -> None:
+    """A white label edged in black on the image itself (the real two-panel TEM figure's
+    style): bright blobs of the texture beside its glyphs and in their counters were read
+    as ink or touched it, and each of these frames was flagged ('a faint glyph', 'dots on
+    the baseline', 'something touches it', or misread).  The outline parts them from the
+    glyphs (outline.py): only the outlined glyphs are the label."""
+    img, nm_per_px = _edged_label(text, seed, font)
+    result = find_scale_bar(img)
+    assert verdict(result, nm_per_px) == "right", trace(result)
+
+
+@pytest.mark.parametrize("text,bare", [("50 nm", 1), ("100 nm", 1), ("100 nm", 2), ("200 nm", 2)])
+def test_a_glyph_without_the_outline_of_the_others_is_never_left_out_unsaid(text: str, bare: int) -> None:
+    """A digit drawn bare among outlined glyphs is no texture for sure: left out, '50 nm'
+    was read '5 nm', confidently (seed 6 of a first version).  It is a doubt, or read."""
+    for seed in range(8):
+        img, nm_per_px = _edged_label(text, seed, "serif" if text == "50 nm" else "sans", bare)
+        result = find_scale_bar(img)
+        assert verdict(result, nm_per_px) != "wrong", (seed, trace(result))
 
 
 @pytest.mark.parametrize("index,found_by", [(20, "text first"), (44, "bar first")])

@@ -173,25 +173,28 @@ def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | No
 def _past_outline(win: _Window, sel: np.ndarray, lh: int) -> tuple[np.ndarray, np.ndarray] | None:
     """In a line whose glyphs are outlined like its bar (white edged in black on the
     image itself), the blobs of its colour that lie past that outline, masks over the
-    window's blobs: (those outside every glyph's outline or inside one's counter, those
-    of them that may be one of its glyphs, as said below).  None where the line is not
-    outlined.
+    window's blobs: (those left out of the line and of its doubts, those of them that
+    may be one of its glyphs, a doubt).  None where the line is not outlined.
 
     The outline parts the glyphs from what they are drawn on, so a bright blob of the
     texture beside a glyph or showing through a counter is neither ink nor something
     touching the label: read with it, a real figure's '200 nm' was '200,mm', and flagged
     as touched.  A line is outlined where two glyph-tall blobs at least, and two thirds
-    of them, are edged all round (0.9 of their rim, ``OutlineMap.share``); a blob past
-    the outline has under 0.6 of its rim edged, or lies inside an edged glyph's box.
+    of them, are edged all round (0.9 of their rim, ``OutlineMap.share``).  Past the
+    outline: a blob near the line with under 0.6 of its rim edged, or inside an outlined
+    glyph's box (its counter).  Never a speck on the baseline from a glyph height before
+    the first outlined glyph to the last: a decimal point whose outline was blurred
+    open is one, and the point checks (``_left_out``, ``_glyph_stats``) judge it as on
+    a line with no outline.
 
-    One of those with a glyph's ink (0.15 of the glyph height squared, of the glyphs'
-    own grey) on the line's rows between the centres of its first and last glyph is a
-    doubt: an unoutlined glyph among outlined ones, alone or run into the texture, is no
-    texture for sure, and left out there it changes the value (a '50 nm' whose '0' was
-    drawn without its outline was read '5 nm', confidently); left out before or after
-    them it leaves no value or no unit.  A speck is no doubt: an outlined point has its
-    outline, and a speck of the texture in a gap between glyphs is common (the real
-    figure has one after its 'm')."""
+    Between the centres of the first and last outlined glyph, blobs past the outline
+    holding a glyph's ink between two of them (0.15 of the glyph height squared, as
+    bright as 0.8 of the outlined glyphs' median) are a doubt: an unoutlined glyph there,
+    alone, broken or run into the texture, is no texture for sure, and left out it
+    changes the value (a '50 nm' whose '0' was drawn without its outline was read
+    '5 nm', confidently).  Left out before or after them it leaves a number that is no
+    1-2-5 value ('00', '0', '.5' for '0.5': the parser reads none of them), no value,
+    or no unit."""
     if win.outline is None:
         return None
     x, y, cw, ch = (win.st[:, k] for k in range(4))
@@ -199,8 +202,10 @@ def _past_outline(win: _Window, sel: np.ndarray, lh: int) -> tuple[np.ndarray, n
     if tall.sum() < 2:
         return None
     lx0, ly0, lx1, ly1 = x[tall].min(), y[tall].min(), (x + cw)[tall].max(), (y + ch)[tall].max()
-    edged = np.zeros(win.n)
-    for i in np.nonzero((x < lx1 + 3 * lh) & (x + cw > lx0 - 3 * lh) & (y < ly1 + 2 * lh) & (y + ch > ly0 - 2 * lh))[0]:
+    near = (x < lx1 + 3 * lh) & (x + cw > lx0 - 3 * lh) & (y < ly1 + 2 * lh) & (y + ch > ly0 - 2 * lh)
+    near[0] = False
+    edged = np.ones(win.n)
+    for i in np.nonzero(near)[0]:
         edged[i] = win.outline.share(win.lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i, x[i], y[i], lh)
     own = tall & (edged >= 0.9)
     if own.sum() < 2 or own.sum() < 2 / 3 * tall.sum():
@@ -209,14 +214,22 @@ def _past_outline(win: _Window, sel: np.ndarray, lh: int) -> tuple[np.ndarray, n
     for i in np.nonzero(own)[0]:
         counter |= (x >= x[i]) & (x + cw <= x[i] + cw[i]) & (y >= y[i]) & (y + ch <= y[i] + ch[i])
     counter &= ~own
-    beyond = (edged < 0.6) | counter
-    beyond[0] = False
     cx = x + cw / 2
     top, base = int(np.median(y[own])), int(np.median((y + ch)[own]))
-    cols = slice(int(cx[own].min()) + 1, int(np.ceil(cx[own].max())))
-    full = win.soft[top:base, cols] >= 0.85  # of the glyphs' own grey: texture seldom is
-    glyph_ink = np.bincount(win.lab[top:base, cols][full], minlength=win.n) >= 0.15 * lh * lh
-    return beyond, beyond & ~counter & glyph_ink
+    point = ((ch < 0.45 * lh) & (np.abs(y + ch - base) <= 0.25 * lh + 1)
+             & (cx >= x[own].min() - lh) & (cx <= cx[own].max()))
+    beyond = ((edged < 0.6) | counter) & ~point
+    beyond[0] = False
+    bright = 0.8 * float(np.median(win.soft[np.isin(win.lab, np.nonzero(own)[0])]))
+    doubt = np.zeros(win.n, bool)
+    centres = np.sort(cx[own])
+    for c0, c1 in zip(centres[:-1], centres[1:]):  # each gap between two outlined glyphs
+        cols = slice(int(c0) + 1, int(np.ceil(c1)))
+        lab = win.lab[top:base, cols][win.soft[top:base, cols] >= bright]
+        ink = np.bincount(lab, minlength=win.n) * (beyond & ~counter)
+        if ink.sum() >= 0.15 * lh * lh:
+            doubt |= ink > 0
+    return beyond, doubt
 
 
 def _cut_beside(win: _Window, line: tuple[int, int, int, int, int], bar: Bar,
@@ -346,12 +359,11 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
     sel[0] = False
     past = _past_outline(win, sel, lh)
     beyond, unedged = past if past is not None else (np.zeros(win.n, bool), np.zeros(win.n, bool))
-    edged = None if past is None else partial(win.outline.share, lh=lh, walled=True)  # faint strokes: outlined only
-    if beyond.any():  # an outlined line: its box is its outlined glyphs'
+    edged = None if past is None else partial(win.outline.share, lh=lh)  # faint strokes: the outlined only
+    if beyond.any():  # an outlined line: its box is its outlined glyphs' (and points')
         sel &= ~beyond
-        kept = sel & glyph
-        lx0, ly0 = int(x[kept].min()), int(y[kept].min())
-        lx1, ly1 = int((x + cw)[kept].max()), int((y + ch)[kept].max())
+        lx0, lx1 = int(x[sel].min()), int((x + cw)[sel].max())
+        ly0, ly1 = int(y[sel & glyph].min()), int((y + ch)[sel & glyph].max())
     cy0, cx0 = max(0, ly0 - py), max(0, lx0 - px)
     # What may spoil a reading: a glyph cut by the image edge beside the line, and
     # a blob of the label's colour that is no glyph yet overlaps the line (a
@@ -454,8 +466,7 @@ def _whole_strokes(soft: np.ndarray, ink: np.ndarray, boxes: np.ndarray) -> np.n
 
 
 def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, py: int,
-                   edged: Callable[[np.ndarray, int, int], float] | None = None
-                   ) -> tuple[np.ndarray, list[tuple[float, float]]]:
+                   edged: Callable[..., float] | None = None) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """The pixels of a glyph-tall thin stroke just left of the line that its ink threshold
     left out: a leading '1' shrunk with its figure to half contrast; and the column spans
     of those of them that have faint ink as tall just before them, which are doubts.
@@ -491,7 +502,7 @@ def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, p
         piece = lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i
         if cv2.distanceTransform(np.pad(piece.astype(np.uint8), 1), cv2.DIST_L2, 3).max() > max(2.0, 0.3 * ch[i]):
             continue
-        if edged is not None and edged(piece, a + x[i], r0 + y[i]) < 0.6:
+        if edged is not None and edged(piece, a + x[i], r0 + y[i], walled=True) < 0.6:
             continue  # past the outline of an outlined line: texture
         before = ((x + cw / 2 < x[i]) & (x + cw >= x[i] - 1.2 * lh) & (ch >= 0.6 * lh)  # (an italic one leans over it)
                   & (np.minimum(y + ch, y[i] + ch[i]) - np.maximum(y, y[i]) >= 0.5 * ch[i]))
@@ -503,13 +514,18 @@ def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, p
 
 
 def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int,
-                  edged: Callable[[np.ndarray, int, int], float] | None = None) -> list[tuple[float, float]]:
+                  edged: Callable[..., float] | None = None) -> list[tuple[float, float]]:
     """Column spans of glyph-tall strokes in or just beside the line that its ink left
     out, wholly or by a stroke (``_part_left_out``).
 
     A thin '1' or '0' shrunk with its figure keeps half its contrast and falls below
     the line's ink threshold: the line is then read '10 nm' for '100 nm', and every
-    check agrees with the shortened text."""
+    check agrees with the shortened text.  ``edged`` (an outlined line's
+    ``OutlineMap.share``) leaves out the texture, strokes no outline walls in: the grey
+    between two outlined '0's of the real two-panel figure, glyph-tall and hemmed in by
+    their outlines on both sides, runs on above and below them.  A glyph of an outlined
+    label keeps its outline, at half contrast still past the surface; one whose outline
+    fades too would be missed (the labels seen draw every glyph alike)."""
     lx0, ly0, lx1, ly1 = line
     a, b = max(0, int(lx0 - 1.2 * lh)), min(soft.shape[1], int(lx1 + 1.2 * lh))  # a letter space
     n, lab, st, _ = cv2.connectedComponentsWithStats((soft[ly0:ly1, a:b] > 0.35).astype(np.uint8), connectivity=8)
@@ -522,7 +538,7 @@ def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int,
                 and st[i, 4] <= 0.6 * st[i, 2] * st[i, 3]):  # stroked
             continue
         x, y, cw, ch = (int(v) for v in st[i, :4])
-        if edged is not None and edged(lab[y:y + ch, x:x + cw] == i, a + x, ly0 + y) < 0.6:
+        if edged is not None and edged(lab[y:y + ch, x:x + cw] == i, a + x, ly0 + y, walled=True) < 0.6:
             continue  # past the outline of an outlined line: texture
         if kept[i] >= 0.5 * st[i, 4]:  # mostly drawn (so the line has ink): is a stroke of it left out?
             if far is None:

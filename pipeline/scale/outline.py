@@ -78,7 +78,8 @@ class OutlineMap:
         the outlines on both sides of a gap close round the texture in it.  A glyph-tall
         sliver taken for a glyph is read as a '1' or 'l' beside the others, and makes no
         1-2-5 value ('150', '21 nm') or no unit.  A glyph broken at the ink's threshold
-        (a 1 px stem of an 'm') shares its part with the rest."""
+        (a 1 px stem of an 'm') shares its part with the rest.  A piece cut by the
+        window's edge cannot be seen walled in: its rim inside is all there is."""
         h, w = own.shape
         rows = slice(max(0, y - 1), min(self.near.shape[0], y + h + 1))
         cols = slice(max(0, x - 1), min(self.near.shape[1], x + w + 1))
@@ -87,8 +88,8 @@ class OutlineMap:
         rim = (cv2.dilate(mine.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & ~mine
         if not rim.any():
             return 0.0
-        tall = h >= 0.6 * lh
-        if (walled or not tall) and not self._walled(self.raw, mine, rows, cols, lh) and not (
+        tall, cut = h >= 0.6 * lh, x == 0 or y == 0 or x + w == self.near.shape[1] or y + h == self.near.shape[0]
+        if (walled or not tall) and not cut and not self._walled(self.raw, mine, rows, cols, lh) and not (
                 (tall or _wide(own)) and self._walled(self.closed, mine, rows, cols, lh)):
             return 0.0
         return float(self.near[rows, cols][rim].mean())
