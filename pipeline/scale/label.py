@@ -181,11 +181,14 @@ def _past_outline(win: _Window, sel: np.ndarray, lh: int) -> tuple[np.ndarray, n
     touching the label: read with it, a real figure's '200 nm' was '200,mm', and flagged
     as touched.  A line is outlined where two glyph-tall blobs at least, and two thirds
     of them, are edged all round (0.9 of their rim, ``OutlineMap.share``).  Past the
-    outline: a blob near the line with under 0.6 of its rim edged, or inside an outlined
-    glyph's box (its counter).  Never a speck on the baseline from a glyph height before
-    the first outlined glyph to the last: a decimal point whose outline was blurred
-    open is one, and the point checks (``_left_out``, ``_glyph_stats``) judge it as on
-    a line with no outline.
+    outline: a blob near the line with under 0.6 of its rim edged, or in an outlined
+    glyph's counter (inside its box, the glyph's strokes left and right of it on its
+    rows).  Never a speck on the baseline from a glyph height before
+    the first outlined glyph to the last with 0.6 of its rim edged, walled in or not: a
+    decimal point whose outline was blurred open is one, and the point checks
+    (``_left_out``, ``_glyph_stats``) judge it as on a line with no outline; a speck of
+    the texture in the word space is not (on the real figure compressed, counted as a
+    point it flagged '200 nm').
 
     Between the centres of the first and last outlined glyph, blobs past the outline
     holding a glyph's ink between two of them (0.15 of the glyph height squared, as
@@ -212,12 +215,17 @@ def _past_outline(win: _Window, sel: np.ndarray, lh: int) -> tuple[np.ndarray, n
         return None
     counter = np.zeros(win.n, bool)
     for i in np.nonzero(own)[0]:
-        counter |= (x >= x[i]) & (x + cw <= x[i] + cw[i]) & (y >= y[i]) & (y + ch <= y[i] + ch[i])
-    counter &= ~own
+        inside = (x >= x[i]) & (x + cw <= x[i] + cw[i]) & (y >= y[i]) & (y + ch <= y[i] + ch[i]) & ~own
+        for j in np.nonzero(inside)[0]:  # between two strokes of the glyph (an italic '1' leans over its point)
+            rows = win.lab[y[j]:y[j] + ch[j]] == i
+            counter[j] = bool(rows[:, x[i]:x[j]].any() and rows[:, x[j] + cw[j]:x[i] + cw[i]].any())
     cx = x + cw / 2
     top, base = int(np.median(y[own])), int(np.median((y + ch)[own]))
-    point = ((ch < 0.45 * lh) & (np.abs(y + ch - base) <= 0.25 * lh + 1)
+    point = ((ch < 0.45 * lh) & (np.abs(y + ch - base) <= 0.25 * lh + 1) & ~counter
              & (cx >= x[own].min() - lh) & (cx <= cx[own].max()))
+    for i in np.nonzero(point & (edged < 0.6))[0]:  # edged round most of its rim, if open
+        point[i] = win.outline.share(win.lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i, x[i], y[i], lh,
+                                     walled=False) >= 0.6
     beyond = ((edged < 0.6) | counter) & ~point
     beyond[0] = False
     bright = 0.8 * float(np.median(win.soft[np.isin(win.lab, np.nonzero(own)[0])]))

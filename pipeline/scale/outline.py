@@ -56,14 +56,14 @@ class OutlineMap:
     raw: tuple[np.ndarray, np.ndarray]
     closed: tuple[np.ndarray, np.ndarray]
 
-    def share(self, own: np.ndarray, x: int, y: int, lh: int, walled: bool = False) -> float:
+    def share(self, own: np.ndarray, x: int, y: int, lh: int, walled: bool | None = None) -> float:
         """How much of a piece's rim lies within 2 px of the outline, where the outline
         encloses it; 0 where it does not.  ``own``: the piece's mask over its box, whose
-        corner is (x, y) in the window; ``lh``: the line's glyph height.  A glyph-tall
-        piece need not be enclosed unless ``walled``: its rim tells it from the texture
-        (an outline broken in places round a thin 'm' let the texture into its counters,
-        while blobs of the texture beside glyphs keep under half their rim edged); a
-        faint stroke is looked for where a glyph is left out, so it must be walled in.
+        corner is (x, y) in the window; ``lh``: the line's glyph height.  ``walled``:
+        whether the piece must be enclosed (True), need not be (False), or by default
+        must be unless glyph-tall: a glyph's rim tells it from the texture (an outline
+        broken in places round a thin 'm' let the texture into its counters, while blobs
+        of the texture beside glyphs keep under half their rim edged).
 
         Enclosed: the part of the window that is no outline round the piece is glyph-
         sized (at most 1.6 glyph heights tall and 3 wide, 8 px more for the outline)
@@ -89,7 +89,9 @@ class OutlineMap:
         if not rim.any():
             return 0.0
         tall, cut = h >= 0.6 * lh, x == 0 or y == 0 or x + w == self.near.shape[1] or y + h == self.near.shape[0]
-        if (walled or not tall) and not cut and not self._walled(self.raw, mine, rows, cols, lh) and not (
+        if walled is None:
+            walled = not tall
+        if walled and not cut and not self._walled(self.raw, mine, rows, cols, lh) and not (
                 (tall or _wide(own)) and self._walled(self.closed, mine, rows, cols, lh)):
             return 0.0
         return float(self.near[rows, cols][rim].mean())
