@@ -183,12 +183,12 @@ def _past_outline(win: _Window, sel: np.ndarray, lh: int) -> tuple[np.ndarray, n
     of them, are edged all round (0.9 of their rim, ``OutlineMap.share``).  Past the
     outline: a blob near the line with under 0.6 of its rim edged, or in an outlined
     glyph's counter (inside its box, the glyph's strokes left and right of it on its
-    rows).  Never a speck on the baseline from a glyph height before
-    the first outlined glyph to the last with 0.6 of its rim edged, walled in or not: a
-    decimal point whose outline was blurred open is one, and the point checks
-    (``_left_out``, ``_glyph_stats``) judge it as on a line with no outline; a speck of
-    the texture in the word space is not (on the real figure compressed, counted as a
-    point it flagged '200 nm').
+    rows).  Never a speck on the baseline, from a glyph height before the first outlined
+    glyph to the last, with 0.6 of its rim edged, walled in or not: a decimal point
+    whose outline was blurred open is one, and the point checks (``_left_out``,
+    ``_glyph_stats``) judge it as on a line with no outline; a speck of the texture in
+    the word space is not (on the real figure compressed, counted as a point it flagged
+    '200 nm').
 
     Between the centres of the first and last outlined glyph, blobs past the outline
     holding a glyph's ink between two of them (0.15 of the glyph height squared, as
