@@ -216,8 +216,8 @@ def test_real_micrographs_shrunk_for_a_paper_never_wrong(height: int, quality: i
 
 
 # right of 17 at least, per change (measured on this machine's Tesseract: see BENCHMARKS.md)
-RESAMPLED_RIGHT = {"enlarged 1.5x": 12, "enlarged 2x": 12, "shrunk 0.7x": 6, "blurred 1 px": 8, "JPEG q40": 11,
-                   "noise 10": 14, "turned 0.4°": 11, "gamma 0.5": 12, "gamma 2": 13}  # measured: 14 13 8 8 13 15 12 13 14
+RESAMPLED_RIGHT = {"enlarged 1.5x": 12, "enlarged 2x": 12, "shrunk 0.7x": 9, "blurred 1 px": 9, "JPEG q40": 11,
+                   "noise 10": 14, "turned 0.4°": 11, "gamma 0.5": 12, "gamma 2": 13}  # measured: 14 13 10 10 14 16 12 13 14
 
 
 @pytest.mark.parametrize("transform", resampled_real.TRANSFORMS)
@@ -274,6 +274,49 @@ def test_a_blurred_thin_h_bar_is_measured_to_its_ticks_outer_edges(transforms: t
     result = find_scale_bar(image)
     assert verdict(result, npp) == "right", result
     assert abs(result.length_px - 39) < 0.5, result
+
+
+@pytest.mark.parametrize("name", ["tem_fig_crack_100nm.png", "zeiss_whiteband_npgold_20nm.png"])
+def test_a_label_fainter_or_darker_than_its_blurred_bar_is_cut_by_its_own_ink(name: str) -> None:
+    """Blurred by a pixel, the real TEM '100 nm' (1 px strokes over a 4 px white bar) keeps
+    its bar's grey but not its glyphs': the '1' peaked at 0.45 of the bar's contrast and
+    fell out of the line, 'nm' alone was left with a faint-glyph doubt.  The real Zeiss
+    '20 nm' (2 px strokes over a 1-2 px H-bar) the other way: cut against the faded
+    bar's grey its glyphs saturated into blobs too fat for glyphs.  Neither was read;
+    cut against the label's own grey (own_ink.label_inks), both are, to 1 %."""
+    image, npp = resampled_real.frame(name, "blurred 1 px")
+    result = find_scale_bar(image)
+    assert verdict(result, npp) == "right", trace(result)
+    assert abs(result.nm_per_px / npp - 1) <= 0.01, result
+
+
+@pytest.mark.parametrize("name", ["xl30_databar_silica_2um.png", "xl30_databar_silica_5um.png"])
+def test_a_label_two_glyphs_beside_its_shrunk_bar_is_its_label(name: str) -> None:
+    """An XL30 databar shrunk to 0.7x: its '2 µm' stands 15 px right of the bar's end
+    tick, its glyphs 6-8 px tall; a line beside a bar was looked for within two glyph
+    heights (14 px) and none was found.  Beside a bar it is now 2.5: the line's words
+    still face every check (a databar's fields, 1-2-5, glyph counts)."""
+    image, npp = resampled_real.frame(name, "shrunk 0.7x")
+    result = find_scale_bar(image)
+    assert verdict(result, npp) == "right", trace(result)
+
+
+BLURRED_FRAMES = 40
+
+
+def test_figures_blurred_after_their_bar_was_drawn_are_never_read_wrong() -> None:
+    """Thin labels over thick bars and bold labels over 1-2 px H-bars, blurred by
+    0.7-1.3 px (tests/blurred_labels.py, written before the reader was measured on it):
+    never wrong.  Measured on this machine's Tesseract: 17 of 40 right (9 before the
+    label was cut by its own ink); many of the rest are labels a person reads with effort."""
+    from tests import blurred_labels
+
+    def frame_of(i: int):
+        rgb, t = blurred_labels.frame(i)
+        return grey(rgb), t
+    counts, wrong, flagged = read_seeded(frame_of, BLURRED_FRAMES, "blurred figures")
+    assert not wrong, wrong
+    assert counts["right"] >= 14, (counts, flagged)
 
 
 # A strip of one colour cut to a bar's shape by the ticks of a bar of the other colour,

@@ -68,7 +68,7 @@ class _Window:
     outline: OutlineMap | None = None  # round a bar with an outline: where it (and a label's) lies
 
 
-def text_lines(img: np.ndarray, bar: Bar) -> list[Label]:
+def text_lines(img: np.ndarray, bar: Bar, ink: float | None = None) -> list[Label]:
     """The nearest line of thin-stroked, glyph-sized blobs of the bar's colour on each side.
 
     One over (above, below or in the gap), one left and one right of the bar, because
@@ -79,15 +79,16 @@ def text_lines(img: np.ndarray, bar: Bar) -> list[Label]:
     the whole row is the "over" line, each field OCR'd as a line of its own (Tesseract
     reads a long line of spaced fields worse), and the parser takes the row's one
     number + unit (a field's name before a value, "WD 10.0 mm", rules the value out; two
-    values, none).
+    values, none).  ``ink``: the grey the label's strokes are cut against, where it is
+    not the bar's (own_ink.label_inks).
     """
-    win = _window(img, bar)
+    win = _window(img, bar, ink=ink)
     found = sorted(_near_lines(win, bar), key=lambda c: c[0])
     cut = [b for _, line, _ in found for b in _cut_beside(win, line, bar, img.shape)]
     if cut:  # a glyph of a line cut by the window's edge: left out, '0.5 µm' was read '5 µm'
         box = (min(c[0] for c in cut) + win.x0, min(c[1] for c in cut) + win.y0,
                max(c[2] for c in cut) + win.x0, max(c[3] for c in cut) + win.y0)
-        grown = _window(img, bar, box)  # grown by the lines' and cut glyphs' height around them
+        grown = _window(img, bar, box, ink=ink)  # grown by the lines' and cut glyphs' height around them
         if grown.soft.shape != win.soft.shape:
             win, found = grown, sorted(_near_lines(grown, bar), key=lambda c: c[0])
     nearest: dict[str, tuple] = {}
@@ -128,12 +129,14 @@ def words_ink(img: np.ndarray, box: Box, pol: int) -> tuple[float, float, float]
     return fg, float(mid), float(hi - lo)
 
 
-def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | None = None) -> _Window:
+def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | None = None,
+            ink: float | None = None) -> _Window:
     """The blobs of the bar's colour around it (and around ``include``, a label's box
     seen by the text finder), and which of them are shaped like glyphs.
 
     With ``pol`` other than the bar's polarity the blobs are those of the words' own ink
-    in ``include`` (a white label over the image above a black bar in a white box)."""
+    in ``include`` (a white label over the image above a black bar in a white box).
+    With ``ink`` the coverage runs from the surface to that grey, not to the bar's."""
     h, w = img.shape
     L, t = bar.length, bar.thick
     outlined = False
@@ -141,7 +144,7 @@ def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | No
         fg, bg, spread = words_ink(img, include, pol)
     else:
         outlined = outline_grey(img, bar) is not None
-        fg, (bg, spread) = bar.fg, surface(img, bar)
+        fg, (bg, spread) = bar.fg if ink is None else ink, surface(img, bar)
     if abs(fg - bg) < 1e-3:
         fg, bg = bar.fg, 1.0 - bar.fg
     dx, dy = min(2.2 * L, 0.35 * w), min(0.8 * L, 0.12 * frame_height(h, w)) + 2 * t
@@ -262,7 +265,9 @@ def _cut_beside(win: _Window, line: tuple[int, int, int, int, int], bar: Bar,
 
 def _near_lines(win: _Window, bar: Bar) -> list[tuple[float, tuple[int, int, int, int, int], str]]:
     """Lines of glyphs (vertical overlap, similar height, small gaps) within two glyph heights
-    of the bar: (distance in glyph heights, (x0, y0, x1, y1, glyph height), side)."""
+    of the bar, 2.5 beside it (an XL30 databar shrunk to 0.7x puts its '2 µm' 2.1 glyph
+    heights right of the bar's tick): (distance in glyph heights, (x0, y0, x1, y1, glyph
+    height), side)."""
     x, y, cw, ch = win.st[:, 0], win.st[:, 1], win.st[:, 2], win.st[:, 3]
     idx = np.nonzero(win.glyph)[0]
     link = np.zeros((len(idx), len(idx)), bool)
@@ -287,7 +292,7 @@ def _near_lines(win: _Window, bar: Bar) -> list[tuple[float, tuple[int, int, int
             d, side = max(bx0 - lx1, lx0 - bx1, 0), "left" if lx1 <= bx0 + 0.5 * lh else "right"
         else:
             continue
-        if d <= 2 * lh:
+        if d <= (2.5 if side in ("left", "right") else 2) * lh:
             near.append((d / lh, (lx0, ly0, lx1, ly1, lh), side))
     return near
 

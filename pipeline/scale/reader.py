@@ -36,6 +36,7 @@ from .exclusion import exclusion
 from .label import Box, Label, text_lines
 from .length import dark_rims, end_doubts, end_ticks, fading_ends, measure_bar, repeats_pixels
 from .ocr import ocr_lines
+from .own_ink import label_inks
 from .parse import NM, TWO_VALUES, micro_by_field, read_label
 from .second_reader import PLAUSIBLE_NM_PER_PX, settle
 from .text_first import read_text_first
@@ -92,6 +93,8 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     if lines_img is not img:  # a thin bar under noise may break into specks: seen once smoothed
         bars += [b for b in find_bars(lines_img) if not any(same_stroke(b, a) for a in bars)]
     reads = _bar_first(img, bars, lines_img)
+    if not any(r.confident for r in reads):  # a label fainter (or darker) than its bar: cut by its own ink
+        reads += _bar_first(img, bars, lines_img, own_ink=True)
     if not any(r.confident for r in reads):
         second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars, not reads)]
         for r in second:
@@ -118,11 +121,16 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     return best
 
 
-def _bar_first(img: np.ndarray, bars: list[Bar], lines_img: np.ndarray) -> list[ScaleBar]:
+def _bar_first(img: np.ndarray, bars: list[Bar], lines_img: np.ndarray, own_ink: bool = False) -> list[ScaleBar]:
     """Readings of the label lines beside ``bars``: the lowest ``_MAX_OCR`` lines (bars with
     a gap, FEI's, first), each OCR'd and checked.  Lines are looked for in ``lines_img``
-    (the frame, denoised where it is a noisy figure: denoise.py); bars measured on ``img``."""
-    cands = [(b, lab) for b in bars for lab in text_lines(lines_img, b)]
+    (the frame, denoised where it is a noisy figure: denoise.py); bars measured on ``img``.
+    ``own_ink``: only the bars whose nearby strokes are of another grey than the bar, their
+    lines cut against that grey (own_ink.label_inks; a second try, when none was confident)."""
+    inks = [(b, ink) for b in bars for ink in label_inks(lines_img, b)] if own_ink else [(b, None) for b in bars]
+    cands = [(b, lab) for b, ink in inks for lab in text_lines(lines_img, b, ink)]
+    if not cands:
+        return []
     cands.sort(key=lambda c: -(c[0].y0 / img.shape[0] + 0.3 * (c[0].gap is not None)))  # bottom first
     cands = cands[:_MAX_OCR]
     words = ocr_lines([label for _, label in cands])  # every line in one Tesseract run
