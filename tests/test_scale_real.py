@@ -211,7 +211,7 @@ def test_real_micrographs_shrunk_for_a_paper_never_wrong(height: int, quality: i
     counts, wrong = read_real(lambda name: shrunk_for_a_paper(name, height, quality))
     print(f"\nscalebars-real shrunk to {height} px, JPEG q{quality}: {dict(counts)}")
     assert not wrong, wrong
-    assert counts["right"] >= (13 if height >= 500 else 5), counts  # 14 and 6 on this machine's Tesseract
+    assert counts["right"] >= (13 if height >= 500 else 5), counts  # 14 and 7 on this machine's Tesseract
 
 
 
