@@ -11,6 +11,7 @@ wrong scale silently corrupts every size in the image.
 from __future__ import annotations
 
 import collections
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -26,7 +27,8 @@ from psdwatch.pipeline.scale.label import text_lines
 from psdwatch.pipeline.scale.length import dark_rims, end_doubts, measure_bar, repeats_pixels
 from psdwatch.pipeline.scale.ocr import ocr_line
 from psdwatch.pipeline.scale.parse import LONE, TWO_VALUES, _tokens, micro_by_field, read_label, value_unit
-from psdwatch.pipeline.scale.reader import BOX_EDGE, OUTLINED, find_scale_bar
+from psdwatch.pipeline.scale.own_ink import label_inks
+from psdwatch.pipeline.scale.reader import BOX_EDGE, OUTLINED, _lend_doubts, find_scale_bar
 from psdwatch.pipeline.synth import SynthSpec, synth_image
 from tests import decimal_labels, font_sweep, noisy_figures, resampled_real
 from tests.conftest import DATA
@@ -304,12 +306,33 @@ def test_a_white_bar_edged_in_black_is_found_once_its_outline_is_thin(transform:
     assert verdict(result, npp) == "right", trace(result)
 
 
+def test_a_deeper_cut_keeps_the_doubts_the_bars_own_cut_saw() -> None:
+    """Cut deeper than a faded bar's grey (own_ink), a faint glyph or a small point fades
+    below the checks that see them: a '100 nm' whose faint '0' the bar's cut flagged
+    could read a plain '10 nm'.  The doubts of the overlapping line cut at the bar's
+    grey go with the deeper line, over all its columns; a line elsewhere lends none."""
+    image, _ = resampled_real.frame("zeiss_whiteband_npgold_20nm.png", "blurred 1 px")
+    img = (image - image.min()) / (image.max() - image.min())
+    bar = next(b for b in bar_find.find_bars(img) if abs(b.y0 - 733) <= 3)
+    (deeper,) = [ink for ink in label_inks(img, bar) if ink.deeper]
+    line = next(lab for lab in text_lines(img, bar, deeper.grey) if lab.side == "over")
+    assert not line.spoilers
+    faint = replace(line, spoilers=((3.0, 5.0, "a faint glyph in or beside the label"),))
+    elsewhere = replace(faint, box=(line.box[0], line.box[3] + 50, line.box[2], line.box[3] + 60))
+    lent = _lend_doubts(line, [faint, elsewhere])
+    assert lent.spoilers == ((0.0, float(line.ink.shape[1]), "a faint glyph in or beside the label"),)
+    assert _lend_doubts(line, [elsewhere]).spoilers == ()
+    words = [[(0.0, float(line.ink.shape[1]), "20", 95.0), (0.0, float(line.ink.shape[1]), "nm", 95.0)]]
+    assert "a faint glyph in or beside the label" in read_label(words, lent)[3]
+
+
 @pytest.mark.parametrize("name", ["xl30_databar_silica_2um.png", "xl30_databar_silica_5um.png"])
 def test_a_label_two_glyphs_beside_its_shrunk_bar_is_its_label(name: str) -> None:
     """An XL30 databar shrunk to 0.7x: its '2 µm' stands 15 px right of the bar's end
     tick, its glyphs 6-8 px tall; a line beside a bar was looked for within two glyph
-    heights (14 px) and none was found.  Beside a bar it is now 2.5: the line's words
-    still face every check (a databar's fields, 1-2-5, glyph counts)."""
+    heights (14 px) and none was found.  Right of an H-bar it is now 2.5 (of any bar, a
+    rendered databar's '1 µm' became the label of a stroke two fields to its left too,
+    and the frame was flagged): the line's words still face every check."""
     image, npp = resampled_real.frame(name, "shrunk 0.7x")
     result = find_scale_bar(image)
     assert verdict(result, npp) == "right", trace(result)

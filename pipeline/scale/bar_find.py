@@ -338,7 +338,8 @@ def _soft(img: np.ndarray) -> list[Bar]:
 def _uniform(img: np.ndarray, bar: Bar) -> bool:
     """A drawn stroke has one grey along its length; a ridge of texture does not.
 
-    Sets ``bar.level`` to that grey (the median of the stroke's core row)."""
+    Sets ``bar.level`` to that grey (the median of the stroke's core row) and, for a bar
+    taken as outlined, grows its rows over its half-covered edges (``_outlined_alike``)."""
     core = _core_row(img, bar)
     inner = core[2:-2] if core.size > 8 else core
     level = float(np.median(inner))
@@ -356,12 +357,13 @@ def _uniform(img: np.ndarray, bar: Bar) -> bool:
     # A bar lies on one surface: the same grey above and below it, row after row.
     # The edge of a box over a darker bar (a white strip between image and ink,
     # then the box again) does not.
-    same_surface = (abs(up - down) <= 0.25 * min(abs(level - up), abs(level - down))
-                    and (all(np.ptp(np.median(side, axis=1)) <= 0.5 * contrast for side in (
-                        img[max(0, bar.y0 - 4):max(0, bar.y0 - 1), bar.x0:bar.x1],  # past a partly covered
-                        img[bar.y1 + 1:bar.y1 + 4, bar.x0:bar.x1]) if side.size)    # edge row
-                         or _outlined_alike(img, bar, contrast)))
-    return contrast > 0 and (hi - lo) <= 0.35 * contrast and same_surface
+    if not (contrast > 0 and (hi - lo) <= 0.35 * contrast
+            and abs(up - down) <= 0.25 * min(abs(level - up), abs(level - down))):
+        return False
+    flat = all(np.ptp(np.median(side, axis=1)) <= 0.5 * contrast for side in (
+        img[max(0, bar.y0 - 4):max(0, bar.y0 - 1), bar.x0:bar.x1],  # past a partly covered
+        img[bar.y1 + 1:bar.y1 + 4, bar.x0:bar.x1]) if side.size)    # edge row
+    return flat or _outlined_alike(img, bar, contrast)
 
 
 def _outlined_alike(img: np.ndarray, bar: Bar, contrast: float) -> bool:
@@ -373,18 +375,22 @@ def _outlined_alike(img: np.ndarray, bar: Bar, contrast: float) -> bool:
     side to side: the image on one, the dark bar and the box again on the other.  The
     profiles (median of each row over the bar) must agree within 0.2 of the contrast,
     row for row or shifted by one row (an edge row falls either way of a pixel), and
-    each side must reach the other colour (no bar on a ramp).  Where they do, the bar
+    each side must dip to the outline (0.8 of the contrast ``_uniform`` measured over the
+    rows next to the bar: the outline's) within 5 rows and come back 0.3 of it within 8
+    (the surface past the outline; a blurred ridge only falls).  Where they do, the bar
     takes in its half-covered edge rows (nearer its grey than the outline's): the label's
     window measures the surface past the outline from the bar's rows, and one row short
     it met the outline (the real figure with noise added was flagged)."""
     h = img.shape[0]
-    if bar.y0 < 5 or bar.y1 + 5 > h:
+    if bar.y0 < 8 or bar.y1 + 8 > h:
         return False
-    above = np.median(img[bar.y0 - 5:bar.y0, bar.x0:bar.x1], axis=1)[::-1]
-    below = np.median(img[bar.y1:bar.y1 + 5, bar.x0:bar.x1], axis=1)
-    far = lambda side: float(np.max((bar.fg - side) * bar.pol))  # noqa: E731 - how far from the bar's grey
-    if min(far(above), far(below)) < 0.8 * contrast:
-        return False
+    above = np.median(img[bar.y0 - 8:bar.y0, bar.x0:bar.x1], axis=1)[::-1]
+    below = np.median(img[bar.y1:bar.y1 + 8, bar.x0:bar.x1], axis=1)
+    far = lambda side: float(np.max((bar.fg - side[:5]) * bar.pol))  # noqa: E731 - how far from the bar's grey
+    dip = lambda side: side[:5].min() if bar.pol > 0 else side[:5].max()  # noqa: E731 - the outline's grey
+    back = lambda side: float(np.max((side[2:] - dip(side)) * bar.pol))  # noqa: E731 - and back again
+    if min(far(above), far(below)) < 0.8 * contrast or min(back(above), back(below)) < 0.3 * contrast:
+        return False  # no outline's dip on each side, with the surface again past it
     if not any(np.abs(above[max(0, k):5 + min(0, k)] - below[max(0, -k):5 - max(0, k)]).max() <= 0.2 * contrast
                for k in (-1, 0, 1)):
         return False

@@ -265,9 +265,10 @@ def _cut_beside(win: _Window, line: tuple[int, int, int, int, int], bar: Bar,
 
 def _near_lines(win: _Window, bar: Bar) -> list[tuple[float, tuple[int, int, int, int, int], str]]:
     """Lines of glyphs (vertical overlap, similar height, small gaps) within two glyph heights
-    of the bar, 2.5 beside it (an XL30 databar shrunk to 0.7x puts its '2 µm' 2.1 glyph
-    heights right of the bar's tick): (distance in glyph heights, (x0, y0, x1, y1, glyph
-    height), side)."""
+    of the bar, 2.5 right of an H-bar (an XL30 databar shrunk to 0.7x puts its '2 µm' 2.1
+    glyph heights right of the bar's tick; any bar's 2.5 took a databar's '1 µm' as the
+    label of a stroke two fields to its left): (distance in glyph heights, (x0, y0, x1,
+    y1, glyph height), side)."""
     x, y, cw, ch = win.st[:, 0], win.st[:, 1], win.st[:, 2], win.st[:, 3]
     idx = np.nonzero(win.glyph)[0]
     link = np.zeros((len(idx), len(idx)), bool)
@@ -292,7 +293,7 @@ def _near_lines(win: _Window, bar: Bar) -> list[tuple[float, tuple[int, int, int
             d, side = max(bx0 - lx1, lx0 - bx1, 0), "left" if lx1 <= bx0 + 0.5 * lh else "right"
         else:
             continue
-        if d <= (2.5 if side in ("left", "right") else 2) * lh:
+        if d <= (2.5 if side == "right" and (rise or drop) else 2) * lh:  # an H-bar's label, right of its tick
             near.append((d / lh, (lx0, ly0, lx1, ly1, lh), side))
     return near
 

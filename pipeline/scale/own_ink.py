@@ -1,14 +1,20 @@
-"""The grey of a label's own strokes next to a bar, where it is not the bar's.
+"""Greys other than the bar's to cut a label's blobs against, for a second try.
 
 Why: the label's blobs are cut from a coverage map scaled between the surface and the
-bar's grey.  Blurred or shrunk for a paper, a thick bar keeps its grey while a label's
-1 px strokes fade to half of it (a white '100 nm' over a 4 px bar, blurred by 1 px:
-its '1' peaks at 0.45 of the bar's contrast and fell out of the line, leaving 'nm'),
-and a 1 px bar fades below a label of 2 px strokes (a Zeiss '20 nm' over its H-bar:
-scaled by the faded bar, the glyphs saturated into fat blobs that were no glyphs).
-Measured on the strokes themselves, the label's coverage is whole again.
+bar's grey, at half of it.  Blurred or shrunk for a paper, that grey stops fitting the
+label in two ways:
+* a thick bar keeps its grey while a label's 1 px strokes fade (a white '100 nm' over a
+  4 px bar, blurred by 1 px: its '1' peaks at 0.45 of the bar's contrast and fell out
+  of the line, leaving 'nm'): the label is cut against its own, fainter, grey;
+* a 1-2 px bar fades to a grey its label's cores pass (a Zeiss '20 nm' over its H-bar:
+  cut at half the faded bar's contrast, the blurred strokes were 3-4 px wide, blobs too
+  fat for glyphs): the label is cut deeper, against the frame's extreme.
+A deeper cut also sees faint glyphs and points less: the reader carries the doubts of
+the line cut at the bar's grey over to it (reader._bar_first).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,17 +23,28 @@ from .label import surface
 
 _SAME = 0.15  # of the bar's contrast: within this the label is drawn in the bar's grey
 _NONE = 0.3   # under this there is no ink of the bar's colour near it, only surface
-_SHARE = 0.5  # percent of the pixels near the bar that a label's strokes cover at least
+_INKISH = 0.5  # of the bar's contrast from the surface: the pixels a label's strokes are among
+_CORES = 90    # percentile of those (in the bar's direction): the strokes' cores, past their rims
 
 
-def label_inks(img: np.ndarray, bar: Bar) -> list[float]:
-    """The greys, other than the bar's, that a label next to it may be drawn in: that of
-    the strokes of the bar's colour over, under and beside it (the brightest (darkest)
-    0.5 % of the pixels where label.text_lines looks for its line, the bar's own rows
-    left out), and the frame's extreme of the bar's colour (where software draws
-    labels; a blurred label's strokes reach it in their cores only, too few for the
-    percentile).  Each is kept where it differs from the bar's grey by more than 0.15
-    of the bar's contrast with its surface and stands out from that surface by 0.3."""
+@dataclass(frozen=True)
+class Ink:
+    """A grey to cut a bar's label against, and whether it lies past the bar's own grey
+    (a deeper cut, whose faint-glyph and point doubts the bar's own cut must lend)."""
+    grey: float
+    deeper: bool
+
+
+def label_inks(img: np.ndarray, bar: Bar) -> list[Ink]:
+    """The greys, other than the bar's, to cut the label next to ``bar`` against:
+
+    * fainter: where the strokes of the bar's colour near it (the pixels past half the
+      bar's contrast from the surface, within the rows label.text_lines searches and
+      0.3 of the bar's length past its ends, the bar's rows left out; their 90th
+      percentile in the bar's direction) stay under 0.85 of the bar's contrast;
+    * deeper: for a soft bar (its grey not the frame's extreme: faded), the frame's
+      extreme of its colour, where that lies 0.15 of the contrast past the bar's grey.
+    None where nothing near the bar stands out from its surface by 0.3 of the contrast."""
     h, w = img.shape
     fg, bg = bar.fg, surface(img, bar)[0]
     contrast = fg - bg
@@ -39,11 +56,14 @@ def label_inks(img: np.ndarray, bar: Bar) -> list[float]:
     near = img[y0:y1, x0:x1].copy()
     near[max(0, bar.y0 - 2 - y0):bar.y1 + 2 - y0, max(0, bar.x0 - 2 - x0):bar.x1 + 2 - x0] = np.nan
     v = near[np.isfinite(near)]
-    found = [float(np.percentile(v, 100 - _SHARE if bar.pol > 0 else _SHARE))] if v.size >= 100 else []
-    found.append(1.0 if bar.pol > 0 else 0.0)  # img is scaled 0-1 by the reader
-    kept: list[float] = []
-    for ink in found:
-        ratio = (ink - bg) / contrast
-        if ratio >= _NONE and abs(ratio - 1) > _SAME and all(abs(ink - k) > _SAME * abs(contrast) for k in kept):
-            kept.append(ink)
-    return kept
+    inkish = v[(v - bg) / contrast > _INKISH]
+    if inkish.size < 20:
+        return []
+    found = []
+    strokes = float(np.percentile(inkish, _CORES if bar.pol > 0 else 100 - _CORES))
+    if _NONE <= (strokes - bg) / contrast < 1 - _SAME:
+        found.append(Ink(strokes, False))
+    extreme = float(img.max() if bar.pol > 0 else img.min())
+    if bar.soft and (extreme - bg) / contrast > 1 + _SAME:
+        found.append(Ink(extreme, True))
+    return found

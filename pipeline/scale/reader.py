@@ -18,6 +18,10 @@ Why it works this way:
   geometry: glyph and decimal-point counts, the shape of the µ (Tesseract often says
   'p', a 10^6 error), a 1-2-5 value, straight bar ends, a plausible nm/px and no
   disagreeing candidate; otherwise confident=False with ``reasons``.
+* Where that finds nothing confident, the bars with no reading are tried again with
+  their label cut against another grey than the bar's (own_ink.py: blurred, a thin
+  label fades more than a thick bar, a thin bar more than a bold label); a deeper cut
+  keeps the doubts the bar's own cut saw.
 * Where that finds nothing confident (a figure resampled for a paper: the label's
   line lost in texture, a bar broken by noise), text_first.py starts from the words:
   Tesseract's sparse text finds number + unit, then the bar beside them; its readings
@@ -26,7 +30,7 @@ Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -81,7 +85,9 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     """Locate and read the scale bar; None when no bar with a readable label is found.
 
     Bar first (the bar's geometry finds its label line); where that gives no confident
-    reading, text first (number + unit words found by Tesseract, then their bar)."""
+    reading, bar first again for the bars it read nothing beside, their labels cut
+    against their own grey; then text first (number + unit words found by Tesseract,
+    then their bar), over the frame's bands too where bar first read nothing at all."""
     img = np.asarray(image, dtype=np.float32)
     if not np.isfinite(img).all():  # a check, not nan_to_num's copies, on the clean frames that are the rule
         img = np.nan_to_num(img)
@@ -93,10 +99,13 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     if lines_img is not img:  # a thin bar under noise may break into specks: seen once smoothed
         bars += [b for b in find_bars(lines_img) if not any(same_stroke(b, a) for a in bars)]
     reads = _bar_first(img, bars, lines_img)
-    if not any(r.confident for r in reads):  # a label fainter (or darker) than its bar: cut by its own ink
-        reads += _bar_first(img, bars, lines_img, own_ink=True)
+    first_read = bool(reads)
+    if not any(r.confident for r in reads):  # a label faded unlike its bar: cut against another grey
+        unread = [b for b in bars if not any(r.bar is not None and same_stroke(b, r.bar) for r in reads)]
+        reads += _bar_first(img, unread, lines_img, own_ink=True)
     if not any(r.confident for r in reads):
-        second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_text_first(img, bars, not reads)]
+        second = [_scale_bar(img, bar, label, reading)
+                  for bar, label, reading in read_text_first(img, bars, not first_read)]
         for r in second:
             r.found_by = "text first"
             # a bar whose row held two values: the words found first pick one of them, no better
@@ -125,10 +134,17 @@ def _bar_first(img: np.ndarray, bars: list[Bar], lines_img: np.ndarray, own_ink:
     """Readings of the label lines beside ``bars``: the lowest ``_MAX_OCR`` lines (bars with
     a gap, FEI's, first), each OCR'd and checked.  Lines are looked for in ``lines_img``
     (the frame, denoised where it is a noisy figure: denoise.py); bars measured on ``img``.
-    ``own_ink``: only the bars whose nearby strokes are of another grey than the bar, their
-    lines cut against that grey (own_ink.label_inks; a second try, when none was confident)."""
-    inks = [(b, ink) for b in bars for ink in label_inks(lines_img, b)] if own_ink else [(b, None) for b in bars]
-    cands = [(b, lab) for b, ink in inks for lab in text_lines(lines_img, b, ink)]
+
+    ``own_ink``: a second try, for bars the first read nothing beside: their lines cut
+    against another grey than the bar's (own_ink.label_inks).  A deeper cut sees a faint
+    glyph or a small point less, so the doubts of the line cut at the bar's grey that it
+    overlaps are its doubts too: a '100 nm' whose faint '0' the bar's cut saw must not
+    become a plain '10 nm'."""
+    if own_ink:
+        cands = [(b, _lend_doubts(lab, text_lines(lines_img, b)) if ink.deeper else lab)
+                 for b in bars for ink in label_inks(lines_img, b) for lab in text_lines(lines_img, b, ink.grey)]
+    else:
+        cands = [(b, lab) for b in bars for lab in text_lines(lines_img, b)]
     if not cands:
         return []
     cands.sort(key=lambda c: -(c[0].y0 / img.shape[0] + 0.3 * (c[0].gap is not None)))  # bottom first
@@ -136,6 +152,16 @@ def _bar_first(img: np.ndarray, bars: list[Bar], lines_img: np.ndarray, own_ink:
     words = ocr_lines([label for _, label in cands])  # every line in one Tesseract run
     return [_scale_bar(img, bar, label, reading, _BAR_FIRST_SLACK) for (bar, label), w in zip(cands, words)
             if (reading := read_label(w, label)) is not None]
+
+
+def _lend_doubts(label: Label, at_bar_grey: list[Label]) -> Label:
+    """``label`` with the doubts of the lines in ``at_bar_grey`` whose boxes overlap it,
+    over all its columns (their columns are another crop's)."""
+    x0, y0, x1, y1 = label.box
+    lent = {why for other in at_bar_grey for *_, why in other.spoilers
+            if min(x1, other.box[2]) > max(x0, other.box[0]) and min(y1, other.box[3]) > max(y0, other.box[1])}
+    width = float(label.ink.shape[1])
+    return replace(label, spoilers=label.spoilers + tuple((0.0, width, why) for why in sorted(lent)))
 
 
 def _scale_bar(img: np.ndarray, bar: Bar, label: Label, reading: tuple[str, float, str, list[str]],
