@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from tests.heldout_figures import UNIT_NM, texture
+from tests.heldout_figures import UNIT_NM, canvas
 
 THIN_FONTS = ("/usr/share/fonts/truetype/freefont/FreeSans.ttf",
               "/usr/share/fonts/truetype/dejavu/DejaVuSans-ExtraLight.ttf",
@@ -40,12 +40,8 @@ def frame(index: int) -> tuple[np.ndarray, dict]:
     Even indices: a thin label over a thick bar; odd: a bold label over a thin H-bar."""
     rng = np.random.default_rng(zlib.crc32(f"blurred{index}".encode()))
     thin_label = index % 2 == 0
-    k = float(rng.uniform(2.0, 3.0))  # drawn at k x, shrunk by k
-    out_h = int(rng.integers(400, 700))
-    out_w = int(out_h * rng.uniform(1.0, 1.4))
-    H, W = int(out_h * k), int(out_w * k)
-    tex = texture(rng, H, W)
-    white = rng.random() < 0.5
+    (k, out_h, out_w), tex, white = canvas(rng, (2.0, 3.0), (400, 700), 1.4)
+    H, W = tex.shape
     ink = 255 if white else 0
     tex = rng.uniform(0.55, 0.8) * tex + (0 if white else rng.uniform(40, 90))
     value, unit = LABELS[int(rng.integers(len(LABELS)))]

@@ -53,6 +53,19 @@ def texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return 20 + 220 * img
 
 
+def canvas(rng: np.random.Generator, scale: tuple[float, float], height: tuple[int, int], aspect: float
+           ) -> tuple[tuple[float, int, int], np.ndarray, bool]:
+    """A figure's drawing ground: ((k, out_h, out_w), texture k times the figure's size,
+    white ink or not).  The figure is drawn at k x (``scale``, not a whole factor) and
+    shrunk to out_h (``height``) by out_w (up to ``aspect`` times as wide).  The draws
+    come in one order, so each generator's frames stay what they were."""
+    k = float(rng.uniform(*scale))
+    out_h = int(rng.integers(*height))
+    out_w = int(out_h * rng.uniform(1.0, aspect))
+    tex = texture(rng, int(out_h * k), int(out_w * k))
+    return (k, out_h, out_w), tex, bool(rng.random() < 0.5)
+
+
 def frame(index: int, hard: bool = False, colour: tuple[int, int, int] | None = None,
           label: tuple[float, str] | None = None, outlined: bool = False) -> tuple[np.ndarray, dict]:
     """Held-out figure ``index``: (RGB uint8 image, truth with nm_per_px and bar_px);
@@ -65,12 +78,8 @@ def frame(index: int, hard: bool = False, colour: tuple[int, int, int] | None = 
     published TEM figure of ../shared/data/scalebars-real has it), never on a box."""
     series = ("hard" if hard else "") + ("colour" if colour else "") + ("outlined" if outlined else "")
     rng = np.random.default_rng(zlib.crc32(f"heldout{series}{index}".encode()))
-    k = float(rng.uniform(2.0, 4.5))  # drawn at k x, shrunk by k (not a whole factor)
-    out_h = int(rng.integers(420, 620))
-    out_w = int(out_h * rng.uniform(1.0, 1.5))
-    H, W = int(out_h * k), int(out_w * k)
-    tex = texture(rng, H, W)
-    white = rng.random() < 0.5
+    (k, out_h, out_w), tex, white = canvas(rng, (2.0, 4.5), (420, 620), 1.5)
+    H, W = tex.shape
     ink = 255 if white else 0
     if rng.random() < 0.6:  # authors pick ink that stands out; else the texture reaches the ink's grey
         tex = rng.uniform(0.55, 0.8) * tex + (rng.uniform(40, 100) if not white else 0)
