@@ -140,11 +140,16 @@ def _bar_first(img: np.ndarray, bars: list[Bar], lines_img: np.ndarray, own_ink:
     glyph or a small point less, so the doubts of the line cut at the bar's grey that it
     overlaps are its doubts too: a '100 nm' whose faint '0' the bar's cut saw must not
     become a plain '10 nm'."""
-    if own_ink:
-        cands = [(b, _lend_doubts(lab, text_lines(lines_img, b)) if ink.deeper else lab)
-                 for b in bars for ink in label_inks(lines_img, b) for lab in text_lines(lines_img, b, ink.grey)]
-    else:
-        cands = [(b, lab) for b in bars for lab in text_lines(lines_img, b)]
+    cands = []
+    for b in bars:
+        if not own_ink:
+            cands += [(b, lab) for lab in text_lines(lines_img, b)]
+            continue
+        inks = label_inks(lines_img, b)
+        at_bar_grey = text_lines(lines_img, b) if any(ink.deeper for ink in inks) else []
+        for ink in inks:
+            cands += [(b, _lend_doubts(lab, at_bar_grey) if ink.deeper else lab)
+                      for lab in text_lines(lines_img, b, ink.grey)]
     if not cands:
         return []
     cands.sort(key=lambda c: -(c[0].y0 / img.shape[0] + 0.3 * (c[0].gap is not None)))  # bottom first
