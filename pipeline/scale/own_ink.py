@@ -22,8 +22,8 @@ from .bar_find import Bar, frame_height
 from .label import surface
 
 _SAME = 0.15  # of the bar's contrast: within this the label is drawn in the bar's grey
-_NONE = 0.3   # under this there is no ink of the bar's colour near it, only surface
 _INKISH = 0.5  # of the bar's contrast from the surface: the pixels a label's strokes are among
+_FEWEST = 20   # of those: fewer, and there is no label of the bar's colour near it
 _CORES = 90    # percentile of those (in the bar's direction): the strokes' cores, past their rims
 
 
@@ -44,7 +44,7 @@ def label_inks(img: np.ndarray, bar: Bar) -> list[Ink]:
       percentile in the bar's direction) stay under 0.85 of the bar's contrast;
     * deeper: for a soft bar (its grey not the frame's extreme: faded), the frame's
       extreme of its colour, where that lies 0.15 of the contrast past the bar's grey.
-    None where nothing near the bar stands out from its surface by 0.3 of the contrast."""
+    None where fewer than 20 pixels near the bar lie past half its contrast."""
     h, w = img.shape
     fg, bg = bar.fg, surface(img, bar)[0]
     contrast = fg - bg
@@ -57,11 +57,11 @@ def label_inks(img: np.ndarray, bar: Bar) -> list[Ink]:
     near[max(0, bar.y0 - 2 - y0):bar.y1 + 2 - y0, max(0, bar.x0 - 2 - x0):bar.x1 + 2 - x0] = np.nan
     v = near[np.isfinite(near)]
     inkish = v[(v - bg) / contrast > _INKISH]
-    if inkish.size < 20:
+    if inkish.size < _FEWEST:
         return []
     found = []
     strokes = float(np.percentile(inkish, _CORES if bar.pol > 0 else 100 - _CORES))
-    if _NONE <= (strokes - bg) / contrast < 1 - _SAME:
+    if (strokes - bg) / contrast < 1 - _SAME:  # at least _INKISH: they are among those pixels
         found.append(Ink(strokes, False))
     extreme = float(img.max() if bar.pol > 0 else img.min())
     if bar.soft and (extreme - bg) / contrast > 1 + _SAME:
