@@ -129,6 +129,12 @@ def words_ink(img: np.ndarray, box: Box, pol: int) -> tuple[float, float, float]
     return fg, float(mid), float(hi - lo)
 
 
+def window_reach(bar: Bar, shape: tuple[int, int]) -> float:
+    """How many rows above and below a bar its label's line is looked for (own_ink
+    measures the label's grey over the same rows)."""
+    return min(0.8 * bar.length, 0.12 * frame_height(*shape)) + 2 * bar.thick
+
+
 def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | None = None,
             ink: float | None = None) -> _Window:
     """The blobs of the bar's colour around it (and around ``include``, a label's box
@@ -138,7 +144,7 @@ def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | No
     in ``include`` (a white label over the image above a black bar in a white box).
     With ``ink`` the coverage runs from the surface to that grey, not to the bar's."""
     h, w = img.shape
-    L, t = bar.length, bar.thick
+    L = bar.length
     outlined = False
     if include is not None and pol is not None and pol != bar.pol:
         fg, bg, spread = words_ink(img, include, pol)
@@ -147,7 +153,7 @@ def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | No
         fg, (bg, spread) = bar.fg if ink is None else ink, surface(img, bar)
     if abs(fg - bg) < 1e-3:
         fg, bg = bar.fg, 1.0 - bar.fg
-    dx, dy = min(2.2 * L, 0.35 * w), min(0.8 * L, 0.12 * frame_height(h, w)) + 2 * t
+    dx, dy = min(2.2 * L, 0.35 * w), window_reach(bar, img.shape)
     wx0, wx1 = max(0, int(bar.x0 - dx)), min(w, int(bar.x1 + dx))
     wy0, wy1 = max(0, int(bar.y0 - dy)), min(h, int(bar.y1 + dy))
     if include is not None:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bar_find import Bar, frame_height
-from .label import surface
+from .bar_find import Bar
+from .label import surface, window_reach
 
 _SAME = 0.15  # of the bar's contrast: within this the label is drawn in the bar's grey
 _INKISH = 0.5  # of the bar's contrast from the surface: the pixels a label's strokes are among
@@ -50,7 +50,7 @@ def label_inks(img: np.ndarray, bar: Bar) -> list[Ink]:
     contrast = fg - bg
     if abs(contrast) < 1e-3:
         return []
-    reach = int(min(0.8 * bar.length, 0.12 * frame_height(h, w)) + 2 * bar.thick)  # as label._window's
+    reach = int(window_reach(bar, img.shape))
     y0, y1 = max(0, bar.y0 - reach), min(h, bar.y1 + reach)
     x0, x1 = max(0, bar.x0 - int(0.3 * bar.length)), min(w, bar.x1 + int(0.3 * bar.length))
     near = img[y0:y1, x0:x1].copy()

@@ -98,11 +98,13 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     lines_img = for_labels(img)  # the frame itself unless it is a noisy figure (denoise.py)
     if lines_img is not img:  # a thin bar under noise may break into specks: seen once smoothed
         bars += [b for b in find_bars(lines_img) if not any(same_stroke(b, a) for a in bars)]
-    reads = _bar_first(img, bars, lines_img)
+    lines = [(b, text_lines(lines_img, b)) for b in bars]  # looked for in lines_img, cut at each bar's grey
+    reads = _bar_first(img, [(b, lab) for b, labels in lines for lab in labels])
     first_read = bool(reads)
     if not any(r.confident for r in reads):  # a label faded unlike its bar: cut against another grey
-        unread = [b for b in bars if not any(r.bar is not None and same_stroke(b, r.bar) for r in reads)]
-        reads += _bar_first(img, unread, lines_img, own_ink=True)
+        unread = [(b, labels) for b, labels in lines
+                  if not any(r.bar is not None and same_stroke(b, r.bar) for r in reads)]
+        reads += _bar_first(img, _own_ink_lines(lines_img, unread))
     if not any(r.confident for r in reads):
         second = [_scale_bar(img, bar, label, reading)
                   for bar, label, reading in read_text_first(img, bars, not first_read)]
@@ -130,26 +132,9 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     return best
 
 
-def _bar_first(img: np.ndarray, bars: list[Bar], lines_img: np.ndarray, own_ink: bool = False) -> list[ScaleBar]:
-    """Readings of the label lines beside ``bars``: the lowest ``_MAX_OCR`` lines (bars with
-    a gap, FEI's, first), each OCR'd and checked.  Lines are looked for in ``lines_img``
-    (the frame, denoised where it is a noisy figure: denoise.py); bars measured on ``img``.
-
-    ``own_ink``: a second try, for bars the first read nothing beside: their lines cut
-    against another grey than the bar's (own_ink.label_inks).  A deeper cut sees a faint
-    glyph or a small point less, so the doubts of the line cut at the bar's grey that it
-    overlaps are its doubts too: a '100 nm' whose faint '0' the bar's cut saw must not
-    become a plain '10 nm'."""
-    cands = []
-    for b in bars:
-        if not own_ink:
-            cands += [(b, lab) for lab in text_lines(lines_img, b)]
-            continue
-        inks = label_inks(lines_img, b)
-        at_bar_grey = text_lines(lines_img, b) if any(ink.deeper for ink in inks) else []
-        for ink in inks:
-            cands += [(b, _lend_doubts(lab, at_bar_grey) if ink.deeper else lab)
-                      for lab in text_lines(lines_img, b, ink.grey)]
+def _bar_first(img: np.ndarray, cands: list[tuple[Bar, Label]]) -> list[ScaleBar]:
+    """Readings of candidate (bar, label line) pairs: the lowest ``_MAX_OCR`` lines (bars
+    with a gap, FEI's, first), each OCR'd and checked; bars measured on ``img``."""
     if not cands:
         return []
     cands.sort(key=lambda c: -(c[0].y0 / img.shape[0] + 0.3 * (c[0].gap is not None)))  # bottom first
@@ -157,6 +142,18 @@ def _bar_first(img: np.ndarray, bars: list[Bar], lines_img: np.ndarray, own_ink:
     words = ocr_lines([label for _, label in cands])  # every line in one Tesseract run
     return [_scale_bar(img, bar, label, reading, _BAR_FIRST_SLACK) for (bar, label), w in zip(cands, words)
             if (reading := read_label(w, label)) is not None]
+
+
+def _own_ink_lines(lines_img: np.ndarray, unread: list[tuple[Bar, list[Label]]]) -> list[tuple[Bar, Label]]:
+    """A second try, for bars the first read nothing beside (each with its lines cut at
+    its grey): their lines cut against another grey (own_ink.label_inks), in
+    ``lines_img`` (the frame, denoised where it is a noisy figure: denoise.py).  A deeper
+    cut sees a faint glyph or a small point less, so the doubts of the line cut at the
+    bar's grey that it overlaps are its doubts too: a '100 nm' whose faint '0' the bar's
+    cut saw must not become a plain '10 nm'."""
+    return [(b, _lend_doubts(lab, at_bar_grey) if ink.deeper else lab)
+            for b, at_bar_grey in unread for ink in label_inks(lines_img, b)
+            for lab in text_lines(lines_img, b, ink.grey)]
 
 
 def _lend_doubts(label: Label, at_bar_grey: list[Label]) -> Label:
