@@ -186,12 +186,8 @@ def blurred_set(n: int = BLURRED_FRAMES) -> dict:
     labels over thick bars, bold labels over 1-2 px H-bars; written before the reader was
     measured on them, never tuned on."""
     from tests.blurred_labels import frame
-    from tests.heldout_figures import grey
-
-    def grey_frame(i: int) -> tuple:
-        rgb, truth = frame(i)
-        return grey(rgb), truth
-    return seeded_set(grey_frame, n, "blurred figures")
+    from tests.heldout_figures import in_grey
+    return seeded_set(in_grey(frame), n, "blurred figures")
 
 
 COLOUR_FRAMES = 60
@@ -229,12 +225,8 @@ def outlined_set(n: int = OUTLINED_FRAMES) -> dict:
     """Held-out figures whose bar and label are edged in the other colour, on the image
     itself (tests/heldout_figures.py, outlined=True): an end's rim pixel mixes the bar's
     grey with the outline's, and a counter of a glyph holds the texture."""
-    from tests.heldout_figures import frame, grey
-
-    def outlined(i: int):
-        rgb, truth = frame(i, outlined=True)
-        return grey(rgb), truth
-    return seeded_set(outlined, n, "outlined figures")
+    from tests.heldout_figures import frame, in_grey
+    return seeded_set(in_grey(frame, outlined=True), n, "outlined figures")
 
 
 BARLESS = REPO.parent / "shared" / "data" / "catalysts-boxed" / "images"

@@ -149,3 +149,12 @@ def frame(index: int, hard: bool = False, colour: tuple[int, int, int] | None = 
 def grey(rgb: np.ndarray) -> np.ndarray:
     """Grey as psdwatch's io makes it from RGB (Rec. 601)."""
     return rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def in_grey(make, **keywords):
+    """A generator of RGB figures (``make(i, **keywords)`` -> (RGB, truth)) as one of grey
+    frames, ``frame_of(i)`` -> (grey image, truth): what the test and bench sets read."""
+    def frame_of(i: int) -> tuple[np.ndarray, dict]:
+        rgb, truth = make(i, **keywords)
+        return grey(rgb), truth
+    return frame_of

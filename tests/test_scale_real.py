@@ -32,7 +32,7 @@ from psdwatch.pipeline.scale.reader import BOX_EDGE, OUTLINED, _lend_doubts, fin
 from psdwatch.pipeline.synth import SynthSpec, synth_image
 from tests import decimal_labels, font_sweep, noisy_figures, resampled_real
 from tests.conftest import DATA
-from tests.heldout_figures import COLOURS, frame, grey
+from tests.heldout_figures import COLOURS, frame, grey, in_grey
 
 REAL, truth, nm_per_px = resampled_real.REAL, resampled_real.truth, resampled_real.nm_per_px
 
@@ -77,10 +77,7 @@ def read_seeded(frame_of, n: int, name: str) -> tuple[collections.Counter, list,
 def heldout_grey(**series):
     """``frame_of`` for read_seeded: held-out figure i of a series (heldout_figures.frame's
     keywords), in grey."""
-    def frame_of(i: int):
-        rgb, t = frame(i, **series)
-        return grey(rgb), t
-    return frame_of
+    return in_grey(frame, **series)
 
 
 def test_real_micrographs_never_wrong() -> None:
@@ -348,11 +345,7 @@ def test_figures_blurred_after_their_bar_was_drawn_are_never_read_wrong() -> Non
     never wrong.  Measured on this machine's Tesseract: 17 of 40 right (9 before the
     label was cut by its own ink); many of the rest are labels a person reads with effort."""
     from tests import blurred_labels
-
-    def frame_of(i: int):
-        rgb, t = blurred_labels.frame(i)
-        return grey(rgb), t
-    counts, wrong, flagged = read_seeded(frame_of, BLURRED_FRAMES, "blurred figures")
+    counts, wrong, flagged = read_seeded(in_grey(blurred_labels.frame), BLURRED_FRAMES, "blurred figures")
     assert not wrong, wrong
     assert counts["right"] >= 14, (counts, flagged)
 
