@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import collections
 import os
-import statistics
-import time
 import zlib
 from pathlib import Path
 
@@ -167,33 +165,21 @@ def test_exclusion_covers_annotation() -> None:
         assert (ex1 - ex0) * (ey1 - ey0) <= 1.5 * (ax1 - ax0) * (ay1 - ay0), (style, truth, result)
 
 
-def timed(image: np.ndarray, what: str):
-    """The reader's result on ``image`` and its median time over three runs (printed)."""
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        result = find_scale_bar(image)
-        times.append(time.perf_counter() - t0)
-    print(f"\nfind_scale_bar 2048x2048{what}: median {statistics.median(times):.2f} s "
-          f"({', '.join(f'{t:.2f}' for t in times)})")
-    return result, statistics.median(times)
-
-
-def test_timing_2048() -> None:
-    """One Tesseract run per candidate keeps a 2048 x 2048 image well under a second."""
+def test_a_2048_frame_with_a_band_is_read() -> None:
+    """A 2048 x 2048 frame with its bar on a band: read right.  Its time (one Tesseract
+    run per candidate keeps such a frame under a second) is measured by the benchmark
+    (bench/scale_bars.py, BENCHMARKS.md), not asserted here: a test's clock on a busy
+    machine says nothing about the reader."""
     image, truth, npp = synthetic(2048, "band", "DejaVuSans", np.uint16, seed=1)
-    result, median = timed(image, "")
-    assert classify(result, npp) == "right"
-    assert median < 2.0  # target < 1 s; slack for a loaded 2-core machine
+    assert classify(find_scale_bar(image), npp) == "right"
 
 
-def test_timing_2048_without_a_bar() -> None:
-    """The worst case: a noisy 2048 x 2048 frame with no bar, where the text-first reader
-    searches the bottom and top bands with Tesseract's sparse text after the bar-first
-    reader found nothing (0.7 s measured on a shared 2-core machine)."""
-    result, median = timed(background(2048, np.uint16, np.random.default_rng(1)), ", no bar")
-    assert result is None
-    assert median < 2.0  # target < 1 s; slack for a loaded 2-core machine
+def test_a_2048_frame_without_a_bar_gives_nothing() -> None:
+    """The reader's worst case for time (bench/scale_bars.py measures it): a noisy 2048 x
+    2048 frame with no bar, where the text-first reader searches the bottom and top bands
+    after the bar-first reader found nothing, and the frame is read again at half size.
+    Nothing is found."""
+    assert find_scale_bar(background(2048, np.uint16, np.random.default_rng(1))) is None
 
 
 @pytest.mark.slow
