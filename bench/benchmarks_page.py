@@ -126,7 +126,8 @@ def scale_bars(results: dict, runs: dict | None) -> list[str]:
                        ("decimal_labels", "Labels with a decimal point or comma, beside or far from their bar, tests/decimal_labels.py"),
                        ("coloured_figures", "Held-out figures with a coloured bar and label, read as PNG files (grey, then colour channels)"),
                        ("outlined_figures", "Held-out figures whose bar and label are edged in the other colour on the image"),
-                       ("blurred_figures", "Figures blurred after the bar was drawn (thin labels over thick bars, bold over thin H-bars), tests/blurred_labels.py")):
+                       ("blurred_figures", "Figures blurred after the bar was drawn (thin labels over thick bars, bold over thin H-bars), tests/blurred_labels.py"),
+                       ("enlarged_figures", "Held-out figures enlarged 2, 2.5 or 3x after they were drawn (bars 4-10 px thick)")):
         if sr.get(key):  # right = nm/px within 2 % of the truth
             c = sr[key]["counts"]
             lines += [f"{title} ({sum(c.values())}; right = nm/px within 2 % of the truth): right "

@@ -10,7 +10,8 @@ figures the project's renderer did not draw (tests/heldout_figures.py; within 2 
 on small labels in every Latin font installed (tests/font_sweep.py; within 2 %) and on
 bars drawn before the noise (tests/noisy_figures.py; within 2 %) and on labels with a
 decimal point or comma, beside or far from their bar (tests/decimal_labels.py; within 2 %) and on
-held-out figures whose bar and label are drawn in colour, or edged in the other colour (within 2 %).
+held-out figures whose bar and label are drawn in colour, or edged in the other colour, or
+enlarged 2-3x after they were drawn (within 2 %).
 "flagged" is "not read": no bar, or confident=False.
 Right = nm/px within 1 % of the truth; flagged = no bar or confident=False;
 wrong = confident and off by more than 1 %.  Writes bench/scale_results.json;
@@ -190,6 +191,17 @@ def blurred_set(n: int = BLURRED_FRAMES) -> dict:
     return seeded_set(in_grey(frame), n, "blurred figures")
 
 
+ENLARGED_FRAMES = 60
+
+
+def enlarged_set(n: int = ENLARGED_FRAMES) -> dict:
+    """Held-out figures enlarged 2, 2.5 or 3x after they were drawn (tests/heldout_figures.py,
+    ``enlarged``): bars 4-10 px thick, labels two or three times as tall; the frames a
+    reader tuned at figure size meets when a figure is enlarged for print."""
+    from tests.heldout_figures import enlarged, frame
+    return seeded_set(enlarged(frame), n, "enlarged figures")
+
+
 COLOUR_FRAMES = 60
 
 
@@ -277,7 +289,8 @@ def main() -> int:
                "real_fei_files": real_files(), "real_set": real_set(), "real_resampled": resampled_set(),
                "heldout_figures": heldout_set(), "font_sweep": font_sweep(),
                "noisy_figures": noisy_set(), "decimal_labels": decimal_set(), "coloured_figures": colour_set(),
-               "outlined_figures": outlined_set(), "blurred_figures": blurred_set(), "barless_2048": barless_frames()}
+               "outlined_figures": outlined_set(), "blurred_figures": blurred_set(), "enlarged_figures": enlarged_set(),
+               "barless_2048": barless_frames()}
     total = collections.Counter()
     for row in results["per_layout"].values():
         total.update(row)
@@ -289,6 +302,7 @@ def main() -> int:
                   + results["font_sweep"]["counts"]["wrong"] + results["noisy_figures"]["counts"]["wrong"]
                   + results["decimal_labels"]["counts"]["wrong"] + results["coloured_figures"]["counts"]["wrong"]
                   + results["outlined_figures"]["counts"]["wrong"] + results["blurred_figures"]["counts"]["wrong"]
+                  + results["enlarged_figures"]["counts"]["wrong"]
                   + results["barless_2048"].get("confident", 0))
     return 0 if not results["wrong_frames"] and not wrong_real and "wrong" not in results["real_fei_files"].values() else 1
 
