@@ -44,9 +44,9 @@ from .label import Box, Label, text_lines
 from .length import dark_rims, end_doubts, end_ticks, fading_ends, measure_bar, repeats_pixels
 from .ocr import ocr_lines
 from .own_ink import label_inks
-from .parse import NM, TWO_VALUES, micro_by_field, read_label
+from .parse import NM, TWO_VALUES, micro_by_field, read_label, value_unit
 from .second_reader import PLAUSIBLE_NM_PER_PX, settle
-from .text_first import read_text_first
+from .text_first import Word, label_words, read_words
 
 _MAX_OCR = 5  # label lines OCR'd per frame, bottom first
 _TEXT_FIRST_SLACK = (1.5, 0.015)  # px, fraction: see _scale_bar
@@ -99,9 +99,10 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
         return None
     img = (img - img.min()) / (img.max() - img.min())
     lines_img = for_labels(img)  # the frame itself unless it is a noisy figure (denoise.py)
-    reads, seen = _reads(img, lines_img)
+    full = _reads(img, lines_img)
+    reads = full.reads
     if not any(r.confident for r in reads):
-        reads += _half_size_reads(img, lines_img, reads, seen)
+        reads = reads + _half_size_reads(img, lines_img, full)
     if not reads:
         return None
     best = max(reads, key=lambda r: (r.confident, BOX_EDGE not in r.reasons))  # a box's edge is no bar: last
@@ -112,12 +113,23 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     return best
 
 
-def _reads(img: np.ndarray, lines_img: np.ndarray, words: bool = True) -> tuple[list[ScaleBar], list[Label]]:
+@dataclass
+class _Seen:
+    """What one size of a frame showed: its readings, each with its doubts; every label
+    line looked at beside a bar, read or not; the number + unit words Tesseract's sparse
+    text found, placed by a bar or not.  At full size, what stands against a reading of
+    the frame at half size."""
+
+    reads: list[ScaleBar]
+    lines: list[Label]
+    words: list[Word]
+
+
+def _reads(img: np.ndarray, lines_img: np.ndarray, words: bool = True) -> _Seen:
     """Every reading of the frame ``img`` (scaled 0-1), its label lines looked for in
     ``lines_img`` (the frame, or the frame denoised: denoise.for_labels), each with its
     doubts (bar first, own ink, and with ``words`` text first, as find_scale_bar says),
-    and every label line looked at beside a bar, read or not (their doubts stand against
-    a reading of the frame at half size)."""
+    with what was looked at on the way (_Seen)."""
     bars = find_bars(img)
     if lines_img is not img:  # a thin bar under noise may break into specks: seen once smoothed
         bars += [b for b in find_bars(lines_img) if not any(same_stroke(b, a) for a in bars)]
@@ -131,9 +143,10 @@ def _reads(img: np.ndarray, lines_img: np.ndarray, words: bool = True) -> tuple[
         own = _own_ink_lines(lines_img, unread)
         seen += [lab for _, lab in own]
         reads += _bar_first(img, own)
+    found: list[Word] = []
     if words and not any(r.confident for r in reads):
-        second = [_scale_bar(img, bar, label, reading)
-                  for bar, label, reading in read_text_first(img, bars, not first_read)]
+        found = label_words(img, bars, not first_read)
+        second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_words(img, bars, found)]
         for r in second:
             r.found_by = "text first"
             # a bar whose row held two values: the words found first pick one of them, no better
@@ -148,11 +161,10 @@ def _reads(img: np.ndarray, lines_img: np.ndarray, words: bool = True) -> tuple[
             r.confident, r.reasons = False, r.reasons + (OUTLINED,)
         if r.bar is not None and r.label_bbox is not None and boxes_label(img, r.bar, r.label_bbox):
             r.confident, r.reasons = False, r.reasons + (BOX_EDGE,)
-    return reads, seen
+    return _Seen(reads, seen, found)
 
 
-def _half_size_reads(img: np.ndarray, lines_img: np.ndarray, full: list[ScaleBar], seen: list[Label]
-                     ) -> list[ScaleBar]:
+def _half_size_reads(img: np.ndarray, lines_img: np.ndarray, full: _Seen) -> list[ScaleBar]:
     """The readings of ``img`` at half size (each 2 x 2 block averaged), in the frame's
     pixels: where every part of a figure was drawn or enlarged to twice the sizes the
     search knows (a coloured or JPEG-grey bar thicker than the soft search's strokes, a
@@ -161,10 +173,11 @@ def _half_size_reads(img: np.ndarray, lines_img: np.ndarray, full: list[ScaleBar
 
     A doubt seen at full size stays: a faint glyph or a speck may be gone at half (a
     '100 nm' whose faint '0' was seen must not become a plain '10 nm').  So a half-size
-    reading is trusted only where, at full size, no reading of its bar or its label had
-    a doubt (``full``) and no label line looked at there (``seen``, read or not: past
-    the lines OCR'd, or unparsed) had one.  Its length is measured at half size, and
-    MIN_BAR_PX holds there (each end's half pixel is a whole pixel here).
+    reading is trusted only where, at full size (``full``), no reading of its bar or its
+    label had a doubt, no label line looked at there (read or not: past the lines
+    OCR'd, or unparsed) had one, and no number + unit words found there read otherwise.
+    Its length is measured at half size, and MIN_BAR_PX holds there (each end's half
+    pixel is a whole pixel here).
 
     Bar first and own ink only: Tesseract's sparse text found the words at full size,
     and it was the half-size try's slowest part.  ``lines_img`` (the frame denoised, for
@@ -174,17 +187,24 @@ def _half_size_reads(img: np.ndarray, lines_img: np.ndarray, full: list[ScaleBar
         return []
     lo, span = float(half.min()), float(half.max() - half.min())
     half = (half - lo) / span
-    half_lines = half if lines_img is img else (_halved(lines_img) - lo) / span
+    half_lines = half if lines_img is img else np.clip((_halved(lines_img) - lo) / span, 0.0, 1.0)
     out = []
-    for r in _reads(half, half_lines, words=False)[0]:
+    for r in _reads(half, half_lines, words=False).reads:
         r = _doubled(r, img.shape)
-        doubts = [why for o in full if _overlap(o.bar_bbox, r.bar_bbox) or _overlap(o.label_bbox, r.label_bbox)
+        doubts = [why for o in full.reads if _overlap(o.bar_bbox, r.bar_bbox) or _overlap(o.label_bbox, r.label_bbox)
                   for why in o.reasons]
-        doubts += [why for lab in seen if _overlap(lab.box, r.label_bbox) for *_, why in lab.spoilers]
+        doubts += [why for lab in full.lines if _overlap(lab.box, r.label_bbox) for *_, why in lab.spoilers]
+        doubts += [f"the words there read {w.text!r}" for w in full.words
+                   if _overlap(w.box, r.label_bbox) and value_unit(w.text) != (r.value, _family(r.unit))]
         if doubts and r.confident:
             r.confident, r.reasons = False, r.reasons + (f"read at half size; at full size: {doubts[0]}",)
         out.append(r)
     return out
+
+
+def _family(unit: str) -> str:
+    """A unit as parse.value_unit spells it (µm, um and pm are one family there)."""
+    return "µm" if unit in ("um", "μm", "pm", "?m") else unit
 
 
 def _halved(img: np.ndarray) -> np.ndarray:
@@ -214,8 +234,9 @@ def _doubled(r: ScaleBar, shape: tuple[int, int]) -> ScaleBar:
 
 
 def _overlap(a: Box | None, b: Box | None) -> bool:
-    """Whether two half-open boxes share a pixel, or come within 2 px (a stroke's rows and
-    columns at half size may round either way); False where either is missing."""
+    """Whether two half-open boxes share a pixel or lie within a pixel of each other (a
+    stroke's rows and columns at half size may round either way); False where either
+    is missing."""
     if a is None or b is None:
         return False
     return min(a[2], b[2]) - max(a[0], b[0]) > -2 and min(a[3], b[3]) - max(a[1], b[1]) > -2

@@ -58,7 +58,13 @@ class Word:
 
 def read_text_first(img: np.ndarray, bars: list[Bar], everywhere: bool = True
                     ) -> list[tuple[Bar, Label, tuple[str, float, str, list[str]]]]:
-    """(bar, label, reading) for each number + unit word that has a bar next to it.
+    """(bar, label, reading) for each number + unit word that has a bar next to it
+    (``label_words``, then ``read_words``)."""
+    return read_words(img, bars, label_words(img, bars, everywhere))
+
+
+def label_words(img: np.ndarray, bars: list[Bar], everywhere: bool = True) -> list[Word]:
+    """The number + unit words Tesseract's sparse text finds, most confident first.
 
     ``img`` is the frame scaled to 0-1; ``bars`` the bar-first candidates, whose
     surroundings are searched for words (the geometry missed their label).  With
@@ -73,7 +79,13 @@ def read_text_first(img: np.ndarray, bars: list[Bar], everywhere: bool = True
             regions.append(box)
     if not regions:
         return []
-    tokens = sorted(label_tokens(sparse_words(img, regions)), key=lambda t: -t.conf)[:_MAX_TOKENS]
+    return sorted(label_tokens(sparse_words(img, regions)), key=lambda t: -t.conf)[:_MAX_TOKENS]
+
+
+def read_words(img: np.ndarray, bars: list[Bar], tokens: list[Word]
+               ) -> list[tuple[Bar, Label, tuple[str, float, str, list[str]]]]:
+    """(bar, label, reading) for each of the number + unit ``tokens`` that has a bar
+    next to it: its label's glyphs read by the reader's own line OCR, with every check."""
     lines = [(token, found) for token in tokens if (found := _token_line(img, token, bars)) is not None]
     words = ocr_lines([label for _, (_, label) in lines])  # every token's line in one Tesseract run
     return [r for (token, (placed, label)), w in zip(lines, words)
