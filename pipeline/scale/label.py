@@ -37,6 +37,16 @@ class Label:
     coverage: np.ndarray | None = None  # the window's coverage over soft's crop, not masked to the drawn ink
 
 
+def _near_its_extreme(v: np.ndarray, fg: float) -> bool:
+    """Whether most of the pixels ``v`` beside a drawn bar lie within 0.3 of its extreme
+    ``fg`` and still apart from it (0.1 or more at their median): a bright support
+    under a white bar, or a figure's greys bent (the real in-situ TEM frame at gamma 0.5:
+    its surface at 0.75 under a bar at 1.0).  Taken only past 0.3, the surface was a
+    few dark specks or, with none, the other extreme: the label's window was cut at half
+    of a contrast the surface never had, and its glyphs were one blob with it."""
+    return bool((np.abs(v - fg) > 0.3).mean() < 0.5 and abs(fg - float(np.median(v))) >= 0.1)
+
+
 def surface(img: np.ndarray, bar: Bar, past_outline: bool = False) -> tuple[float, float]:
     """Grey level of what the bar is drawn on (band, box, strip or image) and its spread:
     the 3 rows next to it, or past an outline drawn round it (``outline_grey``) the 3
@@ -44,7 +54,7 @@ def surface(img: np.ndarray, bar: Bar, past_outline: bool = False) -> tuple[floa
     fg, skip = bar.fg, (4 if past_outline else 1)
     v = np.concatenate([img[max(0, bar.y0 - 3 - skip):max(0, bar.y0 - skip), bar.x0:bar.x1].ravel(),
                         img[bar.y1 + skip:bar.y1 + 3 + skip, bar.x0:bar.x1].ravel()])
-    if bar.soft and v.size:  # a soft bar's grey is not an extreme: cut halfway to the surface
+    if v.size and (bar.soft or _near_its_extreme(v, fg)):  # cut halfway to the surface
         v = v[np.abs(v - fg) > 0.5 * abs(fg - float(np.median(v)))]
     else:
         v = v[np.abs(v - fg) > 0.3]
