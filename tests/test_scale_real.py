@@ -388,25 +388,43 @@ def test_a_blurred_thin_h_bar_is_measured_to_its_ticks_outer_edges(transforms: t
     assert abs(result.length_px - 39) < 0.5, result
 
 
-def test_the_surface_under_a_white_bar_near_white_is_that_surface() -> None:
-    """A drawn white bar on a bright surface (0.75: a bright support, or a figure's greys
-    bent): the surface was taken only from pixels past 0.3 of the bar's grey, so it was
-    a few dark specks, or with none the other extreme (0.0), and the label's glyphs were
-    cut at half a contrast the surface never had.  The real in-situ TEM '50 nm' at gamma
-    0.5 had no reading at all; it is read, and the surface is what lies beside the bar."""
+def _white_bar_on_a_bright_ground(length: int = 50) -> tuple[np.ndarray, bar_find.Bar]:
+    """A drawn white bar of ``length`` px (6 rows, columns 20 on) on a 0.75 ground with
+    faint noise and a few dark specks: a bright support, or a figure's greys bent."""
     rng = np.random.default_rng(3)
-    img = np.clip(0.75 + 0.03 * rng.standard_normal((60, 200)), 0, 1).astype(np.float32)
-    img[rng.integers(0, 60, 20), rng.integers(0, 200, 20)] = 0.2  # dark specks, fewer than half
-    img[28:34, 20:180] = 1.0
-    grey, spread = label_module.surface(img, bar_find.Bar(20, 180, 28, 34, 1))
-    assert abs(grey - 0.75) < 0.03 and spread < 0.15, (grey, spread)
-    ink_box = img.copy()
-    ink_box[20:42, 10:190] = 0.0  # a black box round it: the surface is the box's, as before
-    ink_box[28:34, 20:180] = 1.0
-    assert label_module.surface(ink_box, bar_find.Bar(20, 180, 28, 34, 1))[0] == 0.0
+    img = np.clip(0.75 + 0.01 * rng.standard_normal((60, 200)), 0, 1).astype(np.float32)
+    img[rng.integers(0, 60, 40), rng.integers(0, 200, 40)] = 0.2  # dark specks, far fewer than half
+    img[28:34, 20:20 + length] = 1.0
+    return img, bar_find.Bar(20, 20 + length, 28, 34, 1)
+
+
+def test_the_surface_under_a_white_bar_near_white_is_that_surface() -> None:
+    """A drawn white bar on a bright surface (0.75): the surface was taken only from the
+    pixels beside the bar past 0.3 of its grey, so it was a dark speck's grey or, with
+    none, the other extreme (0.0), and the label's glyphs were cut at half a contrast the
+    surface never had.  The real in-situ TEM '50 nm' at gamma 0.5 had no reading at all;
+    it is read, and the surface is what lies beside the bar.  In a black box the
+    surface is the box's, as before."""
+    img, bar = _white_bar_on_a_bright_ground()
+    grey, spread = label_module.surface(img, bar)
+    assert abs(grey - 0.75) < 0.03 and spread < 0.1, (grey, spread)
+    boxed = img.copy()
+    boxed[20:42, 10:190] = 0.0
+    boxed[28:34, 20:70] = 1.0
+    assert label_module.surface(boxed, bar)[0] == 0.0
     image, npp = resampled_real.frame("tem_insitu_npgold_50nm.png", "gamma 0.5")
     result = find_scale_bar(image)
     assert verdict(result, npp) == "right", trace(result)
+
+
+@pytest.mark.parametrize("length", [30, 50, 80])
+def test_a_white_bar_on_a_bright_ground_is_measured_to_its_ends(length: int) -> None:
+    """Its ends are cut against the same surface as its label (label.surface_pixels): cut
+    against the old rule's 0.0, each end's first column of 0.75 ground counted as three
+    quarters of bar, 1.5 px long in all, 3-5 % on bars of 30-50 px (a review's case)."""
+    img, bar = _white_bar_on_a_bright_ground(length)
+    measured, spread = measure_bar(img, bar)
+    assert abs(measured - length) <= 0.3, measured
 
 
 @pytest.mark.parametrize("name", ["tem_fig_crack_100nm.png", "zeiss_whiteband_npgold_20nm.png"])

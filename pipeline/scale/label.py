@@ -37,14 +37,25 @@ class Label:
     coverage: np.ndarray | None = None  # the window's coverage over soft's crop, not masked to the drawn ink
 
 
-def _near_its_extreme(v: np.ndarray, fg: float) -> bool:
-    """Whether most of the pixels ``v`` beside a drawn bar lie within 0.3 of its extreme
-    ``fg`` and still apart from it (0.1 or more at their median): a bright support
-    under a white bar, or a figure's greys bent (the real in-situ TEM frame at gamma 0.5:
-    its surface at 0.75 under a bar at 1.0).  Taken only past 0.3, the surface was a
-    few dark specks or, with none, the other extreme: the label's window was cut at half
-    of a contrast the surface never had, and its glyphs were one blob with it."""
-    return bool((np.abs(v - fg) > 0.3).mean() < 0.5 and abs(fg - float(np.median(v))) >= 0.1)
+def surface_pixels(v: np.ndarray, fg: float, soft: bool = False) -> np.ndarray:
+    """The pixels of ``v`` (beside a bar of grey ``fg``) that are the surface it lies on,
+    not the bar's own grey (its edge, a tick, a glyph of its colour): those past 0.3 of
+    it; for a soft bar (not an extreme grey), or where most of ``v`` lies within 0.3 of
+    the bar's grey and still apart from it (0.1 or more at its median: a bright support
+    under a white bar, a figure's greys bent), those past half their median's contrast.
+
+    Taken past 0.3 only, the real in-situ TEM frame at gamma 0.5 (surface 0.75 under a
+    bar at 1.0) had a surface of a few dark specks or, with none, the other extreme: its
+    label's window was cut at half a contrast the surface never had, and the glyphs were
+    one blob with it; a bar's end measured against it took its first surface column for
+    three quarters of bar.  Both the label's window (``surface``) and the bar's ends
+    (length.measure_bar) take the surface by this one rule."""
+    if not v.size:
+        return v
+    off = np.abs(v - fg)
+    if soft or ((off > 0.3).mean() < 0.5 and abs(fg - float(np.median(v))) >= 0.1):
+        return v[off > 0.5 * abs(fg - float(np.median(v)))]
+    return v[off > 0.3]
 
 
 def surface(img: np.ndarray, bar: Bar, past_outline: bool = False) -> tuple[float, float]:
@@ -54,10 +65,7 @@ def surface(img: np.ndarray, bar: Bar, past_outline: bool = False) -> tuple[floa
     fg, skip = bar.fg, (4 if past_outline else 1)
     v = np.concatenate([img[max(0, bar.y0 - 3 - skip):max(0, bar.y0 - skip), bar.x0:bar.x1].ravel(),
                         img[bar.y1 + skip:bar.y1 + 3 + skip, bar.x0:bar.x1].ravel()])
-    if v.size and (bar.soft or _near_its_extreme(v, fg)):  # cut halfway to the surface
-        v = v[np.abs(v - fg) > 0.5 * abs(fg - float(np.median(v)))]
-    else:
-        v = v[np.abs(v - fg) > 0.3]
+    v = surface_pixels(v, fg, bar.soft)
     if not v.size:
         return 1.0 - fg, 0.0
     lo, mid, hi = np.percentile(v, (10, 50, 90))

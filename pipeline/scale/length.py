@@ -6,7 +6,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .bar_find import Bar, half_contrast_length, tick_ink
-from .label import Box, surface
+from .label import Box, surface, surface_pixels
 from .outline import outline_grey
 
 
@@ -23,7 +23,7 @@ def measure_bar(img: np.ndarray, bar: Bar) -> tuple[float, float]:
     ticked = _ticked_ends(img, bar, a, b)
     for lo, hi, o0, o1, tick, own in ((a - 1, a + 2, max(0, a - 6), a - 1, ticked[0], beside[0]),
                                       (b - 2, b + 1, b + 1, min(w, b + 6), ticked[1], beside[1])):
-        out = rows[:, o0:o1][np.abs(rows[:, o0:o1] - fg) > 0.3]
+        out = surface_pixels(rows[:, o0:o1].ravel(), fg)  # the surface past the end, as the label's window takes it
         bg = own if own is not None else float(np.median(out)) if out.size else 1.0 - fg
         ends = rows[:, max(0, lo):min(w, hi)]
         ink = tick_ink(ends.mean(axis=0), fg, bg) if tick else fg
