@@ -52,9 +52,9 @@ def surface_pixels(v: np.ndarray, fg: float, soft: bool = False) -> np.ndarray:
     (length.measure_bar) take the surface by this one rule."""
     if not v.size:
         return v
-    off = np.abs(v - fg)
-    if soft or ((off > 0.3).mean() < 0.5 and abs(fg - float(np.median(v))) >= 0.1):
-        return v[off > 0.5 * abs(fg - float(np.median(v)))]
+    off, median_off = np.abs(v - fg), abs(fg - float(np.median(v)))
+    if soft or ((off > 0.3).mean() < 0.5 and median_off >= 0.1):
+        return v[off > 0.5 * median_off]
     return v[off > 0.3]
 
 

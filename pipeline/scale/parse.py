@@ -330,6 +330,12 @@ def micro_by_field(reading: tuple[str, float, str, list[str]], length: float, si
     return text, value, "µm", [w for w in why if w not in doubt]
 
 
+def unit_family(unit: str) -> str:
+    """A checked reading's unit as ``value_unit`` spells it: µm, um and pm (and an
+    unsure '?m') are one family there, so a word and a reading are compared alike."""
+    return "µm" if unit in ("um", "μm", "pm", "?m") else unit
+
+
 def value_unit(text: str) -> tuple[float, str] | None:
     """A number + unit word as a text finder saw it, without the glyph checks: what a
     second reading must agree with.  µm, um and pm are one family here (Tesseract's

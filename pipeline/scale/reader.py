@@ -44,7 +44,7 @@ from .label import Box, Label, text_lines
 from .length import dark_rims, end_doubts, end_ticks, fading_ends, measure_bar, repeats_pixels
 from .ocr import ocr_lines
 from .own_ink import label_inks
-from .parse import NM, TWO_VALUES, micro_by_field, read_label, value_unit
+from .parse import NM, TWO_VALUES, micro_by_field, read_label, unit_family, value_unit
 from .second_reader import PLAUSIBLE_NM_PER_PX, settle
 from .text_first import Word, label_words, read_words
 
@@ -134,8 +134,9 @@ def _reads(img: np.ndarray, lines_img: np.ndarray, words: bool = True) -> _Seen:
     if lines_img is not img:  # a thin bar under noise may break into specks: seen once smoothed
         bars += [b for b in find_bars(lines_img) if not any(same_stroke(b, a) for a in bars)]
     lines = [(b, text_lines(lines_img, b)) for b in bars]  # looked for in lines_img, cut at each bar's grey
-    seen = [lab for _, labels in lines for lab in labels]
-    reads = _bar_first(img, [(b, lab) for b, labels in lines for lab in labels])
+    cands = [(b, lab) for b, labels in lines for lab in labels]
+    seen = [lab for _, lab in cands]
+    reads = _bar_first(img, cands)
     first_read = bool(reads)
     if not any(r.confident for r in reads):  # a label faded unlike its bar: cut against another grey
         unread = [(b, labels) for b, labels in lines
@@ -195,16 +196,11 @@ def _half_size_reads(img: np.ndarray, lines_img: np.ndarray, full: _Seen) -> lis
                   for why in o.reasons]
         doubts += [why for lab in full.lines if _overlap(lab.box, r.label_bbox) for *_, why in lab.spoilers]
         doubts += [f"the words there read {w.text!r}" for w in full.words
-                   if _overlap(w.box, r.label_bbox) and value_unit(w.text) != (r.value, _family(r.unit))]
+                   if _overlap(w.box, r.label_bbox) and value_unit(w.text) != (r.value, unit_family(r.unit))]
         if doubts and r.confident:
             r.confident, r.reasons = False, r.reasons + (f"read at half size; at full size: {doubts[0]}",)
         out.append(r)
     return out
-
-
-def _family(unit: str) -> str:
-    """A unit as parse.value_unit spells it (µm, um and pm are one family there)."""
-    return "µm" if unit in ("um", "μm", "pm", "?m") else unit
 
 
 def _halved(img: np.ndarray) -> np.ndarray:

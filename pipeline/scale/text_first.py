@@ -36,7 +36,7 @@ from .bar_find import Bar, find_bars, same_stroke
 from .label import Box, Label, label_in_box
 from .length import averaged_ends
 from .ocr import Words, ocr_lines, tesseract_pages  # also installs the Tesseract environment (one OpenMP thread)
-from .parse import DIGIT_LIKE, FIELDS, SOFT_DOUBTS, read_label, value_unit
+from .parse import DIGIT_LIKE, FIELDS, SOFT_DOUBTS, read_label, unit_family, value_unit
 
 _PAD = 10  # white margin around each tile (px)
 _BANDS = ((0.75, 1.0), (0.0, 0.12))  # where figures put their bars: bottom quarter, top eighth
@@ -247,7 +247,7 @@ def _read_token(token: Word, placed: list[tuple[float, str, Bar]], label: Label,
     if bar.gap is not None:  # its ends are not checked on averaged rows (length.end_doubts): as before, a doubt
         why.append("a split bar found beside words")
     seen = value_unit(token.text)
-    if seen is None or seen[0] != value or seen[1] != ("µm" if unit in ("pm", "?m") else unit):
+    if seen is None or seen[0] != value or seen[1] != unit_family(unit):
         why.append(f"text finder read {token.text!r}, the label line {text!r}")
     elif _PLAIN.match(token.text) and all(w.startswith(SOFT_DOUBTS) for w in why):
         why = []  # two readings of other preprocessings agree, one of them spelled plainly
