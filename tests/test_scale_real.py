@@ -11,6 +11,8 @@ wrong scale silently corrupts every size in the image.
 from __future__ import annotations
 
 import collections
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import cv2
@@ -270,6 +272,24 @@ def test_a_figure_drawn_or_enlarged_at_twice_the_sizes_is_read_at_half_size(name
     assert abs(result.bar_bbox[0] - x0) <= 4 and abs(result.bar_bbox[2] - x1) <= 4, (result.bar_bbox, x0, x1)
 
 
+def test_frames_read_from_threads_at_once_read_as_each_alone() -> None:
+    """find_scale_bar runs its half-size try in a thread beside text first, and the
+    service may read frames from several threads: four frames read at once, each from
+    its own thread, give what each gave alone, whichever try read it: bar first, text
+    first (the half-size try started and not used), half size only, or none (flagged);
+    and no thread is left behind."""
+    frames = {"bar first": corpus_frame("band", 0)[0], "text first": corpus_frame("italic", 10)[0],
+              "bar first, at half size": resampled_real.frame("stem_fig_blue_200nm.png", "enlarged 2x")[0],
+              "flagged": corpus_frame("dataline", 11)[0]}
+    threads = threading.active_count()
+    alone = {how: find_scale_bar(image) for how, image in frames.items()}
+    assert {how: r.found_by if r.confident else "flagged" for how, r in alone.items()} == {h: h for h in frames}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        together = dict(zip(frames, pool.map(find_scale_bar, frames.values())))
+    assert together == alone
+    assert threading.active_count() == threads
+
+
 NOTHING_SEEN = reader._Seen([], [], [])  # a full size that read, looked at and found nothing
 
 
@@ -284,24 +304,26 @@ def test_a_bar_doubted_at_full_size_keeps_its_doubt_at_half_size() -> None:
     lines = denoise.for_labels(img)
     full = reader._reads(img, lines)
     assert full.reads and not any(r.confident for r in full.reads), full.reads
-    halved = reader._half_size_reads(img, lines, reader._Seen(full.reads, [], []))
+    at_half = reader._half_size_reads(img, lines)
+    halved = reader._trusted_at_half(at_half, reader._Seen(full.reads, [], []))
     assert halved and not any(r.confident for r in halved), halved
     assert any(w.startswith("read at half size; at full size: ") for r in halved for w in r.reasons)
-    alone = reader._half_size_reads(img, lines, NOTHING_SEEN)  # nothing read or seen at full size: it stands
+    alone = reader._trusted_at_half(at_half, NOTHING_SEEN)  # nothing read or seen at full size: it stands
     assert any(r.confident and abs(r.nm_per_px / npp - 1) <= 0.01 for r in alone), alone
     result = find_scale_bar(image)
     assert result is not None and not result.confident, result
 
 
-def _blue_figure_at_half_size() -> tuple[np.ndarray, np.ndarray, reader.ScaleBar, reader._Seen]:
-    """The blue STEM figure enlarged 2x, read only at half size: (frame 0-1, its lines'
-    frame, the half-size reading with nothing seen at full size, what full size saw)."""
+def _blue_figure_at_half_size() -> tuple[np.ndarray, list[reader.ScaleBar], reader.ScaleBar, reader._Seen]:
+    """The blue STEM figure enlarged 2x, read only at half size: (frame 0-1, its readings
+    at half size, the one confident with nothing seen at full size, what full size saw)."""
     image, npp = resampled_real.frame("stem_fig_blue_200nm.png", "enlarged 2x")
     img = (image - image.min()) / (image.max() - image.min())
     lines = denoise.for_labels(img)
-    read = [r for r in reader._half_size_reads(img, lines, NOTHING_SEEN) if r.confident]
+    at_half = reader._half_size_reads(img, lines)
+    read = [r for r in reader._trusted_at_half(at_half, NOTHING_SEEN) if r.confident]
     assert read and abs(read[0].nm_per_px / npp - 1) <= 0.01, read
-    return img, lines, read[0], reader._reads(img, lines)
+    return img, at_half, read[0], reader._reads(img, lines)
 
 
 def test_a_label_doubted_at_full_size_but_not_read_there_keeps_its_doubt_at_half_size() -> None:
@@ -309,14 +331,14 @@ def test_a_label_doubted_at_full_size_but_not_read_there_keeps_its_doubt_at_half
     it), but not read there (past the lines OCR'd, or its text unparsed): the half-size
     reading of the same label carries the doubt.  The blue STEM figure enlarged 2x: with
     what full size saw, it stands; with a line of a faint glyph seen over its label, a doubt."""
-    img, lines, read, full = _blue_figure_at_half_size()
+    img, at_half, read, full = _blue_figure_at_half_size()
     assert not any(reader._overlap(lab.box, read.label_bbox) for lab in full.lines)  # nothing seen there
-    assert any(r.confident and r.label_bbox == read.label_bbox for r in reader._half_size_reads(img, lines, full))
+    assert any(r.confident and r.label_bbox == read.label_bbox for r in reader._trusted_at_half(at_half, full))
     x0, y0, x1, y1 = read.label_bbox
     faint = replace(full.lines[0], box=(x0 + 3, y0 + 2, x1 - 3, y1 - 2),
                     spoilers=((10.0, 20.0, "a faint glyph in or beside the label"),))
     seen = reader._Seen(full.reads, [faint], full.words)
-    doubted = [r for r in reader._half_size_reads(img, lines, seen) if r.label_bbox == read.label_bbox]
+    doubted = [r for r in reader._trusted_at_half(at_half, seen) if r.label_bbox == read.label_bbox]
     assert doubted and not doubted[0].confident
     assert "read at half size; at full size: a faint glyph in or beside the label" in doubted[0].reasons
 
@@ -326,9 +348,9 @@ def test_words_found_at_full_size_stand_against_a_half_size_reading_that_differs
     """Number + unit words Tesseract's sparse text found over the label at full size, with
     no bar placed beside them (so no reading): a half-size reading of another value or
     unit there is a doubt; of the same, it stands."""
-    img, lines, read, full = _blue_figure_at_half_size()
+    img, at_half, read, full = _blue_figure_at_half_size()
     word = text_first.Word(words, read.label_bbox, 90.0, 1)
-    got = [r for r in reader._half_size_reads(img, lines, reader._Seen(full.reads, full.lines, [word]))
+    got = [r for r in reader._trusted_at_half(at_half, reader._Seen(full.reads, full.lines, [word]))
            if r.label_bbox == read.label_bbox]
     assert got and got[0].confident is stands, got[0].reasons
     if not stands:

@@ -33,6 +33,8 @@ Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -91,7 +93,15 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
     reading, bar first again for the bars it read nothing beside, their labels cut
     against their own grey; then text first (number + unit words found by Tesseract,
     then their bar), over the frame's bands too where bar first read nothing at all;
-    then all of it once more on the frame at half size (_half_size_reads)."""
+    then all of it once more on the frame at half size (_half_size_reads).
+
+    The half-size try starts in a second thread as soon as text first is to run:
+    beside it, not after it.  Each costs one or two Tesseract processes (~0.13 s each,
+    mostly start-up: ocr.py), which then run on two cores at once; a frame that
+    neither read confidently waited for four in a row (0.9 s of a 2048² frame on a
+    2-core EPYC).  What is returned is what the two in sequence gave: the half-size
+    readings count only where nothing at full size is confident, weighed against all
+    that full size saw (_trusted_at_half)."""
     img = np.asarray(image, dtype=np.float32)
     if not np.isfinite(img).all():  # a check, not nan_to_num's copies, on the clean frames that are the rule
         img = np.nan_to_num(img)
@@ -99,10 +109,13 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
         return None
     img = (img - img.min()) / (img.max() - img.min())
     lines_img = for_labels(img)  # the frame itself unless it is a noisy figure (denoise.py)
-    full = _reads(img, lines_img)
-    reads = full.reads
-    if not any(r.confident for r in reads):
-        reads = reads + _half_size_reads(img, lines_img, full)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="psdwatch-half-size") as pool:
+        started: list[Future[list[ScaleBar]]] = []
+        full = _reads(img, lines_img, meanwhile=lambda: started.append(pool.submit(_half_size_reads, img, lines_img)))
+        reads = full.reads
+        if not any(r.confident for r in reads):
+            half = started[0].result() if started else _half_size_reads(img, lines_img)
+            reads = reads + _trusted_at_half(half, full)
     if not reads:
         return None
     best = max(reads, key=lambda r: (r.confident, BOX_EDGE not in r.reasons))  # a box's edge is no bar: last
@@ -125,11 +138,13 @@ class _Seen:
     words: list[Word]
 
 
-def _reads(img: np.ndarray, lines_img: np.ndarray, words: bool = True) -> _Seen:
+def _reads(img: np.ndarray, lines_img: np.ndarray, words: bool = True,
+           meanwhile: Callable[[], object] = lambda: None) -> _Seen:
     """Every reading of the frame ``img`` (scaled 0-1), its label lines looked for in
     ``lines_img`` (the frame, or the frame denoised: denoise.for_labels), each with its
     doubts (bar first, own ink, and with ``words`` text first, as find_scale_bar says),
-    with what was looked at on the way (_Seen)."""
+    with what was looked at on the way (_Seen).  ``meanwhile`` is called as text first
+    starts (find_scale_bar starts the half-size try there)."""
     bars = find_bars(img)
     if lines_img is not img:  # a thin bar under noise may break into specks: seen once smoothed
         bars += [b for b in find_bars(lines_img) if not any(same_stroke(b, a) for a in bars)]
@@ -146,6 +161,7 @@ def _reads(img: np.ndarray, lines_img: np.ndarray, words: bool = True) -> _Seen:
         reads += _bar_first(img, own)
     found: list[Word] = []
     if words and not any(r.confident for r in reads):
+        meanwhile()
         found = label_words(img, bars, not first_read)
         second = [_scale_bar(img, bar, label, reading) for bar, label, reading in read_words(img, bars, found)]
         for r in second:
@@ -165,20 +181,14 @@ def _reads(img: np.ndarray, lines_img: np.ndarray, words: bool = True) -> _Seen:
     return _Seen(reads, seen, found)
 
 
-def _half_size_reads(img: np.ndarray, lines_img: np.ndarray, full: _Seen) -> list[ScaleBar]:
+def _half_size_reads(img: np.ndarray, lines_img: np.ndarray) -> list[ScaleBar]:
     """The readings of ``img`` at half size (each 2 x 2 block averaged), in the frame's
     pixels: where every part of a figure was drawn or enlarged to twice the sizes the
     search knows (a coloured or JPEG-grey bar thicker than the soft search's strokes, a
     label's glyphs and outline twice as bold), halving brings them back.  Of the 17 real
-    frames enlarged 2x for print, 3 were read at no size but this one.
-
-    A doubt seen at full size stays: a faint glyph or a speck may be gone at half (a
-    '100 nm' whose faint '0' was seen must not become a plain '10 nm').  So a half-size
-    reading is trusted only where, at full size (``full``), no reading of its bar or its
-    label had a doubt, no label line looked at there (read or not: past the lines
-    OCR'd, or unparsed) had one, and no number + unit words found there read otherwise.
-    Its length is measured at half size, and MIN_BAR_PX holds there (each end's half
-    pixel is a whole pixel here).
+    frames enlarged 2x for print, 3 were read at no size but this one.  Its length is
+    measured at half size, and MIN_BAR_PX holds there (each end's half pixel is a whole
+    pixel here).  What full size saw is weighed in after (_trusted_at_half).
 
     Bar first and own ink only: Tesseract's sparse text found the words at full size,
     and it was the half-size try's slowest part.  ``lines_img`` (the frame denoised, for
@@ -189,16 +199,27 @@ def _half_size_reads(img: np.ndarray, lines_img: np.ndarray, full: _Seen) -> lis
     lo, span = float(half.min()), float(half.max() - half.min())
     half = (half - lo) / span
     half_lines = half if lines_img is img else np.clip((_halved(lines_img) - lo) / span, 0.0, 1.0)
+    return [_doubled(r, img.shape) for r in _reads(half, half_lines, words=False).reads]
+
+
+def _trusted_at_half(reads: list[ScaleBar], full: _Seen) -> list[ScaleBar]:
+    """The half-size ``reads``, each a doubt (a copy, demoted) where full size saw one there.
+
+    A doubt seen at full size stays: a faint glyph or a speck may be gone at half size
+    (a '100 nm' whose faint '0' was seen must not become a plain '10 nm').  So a
+    half-size reading is trusted only where, at full size (``full``), no reading of its
+    bar or its label had a doubt, no label line looked at there (read or not: past the
+    lines OCR'd, or unparsed) had one, and no number + unit words found there read
+    otherwise."""
     out = []
-    for r in _reads(half, half_lines, words=False).reads:
-        r = _doubled(r, img.shape)
+    for r in reads:
         doubts = [why for o in full.reads if _overlap(o.bar_bbox, r.bar_bbox) or _overlap(o.label_bbox, r.label_bbox)
                   for why in o.reasons]
         doubts += [why for lab in full.lines if _overlap(lab.box, r.label_bbox) for *_, why in lab.spoilers]
         doubts += [f"the words there read {w.text!r}" for w in full.words
                    if _overlap(w.box, r.label_bbox) and value_unit(w.text) != (r.value, unit_family(r.unit))]
         if doubts and r.confident:
-            r.confident, r.reasons = False, r.reasons + (f"read at half size; at full size: {doubts[0]}",)
+            r = replace(r, confident=False, reasons=r.reasons + (f"read at half size; at full size: {doubts[0]}",))
         out.append(r)
     return out
 

@@ -21,6 +21,7 @@ reads one line (15-50 ms), only for a reading that would otherwise be flagged.
 from __future__ import annotations
 
 import re
+import threading
 from functools import cache
 
 import cv2
@@ -33,6 +34,8 @@ _MIN_SCORE = 0.9  # the recogniser's own score; its misreadings on held-out line
 _PLAIN = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s?(nm|um|µm|μm)\s*$")
 _MICRO_DOUBT = re.compile(r"^(glyph shape .* disagrees with OCR 'pm'|glyph shape unclear, OCR says µ|implausible .* nm/px)$")
 PLAUSIBLE_NM_PER_PX = (4e-3, 1e5)  # reader.py's bounds: finer than 4 pm/px or coarser than 0.1 mm/px is no micrograph
+# reader.find_scale_bar reads the half-size frame in a second thread: one load, one line at a time
+_ENGINE_LOCK = threading.Lock()
 
 
 @cache
@@ -47,14 +50,16 @@ def _engine():  # noqa: ANN202 - RapidOCR when importable, else None
 
 def available() -> bool:
     """Whether the second reader is installed (the `[ocr]` extra): benchmarks say so."""
-    return _engine() is not None
+    with _ENGINE_LOCK:
+        return _engine() is not None
 
 
 def read_line(label: Label) -> tuple[float, str, float] | None:
     """(value, unit, score) as the recogniser reads the label line, when it is a plain
     number + nm/µm; None otherwise or without the package.  The line is drawn dark on
     white at ~48 px glyph height, the size its recognition network was trained at."""
-    engine = _engine()
+    with _ENGINE_LOCK:
+        engine = _engine()
     if engine is None:
         return None
     s = float(np.clip(48 / max(1, label.soft.shape[0]), 0.5, 8.0))
@@ -62,7 +67,8 @@ def read_line(label: Label) -> tuple[float, str, float] | None:
                      interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
     u8 = cv2.copyMakeBorder(np.clip(255 - 255 * big, 0, 255).astype(np.uint8), 8, 8, 8, 8,
                             cv2.BORDER_CONSTANT, value=255)
-    result, _ = engine(cv2.cvtColor(u8, cv2.COLOR_GRAY2BGR), use_det=False, use_cls=False, use_rec=True)
+    with _ENGINE_LOCK:
+        result, _ = engine(cv2.cvtColor(u8, cv2.COLOR_GRAY2BGR), use_det=False, use_cls=False, use_rec=True)
     if not result or len(result) != 1 or not (m := _PLAIN.match(str(result[0][0]))):
         return None
     return float(m.group(1)), ("nm" if m.group(2) == "nm" else "µm"), float(result[0][1])
