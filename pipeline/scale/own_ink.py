@@ -42,16 +42,17 @@ def label_inks(img: np.ndarray, bar: Bar) -> list[Ink]:
     * fainter: where the strokes of the bar's colour near it (the pixels past half the
       bar's contrast from the surface, within the rows label.text_lines searches and
       0.3 of the bar's length past its ends; their 90th percentile in the bar's
-      direction) stay under 0.85 of the bar's contrast.  Only blobs wholly inside that
-      region count, off the bar's rows and its end ticks' columns: a tick is the bar's
-      drawing, and what the region's edge cuts is no glyph of a label beside the bar (a
-      databar's border line, its edge, the image over it).  Over a Zeiss databar's
-      8 px italic '200 nm', shrunk 0.7x, those held the percentile at the bar's grey
-      while the label's 1 px strokes had faded to 0.6-0.9 of it; cut at half the
-      bar's contrast, the glyphs fell apart and no line was found;
+      direction) stay under 0.85 of the bar's contrast.  Only blobs inside that region
+      count, off the bar's rows and its end ticks' columns (_inner_blobs): a tick is the
+      bar's drawing, and what runs out of the region's top or bottom, or across it, is
+      no glyph of a label beside the bar (a databar's border line, its edge, the image
+      over it).  Over a Zeiss databar's 8 px italic '200 nm', shrunk 0.7x, those held
+      the percentile at the bar's grey while the label's 1 px strokes had faded to
+      0.6-0.9 of it; cut at half the bar's contrast, the glyphs fell apart and no line
+      was found;
     * deeper: for a soft bar (its grey not the frame's extreme: faded), the frame's
       extreme of its colour, where that lies 0.15 of the contrast past the bar's grey.
-    None where fewer than 20 such pixels are left."""
+    Empty where fewer than 20 such pixels are left."""
     h, w = img.shape
     fg, bg = bar.fg, surface(img, bar)[0]
     contrast = fg - bg
@@ -76,14 +77,18 @@ def label_inks(img: np.ndarray, bar: Bar) -> list[Ink]:
 
 def _inner_blobs(near: np.ndarray, mask: np.ndarray, bar: Bar, x0: int, y0: int) -> np.ndarray:
     """``mask`` (over ``near``, the region at column ``x0``, row ``y0`` of the frame) less
-    the bar's rows (2 px round them), its end ticks' columns (3 px each side of its ends)
-    and every blob of it that touches the region's edge."""
+    the bar's rows (2 px round them), the blobs that run into the region's top or bottom
+    edge or across it from side to side, and then the columns of the bar's end ticks (3
+    px each side of its first and last column).  A blob that runs out at one side only
+    is kept: a label beside the bar may."""
     mask = mask.copy()
     mask[max(0, bar.y0 - 2 - y0):bar.y1 + 2 - y0, max(0, bar.x0 - 2 - x0):max(0, bar.x1 + 2 - x0)] = False
-    for end in (bar.x0, bar.x1):
-        mask[:, max(0, end - 3 - x0):max(0, end + 3 - x0)] = False
     n, lab, st, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     h, w = near.shape
-    edge = (st[:, 0] == 0) | (st[:, 1] == 0) | (st[:, 0] + st[:, 2] == w) | (st[:, 1] + st[:, 3] == h)
+    x, y, bw, bh = st[:, 0], st[:, 1], st[:, 2], st[:, 3]
+    edge = (y == 0) | (y + bh == h) | ((x == 0) & (x + bw == w))
     edge[0] = True  # the background
-    return mask & ~edge[lab]
+    inner = mask & ~edge[lab]
+    for end in (bar.x0, bar.x1 - 1):  # ticks are cut after: first, a line through them is seen whole
+        inner[:, max(0, end - 3 - x0):max(0, end + 4 - x0)] = False
+    return inner

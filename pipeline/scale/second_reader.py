@@ -34,7 +34,8 @@ _MIN_SCORE = 0.9  # the recogniser's own score; its misreadings on held-out line
 _PLAIN = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s?(nm|um|µm|μm)\s*$")
 _MICRO_DOUBT = re.compile(r"^(glyph shape .* disagrees with OCR 'pm'|glyph shape unclear, OCR says µ|implausible .* nm/px)$")
 PLAUSIBLE_NM_PER_PX = (4e-3, 1e5)  # reader.py's bounds: finer than 4 pm/px or coarser than 0.1 mm/px is no micrograph
-# reader.find_scale_bar reads the half-size frame in a second thread: one load, one line at a time
+# one load, and one line at a time in the process: reader.find_scale_bar reads the half-size
+# frame in a thread of its own, and frames may be read from several threads
 _ENGINE_LOCK = threading.Lock()
 
 
