@@ -43,13 +43,13 @@ def label_inks(img: np.ndarray, bar: Bar) -> list[Ink]:
       bar's contrast from the surface, within the rows label.text_lines searches and
       0.3 of the bar's length past its ends; their 90th percentile in the bar's
       direction) stay under 0.85 of the bar's contrast.  Only blobs inside that region
-      count, off the bar's rows and its end ticks' columns (_inner_blobs): a tick is the
-      bar's drawing, and what runs out of the region's top or bottom, or across it, is
-      no glyph of a label beside the bar (a databar's border line, its edge, the image
-      over it).  Over a Zeiss databar's 8 px italic '200 nm', shrunk 0.7x, those held
-      the percentile at the bar's grey while the label's 1 px strokes had faded to
-      0.6-0.9 of it; cut at half the bar's contrast, the glyphs fell apart and no line
-      was found;
+      count, off the bar and its end ticks' columns (_inner_blobs): a tick is the bar's
+      drawing, and what runs out of the region's top or bottom, or across it, or a
+      rule in from its side, is no glyph of a label beside the bar (a databar's border
+      line, its edge, the image over it).  Over a Zeiss databar's 8 px italic '200 nm',
+      shrunk 0.7x, those held the percentile at the bar's grey while the label's 1 px
+      strokes had faded to 0.6-0.9 of it; cut at half the bar's contrast, the glyphs
+      fell apart and no line was found;
     * deeper: for a soft bar (its grey not the frame's extreme: faded), the frame's
       extreme of its colour, where that lies 0.15 of the contrast past the bar's grey.
     Empty where fewer than 20 such pixels are left."""
@@ -77,16 +77,20 @@ def label_inks(img: np.ndarray, bar: Bar) -> list[Ink]:
 
 def _inner_blobs(near: np.ndarray, mask: np.ndarray, bar: Bar, x0: int, y0: int) -> np.ndarray:
     """``mask`` (over ``near``, the region at column ``x0``, row ``y0`` of the frame) less
-    the bar's rows (2 px round them), the blobs that run into the region's top or bottom
-    edge or across it from side to side, and then the columns of the bar's end ticks (3
-    px each side of its first and last column).  A blob that runs out at one side only
-    is kept: a label beside the bar may."""
+    the bar's pieces (2 px round each: a split bar's label in its gap stays), the blobs
+    that run out of the region's top or bottom, or across it from side to side, or out
+    of one side unless shaped like glyphs (no wider than 4 heights, no taller than 0.9
+    of the bar: a label beside the bar may; a rule coming in from the side may not), and
+    then the columns of the bar's end ticks (3 px each side of its first and last column)."""
     mask = mask.copy()
-    mask[max(0, bar.y0 - 2 - y0):bar.y1 + 2 - y0, max(0, bar.x0 - 2 - x0):max(0, bar.x1 + 2 - x0)] = False
+    for px0, px1 in bar.pieces():
+        mask[max(0, bar.y0 - 2 - y0):max(0, bar.y1 + 2 - y0), max(0, px0 - 2 - x0):max(0, px1 + 2 - x0)] = False
     n, lab, st, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     h, w = near.shape
     x, y, bw, bh = st[:, 0], st[:, 1], st[:, 2], st[:, 3]
-    edge = (y == 0) | (y + bh == h) | ((x == 0) & (x + bw == w))
+    left, right = x == 0, x + bw == w
+    glyph_like = (bw <= 4 * bh) & (bh <= max(8.0, 0.9 * bar.length))
+    edge = (y == 0) | (y + bh == h) | (left & right) | ((left | right) & ~glyph_like)
     edge[0] = True  # the background
     inner = mask & ~edge[lab]
     for end in (bar.x0, bar.x1 - 1):  # ticks are cut after: first, a line through them is seen whole

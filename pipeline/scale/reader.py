@@ -117,7 +117,7 @@ def find_scale_bar(image: np.ndarray) -> ScaleBar | None:
         def start_half_size() -> None:
             try:
                 started.append(pool.submit(_half_size_reads, img, lines_img))
-            except RuntimeError:  # the interpreter is shutting down: no new thread; it runs after, here
+            except RuntimeError:  # shutting down, or no thread can start: it runs after, in this one
                 pass
 
         full = _reads(img, lines_img, meanwhile=start_half_size)
