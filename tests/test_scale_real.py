@@ -47,6 +47,13 @@ def scaled(name: str):
     return loaded, (img - img.min()) / (img.max() - img.min())
 
 
+def as_read(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A frame scaled 0-1 as find_scale_bar scales it, and the frame its label lines are
+    looked for in (denoise.for_labels: the frame itself unless it is a noisy figure)."""
+    img = (image - image.min()) / (image.max() - image.min())
+    return img, denoise.for_labels(img)
+
+
 def verdict(result, nm_per_px: float) -> str:
     if result is None or not result.confident:
         return "flagged"
@@ -299,8 +306,7 @@ def test_a_bar_doubted_at_full_size_keeps_its_doubt_at_half_size() -> None:
     doubted at full size is a doubt too (by that reading alone); of a bar read nothing
     beside, it stands."""
     image, npp = resampled_real.changed("pfib_slice_widget_25um.png", "enlarged 3x")
-    img = (image - image.min()) / (image.max() - image.min())
-    lines = denoise.for_labels(img)
+    img, lines = as_read(image)
     full = reader._reads(img, lines)
     assert full.reads and not any(r.confident for r in full.reads), full.reads
     at_half = reader._half_size_reads(img, lines)
@@ -317,8 +323,7 @@ def _blue_figure_at_half_size() -> tuple[np.ndarray, list[reader.ScaleBar], read
     """The blue STEM figure enlarged 2x, read only at half size: (frame 0-1, its readings
     at half size, the one confident with nothing seen at full size, what full size saw)."""
     image, npp = resampled_real.frame("stem_fig_blue_200nm.png", "enlarged 2x")
-    img = (image - image.min()) / (image.max() - image.min())
-    lines = denoise.for_labels(img)
+    img, lines = as_read(image)
     at_half = reader._half_size_reads(img, lines)
     read = [r for r in reader._trusted_at_half(at_half, NOTHING_SEEN) if r.confident]
     assert read and abs(read[0].nm_per_px / npp - 1) <= 0.01, read
@@ -472,10 +477,10 @@ def test_a_labels_own_grey_is_measured_on_its_glyphs_not_on_the_ticks_or_the_dat
     wholly inside, off the ticks, it is the label's own, fainter, and the frame is read
     right to 2 %."""
     image, npp = resampled_real.frame("zeiss_whiteband_diatom_200nm_a.png", "shrunk 0.7x")
-    img = denoise.for_labels((image - image.min()) / (image.max() - image.min()))
+    img, lines = as_read(image)
     bar = next(b for b in bar_find.find_bars(img) if b.x0 < 20)
-    bg = label_module.surface(img, bar)[0]
-    fainter = [(ink.grey - bg) / (bar.fg - bg) for ink in label_inks(img, bar) if not ink.deeper]
+    bg = label_module.surface(lines, bar)[0]
+    fainter = [(ink.grey - bg) / (bar.fg - bg) for ink in label_inks(lines, bar) if not ink.deeper]
     assert fainter and 0.5 < fainter[0] < 0.85, fainter
     result = find_scale_bar(image)
     assert verdict(result, npp) == "right", trace(result)
@@ -487,8 +492,7 @@ def test_the_lines_cut_against_another_grey_are_among_those_seen() -> None:
     by a pixel is read from a line cut at its strokes' cores (own ink), a line the bar's
     grey did not give; that line is among the lines seen."""
     image, npp = resampled_real.frame("tem_fig_crack_100nm.png", "blurred 1 px")
-    img = (image - image.min()) / (image.max() - image.min())
-    lines = denoise.for_labels(img)
+    img, lines = as_read(image)
     full = reader._reads(img, lines)
     read = [r for r in full.reads if r.confident]
     assert read and abs(read[0].nm_per_px / npp - 1) <= 0.01, full.reads
@@ -517,7 +521,7 @@ def test_a_deeper_cut_keeps_the_doubts_the_bars_own_cut_saw() -> None:
     could read a plain '10 nm'.  The doubts of the overlapping line cut at the bar's
     grey go with the deeper line, over all its columns; a line elsewhere lends none."""
     image, _ = resampled_real.frame("zeiss_whiteband_npgold_20nm.png", "blurred 1 px")
-    img = (image - image.min()) / (image.max() - image.min())
+    img = as_read(image)[0]
     bar = next(b for b in bar_find.find_bars(img) if abs(b.y0 - 733) <= 3)
     (deeper,) = [ink for ink in label_inks(img, bar) if ink.deeper]
     line = next(lab for lab in text_lines(img, bar, deeper.grey) if lab.side == "over")
@@ -586,7 +590,7 @@ def test_a_strip_between_the_ticks_of_a_bar_of_the_other_colour_is_no_bar(name: 
     no bar; the H-bar itself, ticks and all, still is."""
     image, npp = resampled_real.changed(name, *transforms, clip=clip)
     assert verdict(find_scale_bar(image), npp) != "wrong"
-    img = (image - image.min()) / (image.max() - image.min())
+    img = as_read(image)[0]
     bar_px = truth()[name]["bar_px"] * nm_per_px(name) / npp
     inner = [b for b in bar_find.find_bars(img) if 0.9 * bar_px < b.length < bar_px - 3]
     assert not inner, inner

@@ -185,7 +185,7 @@ def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | No
     n, lab, st, _ = cv2.connectedComponentsWithStats(win, connectivity=8)
     x, y, cw, ch, area = st[:, 0], st[:, 1], st[:, 2], st[:, 3], st[:, 4]
     inner = (x > 0) & (y > 0) & (x + cw < win.shape[1]) & (y + ch < win.shape[0])
-    glyph = inner & (ch >= 5) & (ch <= max(8, 0.9 * L)) & (cw <= 4 * ch) & (area >= 0.12 * cw * ch)
+    glyph = inner & (ch >= 5) & glyph_sized(cw, ch, L) & (area >= 0.12 * cw * ch)
     glyph[0] = False
     for i in np.nonzero(glyph)[0]:  # strokes are thin, particles are solid
         sub = (lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i).astype(np.uint8)
@@ -195,6 +195,13 @@ def _window(img: np.ndarray, bar: Bar, include: Box | None = None, pol: int | No
     beyond = surface(img, bar, past_outline=True)[0]  # what the outline, and a label edged alike, is drawn on
     return _Window(wx0, wy0, soft, n, lab, st, inner, glyph,
                    outline_map(img[wy0:wy1, wx0:wx1], lab, bar.pol, beyond, abs(fg - beyond)))
+
+
+def glyph_sized(width: np.ndarray, height: np.ndarray, bar_length: float) -> np.ndarray:
+    """Whether blobs of ``width`` x ``height`` px may be glyphs of a bar's label: no wider
+    than 4 heights (a rule, a bar's edge is), no taller than 0.9 of a bar of
+    ``bar_length`` px (8 px at least: a short bar's label may stand taller than it)."""
+    return (height <= max(8.0, 0.9 * bar_length)) & (width <= 4 * height)
 
 
 def _past_outline(win: _Window, sel: np.ndarray, lh: int) -> tuple[np.ndarray, np.ndarray] | None:

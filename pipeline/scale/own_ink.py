@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .bar_find import Bar
-from .label import surface, window_reach
+from .label import glyph_sized, surface, window_reach
 
 _SAME = 0.15  # of the bar's contrast: within this the label is drawn in the bar's grey
 _INKISH = 0.5  # of the bar's contrast from the surface: the pixels a label's strokes are among
@@ -79,8 +79,8 @@ def _inner_blobs(near: np.ndarray, mask: np.ndarray, bar: Bar, x0: int, y0: int)
     """``mask`` (over ``near``, the region at column ``x0``, row ``y0`` of the frame) less
     the bar's pieces (2 px round each: a split bar's label in its gap stays), the blobs
     that run out of the region's top or bottom, or across it from side to side, or out
-    of one side unless shaped like glyphs (no wider than 4 heights, no taller than 0.9
-    of the bar: a label beside the bar may; a rule coming in from the side may not), and
+    of one side unless sized like glyphs (label.glyph_sized: a label beside the bar may
+    run out so; a rule coming in from the side may not), and
     then the columns of the bar's end ticks (3 px each side of its first and last column)."""
     mask = mask.copy()
     for px0, px1 in bar.pieces():
@@ -89,8 +89,7 @@ def _inner_blobs(near: np.ndarray, mask: np.ndarray, bar: Bar, x0: int, y0: int)
     h, w = near.shape
     x, y, bw, bh = st[:, 0], st[:, 1], st[:, 2], st[:, 3]
     left, right = x == 0, x + bw == w
-    glyph_like = (bw <= 4 * bh) & (bh <= max(8.0, 0.9 * bar.length))
-    edge = (y == 0) | (y + bh == h) | (left & right) | ((left | right) & ~glyph_like)
+    edge = (y == 0) | (y + bh == h) | (left & right) | ((left | right) & ~glyph_sized(bw, bh, bar.length))
     edge[0] = True  # the background
     inner = mask & ~edge[lab]
     for end in (bar.x0, bar.x1 - 1):  # ticks are cut after: first, a line through them is seen whole

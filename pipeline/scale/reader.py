@@ -259,13 +259,14 @@ def _doubled(r: ScaleBar, shape: tuple[int, int]) -> ScaleBar:
     return out
 
 
-def _overlap(a: Box | None, b: Box | None) -> bool:
-    """Whether two half-open boxes share a pixel or lie within a pixel of each other (a
-    stroke's rows and columns at half size may round either way); False where either
-    is missing."""
+def _overlap(a: Box | None, b: Box | None, reach: int = 2) -> bool:
+    """Whether two half-open boxes lie fewer than ``reach`` px apart in both directions:
+    by default, share a pixel or stand within a pixel of each other (a stroke's rows and
+    columns at half size may round either way); with ``reach`` 0, share a pixel.  False
+    where either is missing."""
     if a is None or b is None:
         return False
-    return min(a[2], b[2]) - max(a[0], b[0]) > -2 and min(a[3], b[3]) - max(a[1], b[1]) > -2
+    return max(a[0], b[0]) - min(a[2], b[2]) < reach and max(a[1], b[1]) - min(a[3], b[3]) < reach
 
 
 def _bar_first(img: np.ndarray, cands: list[tuple[Bar, Label]]) -> list[ScaleBar]:
@@ -295,9 +296,7 @@ def _own_ink_lines(lines_img: np.ndarray, unread: list[tuple[Bar, list[Label]]])
 def _lend_doubts(label: Label, at_bar_grey: list[Label]) -> Label:
     """``label`` with the doubts of the lines in ``at_bar_grey`` whose boxes overlap it,
     over all its columns (their columns are another crop's)."""
-    x0, y0, x1, y1 = label.box
-    lent = {why for other in at_bar_grey for *_, why in other.spoilers
-            if min(x1, other.box[2]) > max(x0, other.box[0]) and min(y1, other.box[3]) > max(y0, other.box[1])}
+    lent = {why for other in at_bar_grey for *_, why in other.spoilers if _overlap(label.box, other.box, reach=0)}
     width = float(label.ink.shape[1])
     return replace(label, spoilers=label.spoilers + tuple((0.0, width, why) for why in sorted(lent)))
 
