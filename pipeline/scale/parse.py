@@ -97,17 +97,17 @@ def read_label(readings: list[Words], label: Label
     """
     seen: list[tuple[str, float, str, list[str]]] = []
     two: list[tuple[str, float, str, list[str]]] = []  # the first value of each scale that read two
-    numbers: list[tuple[float | None, float]] = []  # each scale's one label's number and its word's confidence, its unit parsed or not
+    unparsed: list[tuple[str, float]] = []  # a scale's one label token that read no unit: (text, its number's confidence)
     for words in readings:
         found = _tokens(words, label)
-        if len(found) == 1:
-            numbers.append((_number(found[0][0]), found[0][4][0]))
         if found and (reading := _reading(found[0], label)) is not None:
             (seen if len(found) == 1 else two).append(reading)
+        elif len(found) == 1:
+            unparsed.append((found[0][0], found[0][4][0]))
     if two:  # a scale read two values where the label goes (fields on a ruler's row): which
         first = (seen or two)[0]  # is the bar's is not known, whatever the other scales read
         return first[0], first[1], first[2], first[3] + [f"{TWO_VALUES} ({len(two)} of {len(readings)} OCR scales)"]
-    seen, disputed = _uncommon_values(seen, numbers, len(readings))
+    seen, disputed = _uncommon_values(seen, unparsed, len(readings))
     plain = lambda ws: all(w.startswith(_SOFT) for w in ws)  # noqa: E731 - no hard doubt
     chosen = next(((i, r) for i, r in enumerate(seen) if not r[3]), None)
     lifted = chosen is None
@@ -146,7 +146,7 @@ def _reading(token: tuple[str, float, float, float, tuple[float, float]], label:
     return text, value, unit, why
 
 
-def _uncommon_values(seen: list[tuple[str, float, str, list[str]]], numbers: list[tuple[float | None, float]],
+def _uncommon_values(seen: list[tuple[str, float, str, list[str]]], unparsed: list[tuple[str, float]],
                      scales: int) -> tuple[list[tuple[str, float, str, list[str]]], str | None]:
     """A 3- or 2.5-series value (300 nm, 25 µm) or a rare unit (mm) trusted only when every
     one of the OCR ``scales`` (four) reads it, the number's word (the unit's, for mm) at
@@ -154,14 +154,15 @@ def _uncommon_values(seen: list[tuple[str, float, str, list[str]]], numbers: lis
     with the uncommon value that half or more of the scales read without being unanimous:
     it disputes any other reading.
 
-    The rule guards the number, so one scale whose unit is no unit ('300 YM', '300 pM')
-    still counts for a 3- or 2.5-series value where its number (``numbers``: each
-    scale's number + unit token, unit parsed or not) reads the same at confidence 80 or
-    more: the fourth tile, sheared for italics, read an upright Hitachi '300 um' so at
-    91-96 on the number (the real strip enlarged 2x, shrunk 0.7x or blurred), where the
-    other three read '300 um' at 95-96.  A scale that reads nothing, or another number,
-    or the number below 80, still leaves the value untrusted; a rare unit must be read
-    at every scale.
+    One scale of the four may read the value's unit in capitals that spell no unit
+    (``unparsed``: the label tokens that parsed to no reading, with their number's
+    confidence): '300 YM' or '300 pM' beside three '300 um' is the same µm, where its
+    number is spelt as theirs and read at 80 or more.  The fourth tile, sheared for
+    italics, read an upright Hitachi '300 um' so, its number at 91-96 (the real strip
+    enlarged 2x, shrunk 0.7x or blurred); the other three read '300 um' at 95-96.  A
+    scale that reads nothing, another number, the number below 80, or letters of
+    another unit ('300 YM' beside '300 nm': a µ read as n?) still leaves the value
+    untrusted; a rare unit must be read at every scale.
 
     Zeiss draws such bars, but on other labels Tesseract reads a '5' as '3' at one scale
     of four (measured on the rendered corpus: 7 of 270 frames), so a lone '3' must
@@ -177,9 +178,9 @@ def _uncommon_values(seen: list[tuple[str, float, str, list[str]]], numbers: lis
     if not uncommon:
         return seen, None
     alike = len({(v, u) for _, v, u, _ in seen}) == 1
-    unit_lost = (alike and len(seen) == scales - 1 and len(numbers) == scales and seen[0][2] not in _RARE_UNITS
-                 and all(n == seen[0][1] and c >= _MIN_CONF_UNCOMMON for n, c in numbers))  # see above
-    unanimous = (scales >= 4 and alike and (len(seen) == scales or unit_lost)
+    in_capitals = (alike and len(seen) == scales - 1 and len(unparsed) == 1 and seen[0][2] not in _RARE_UNITS
+                   and _in_capitals(unparsed[0], {_match(t)[1] for t, *_ in seen}, seen[0][2]))
+    unanimous = (scales >= 4 and alike and (len(seen) == scales or in_capitals)
                  and not any(w.startswith(_UNSURE_UNCOMMON) for r in seen for w in r[3]))
     most = collections.Counter((v, u) for _, v, u, _ in uncommon).most_common(1)[0]
     disputed = f"{most[0][0]:g} {most[0][1]}" if not unanimous and 2 * most[1] >= len(seen) else None
@@ -191,11 +192,16 @@ def _uncommon_values(seen: list[tuple[str, float, str, list[str]]], numbers: lis
             for t, v, u, ws in seen], disputed
 
 
-def _number(text: str) -> float | None:
-    """The number of a number + unit token as ``_parse`` reads it, whatever its unit."""
+def _in_capitals(token: tuple[str, float], numbers: set[str], unit: str) -> bool:
+    """Whether a label token that parsed to no reading is ``numbers``' one number, spelt
+    alike and read at confidence 80 or more, in ``unit``'s family written in capitals
+    ('300 YM' for '300 um'): _uncommon_values."""
+    text, number_conf = token
     m = _match(text)
-    num = m.group(1).translate(_DIGITS).replace(",", ".") if m else ""
-    return float(num) if num and num.count(".") <= 1 else None
+    if m is None or {m[1]} != numbers or number_conf < _MIN_CONF_UNCOMMON:
+        return False
+    lower = _UNIT.get(m[2].lower().replace("rn", "m"))
+    return lower is not None and unit_family(lower) == unit_family(unit)
 
 
 _SPECKS = ".:;,'`\""  # punctuation Tesseract makes of a speck after the unit
