@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from psdwatch.pipeline.scale import bar_find, denoise, reader, second_reader, text_first, unit_letter
+from psdwatch.pipeline.scale import bar_find, denoise, faint_strokes, reader, second_reader, text_first, unit_letter
 from psdwatch.pipeline.analyse import read_scale_bar
 from psdwatch.pipeline.scale.corpus import background, corpus_frame
 from psdwatch.pipeline.io.image import load_image
@@ -1599,7 +1599,7 @@ def test_only_thin_pieces_that_join_a_glyph_are_drawn_with_it() -> None:
     soft[8:11, 5] = 0.5   # the broken stroke's rest
     soft[3:7, 6:15] = 0.5  # a particle touching the stroke's top
     soft[12:15, 2:5] = 0.5  # a solid square beside its foot
-    grown = label_module._whole_strokes(soft, ink, np.array([[5, 3, 1, 13, 10]]))
+    grown = faint_strokes.whole_strokes(soft, ink, np.array([[5, 3, 1, 13, 10]]))
     assert grown[8:11, 5].all()
     assert not grown[3:7, 6:].any() and not grown[12:15, 2:5].any()
 
@@ -1900,10 +1900,10 @@ def test_a_broken_glyph_is_not_read_as_a_leading_one() -> None:
     assert result is None or "a faint glyph in or beside the label" in result.reasons, result
     soft = np.zeros((30, 60), np.float32)  # a faint serif '1' before a line, alone and with a piece before it
     soft[10:20, 30:32], soft[19, 28:35] = 0.5, 0.5
-    lead, preceded = label_module._faint_strokes(soft, np.zeros(soft.shape, bool), (40, 10, 55, 20), 10, 3)
+    lead, preceded = faint_strokes.faint_strokes(soft, np.zeros(soft.shape, bool), (40, 10, 55, 20), 10, 3)
     assert lead.any() and not preceded
     soft[12:20, 24:26] = 0.5
-    lead, preceded = label_module._faint_strokes(soft, np.zeros(soft.shape, bool), (40, 10, 55, 20), 10, 3)
+    lead, preceded = faint_strokes.faint_strokes(soft, np.zeros(soft.shape, bool), (40, 10, 55, 20), 10, 3)
     assert lead.any() and preceded == [(28.0, 35.0)]
 
 

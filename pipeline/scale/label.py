@@ -7,7 +7,6 @@ Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -16,6 +15,8 @@ import numpy as np
 from scipy.sparse.csgraph import connected_components
 
 from .bar_find import Bar, frame_height
+from .faint_strokes import faint_glyphs, faint_strokes, whole_strokes
+from .glyphs import around, glyph_stats, italic_slant
 from .outline import OutlineMap, outline_grey, outline_map
 
 Box = tuple[int, int, int, int]
@@ -220,7 +221,7 @@ def _past_outline(win: _Window, sel: np.ndarray, lh: int) -> tuple[np.ndarray, n
     rows).  Never a speck on the baseline, from a glyph height before the first outlined
     glyph to the last, with 0.6 of its rim edged, walled in or not: a decimal point
     whose outline was blurred open is one, and the point checks (``_left_out``,
-    ``_glyph_stats``) judge it as on a line with no outline; a speck of the texture in
+    ``glyph_stats``) judge it as on a line with no outline; a speck of the texture in
     the word space is not (on the real figure compressed, counted as a point it flagged
     '200 nm').
 
@@ -429,7 +430,7 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
         ("a piece of the label's colour in it without the outline round its glyphs", unedged))
         for i in np.nonzero(m)[0])
     ink = np.isin(lab, np.nonzero(sel)[0])
-    faint, preceded = _faint_strokes(soft, ink, (lx0, ly0, lx1, ly1), lh, py, edged)  # read with the line too
+    faint, preceded = faint_strokes(soft, ink, (lx0, ly0, lx1, ly1), lh, py, edged)  # read with the line too
     spoilers += tuple((a, b, "a faint glyph in or beside the label") for a, b in preceded)
     if faint.any():  # the line now starts at the stroke, and reaches up to its top
         cols, rows = np.nonzero(faint.any(axis=0))[0], np.nonzero(faint.any(axis=1))[0]
@@ -437,261 +438,19 @@ def _line_label(img: np.ndarray, win: _Window, bar: Bar, line: tuple[int, int, i
         cx0, cy0 = max(0, lx0 - px), max(0, ly0 - py)
         ink |= faint
     spoilers = tuple((a - cx0, b - cx0, why) for a, b, why in spoilers)
-    whole = _whole_strokes(soft, ink, win.st[sel])  # drawn for OCR; the upper glyph count keeps the line's ink
+    whole = whole_strokes(soft, ink, win.st[sel])  # drawn for OCR; the upper glyph count keeps the line's ink
     spoilers += tuple((a - cx0, b - cx0, "a faint glyph in or beside the label")
-                      for a, b in _faint_glyphs(soft, whole, (lx0, ly0, lx1, ly1), lh, edged))
+                      for a, b in faint_glyphs(soft, whole, (lx0, ly0, lx1, ly1), lh, edged))
     keep = ink[cy0:ly1 + py, cx0:lx1 + px]
-    line_soft = _around(soft[cy0:ly1 + py, cx0:lx1 + px], whole[cy0:ly1 + py, cx0:lx1 + px])
+    line_soft = around(soft[cy0:ly1 + py, cx0:lx1 + px], whole[cy0:ly1 + py, cx0:lx1 + px])
     box = (int(lx0 + wx0), int(ly0 + wy0), int(lx1 + wx0), int(ly1 + wy0))
     bx0, bx1 = bar.x0 - wx0 - cx0, bar.x1 - wx0 - cx0
-    slant = _slant(keep)
-    counts, n_dots = _glyph_stats(line_soft, keep, lh, slant)
+    slant = italic_slant(keep)
+    counts, n_dots = glyph_stats(line_soft, keep, lh, slant)
     cols = tuple((max(0, a - px - cx0) if k else 0, min(keep.shape[1], b + px - cx0))  # the first from column 0:
                  for k, (a, b) in enumerate(parts or [])) if len(parts or []) > 1 else ()  # a faint '1' read with it
     return Label(line_soft, keep, box, counts, lh, n_dots, side, (float(bx0), float(bx1)), spoilers, slant, cols,
                  soft[cy0:ly1 + py, cx0:lx1 + px].copy())
-
-
-_SLANTS = (0.15, 0.2, 0.25, 0.3)  # italic fonts lean 10-17 degrees
-
-
-def _slant(ink: np.ndarray) -> float:
-    """The italic slant of a line (columns per row; 0 when upright): the shear that opens the
-    most empty columns between its glyphs, where it opens clearly more than upright.
-
-    Italic glyphs overlap in columns: counted by columns, '200 nm' is three glyphs, and
-    Tesseract reads the 'n' of a tiny italic label as 'A' (Zeiss databars)."""
-    def gaps(a: np.ndarray) -> int:
-        cols = np.nonzero(a.any(axis=0))[0]
-        return int(cols.size and (cols[-1] - cols[0] + 1 - cols.size))
-    if ink.shape[0] < 6 or not ink.any():
-        return 0.0
-    pad = int(np.ceil(max(_SLANTS) * ink.shape[0] / 2)) + 1
-    as_drawn = gaps(ink)
-    best = max(_SLANTS, key=lambda sl: gaps(upright(ink, sl, pad) > 0.5))
-    opened = gaps(upright(ink, best, pad) > 0.5)
-    return best if opened >= max(as_drawn + 3, 1.5 * as_drawn) else 0.0
-
-
-def upright(a: np.ndarray, slant: float, pad: int, interp: int = cv2.INTER_NEAREST) -> np.ndarray:
-    """``a`` sheared back by ``slant`` about its middle row, ``pad`` columns added each side
-    (whole pixels moved for a mask: a 1-px stroke stays whole)."""
-    h, w = a.shape
-    m = np.float32([[1, slant, pad - slant * h / 2], [0, 1, 0]])  # top rows left, bottom rows right
-    return cv2.warpAffine(a.astype(np.float32), m, (w + 2 * pad, h), flags=interp, borderValue=0)
-
-
-def _whole_strokes(soft: np.ndarray, ink: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """``ink`` with the thin pieces over the faint finders' 0.35 contour that join it,
-    taken inside each glyph's own box (and a pixel round it): the rest of a stroke
-    broken at the line's threshold.
-
-    A 1-px stroke shrunk with its figure spreads over two columns at about half
-    contrast each, and the 0.6 threshold kept over texture keeps only parts of it: the
-    right side of an '0' and a leg of an 'n' were lost (0.7x of a real TEM figure), and
-    Tesseract read '100 nm' as '10C rm'.  Only pieces at most 2 px wide (exact distance
-    to their edge at most 1.5 px), seen whole up to 4 px round the box, are taken: a
-    particle touching a glyph is wider (drawn with it an italic '50' was read 'S'),
-    and cut at the box's edge it would look thin."""
-    grown, (h, w), reach = ink.copy(), soft.shape, 4
-    for x, y, cw, ch in boxes[:, :4]:
-        r0, c0 = max(0, y - reach), max(0, x - reach)
-        rows, cols = slice(r0, min(h, y + ch + reach)), slice(c0, min(w, x + cw + reach))
-        own = ink[rows, cols]
-        n, lab = cv2.connectedComponents(((soft[rows, cols] > 0.35) & ~own).astype(np.uint8), connectivity=8)
-        touching = np.unique(lab[cv2.dilate(own.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0])
-        inside = np.zeros(own.shape, bool)
-        inside[max(0, y - 1) - r0:y + ch + 1 - r0, max(0, x - 1) - c0:x + cw + 1 - c0] = True
-        for i in touching[touching > 0]:
-            piece = lab == i
-            dist = cv2.distanceTransform(np.pad(piece.astype(np.uint8), 1), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-            if dist.max() <= 1.5:
-                grown[rows, cols] |= piece & inside
-    return grown
-
-
-def _faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, py: int,
-                   edged: Callable[..., float] | None = None) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """The pixels of a glyph-tall thin stroke just left of the line that its ink threshold
-    left out: a leading '1' shrunk with its figure to half contrast; and the column spans
-    of those of them that have faint ink as tall just before them, which are doubts.
-
-    Read with the line it makes '100 nm' of what would be read '00 nm' or nothing; left
-    out, the line is flagged (``_faint_glyphs``).  Only a leading stroke is taken: noise
-    read as a leading '1' makes a number that is no 1-2-5 value (15, 110, 1200), which
-    the parser flags, while a faint ring in the gap between number and unit would make
-    '1 µm' '10 µm' and pass; that one stays a flag.  The stroke must stand on the line's
-    baseline, be as tall as its glyphs, lie whole inside the searched rows and columns
-    (a streak of texture crossing them is not taken) and apart from the line's glyphs
-    at the 0.35 contour.
-
-    A stroke with a glyph-tall piece of 0.35 ink within a letter space before it may
-    lead nothing: it may be the rest of a faint glyph broken in pieces, so it is read
-    with the line and is a doubt.  The right half of a noisy bold italic '0' 8 px tall
-    was taken as a lead before 'nm' whose '2' and the '0''s left half had broken off,
-    and every OCR scale read '1 nm' (for '20 nm').  Left out instead, such a line lost
-    its number and the frame its only reading that disagreed with a wrong bar's."""
-    lx0, ly0, lx1, ly1 = line
-    r0, r1 = max(0, ly0 - lh), min(soft.shape[0], ly1 + py)  # a digit rises above a line of x-height letters
-    a = max(0, int(lx0 - 2.5 * lh))  # whole strokes a space away
-    n, lab, st, _ = cv2.connectedComponentsWithStats((soft[r0:r1, a:lx0] > 0.35).astype(np.uint8), connectivity=8)
-    kept = np.bincount(lab.ravel(), weights=line_ink[r0:r1, a:lx0].ravel(), minlength=n)
-    out, preceded = np.zeros(soft.shape, bool), []
-    x, y, cw, ch = (st[:, k] for k in range(4))
-    for i in range(1, n):
-        bottom = r0 + y[i] + ch[i]
-        if not (0.9 * lh <= ch[i] <= 1.6 * lh and cw[i] <= 1.2 * lh and st[i, 4] <= 0.6 * cw[i] * ch[i]
-                and kept[i] == 0 and y[i] > 0 and y[i] + ch[i] < r1 - r0 and x[i] > 0 and a + x[i] + cw[i] < lx0
-                and lx0 - (a + x[i] + cw[i]) <= 1.2 * lh and ly1 - 0.4 * lh <= bottom <= ly1 + 1):
-            continue
-        piece = lab[y[i]:y[i] + ch[i], x[i]:x[i] + cw[i]] == i
-        if cv2.distanceTransform(np.pad(piece.astype(np.uint8), 1), cv2.DIST_L2, 3).max() > max(2.0, 0.3 * ch[i]):
-            continue
-        if edged is not None and edged(piece, a + x[i], r0 + y[i], walled=True) < 0.6:
-            continue  # past the outline of an outlined line: texture
-        before = ((x + cw / 2 < x[i]) & (x + cw >= x[i] - 1.2 * lh) & (ch >= 0.6 * lh)  # (an italic one leans over it)
-                  & (np.minimum(y + ch, y[i] + ch[i]) - np.maximum(y, y[i]) >= 0.5 * ch[i]))
-        before[0] = before[i] = False
-        if before.any():
-            preceded.append((float(a + x[i]), float(a + x[i] + cw[i])))
-        out[r0 + y[i]:r0 + y[i] + ch[i], a + x[i]:a + x[i] + cw[i]] |= piece
-    return out, preceded
-
-
-def _faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int,
-                  edged: Callable[..., float] | None = None) -> list[tuple[float, float]]:
-    """Column spans of glyph-tall strokes in or just beside the line that its ink left
-    out, wholly or by a stroke (``_part_left_out``).
-
-    A thin '1' or '0' shrunk with its figure keeps half its contrast and falls below
-    the line's ink threshold: the line is then read '10 nm' for '100 nm', and every
-    check agrees with the shortened text.  ``edged`` (an outlined line's
-    ``OutlineMap.share``) leaves out the texture, strokes no outline walls in: the grey
-    between two outlined '0's of the real two-panel figure, glyph-tall and hemmed in by
-    their outlines on both sides, runs on above and below them.  A glyph of an outlined
-    label keeps its outline, at half contrast still past the surface; one whose outline
-    fades too would be missed (the labels seen draw every glyph alike)."""
-    lx0, ly0, lx1, ly1 = line
-    a, b = max(0, int(lx0 - 1.2 * lh)), min(soft.shape[1], int(lx1 + 1.2 * lh))  # a letter space
-    n, lab, st, _ = cv2.connectedComponentsWithStats((soft[ly0:ly1, a:b] > 0.35).astype(np.uint8), connectivity=8)
-    ink = line_ink[ly0:ly1, a:b] > 0
-    kept = np.bincount(lab.ravel(), weights=ink.ravel(), minlength=n)
-    far: np.ndarray | None = None  # each pixel's distance from the drawn ink, once per line
-    spans = []
-    for i in range(1, n):
-        if not (0.6 * lh <= st[i, 3] <= 1.8 * lh and st[i, 2] <= 1.2 * lh  # glyph-sized (digits over x-height),
-                and st[i, 4] <= 0.6 * st[i, 2] * st[i, 3]):  # stroked
-            continue
-        x, y, cw, ch = (int(v) for v in st[i, :4])
-        if edged is not None and edged(lab[y:y + ch, x:x + cw] == i, a + x, ly0 + y, walled=True) < 0.6:
-            continue  # past the outline of an outlined line: texture
-        if kept[i] >= 0.5 * st[i, 4]:  # mostly drawn (so the line has ink): is a stroke of it left out?
-            if far is None:
-                far = cv2.distanceTransform((~ink).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-            if not _part_left_out((lab == i) & ~ink, far, lh):
-                continue
-        spans.append((float(a + st[i, 0]), float(a + st[i, 0] + st[i, 2])))
-    return spans
-
-
-def _part_left_out(rest: np.ndarray, far: np.ndarray, lh: int) -> bool:
-    """Whether ``rest``, the pixels of a 0.35 contour's blob left out of the drawing,
-    reach 0.3 of the line's height (3 px at least) from the drawn ink (``far``: each
-    pixel's distance from it): a glyph's stroke, not the anti-aliased rim that hugs it
-    (2-3 px wide on an enlarged label).
-
-    Drawn with its broken strokes' rest (``_whole_strokes``), most of a glyph may be in
-    while a stroke of it outside its box is not: a noisy serif '5' lost its top, the
-    rest drawn was read '2' at two OCR sizes, confidently, for a bar of '50 nm'."""
-    return bool(rest.any() and far[rest].max() >= max(3.0, 0.3 * lh))
-
-
-def _around(soft: np.ndarray, ink: np.ndarray) -> np.ndarray:
-    """The coverage of these glyphs only: their pixels and the anti-aliased rim around them."""
-    return soft * (cv2.dilate(ink.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
-
-
-def _glyph_stats(soft: np.ndarray, ink: np.ndarray, lh: int, slant: float = 0.0) -> tuple[tuple[int, int], int]:
-    """Glyph counts bracketing the truth, and the decimal points on the baseline.
-
-    At a low threshold thin arches (n, m) hold but neighbours may touch; at the
-    line's threshold glyphs stay apart but may break: the truth lies between.
-    Italic glyphs are counted set upright (their columns overlap as drawn), and there
-    two pieces are one glyph only where they share half the narrower one's columns (a
-    serif foot still reaches under its neighbour); the dots are found as drawn
-    (shearing a 1-px stroke may break its foot off).  A glyph of the ink 1.45 times as
-    wide as the tallest is tall is glyphs run together (blurred, 'µm' was one blob 1.75
-    times as wide, and '2 µm' counted 2): the upper count takes one more for each whole
-    0.7 of that height it holds past the first, the last (the unit) at most two: a bold
-    serif 'nm' run together is 2.1-2.3 and counted as three it let '500 nm' pass for
-    '50 nm'.  No single glyph is that wide: a serif 'm' is 1.22, and counted as two it
-    let '500nm' pass for '50nm'.  Digits run together are told by their height too
-    (see ``_run_together``).
-    """
-    counts: list[int] = []
-    pad, share = int(np.ceil(slant * ink.shape[0] / 2)) + 1, (0.5 if slant else 0.0)
-    for m in (soft > 0.3, ink):
-        if slant:
-            m = upright(m, slant, pad) > 0.5
-        spans = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)[2][1:]
-        glyphs, left, right = [], -1, -1
-        for a, b, h in sorted((int(s[0]), int(s[0] + s[2]), int(s[3])) for s in spans if s[3] >= 0.45 * lh):
-            if right - a >= share * min(b - a, right - left):  # x-overlapping (or touching) pieces: one glyph
-                right = glyphs[-1][1] = max(right, b)
-                glyphs[-1][2] = max(glyphs[-1][2], h)
-            else:
-                left, right = a, b
-                glyphs.append([a, b, h])
-        counts.append(len(glyphs))
-    tallest = max((int(s[3]) for s in spans), default=0)  # the ink's pieces (the loop's last pass): a digit's height
-    merged = sum(_run_together(b - a, h, tallest, k == len(glyphs) - 1) for k, (a, b, h) in enumerate(glyphs))
-    lab, st, big, _, base = glyph_pieces(ink, lh)
-    if not big:
-        return (counts[0], counts[1] + merged), 0
-    st = st[1:]
-    small = np.ones(len(st), bool)
-    small[np.array(big) - 1] = False
-    dots = small & (np.abs(st[:, 1] + st[:, 3] - base) <= 0.2 * lh + 1) & (st[:, 2] <= 0.35 * lh)
-    # A point stands in the gap between two glyphs.  A speck within a glyph's columns (set
-    # upright) and a pixel from its ink is a piece of that glyph broken off by noise (a
-    # 9 px '2 nm': its 2's foot and its n's stem were counted as two decimal points); one
-    # farther from the ink still counts (a kerned '7.' may put its point under the 7's arm).
-    cx = st[:, 0] + st[:, 2] / 2 + (slant * (st[:, 1] + st[:, 3] / 2) + pad - slant * ink.shape[0] / 2 if slant else 0)
-    inside = np.array([any(a <= c < b for a, b, _ in glyphs) for c in cx])
-    if (dots & inside).any():
-        tall = cv2.dilate(np.isin(lab, 1 + np.nonzero(~small)[0]).astype(np.uint8), np.ones((5, 5), np.uint8))
-        for i in np.nonzero(dots & inside)[0]:  # within 2 px of a tall piece (one empty pixel between)
-            inside[i] = bool(tall[lab == i + 1].any())
-    return (counts[0], counts[1] + merged), int((dots & ~inside).sum())
-
-
-def _run_together(width: int, height: int, tallest: int, last: bool) -> int:
-    """How many more glyphs than one a glyph ``width`` x ``height`` px holds, against the
-    line's ``tallest`` piece (a digit's height): one more for each whole 0.7 of that
-    height past the first where it is 1.45 times as wide (the last, the unit, at most
-    one more); and one more for a glyph before the last as tall as a digit and 1.2
-    times as wide.  No digit is over 0.85 times as wide as tall (318 fonts, bold italic
-    the widest), and a letter as wide (m) is no taller than an x: an italic '00'
-    enlarged 2x, set upright, is 1.33 and was counted one, so '200 nm' was a doubt."""
-    if not tallest:
-        return 0
-    more = int(width / (0.7 * tallest)) - 1
-    if width >= 1.45 * tallest:
-        return min(more, 1) if last else more
-    return int(not last and height >= 0.85 * tallest and width >= 1.2 * tallest)
-
-
-def glyph_pieces(ink: np.ndarray, lh: int) -> tuple[np.ndarray, np.ndarray, list[int], list[int], float]:
-    """The connected pieces of ``ink`` (labels, stats), those at least 0.45 of the glyph
-    height ``lh`` tall, the ones of those hanging below their baseline, and that baseline
-    (the median of their bottoms): the glyphs' own parts, as the counts, the decimal
-    points and the descender checks see them."""
-    n, lab, st, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    big = [i for i in range(1, n) if st[i, 3] >= 0.45 * lh]
-    if not big:
-        return lab, st, big, [], 0.0
-    base = float(np.median([st[i, 1] + st[i, 3] for i in big]))
-    return lab, st, big, [i for i in big if st[i, 1] + st[i, 3] - base >= max(1.5, 0.15 * lh)], base
 
 
 def token_label(label: Label, x0: float, x1: float) -> Label:
@@ -700,8 +459,8 @@ def token_label(label: Label, x0: float, x1: float) -> Label:
     centre = st[:, 0] + st[:, 2] / 2
     mine = [i for i in range(1, n) if x0 - 0.15 * label.lh <= centre[i] <= x1 + 0.15 * label.lh]
     ink = np.isin(lab, mine)
-    soft = _around(label.soft, ink)
-    counts, n_dots = _glyph_stats(soft, ink, label.lh, label.slant)
+    soft = around(label.soft, ink)
+    counts, n_dots = glyph_stats(soft, ink, label.lh, label.slant)
     spoil = tuple(s for s in label.spoilers if s[0] < x1 + 1.5 * label.lh and s[1] > x0 - 1.5 * label.lh)
     return Label(soft, ink, label.box, counts, label.lh, n_dots, label.side, label.bar_x, spoil, label.slant,
                  coverage=label.coverage)

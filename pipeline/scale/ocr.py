@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 import pytesseract
 
-from .label import Label, upright
+from .glyphs import upright
+from .label import Label
 
 Words = list[tuple[float, float, str, float]]  # (x0, x1, text, confidence), in the line's columns
 

@@ -13,7 +13,8 @@ import re
 import cv2
 import numpy as np
 
-from .label import Label, glyph_pieces, token_label
+from .glyphs import glyph_pieces
+from .label import Label, token_label
 from .ocr import Words
 from .unit_letter import BOWL, first_letter
 

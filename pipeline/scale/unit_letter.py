@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .label import Label, glyph_pieces, upright
+from .glyphs import glyph_pieces, upright
+from .label import Label
 
 ARCH, BOWL = "n", "u"
 _FAINT = 0.1  # coverage over a counter's open end, past its middle's, that is a stroke however faint
