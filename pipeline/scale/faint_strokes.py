@@ -5,11 +5,13 @@ safe (a leading '1', the rest of a broken stroke), a doubt where it is not.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-Box = tuple[int, int, int, int]  # half-open (x0, y0, x1, y1), as label.Box
+if TYPE_CHECKING:  # label.py imports this module
+    from .label import Box
 
 
 def whole_strokes(soft: np.ndarray, ink: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -42,7 +44,7 @@ def whole_strokes(soft: np.ndarray, ink: np.ndarray, boxes: np.ndarray) -> np.nd
 
 
 def faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, py: int,
-                   edged: Callable[..., float] | None = None) -> tuple[np.ndarray, list[tuple[float, float]]]:
+                  edged: Callable[..., float] | None = None) -> tuple[np.ndarray, list[tuple[float, float]]]:
     """The pixels of a glyph-tall thin stroke just left of the line that its ink threshold
     left out: a leading '1' shrunk with its figure to half contrast; and the column spans
     of those of them that have faint ink as tall just before them, which are doubts.
@@ -90,7 +92,7 @@ def faint_strokes(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int, py
 
 
 def faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int,
-                  edged: Callable[..., float] | None = None) -> list[tuple[float, float]]:
+                 edged: Callable[..., float] | None = None) -> list[tuple[float, float]]:
     """Column spans of glyph-tall strokes in or just beside the line that its ink left
     out, wholly or by a stroke (``_part_left_out``).
 

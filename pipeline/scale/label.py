@@ -2,7 +2,7 @@
 
 Thin-stroked, glyph-sized blobs of the bar's colour in a line next to the bar are
 the label; only that line goes to Tesseract.  Its glyph counts and decimal points,
-measured here, are what the OCR text must agree with.
+measured on its ink (glyphs.py), are what the OCR text must agree with.
 Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
 """
 from __future__ import annotations

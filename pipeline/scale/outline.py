@@ -5,7 +5,7 @@ itself (the real two-panel TEM figure of scalebars-real; a held-out series draws
 style too).  The outline matters twice: an end of the bar mixes with the outline's grey,
 not the surface's (length.py cuts it there), and the outline parts the label's glyphs
 from the texture round them, so a bright blob of the texture beside a glyph or in its
-counter is no ink (label.py leaves those out).
+counter is no ink (label.py and faint_strokes.py leave those out).
 Boxes are half-open (x0, y0, x1, y1): ``image[y0:y1, x0:x1]``.
 """
 from __future__ import annotations

@@ -98,7 +98,7 @@ def read_label(readings: list[Words], label: Label
     """
     seen: list[tuple[str, float, str, list[str]]] = []
     two: list[tuple[str, float, str, list[str]]] = []  # the first value of each scale that read two
-    unparsed: list[tuple[str, float]] = []  # a scale's one label token that read no unit: (text, its number's confidence)
+    unparsed: list[tuple[str, float]] = []  # a scale's one label token that parsed to no reading: (text, its number's confidence)
     for words in readings:
         found = _tokens(words, label)
         if found and (reading := _reading(found[0], label)) is not None:
