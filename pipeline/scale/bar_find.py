@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+Box = tuple[int, int, int, int]  # half-open (x0, y0, x1, y1): image[y0:y1, x0:x1]
+
 _SOFT_THICK = 9  # thickest stroke the top-hat search keeps (px); thicker bars are drawn ones
 _SOFT_LEVELS = (0.3, 0.15)  # top-hat contrasts (of the frame's range) the soft search cuts at
 

@@ -5,13 +5,11 @@ safe (a leading '1', the rest of a broken stroke), a doubt where it is not.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-if TYPE_CHECKING:  # label.py imports this module
-    from .label import Box
+from .bar_find import Box
 
 
 def whole_strokes(soft: np.ndarray, ink: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -14,12 +14,10 @@ import cv2
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
-from .bar_find import Bar, frame_height
+from .bar_find import Bar, Box, frame_height
 from .faint_strokes import faint_glyphs, faint_strokes, whole_strokes
 from .glyphs import around, glyph_stats, italic_slant
 from .outline import OutlineMap, outline_grey, outline_map
-
-Box = tuple[int, int, int, int]
 
 
 @dataclass
