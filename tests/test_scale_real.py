@@ -1887,6 +1887,34 @@ def test_a_glyph_drawn_without_one_of_its_strokes_is_a_doubt() -> None:
     assert "a faint glyph in or beside the label" in result.reasons, result
 
 
+def test_a_glyph_run_into_its_neighbour_at_the_contour_and_broken_at_the_ink_is_a_doubt() -> None:
+    """Outlined figure 91 (a fresh draw, past the bench's indices): a faint bold serif
+    '500 nm' 7 px tall.  At the line's threshold its 5 broke into specks and a 2 x 5 px
+    piece, at the 0.35 contour the rest of the 5 ran into the 0 beside it (one blob wider
+    than a glyph, which faint_glyphs passed over), and every OCR size read '200 nm',
+    confidently, 2.5x off.  Ink as dark as the drawn ink left out of such a blob, far
+    from the drawing, is a doubt; the 0.4-0.5 rim joined to a real label's glyphs is not."""
+    rgb, t = frame(91, outlined=True)
+    result = find_scale_bar(grey(rgb))
+    assert verdict(result, t["nm_per_px"]) != "wrong", (result, t)
+    assert result is not None and "a faint glyph in or beside the label" in result.reasons, result
+
+    def five_run_into_a_nought(top: float) -> tuple[np.ndarray, np.ndarray]:
+        """A 10 px '0' drawn and a '5' beside it, joined at the 0.35 contour: the 5's right
+        stroke drawn, its top bar (2 rows, coverage ``top``) and the rest faint, left out."""
+        soft, ink = np.zeros((30, 60), np.float32), np.zeros((30, 60), bool)
+        ink[10:20, 32], ink[10:20, 38], ink[10, 32:39], ink[19, 32:39] = True, True, True, True  # the '0'
+        ink[15:19, 28] = True  # the 5's piece kept at the line's threshold
+        soft[ink] = 0.9
+        soft[10:12, 22:29] = top
+        soft[12:14, 22], soft[14, 23:29], soft[19, 22:28], soft[19, 29:32] = 0.45, 0.45, 0.45, 0.4
+        return soft, ink
+    soft, ink = five_run_into_a_nought(0.9)
+    assert faint_strokes.faint_glyphs(soft, ink, (28, 10, 39, 20), 10) == [(22.0, 39.0)]
+    soft, ink = five_run_into_a_nought(0.5)  # as faint as a rim: no stroke of drawn ink left out
+    assert faint_strokes.faint_glyphs(soft, ink, (28, 10, 39, 20), 10) == []
+
+
 def test_a_broken_glyph_is_not_read_as_a_leading_one() -> None:
     """Noisy figure 21 labelled '20 nm' (a white bold italic serif 8 px tall under noise):
     the '2' and the left half of the '0' broke off at the line's threshold, and the
