@@ -1913,6 +1913,9 @@ def test_a_glyph_run_into_its_neighbour_at_the_contour_and_broken_at_the_ink_is_
     assert faint_strokes.faint_glyphs(soft, ink, (28, 10, 39, 20), 10) == [(22.0, 39.0)]
     soft, ink = five_run_into_a_nought(0.5)  # as faint as a rim: no stroke of drawn ink left out
     assert faint_strokes.faint_glyphs(soft, ink, (28, 10, 39, 20), 10) == []
+    soft, ink = five_run_into_a_nought(0.9)
+    soft[11, 22:29] = 0.45  # one dark row of 7 px: under 0.1 of the glyph height squared
+    assert faint_strokes.faint_glyphs(soft, ink, (28, 10, 39, 20), 10) == []
 
 
 def test_a_broken_glyph_is_not_read_as_a_leading_one() -> None:

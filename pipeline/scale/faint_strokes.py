@@ -108,13 +108,13 @@ def faint_glyphs(soft: np.ndarray, line_ink: np.ndarray, line: Box, lh: int,
 
     Glyphs run together at the 0.35 contour (a blob wider than 1.2 glyph heights) are
     looked at where that blob is mostly drawn, and count only for ink left out as dark
-    as drawn ink (``_INK``), ``_SHARE`` of the glyph height squared of it, far from the
-    drawing: a faint bold serif '500 nm' 7 px tall broke at the line's threshold into
+    as drawn ink (``_INK``), ``_SHARE`` of the glyph height squared of it (3 px at least),
+    far from the drawing: a faint bold serif '500 nm' 7 px tall broke at the line's threshold into
     specks and a 2 x 5 px piece of its 5, the rest of the 5 ran into the 0 beside it at
     the contour, and every OCR size read '200 nm', confidently.  Its left-out specks are
     0.2 of the glyph height squared, at coverage 0.87; the rim and texture joined to a
-    resampled real label's glyphs (seven of them were flagged by any left-out pixel)
-    hold 0.02 at most, at 0.4-0.5."""
+    resampled real label's glyphs (seven of them were flagged by any left-out pixel far
+    from the drawing, the rule for a lone glyph) hold 0.02 at most, at 0.4-0.5."""
     lx0, ly0, lx1, ly1 = line
     a, b = max(0, int(lx0 - 1.2 * lh)), min(soft.shape[1], int(lx1 + 1.2 * lh))  # a letter space
     n, lab, st, _ = cv2.connectedComponentsWithStats((soft[ly0:ly1, a:b] > 0.35).astype(np.uint8), connectivity=8)
