@@ -43,7 +43,7 @@ from .bar_find import Bar, boxes_label, find_bars, outline_edge, same_stroke
 from .denoise import for_labels
 from .exclusion import exclusion
 from .label import Box, Label, text_lines
-from .length import dark_rims, end_doubts, end_ticks, fading_ends, measure_bar, repeats_pixels
+from .length import dark_rims, end_doubts, end_ticks, fading_ends, measure_bar, noisy_ends, repeats_pixels
 from .ocr import ocr_lines
 from .own_ink import label_inks
 from .parse import NM, TWO_VALUES, micro_by_field, read_label, unit_family, value_unit
@@ -324,6 +324,8 @@ def _scale_bar(img: np.ndarray, bar: Bar, label: Label, reading: tuple[str, floa
         why.append(fading)
     if (rims := dark_rims(img, bar, length)) is not None:
         why.append(rims)
+    if (noisy := noisy_ends(img, bar, length)) is not None:
+        why.append(noisy)
     if bar.gap is not None and end_ticks(img, bar) is None:
         why.append("split bar without clear end ticks")  # FEI measures tick to tick, not tip to tip
     nm = value * NM[unit]
