@@ -139,26 +139,30 @@ def noisy_ends(img: np.ndarray, bar: Bar, length: float) -> str | None:
 
     Each end is cut on about three columns of each row (by coverage, or at half
     contrast between two), and the bar's rows are averaged: the length's spread is
-    sqrt(6 / rows) times the noise over the bar's contrast.  The noise is measured in
-    the 4 rows above and below the bar, over its columns (horizontal neighbours'
-    differences, robust, over sqrt 2): a texture there counts as noise too.  A faint
-    29 px bar two rows thick under noise of sigma 25 at a contrast of 112 (spread 1.4 %)
-    measured 29.9 px for 29.2, 2.3 % long, with no other doubt; of 874 confident
-    readings of the held-out, hard, outlined, noisy, enlarged and resampled real frames,
-    no other reaches 1 % (the next 0.94 %, 0.3 % off).  Not for a split (FEI) bar: it is
-    measured tick to tick in its databar."""
-    if bar.gap is not None:
+    sqrt(6 / rows) times the noise over the bar's contrast (its own grey, measured, to
+    the surface's).  The noise is measured in the 4 rows above and below the bar, over
+    its columns: horizontal neighbours' differences, robust, over sqrt 2, as
+    denoise.noise_sigma takes them from every second row of a frame, here from every
+    row of these few (a texture there counts as noise too).  A faint 29 px bar two rows
+    thick under noise of sigma 25 at a contrast of 112 (spread 1.4 %) measured 29.9 px
+    for 29.2, 2.3 % long, with no other doubt; of 874 readings of the held-out, hard,
+    outlined, noisy, enlarged and resampled real frames confident but for this doubt,
+    no other passes 1 % (the next, just under it, is 0.3 % off).  Not for a split (FEI)
+    bar nor an H-bar with end ticks: they are measured tick to tick, on the ticks' rows."""
+    if bar.gap is not None or end_ticks(img, bar) is not None:
         return None
     cols = slice(bar.x0, bar.x1)
-    above, below = img[max(0, bar.y0 - 5):max(0, bar.y0 - 1), cols], img[bar.y1 + 1:bar.y1 + 5, cols]
-    if above.shape[0] < 2 or below.shape[0] < 2:  # at the frame's edge: no surface to measure
+    sides = [s for s in (img[max(0, bar.y0 - 5):max(0, bar.y0 - 1), cols], img[bar.y1 + 1:bar.y1 + 5, cols])
+             if s.shape[0] >= 2]
+    if not sides or bar.length < 8:  # no surface to measure (the bar on the frame's edge rows)
         return None
-    steps = np.concatenate([np.diff(above, axis=1).ravel(), np.diff(below, axis=1).ravel()])
-    contrast = abs(bar.fg - float(np.median(np.concatenate([above.ravel(), below.ravel()]))))
-    if steps.size < 10 or contrast < 1e-3:
+    surface_grey = float(np.median(np.concatenate([s.ravel() for s in sides])))
+    contrast = abs(float(np.median(img[bar.y0:bar.y1, bar.x0 + 2:bar.x1 - 2])) - surface_grey)
+    if contrast < 1e-3:
         return None
     rows = max(1, bar.thick - 2 * (bar.thick >= 4))  # the rows measured (_coverage_ends)
-    spread = np.sqrt(6 / rows) * robust_sigma(steps) / np.sqrt(2) / contrast
+    noise = robust_sigma(np.concatenate([np.diff(s, axis=1).ravel() for s in sides])) / np.sqrt(2)
+    spread = np.sqrt(6 / rows) * noise / contrast
     if spread <= NOISE_SPREAD * length:
         return None
     return f"bar of {length:.1f} px under noise: its length is unsure by {100 * spread / length:.1f} % (one SD)"
