@@ -23,6 +23,7 @@ from .bar_find import Bar
 from .label import glyph_sized, surface, window_reach
 
 _SAME = 0.15  # of the bar's contrast: within this the label is drawn in the bar's grey
+_APART = 0.03  # of it: where the bar's own cut found no line at all, a fainter grey this far from it
 _INKISH = 0.5  # of the bar's contrast from the surface: the pixels a label's strokes are among
 _FEWEST = 20   # of those: fewer, and there is no label of the bar's colour near it
 _CORES = 90    # percentile of those (in the bar's direction): the strokes' cores, past their rims
@@ -36,7 +37,7 @@ class Ink:
     deeper: bool
 
 
-def label_inks(img: np.ndarray, bar: Bar) -> list[Ink]:
+def label_inks(img: np.ndarray, bar: Bar, lined: bool = True) -> list[Ink]:
     """The greys, other than the bar's, to cut the label next to ``bar`` against:
 
     * fainter: where the strokes of the bar's colour near it (the pixels past half the
@@ -49,7 +50,12 @@ def label_inks(img: np.ndarray, bar: Bar) -> list[Ink]:
       line, its edge, the image over it).  Over a Zeiss databar's 8 px italic '200 nm',
       shrunk 0.7x, those held the percentile at the bar's grey while the label's 1 px
       strokes had faded to 0.6-0.9 of it; cut at half the bar's contrast, the glyphs
-      fell apart and no line was found;
+      fell apart and no line was found.  Where the cut at the bar's grey found no line
+      at all (``lined`` False), any fainter grey counts, 0.03 of the contrast or more
+      below the bar's: nothing is then read twice, and thin strokes fall apart at a
+      grey nearer the bar's (a 1 px white '200 nm' under a white bar, anti-aliased on
+      a light support, its cores at 0.88 of the bar's contrast, most of its pixels at
+      0.4-0.7: cut at 0.6 of it, specks; at the cores' grey, the line, read right);
     * deeper: for a soft bar (its grey not the frame's extreme: faded), the frame's
       extreme of its colour, where that lies 0.15 of the contrast past the bar's grey.
     Empty where fewer than 20 such pixels are left."""
@@ -67,7 +73,7 @@ def label_inks(img: np.ndarray, bar: Bar) -> list[Ink]:
         return []
     found = []
     strokes = float(np.percentile(inkish, _CORES if bar.pol > 0 else 100 - _CORES))
-    if (strokes - bg) / contrast < 1 - _SAME:  # at least _INKISH: they are among those pixels
+    if (strokes - bg) / contrast < 1 - (_SAME if lined else _APART):  # at least _INKISH: they are among those pixels
         found.append(Ink(strokes, False))
     extreme = float(img.max() if bar.pol > 0 else img.min())
     if bar.soft and (extreme - bg) / contrast > 1 + _SAME:

@@ -289,7 +289,7 @@ def _own_ink_lines(lines_img: np.ndarray, unread: list[tuple[Bar, list[Label]]])
     bar's grey that it overlaps are its doubts too: a '100 nm' whose faint '0' the bar's
     cut saw must not become a plain '10 nm'."""
     return [(b, _lend_doubts(lab, at_bar_grey) if ink.deeper else lab)
-            for b, at_bar_grey in unread for ink in label_inks(lines_img, b)
+            for b, at_bar_grey in unread for ink in label_inks(lines_img, b, lined=bool(at_bar_grey))
             for lab in text_lines(lines_img, b, ink.grey)]
 
 
