@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from psdwatch.pipeline.scale import label, parse
+from psdwatch.pipeline.scale import label, parse, text_first
 from psdwatch.pipeline.scale.corpus import LAYOUTS, background, corpus_frame
 from psdwatch.pipeline.scale.draw import FONTS as BASE_FONTS
 from psdwatch.pipeline.scale.draw import ITALIC_FONTS, MORE_FONTS, STYLES, draw_scale_bar, render_text
@@ -219,6 +219,15 @@ def test_label_token_is_chosen_by_place_not_by_pattern() -> None:
                         "left", (200.0, 300.0))
     assert parse._token(words("x2,000", "10", "µm"), left)[0] == "10 µm"
     assert parse._token(words("WD:", "28.0", "mm"), left) is None  # a field ends the line, not a label
+    # OCR split the field's value at its faint point (a real JEOL "WD 7.8mm" read "WD 7 8mm"):
+    # still the field's, not a label "8mm" to stand against the bar's own
+    assert parse._token(words("WD", "7", "8mm"), left) is None
+    assert parse._token(words("HFW", "2", ".", "5", "µm"), left) is None
+    assert parse._token(words("x2,000", "7", "10", "µm"), left)[0] == "10 µm"  # no field's name before the pieces
+    def placed(*texts: str) -> list:
+        return [text_first.Word(t, (20 * i, 0, 20 * i + 15, 10), 90.0, 1) for i, t in enumerate(texts)]
+    assert not text_first.label_tokens(placed("WD", "7", "8mm"))
+    assert [t.text for t in text_first.label_tokens(placed("X130,000", "WD", "7", "8mm", "100nm"))] == ["100nm"]
     assert parse._token(words("10", "µm", "WD", "5"), left) is None  # the label is not next to the bar
     right = label.Label(left.soft, left.ink, left.box, (0, 0), 10, 0, "right", (-100.0, -1.0))
     assert parse._token(words("10µm", "WD", "=", "5.6", "mm"), right)[0] == "10µm"

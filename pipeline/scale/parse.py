@@ -35,6 +35,7 @@ LONE = "read at one OCR scale only"  # no other scale read that value: on labels
 SOFT_DOUBTS = _SOFT = ("low OCR confidence", "unusual label spelling", "glyph shape unclear", LONE)  # lifted by a second reading
 # Words before a number that make it another field of a databar, not the bar's label.
 FIELDS = _FIELDS = re.compile(r"(?i)^\W?(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
+_PIECE = re.compile(r"^[0-9.,]+$")  # a piece of a field's value that OCR split off ("WD 7 8mm" for "WD 7.8mm")
 TWO_VALUES = "two values on the label's line"  # a hard doubt: which is the bar's is not known
 _MIN_CONF = 50.0
 # Under this, Tesseract's word is a guess: two such agreeing lift nothing (a 5 px italic
@@ -53,12 +54,25 @@ def _token(words: Words, label: Label
     return found[0] if len(found) == 1 else None
 
 
+def field_before(texts: list[str], i: int) -> int | None:
+    """The index of the databar field's name ("WD", "HFW", "=", ":") that the word at
+    ``i`` is the value of, else None: the word just before it, or the word before one
+    or two bare pieces of a number.  OCR splits a field's value where its point is
+    faint: a real JEOL databar's "WD 7.8mm" was read "WD 7 8mm" at one size of four,
+    and the "8mm" so read, a candidate with doubts of its own, disagreed with the
+    bar's "100nm" and flagged the frame."""
+    k = i - 1
+    while k >= max(0, i - 3) and _PIECE.match(texts[k]):
+        k -= 1
+    return k if k >= 0 and _FIELDS.match(texts[k]) else None
+
+
 def _tokens(words: Words, label: Label) -> list[tuple[str, float, float, float, tuple[float, float]]]:
     """Every distinct number + unit placed where a label goes: (text, x0, x1, confidence,
     (the number's word's confidence, the unit's)).
 
     Over or under the bar the label is centred on it; beside it, it is the word group
-    next to the bar.  A value after "WD", "HFW", "=" or ":" is another field.  Two
+    next to the bar.  A value after "WD", "HFW", "=" or ":" is another field (field_before).  Two
     distinct values on a line (a ruler's row of databar fields) are both returned:
     the caller must not pick one.
     """
@@ -67,7 +81,7 @@ def _tokens(words: Words, label: Label) -> list[tuple[str, float, float, float, 
         for j in (i, i + 1):
             if j >= len(words) or not _match(text := " ".join(w[2] for w in words[i:j + 1])):
                 continue
-            if i > 0 and _FIELDS.match(words[i - 1][2]):
+            if field_before([w[2] for w in words], i) is not None:
                 continue
             x0, x1 = words[i][0], words[j][1]
             if label.side == "over":

@@ -36,7 +36,7 @@ from .bar_find import Bar, find_bars, same_stroke
 from .label import Box, Label, label_in_box
 from .length import averaged_ends
 from .ocr import Words, ocr_lines, tesseract_pages  # also installs the Tesseract environment (one OpenMP thread)
-from .parse import DIGIT_LIKE, FIELDS, SOFT_DOUBTS, read_label, unit_family, value_unit
+from .parse import DIGIT_LIKE, SOFT_DOUBTS, field_before, read_label, unit_family, value_unit
 
 _PAD = 10  # white margin around each tile (px)
 _BANDS = ((0.75, 1.0), (0.0, 0.12))  # where figures put their bars: bottom quarter, top eighth
@@ -196,7 +196,7 @@ def label_tokens(words: list[Word]) -> list[Word]:
     not after a databar field's name ("WD", "HFW", "=", ":")."""
     tokens = []
     for i, a in enumerate(words):
-        if i > 0 and FIELDS.match(words[i - 1].text) and _same_line(words[i - 1], a):
+        if (k := field_before([w.text for w in words], i)) is not None and _same_line(words[k], a):
             continue  # "WD = 5 mm", "HV: 20 kV": another field of a databar, not a label
         if value_unit(a.text) is not None:
             tokens.append(a)
