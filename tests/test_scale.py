@@ -224,6 +224,10 @@ def test_label_token_is_chosen_by_place_not_by_pattern() -> None:
     assert parse._token(words("WD", "7", "8mm"), left) is None
     assert parse._token(words("HFW", "2", ".", "5", "µm"), left) is None
     assert parse._token(words("x2,000", "7", "10", "µm"), left)[0] == "10 µm"  # no field's name before the pieces
+    spaced = [(0.0, 15.0, "spot", 90.0), (20.0, 35.0, "3", 90.0), (60.0, 75.0, "500", 90.0), (80.0, 95.0, "nm", 90.0)]
+    assert parse._token(spaced, left)[0] == "500 nm"  # a field's bare value a field's space away: the label stands
+    texts = [(20.0 * i, 20.0 * i + 15, t) for i, t in enumerate(("WD", "1", "2", "3", "4mm"))]
+    assert parse.field_before(texts, 4, 5.0) is None and parse.field_before(texts, 3, 5.0) == 0  # two pieces at most
     def placed(*texts: str) -> list:
         return [text_first.Word(t, (20 * i, 0, 20 * i + 15, 10), 90.0, 1) for i, t in enumerate(texts)]
     assert not text_first.label_tokens(placed("WD", "7", "8mm"))

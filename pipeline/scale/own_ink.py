@@ -23,7 +23,7 @@ from .bar_find import Bar
 from .label import glyph_sized, surface, window_reach
 
 _SAME = 0.15  # of the bar's contrast: within this the label is drawn in the bar's grey
-_APART = 0.03  # of it: where the bar's own cut found no line at all, a fainter grey this far from it
+_APART = 0.1  # of it: where the bar's own cut found no line at all, a fainter grey this far from it
 _INKISH = 0.5  # of the bar's contrast from the surface: the pixels a label's strokes are among
 _FEWEST = 20   # of those: fewer, and there is no label of the bar's colour near it
 _CORES = 90    # percentile of those (in the bar's direction): the strokes' cores, past their rims
@@ -43,7 +43,8 @@ def label_inks(img: np.ndarray, bar: Bar, lined: bool = True) -> list[Ink]:
     * fainter: where the strokes of the bar's colour near it (the pixels past half the
       bar's contrast from the surface, within the rows label.text_lines searches and
       0.3 of the bar's length past its ends; their 90th percentile in the bar's
-      direction) stay under 0.85 of the bar's contrast.  Only blobs inside that region
+      direction) stay under 0.85 of the bar's contrast (0.9 where the bar's own cut
+      found no line: below).  Only blobs inside that region
       count, off the bar and its end ticks' columns (_inner_blobs): a tick is the bar's
       drawing, and what runs out of the region's top or bottom, or across it, or a
       rule in from its side, is no glyph of a label beside the bar (a databar's border
@@ -51,8 +52,8 @@ def label_inks(img: np.ndarray, bar: Bar, lined: bool = True) -> list[Ink]:
       shrunk 0.7x, those held the percentile at the bar's grey while the label's 1 px
       strokes had faded to 0.6-0.9 of it; cut at half the bar's contrast, the glyphs
       fell apart and no line was found.  Where the cut at the bar's grey found no line
-      at all (``lined`` False), any fainter grey counts, 0.03 of the contrast or more
-      below the bar's: nothing is then read twice, and thin strokes fall apart at a
+      at all (``lined`` False), a fainter grey counts from 0.1 of the contrast below
+      the bar's: nothing is then read twice, and thin strokes fall apart at a
       grey nearer the bar's (a 1 px white '200 nm' under a white bar, anti-aliased on
       a light support, its cores at 0.88 of the bar's contrast, most of its pixels at
       0.4-0.7: cut at 0.6 of it, specks; at the cores' grey, the line, read right);

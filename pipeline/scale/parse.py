@@ -54,17 +54,20 @@ def _token(words: Words, label: Label
     return found[0] if len(found) == 1 else None
 
 
-def field_before(texts: list[str], i: int) -> int | None:
+def field_before(words: list[tuple[float, float, str]], i: int, near: float) -> int | None:
     """The index of the databar field's name ("WD", "HFW", "=", ":") that the word at
     ``i`` is the value of, else None: the word just before it, or the word before one
-    or two bare pieces of a number.  OCR splits a field's value where its point is
-    faint: a real JEOL databar's "WD 7.8mm" was read "WD 7 8mm" at one size of four,
-    and the "8mm" so read, a candidate with doubts of its own, disagreed with the
-    bar's "100nm" and flagged the frame."""
+    or two bare pieces of a number that each end within ``near`` px of the next word
+    (``words``: (x0, x1, text), left to right).  OCR splits a field's value where its
+    point is faint: a real JEOL databar's "WD 7.8mm" was read "WD 7 8mm" at one size of
+    four (the pieces 0.33 glyph heights apart), and the "8mm" so read, a candidate with
+    doubts of its own, disagreed with the bar's "100nm" and flagged the frame.  Fields
+    on a databar stand wider apart than that, so a label after a field whose value is a
+    bare number ("spot 3    500 nm") is still a label."""
     k = i - 1
-    while k >= max(0, i - 3) and _PIECE.match(texts[k]):
+    while k >= max(0, i - 2) and _PIECE.match(words[k][2]) and words[k + 1][0] - words[k][1] <= near:
         k -= 1
-    return k if k >= 0 and _FIELDS.match(texts[k]) else None
+    return k if k >= 0 and _FIELDS.match(words[k][2]) else None
 
 
 def _tokens(words: Words, label: Label) -> list[tuple[str, float, float, float, tuple[float, float]]]:
@@ -76,12 +79,12 @@ def _tokens(words: Words, label: Label) -> list[tuple[str, float, float, float, 
     distinct values on a line (a ruler's row of databar fields) are both returned:
     the caller must not pick one.
     """
-    found = []
+    found, spans = [], [(w[0], w[1], w[2]) for w in words]
     for i in range(len(words)):
         for j in (i, i + 1):
             if j >= len(words) or not _match(text := " ".join(w[2] for w in words[i:j + 1])):
                 continue
-            if field_before([w[2] for w in words], i) is not None:
+            if field_before(spans, i, 0.5 * label.lh) is not None:
                 continue
             x0, x1 = words[i][0], words[j][1]
             if label.side == "over":

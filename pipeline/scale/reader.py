@@ -283,7 +283,8 @@ def _bar_first(img: np.ndarray, cands: list[tuple[Bar, Label]]) -> list[ScaleBar
 
 def _own_ink_lines(lines_img: np.ndarray, unread: list[tuple[Bar, list[Label]]]) -> list[tuple[Bar, Label]]:
     """A second try, for bars the first read nothing beside (each with its lines cut at
-    its grey): their lines cut against another grey (own_ink.label_inks), in
+    its grey): their lines cut against another grey (own_ink.label_inks; a nearer one
+    where that cut found no line at all), in
     ``lines_img`` (the frame, denoised where it is a noisy figure: denoise.py).  A deeper
     cut sees a faint glyph or a small point less, so the doubts of the line cut at the
     bar's grey that it overlaps are its doubts too: a '100 nm' whose faint '0' the bar's

@@ -194,10 +194,11 @@ def _in_a_line(st: np.ndarray, centres: np.ndarray, kept: np.ndarray) -> np.ndar
 def label_tokens(words: list[Word]) -> list[Word]:
     """Number + unit: one word ("10nm") or a number followed on its line by a unit word;
     not after a databar field's name ("WD", "HFW", "=", ":")."""
-    tokens = []
+    tokens, spans = [], [(w.box[0], w.box[2], w.text) for w in words]
     for i, a in enumerate(words):
-        if (k := field_before([w.text for w in words], i)) is not None and _same_line(words[k], a):
-            continue  # "WD = 5 mm", "HV: 20 kV": another field of a databar, not a label
+        k = field_before(spans, i, 0.5 * (a.box[3] - a.box[1]))
+        if k is not None and all(_same_line(w, a) for w in words[k:i]):
+            continue  # "WD = 5 mm", "HV: 20 kV", "WD 7 8mm": another field of a databar, not a label
         if value_unit(a.text) is not None:
             tokens.append(a)
             continue
