@@ -503,6 +503,11 @@ def test_a_label_of_thin_strokes_that_the_bars_grey_finds_no_line_in_is_cut_at_i
     bg = label_module.surface(lines, bar)[0]
     (fainter,) = label_inks(lines, bar, lined=False)
     assert not fainter.deeper and 0.8 < (fainter.grey - bg) / (bar.fg - bg) < 0.97, fainter
+    # the reader's second try asks for the nearer grey only for a bar whose own cut found no line
+    ((_, line),) = reader._own_ink_lines(lines, [(bar, [])])
+    assert line.side == "over" and bar.x0 < line.box[0] < line.box[2] < bar.x1, line.box
+    some_line = label_module.Label(np.zeros((9, 38)), np.zeros((9, 38), bool), line.box, (4, 6), 9, 0)
+    assert reader._own_ink_lines(lines, [(bar, [some_line])]) == []
     result = find_scale_bar(image)
     assert verdict(result, truth["nm_per_px"]) == "right", trace(result)
     assert result.text == "200 nm" and abs(result.nm_per_px / truth["nm_per_px"] - 1) <= 0.01, result
