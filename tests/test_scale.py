@@ -228,6 +228,8 @@ def test_label_token_is_chosen_by_place_not_by_pattern() -> None:
     assert parse._token(spaced, left)[0] == "500 nm"  # a field's bare value a field's space away: the label stands
     texts = [(20.0 * i, 20.0 * i + 15, t) for i, t in enumerate(("WD", "1", "2", "3", "4mm"))]
     assert parse.field_before(texts, 4, 5.0) is None and parse.field_before(texts, 3, 5.0) == 0  # two pieces at most
+    after = [(0.0, 15.0, "spot"), (60.0, 75.0, "3"), (20.0, 50.0, "500nm")]  # the '3' stands after the value
+    assert parse.field_before(after, 2, 5.0) is None
     def placed(*texts: str) -> list:
         return [text_first.Word(t, (20 * i, 0, 20 * i + 15, 10), 90.0, 1) for i, t in enumerate(texts)]
     assert not text_first.label_tokens(placed("WD", "7", "8mm"))

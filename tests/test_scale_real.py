@@ -492,7 +492,7 @@ def test_a_label_of_thin_strokes_that_the_bars_grey_finds_no_line_in_is_cut_at_i
     of its pixels at 0.4-0.7: cut at 0.6 of the bar's contrast (the rule over texture)
     the glyphs fell into specks, no line was found beside the bar, and the cores being
     within 0.15 of the bar's grey, no second grey was tried.  Where the bar's own cut
-    found no line at all, a fainter grey 0.03 below the bar's is tried, and the frame is
+    found no line at all, a fainter grey 0.1 below the bar's is tried, and the frame is
     read right; where it found a line, the 0.15 holds (nothing is read twice)."""
     rgb, truth = frame(100)
     image = grey(rgb)
@@ -502,7 +502,7 @@ def test_a_label_of_thin_strokes_that_the_bars_grey_finds_no_line_in_is_cut_at_i
     assert not label_inks(lines, bar)  # lined: within 0.15 of the bar's grey
     bg = label_module.surface(lines, bar)[0]
     (fainter,) = label_inks(lines, bar, lined=False)
-    assert not fainter.deeper and 0.8 < (fainter.grey - bg) / (bar.fg - bg) < 0.97, fainter
+    assert not fainter.deeper and 0.8 < (fainter.grey - bg) / (bar.fg - bg) < 0.9, fainter
     # the reader's second try asks for the nearer grey only for a bar whose own cut found no line
     ((_, line),) = reader._own_ink_lines(lines, [(bar, [])])
     assert line.side == "over" and bar.x0 < line.box[0] < line.box[2] < bar.x1, line.box

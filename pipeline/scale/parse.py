@@ -57,15 +57,16 @@ def _token(words: Words, label: Label
 def field_before(words: list[tuple[float, float, str]], i: int, near: float) -> int | None:
     """The index of the databar field's name ("WD", "HFW", "=", ":") that the word at
     ``i`` is the value of, else None: the word just before it, or the word before one
-    or two bare pieces of a number that each end within ``near`` px of the next word
-    (``words``: (x0, x1, text), left to right).  OCR splits a field's value where its
+    or two bare pieces of a number that each end within ``near`` px before the next word
+    (2 px of overlap allowed; ``words``: (x0, x1, text), in reading order: a piece that
+    stands after the value, out of order, is none).  OCR splits a field's value where its
     point is faint: a real JEOL databar's "WD 7.8mm" was read "WD 7 8mm" at one size of
     four (the pieces 0.33 glyph heights apart), and the "8mm" so read, a candidate with
     doubts of its own, disagreed with the bar's "100nm" and flagged the frame.  Fields
     on a databar stand wider apart than that, so a label after a field whose value is a
     bare number ("spot 3    500 nm") is still a label."""
     k = i - 1
-    while k >= max(0, i - 2) and _PIECE.match(words[k][2]) and words[k + 1][0] - words[k][1] <= near:
+    while k >= max(0, i - 2) and _PIECE.match(words[k][2]) and -2 <= words[k + 1][0] - words[k][1] <= near:
         k -= 1
     return k if k >= 0 and _FIELDS.match(words[k][2]) else None
 
