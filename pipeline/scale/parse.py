@@ -34,7 +34,7 @@ _RARE_UNITS = ("mm",)  # a low-magnification SEM bar; on a 5 px label Tesseract 
 LONE = "read at one OCR scale only"  # no other scale read that value: on labels under ~10 px a 5 can read 2
 SOFT_DOUBTS = _SOFT = ("low OCR confidence", "unusual label spelling", "glyph shape unclear", LONE)  # lifted by a second reading
 # Words before a number that make it another field of a databar, not the bar's label.
-FIELDS = _FIELDS = re.compile(r"(?i)^\W?(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
+_FIELDS = re.compile(r"(?i)^\W?(wd|hfw|eht|mag|hv|fov|width|det|spot|pixel|dwell|curr|tilt|[^=:]*[=:])$")
 _PIECE = re.compile(r"^[0-9.,]+$")  # a piece of a field's value that OCR split off ("WD 7 8mm" for "WD 7.8mm")
 TWO_VALUES = "two values on the label's line"  # a hard doubt: which is the bar's is not known
 _MIN_CONF = 50.0
@@ -82,10 +82,10 @@ def _tokens(words: Words, label: Label) -> list[tuple[str, float, float, float, 
     """
     found, spans = [], [(w[0], w[1], w[2]) for w in words]
     for i in range(len(words)):
+        if field_before(spans, i, 0.5 * label.lh) is not None:
+            continue
         for j in (i, i + 1):
             if j >= len(words) or not _match(text := " ".join(w[2] for w in words[i:j + 1])):
-                continue
-            if field_before(spans, i, 0.5 * label.lh) is not None:
                 continue
             x0, x1 = words[i][0], words[j][1]
             if label.side == "over":
