@@ -242,6 +242,20 @@ def test_label_token_is_chosen_by_place_not_by_pattern() -> None:
     assert parse._token(words("EHT", "=", "3.49", "kV", "500", "nm"), over) is None  # not over the bar
 
 
+def test_a_label_wider_than_its_bar_is_placed_over_it_centred_or_flush_with_an_end() -> None:
+    """parse.placed_over: centred on the bar as before, or wider than it and flush with one
+    of its ends within a quarter glyph height (6 px at most); a wide word standing off
+    both ends is no label."""
+    bar, lh = (72.0, 104.0), 24
+    assert parse.placed_over(6.0, 102.0, bar, lh)        # JEOL: right ends 2 px apart
+    assert parse.placed_over(70.0, 166.0, bar, lh)       # left-aligned
+    assert parse.placed_over(60.0, 116.0, bar, lh)       # centred, as before
+    assert not parse.placed_over(0.0, 90.0, bar, lh)     # ends 14 px short of the bar's: a field beside it
+    assert parse.placed_over(6.0, 98.0, bar, lh) and not parse.placed_over(6.0, 97.0, bar, lh)  # 6 px, a quarter of 24
+    assert not parse.placed_over(6.0, 96.0, bar, 40)     # 8 px: never more than 6, whatever the glyphs' height
+    assert not parse.placed_over(295.0, 315.0, (0.0, 290.0), lh)  # narrower than the bar: its centre must be over it
+
+
 def test_tesseract_runs_on_one_thread_unless_the_environment_says_otherwise(monkeypatch):
     """Tesseract's OpenMP threads contend for the cores over a one-line image (ocr.py):
     its child process gets OMP_THREAD_LIMIT=1, or the limit a user set."""

@@ -71,12 +71,27 @@ def field_before(words: list[tuple[float, float, str]], i: int, near: float) -> 
     return k if k >= 0 and _FIELDS.match(words[k][2]) else None
 
 
+def placed_over(x0: float, x1: float, bar_x: tuple[float, float], lh: float) -> bool:
+    """Whether words at columns ``x0``-``x1`` stand where the label over (or under) a bar
+    at columns ``bar_x`` goes: centred on it, or, wider than the bar, flush with one of
+    its ends (within a quarter of a glyph height, 3 px at least and 6 at most: an OCR
+    word's box ends within a stroke of its ink; more would let a field of a databar row
+    stand flush by chance).
+
+    A JEOL databar draws its '100nm' right-aligned under the bar; at X30,000 the bar is
+    32 px and the label three times as wide, its centre a bar length left of the bar's."""
+    w, bar_w = x1 - x0, bar_x[1] - bar_x[0]
+    if bar_x[0] - 0.1 * w <= (x0 + x1) / 2 <= bar_x[1] + 0.1 * w:
+        return True
+    return w > bar_w and min(abs(x1 - bar_x[1]), abs(x0 - bar_x[0])) <= max(3.0, min(0.25 * lh, 6.0))
+
+
 def _tokens(words: Words, label: Label) -> list[tuple[str, float, float, float, tuple[float, float]]]:
     """Every distinct number + unit placed where a label goes: (text, x0, x1, confidence,
     (the number's word's confidence, the unit's)).
 
-    Over or under the bar the label is centred on it; beside it, it is the word group
-    next to the bar.  A value after "WD", "HFW", "=" or ":" is another field (field_before).  Two
+    Over or under the bar the label is centred on it, or flush with one of its ends
+    (placed_over); beside it, it is the word group next to the bar.  A value after "WD", "HFW", "=" or ":" is another field (field_before).  Two
     distinct values on a line (a ruler's row of databar fields) are both returned:
     the caller must not pick one.
     """
@@ -89,7 +104,7 @@ def _tokens(words: Words, label: Label) -> list[tuple[str, float, float, float, 
                 continue
             x0, x1 = words[i][0], words[j][1]
             if label.side == "over":
-                ok = label.bar_x[0] - 0.1 * (x1 - x0) <= (x0 + x1) / 2 <= label.bar_x[1] + 0.1 * (x1 - x0)
+                ok = placed_over(x0, x1, label.bar_x, label.lh)
             else:
                 ok = j == len(words) - 1 if label.side == "left" else i == 0
             if ok:
