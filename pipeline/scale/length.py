@@ -319,7 +319,8 @@ def end_doubts(img: np.ndarray, bar: Bar, words: Box, length: float, slack: tupl
     grey (a bar drawn into a particle and measured through it).  The words' columns are
     no continuation where they stand beside the bar, and no blob where they reach the
     rows looked at (4 above and below the bar).  The averaged rows' ends lie a pixel
-    past each true end (a clean 100 px bar gives 101-102): ``slack`` covers that too.
+    past each true end (a clean 100 px bar gives 101-102, a crisp one, its ends on whole
+    pixels, always 102): ``slack`` covers that too.
 
     Not for a split (FEI) bar: its middle is its label's gap (the text finder flags
     its own readings of one; the bar-first reader measures them tick to tick)."""

@@ -51,7 +51,10 @@ from .second_reader import PLAUSIBLE_NM_PER_PX, settle
 from .text_first import Word, label_words, read_words
 
 _MAX_OCR = 5  # label lines OCR'd per frame, bottom first
-_TEXT_FIRST_SLACK = (1.5, 0.015)  # px, fraction: see _scale_bar
+# px, fraction: see _scale_bar.  2 px, not 1.5: the averaged rows give a crisp bar 2 px long
+# (length.end_doubts), and every crisp bar under 133 px read by its words was doubted (a
+# real JEOL 32 px bar, 34 by its averaged rows).
+_TEXT_FIRST_SLACK = (2.0, 0.015)
 _BAR_FIRST_SLACK = (3.0, 0.03)
 # Under this a bar's length is no better than 2 %: resampled, each end may be half a pixel
 # out and nothing in the frame tells (a Zeiss 39 px H-bar halved and sharpened is 20 px
