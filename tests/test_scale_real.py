@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from psdwatch.pipeline.scale import bar_find, denoise, faint_strokes, reader, second_reader, text_first, unit_letter
 from psdwatch.pipeline.analyse import read_scale_bar
 from psdwatch.pipeline.scale.corpus import background, corpus_frame
+from psdwatch.pipeline.scale.draw import render_text
 from psdwatch.pipeline.io.image import load_image
 from psdwatch.pipeline.scale import label as label_module
 from psdwatch.pipeline.scale.label import text_lines
@@ -2092,3 +2093,79 @@ def test_an_end_in_a_particle_is_told_from_a_clean_end(x0: int, length: int) -> 
     boxed = img.copy()
     boxed[56:58, :], boxed[65:67, :] = 0.0, 0.0
     assert not any("blob" in d for d in end_doubts(boxed, bar, words, float(length), (3.0, 0.03)))
+
+
+def _jeol_frame(bar_px: int, value: str, seed: int) -> np.ndarray:
+    """A JEOL SEM frame laid out as a real LLNL one at X30,000 (1280 x 1024, 8 bit): a
+    black databar strip under the image, drawn at half size in crisp white and doubled
+    by repeating pixels as JEOL's is (its glyphs 24 px tall); the bar 6 px thick over
+    the label's right end, flush with it, the label three times the bar's width when
+    the bar is 32 px."""
+    rng = np.random.default_rng(seed)
+    img = background(1280, np.uint8, rng)[:1024].astype(np.float64)
+    img = 40 + 150 * (img - img.min()) / (img.max() - img.min())
+    strip = np.zeros((30, 640))
+    fields = (("LLNL", 12), ("SE", 141), ("SEM", 185), ("LEI", 255), ("30.0kV", 316), ("X30,000", 390), ("WD 7.9mm", 471))
+    for text, x in fields + ((value, None),):
+        cover = render_text(text, "LiberationSans-Regular", 12) > 0.5
+        x = 627 - cover.shape[1] if x is None else x  # the label ends where the bar does
+        strip[11:11 + cover.shape[0], x:x + cover.shape[1]][cover] = 255
+    strip[2:5, 628 - bar_px // 2:628] = 255
+    img[964:1024] = np.repeat(np.repeat(strip, 2, axis=0), 2, axis=1)
+    return img.astype(np.uint8)
+
+
+@pytest.mark.parametrize("bar_px, value, nm", [(32, "100nm", 100.0), (30, "500nm", 500.0)])
+def test_a_short_jeol_bar_over_its_wider_label_flush_right_is_read(bar_px: int, value: str, nm: float) -> None:
+    """A JEOL databar at low magnification draws a bar of 25-40 px over a label up to three
+    times as wide, the two flush at their right ends (a real LLNL frame: 32 px, '100nm').
+    No bar under 3 % of the width was searched (38 px here): the frame was not read.
+    Read now, within 2 % (by either path: here bar first reads the 32 px bar's line and
+    text first the 30 px one's; the next test holds text first to its own)."""
+    r = find_scale_bar(_jeol_frame(bar_px, value, seed=bar_px))
+    assert r is not None and r.confident, r
+    assert abs(r.nm_per_px / (nm / bar_px) - 1) <= 0.02, (r.text, r.length_px)
+    assert not find_scale_bar(_jeol_frame(bar_px, value, seed=bar_px)[:964]), "no bar once the strip is cut off"
+
+
+def test_text_first_reads_a_label_flush_with_the_end_of_a_shorter_crisp_bar() -> None:
+    """Text first on the JEOL frame (the path that read the real one, whose label line bar
+    first did not find): the '100nm' word's centre lies a bar length left of the 32 px
+    bar's, so it is placed over the bar only as flush with its end (parse.placed_over);
+    and the crisp bar is 34 px by its averaged rows, which text first's slack of 1.5 px
+    doubted (reader._TEXT_FIRST_SLACK, now 2).  Either alone: no reading, or a flag."""
+    img = _jeol_frame(32, "100nm", seed=32).astype(np.float32) / 255
+    reads = [reader._scale_bar(img, bar, label, reading)
+             for bar, label, reading in text_first.read_text_first(img, bar_find.find_bars(img))]
+    assert [(r.text, r.length_px, r.confident, r.reasons) for r in reads] == [("100nm", 32.0, True, ())]
+
+
+@pytest.mark.parametrize("length", [26, 32, 60, 120])
+def test_a_crisp_short_bar_read_by_its_words_has_clear_ends(length: int) -> None:
+    """The averaged rows put a crisp bar's ends one column past each (its length + 2):
+    under text first's slack of 1.5 px, every crisp bar under 133 px read by its words was
+    doubted.  A piece of a bar read for it (measured 3 px short or more) still is."""
+    img = np.full((200, 400), 0.3)
+    img[100:104, 150:150 + length] = 1.0
+    bar, words = bar_find.Bar(150, 150 + length, 100, 104, 1), (150, 110, 150 + length, 125)
+    slack = reader._TEXT_FIRST_SLACK
+    assert not [d for d in end_doubts(img, bar, words, float(length), slack) if "unclear" in d]
+    for short in (3, 10):
+        assert any("unclear" in d for d in end_doubts(img, bar, words, float(length - short), slack)), short
+
+
+@pytest.mark.parametrize("width, piece", [(2048, 26), (1280, 16)])
+def test_glyph_strokes_shorter_than_half_of_three_percent_are_not_joined_as_a_split_bar(width: int, piece: int) -> None:
+    """Bars of 24 px are searched in wide frames, but the pieces of a split (FEI) bar must
+    still be half of 3 % of the width each (bar_find._split_piece_length: 30 px at 2048,
+    19 at 1280): joined from 12 px pieces, the feet of a real JEOL databar's 'LLNL' and
+    the arms of its 'E's were split bars over the letters between them, and, bottom
+    first and split first, took the five OCR'd lines from the bar's own (a real frame's
+    disagreeing measurement label went unread).  Two such strokes with a glyph between
+    them are two strokes, or none, never one bar."""
+    img = np.zeros((600, width), np.float32)
+    for x in (800, 800 + piece + 40):
+        img[400:403, x:x + piece] = 1.0
+    glyph = render_text("5", "DejaVuSans", 22)
+    img[380:380 + glyph.shape[0], 800 + piece + 12:800 + piece + 12 + glyph.shape[1]] = glyph
+    assert not [b for b in bar_find.find_bars(img) if b.gap is not None]
