@@ -234,6 +234,16 @@ def test_label_token_is_chosen_by_place_not_by_pattern() -> None:
         return [text_first.Word(t, (20 * i, 0, 20 * i + 15, 10), 90.0, 1) for i, t in enumerate(texts)]
     assert not text_first.label_tokens(placed("WD", "7", "8mm"))
     assert [t.text for t in text_first.label_tokens(placed("X130,000", "WD", "7", "8mm", "100nm"))] == ["100nm"]
+    def boxed(*words: tuple[str, int, int, int, int]) -> list:  # (text, x0, x1, y0, y1)
+        return [text_first.Word(t, (x0, y0, x1, y1), 90.0, 1) for t, x0, x1, y0, y1 in words]
+    # text first's bounds on the pieces walked back over: within half a glyph height of the
+    # next word, and on the value's line; a lone point on the baseline is on it
+    far = boxed(("WD", 0, 15, 0, 10), ("7", 20, 30, 0, 10), ("8mm", 45, 70, 0, 10))  # 15 px, 1.5 glyphs, apart
+    assert [t.text for t in text_first.label_tokens(far)] == ["8mm"]
+    below = boxed(("WD", 0, 15, 0, 10), ("7", 20, 30, 30, 40), ("8mm", 33, 58, 0, 10))  # the piece on another line
+    assert [t.text for t in text_first.label_tokens(below)] == ["8mm"]
+    point = boxed(("HFW", 0, 20, 0, 10), ("2", 22, 28, 0, 10), (".", 29, 31, 8, 10), ("5µm", 33, 55, 0, 10))
+    assert not text_first.label_tokens(point)
     assert parse._token(words("10", "µm", "WD", "5"), left) is None  # the label is not next to the bar
     right = label.Label(left.soft, left.ink, left.box, (0, 0), 10, 0, "right", (-100.0, -1.0))
     assert parse._token(words("10µm", "WD", "=", "5.6", "mm"), right)[0] == "10µm"
