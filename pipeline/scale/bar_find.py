@@ -438,9 +438,9 @@ def _core_row(img: np.ndarray, bar: Bar) -> np.ndarray:
 
 def min_bar_length(width: int) -> int:
     """The shortest bar searched for in a frame ``width`` px wide: 3 % of the width, at
-    least 12 px and at most 24 (short_bar: those under 3 % come last).
+    least 12 px and at most 24 (comes_last: those under 3 % come last).
 
-    At most 24, since bars of 25 px are to be read in frames up to 2500 px wide: a JEOL
+    At most 24, since bars of 25 px are to be read in frames of any width: a JEOL
     databar at X30,000 draws a 32 px bar in a 1280 px frame, under 3 % (38 px), and it
     was not searched.  Shorter bars than 25 px are found and flagged
     (reader.MIN_BAR_PX), not read."""
@@ -453,22 +453,27 @@ def _three_percent(width: int) -> int:
     return max(12, int(0.03 * width))
 
 
-def short_bar(bar: Bar, width: int) -> bool:
-    """Whether ``bar`` is shorter than 3 % of its frame's ``width``: found only since bars
-    of 24 px are searched, and taken after every other bar (reader._bar_first's five
-    OCR'd lines, text first's bars whose surroundings are searched for words), so that
-    strokes of that size (a glyph's, the texture's) never take a longer bar's place."""
-    return bar.length < _three_percent(width)
+def comes_last(bar: Bar, shape: tuple[int, int]) -> bool:
+    """Whether ``bar`` is taken after every other bar of a frame of ``shape`` (reader's
+    five OCR'd lines, text first's bars whose surroundings are searched for words): it is
+    shorter than 3 % of the width (found only since bars of 24 px are searched) and above
+    the frame's bottom quarter.  So strokes of that size in the image (a glyph's, the
+    texture's) never take a longer bar's place, while in the bottom quarter, where
+    databars and most bars are, the lowest come first as before: a JEOL databar's 32 px
+    bar must not wait behind the image's strokes."""
+    return bar.length < _three_percent(shape[1]) and bar.y1 <= 0.75 * shape[0]
 
 
 def _split_piece_length(width: int) -> int:
-    """The shortest piece of a split (FEI) bar joined to its other half in a frame
-    ``width`` px wide: half of 3 % of the width, 6 px at least, as before bars of 24 px
-    were searched in wide frames.  Taken as half of min_bar_length, a JEOL databar's
-    glyph strokes of 12-18 px (the feet of 'LLNL', the arms of a field's 'E's) were joined
-    as split bars over the letters between them; bottom first and split first, they took
-    the OCR's five lines from the bar's own."""
-    return max(6, _three_percent(width) // 2)
+    """The shortest run looked at in a frame ``width`` px wide, a piece of a split (FEI)
+    bar or a bar: half of 3 % of the width, 6 px at least, as before bars of 24 px were
+    searched, but never longer than min_bar_length (from 1667 px wide): a half that is a
+    bar on its own must be joined to its other half, or it is read alone, at half the
+    length.  Taken as half of min_bar_length, a JEOL databar's glyph strokes of 12-18 px
+    (the feet of 'LLNL', the arms of a field's 'E's) were joined as split bars over the
+    letters between them; bottom first and split first, they took the OCR's five lines
+    from the bar's own."""
+    return min(max(6, _three_percent(width) // 2), min_bar_length(width))
 
 
 def _run_groups(mask: np.ndarray) -> list[list[int]]:
@@ -478,7 +483,7 @@ def _run_groups(mask: np.ndarray) -> list[list[int]]:
     no run long enough are now skipped, and _drawn reads one mask for two thicknesses
     and scans it once."""
     h, w = mask.shape
-    shortest = min(min_bar_length(w), _split_piece_length(w))  # a whole bar, or a piece of a split one
+    shortest = _split_piece_length(w)  # a whole bar, or a piece of a split one
     # An opening by a row of `shortest` px keeps exactly the runs at least that long
     # (OpenCV, a few ms); only the rows still holding one are scanned run by run. The
     # anchors are explicit: with morphologyEx's centred one an even row shifts runs by 1 px.
@@ -507,7 +512,7 @@ def _bars_in(mask: np.ndarray, pol: int, min_thick: int, split: bool = True,
                     for rows in ((y0 - 1, y0 - 2), (y1, y1 + 1)) if 0 <= rows[0] < h)]  # one edge row may be partly covered
     u8 = mask.astype(np.uint8)
     found = []
-    for s in _merge(segs, mask, _split_piece_length(w)) if split else segs:
+    for s in _merge(segs, mask) if split else segs:
         if s.length >= max(min_len, 5 * s.thick):  # and not the edge of a larger region (box margin)
             ff = np.zeros((h + 2, w + 2), np.uint8)
             area = cv2.floodFill(u8, ff, (s.x0 + 1, s.y0), 2, 0, 0, cv2.FLOODFILL_MASK_ONLY | 8)[0]
@@ -540,15 +545,14 @@ def _group_runs(y: list[int], a: list[int], b: list[int]) -> list[list[int]]:
     return groups
 
 
-def _merge(segs: list[Bar], mask: np.ndarray, piece: int) -> list[Bar]:
-    """Join two similar collinear segments with text in between (FEI split bar), each
-    ``piece`` px long or more."""
+def _merge(segs: list[Bar], mask: np.ndarray) -> list[Bar]:
+    """Join two similar collinear segments with text in between (FEI split bar)."""
     segs, used, out = sorted(segs, key=lambda s: s.x0), set(), []
     for i, a in enumerate(segs):
         for j, b in enumerate(segs[i + 1:], i + 1):
             gap = b.x0 - a.x1
             if (i in used or j in used or abs(a.y0 - b.y0) > 1 or abs(a.y1 - b.y1) > 1 or gap <= 0
-                    or gap > 6 * max(a.length, b.length) or min(a.length, b.length) < max(piece, 0.5 * max(a.length, b.length))):
+                    or gap > 6 * max(a.length, b.length) or min(a.length, b.length) < 0.5 * max(a.length, b.length)):
                 continue
             if mask[max(0, a.y0 - 3 * a.thick):a.y1 + 3 * a.thick, a.x1:b.x0].mean() > 0.02:
                 out.append(Bar(a.x0, b.x1, min(a.y0, b.y0), max(a.y1, b.y1), a.pol, (a.x1, b.x0)))

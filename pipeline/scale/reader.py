@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .bar_find import Bar, boxes_label, find_bars, outline_edge, same_stroke, short_bar
+from .bar_find import Bar, boxes_label, comes_last, find_bars, outline_edge, same_stroke
 from .denoise import for_labels
 from .exclusion import exclusion
 from .label import Box, Label, text_lines
@@ -274,11 +274,11 @@ def _overlap(a: Box | None, b: Box | None, reach: int = 2) -> bool:
 
 def _bar_first(img: np.ndarray, cands: list[tuple[Bar, Label]]) -> list[ScaleBar]:
     """Readings of candidate (bar, label line) pairs: the lowest ``_MAX_OCR`` lines (bars
-    with a gap, FEI's, first; bars under 3 % of the width last), each OCR'd and checked;
+    with a gap, FEI's, first; bar_find.comes_last's last), each OCR'd and checked;
     bars measured on ``img``."""
     if not cands:
         return []
-    cands.sort(key=lambda c: (short_bar(c[0], img.shape[1]),  # bars under 3 % of the width last
+    cands.sort(key=lambda c: (comes_last(c[0], img.shape),  # bars under 3 % of the width, above the bottom quarter, last
                               -(c[0].y0 / img.shape[0] + 0.3 * (c[0].gap is not None))))  # bottom first
     cands = cands[:_MAX_OCR]
     words = ocr_lines([label for _, label in cands])  # every line in one Tesseract run

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .bar_find import Bar, find_bars, same_stroke, short_bar
+from .bar_find import Bar, comes_last, find_bars, same_stroke
 from .label import Box, Label, label_in_box
 from .length import averaged_ends
 from .ocr import Words, ocr_lines, tesseract_pages  # also installs the Tesseract environment (one OpenMP thread)
@@ -72,7 +72,7 @@ def label_words(img: np.ndarray, bars: list[Bar], everywhere: bool = True) -> li
     no bar candidate had a readable line at all (Tesseract's time grows with area)."""
     h, w = img.shape
     regions = bands(h, w) if everywhere else []
-    for bar in sorted(bars, key=lambda b: (short_bar(b, w), -b.y0))[:3]:  # the lowest, bars under 3 % of the width last
+    for bar in sorted(bars, key=lambda b: (comes_last(b, (h, w)), -b.y0))[:3]:  # the lowest (bar_find.comes_last's last)
         dx, dy = int(1.5 * bar.length + 40), int(max(40, 0.8 * bar.length))
         box = (max(0, bar.x0 - dx), max(0, bar.y0 - dy), min(w, bar.x1 + dx), min(h, bar.y1 + dy))
         if not any(r[1] <= box[1] and box[3] <= r[3] for r in regions):  # a band holds it already
