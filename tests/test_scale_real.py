@@ -11,9 +11,14 @@ wrong scale silently corrupts every size in the image.
 from __future__ import annotations
 
 import collections
+import json
+import shutil
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -106,6 +111,35 @@ def test_real_micrographs_never_wrong() -> None:
     print(f"\nscalebars-real: {counts}")
     assert not wrong, wrong
     assert counts["right"] >= 17, counts
+
+
+def test_the_bench_measures_a_folder_of_real_micrographs_against_its_truth(tmp_path) -> None:
+    """``bench/scale_bars.py --real DIR`` reads every file of a folder in scalebars-real's
+    form (a lab's own micrographs, or real ones kept out of the repo for their licences)
+    against its truth.json, file by file with its reading and doubts, and exits 1 on a
+    wrong reading: here a truth whose bar is given 10 % long makes a right reading wrong.
+    A folder without truth.json, or a truth naming a file not there, is refused in one line."""
+    names = ["xl30_databar_silica_2um.png", "tem_insitu_npgold_50nm.png"]
+    real_truth = truth()
+    given = {name: real_truth[name] for name in names}
+    given["long.png"] = {**real_truth[names[0]], "bar_px": round(1.1 * real_truth[names[0]]["bar_px"])}
+    for name in names:
+        shutil.copy(REAL / name, tmp_path / name)
+    shutil.copy(REAL / names[0], tmp_path / "long.png")
+    (tmp_path / "truth.json").write_text(json.dumps(given))
+    script = str(Path(__file__).resolve().parents[1] / "bench" / "scale_bars.py")
+    run = subprocess.run([sys.executable, script, "--real", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 1, run.stdout + run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert json.loads(lines[-1]) == {"right": 2, "flagged": 0, "wrong": 1}, run.stdout
+    assert any(line.startswith("wrong") and "long.png" in line and "'2 um'" in line for line in lines), run.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = subprocess.run([sys.executable, script, "--real", str(empty)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 2 and "has no truth.json" in run.stderr.strip().splitlines()[-1], run.stderr
+    (empty / "truth.json").write_text(json.dumps({"gone.png": given[names[0]]}))
+    run = subprocess.run([sys.executable, script, "--real", str(empty)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 2 and "gone.png: no such file" in run.stderr.strip().splitlines()[-1], run.stderr
 
 
 def test_hitachi_ruler_over_a_row_of_fields() -> None:
