@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tests/heldout_figures.py: figures the project's renderer did not draw
 from psdwatch.pipeline.scale.corpus import LAYOUTS, corpus_frame
 from psdwatch.pipeline.analyse import read_scale_bar
-from psdwatch.pipeline.io.image import load_image
+from psdwatch.pipeline.io.image import UnreadableImage, load_image
 from psdwatch.pipeline.scale.reader import find_scale_bar
 from psdwatch.pipeline.runtime.cpu import describe as describe_cpu
 
@@ -74,33 +74,58 @@ REAL_TOLERANCE = 0.02  # the truth's bar_px is itself read off soft ends at half
 _UNIT_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3, "mm": 1e6, "pm": 1e-3, "Å": 0.1}
 
 
+def real_truth(folder: Path) -> dict[str, dict]:
+    """``folder``'s truth.json, checked whole before any image is read: a non-empty object
+    of file name -> {value, unit, bar_px}, value and bar_px positive numbers, the unit one
+    of _UNIT_NM, every file there.  ValueError with a one-line reason otherwise."""
+    truth_file = folder / "truth.json"
+    if not truth_file.is_file():
+        raise ValueError(f"{folder} has no truth.json (file -> value, unit, bar_px)")
+    try:
+        truth = json.loads(truth_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{truth_file}: not readable JSON ({e})") from None
+    if not isinstance(truth, dict) or not truth:
+        raise ValueError(f"{truth_file}: must be a non-empty object of file name -> value, unit, bar_px")
+    for name, t in truth.items():
+        number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0  # noqa: E731
+        if not isinstance(t, dict) or t.get("unit") not in _UNIT_NM or not number(t.get("value")) \
+                or not number(t.get("bar_px")):
+            raise ValueError(f"{truth_file}: {name}: needs value and bar_px (positive numbers) and unit "
+                             f"(one of {', '.join(_UNIT_NM)})")
+        if not (folder / name).is_file():
+            raise ValueError(f"{truth_file}: {name}: no such file in {folder}")
+    return truth
+
+
 def real_set(folder: Path = REAL_SET, detail: bool = False) -> dict:
     """The real micrographs of ``folder`` (../shared/data/scalebars-real unless named),
-    loaded as psdwatch loads them (RGB and RGBA to grey), against its truth.json (file ->
-    value, unit, bar_px: the format of scalebars-real): right = nm/px within 2 %.
+    loaded as psdwatch loads them (RGB and RGBA to grey), against its truth.json
+    (``real_truth``: file -> value, unit, bar_px, the format of scalebars-real): right =
+    nm/px within 2 %; a file psdwatch cannot read counts as flagged, with its reason.
 
     Any folder of that form is measured alike (``--real DIR``): a lab's own micrographs,
     or real ones kept out of the repo for their licences, are how the reader is judged
     on frames it was not tuned on.  ``detail`` prints each file's reading, its error
     and its doubts, and returns them with the verdicts."""
-    truth_file = folder / "truth.json"
-    if not truth_file.is_file():
+    if not (folder / "truth.json").is_file():
         return {}
     rows, details = {}, {}
-    for name, t in sorted(json.loads(truth_file.read_text()).items()):
-        if t.get("unit") not in _UNIT_NM or not t.get("bar_px") or not t.get("value"):
-            raise ValueError(f"{truth_file}: {name}: needs value, unit (one of {', '.join(_UNIT_NM)}) and bar_px")
-        if not (folder / name).is_file():
-            raise ValueError(f"{truth_file}: {name}: no such file in {folder}")
-        loaded = load_image(folder / name)
-        result = read_scale_bar(loaded.data, loaded.meta.get("databar"), loaded.colour)
+    for name, t in sorted(real_truth(folder).items()):
         npp = t["value"] * _UNIT_NM[t["unit"]] / t["bar_px"]
+        try:
+            loaded = load_image(folder / name)
+        except UnreadableImage as e:
+            result, why = None, f"unreadable: {e}"
+        else:
+            result = read_scale_bar(loaded.data, loaded.meta.get("databar"), loaded.colour)
+            why = "no bar with a label found"
         rows[name] = verdict(result, npp, REAL_TOLERANCE)
         line = f"{rows[name]:8s} {name}"
         if detail:
             details[name] = {"read": result and result.text, "found_by": result and result.found_by,
                              "error_pct": result and round(100 * (result.nm_per_px / npp - 1), 2),
-                             "doubts": list(result.reasons) if result else ["no bar with a label found"]}
+                             "doubts": list(result.reasons) if result else [why]}
             line += f"  {details[name]['read']!r} {details[name]['error_pct']} % {details[name]['doubts'][:3]}"
         print(line, flush=True)
     counts = collections.Counter(rows.values())
@@ -295,15 +320,15 @@ def main() -> int:
     parser.add_argument("--per-layout", type=int, default=30)
     parser.add_argument("--real", type=Path, metavar="DIR",
                         help="only read the real micrographs of DIR against its truth.json "
-                             "(scalebars-real's format), file by file; writes nothing")
+                             "(scalebars-real's format), file by file; writes nothing; exit 1 "
+                             "where a reading is wrong, 2 where the truth is unusable")
     args = parser.parse_args()
     if args.real is not None:
-        if not (args.real / "truth.json").is_file():
-            parser.error(f"{args.real} has no truth.json (file -> value, unit, bar_px)")
         try:
-            counts = real_set(args.real, detail=True)["counts"]
+            real_truth(args.real)  # the whole truth checked before any image is read
         except ValueError as e:
             parser.error(str(e))
+        counts = real_set(args.real, detail=True)["counts"]
         print(json.dumps(counts))
         return 1 if counts["wrong"] else 0
     from benchmarks_page import bench_run

@@ -116,30 +116,45 @@ def test_real_micrographs_never_wrong() -> None:
 def test_the_bench_measures_a_folder_of_real_micrographs_against_its_truth(tmp_path) -> None:
     """``bench/scale_bars.py --real DIR`` reads every file of a folder in scalebars-real's
     form (a lab's own micrographs, or real ones kept out of the repo for their licences)
-    against its truth.json, file by file with its reading and doubts, and exits 1 on a
-    wrong reading: here a truth whose bar is given 10 % long makes a right reading wrong.
-    A folder without truth.json, or a truth naming a file not there, is refused in one line."""
+    against its truth.json, file by file with its reading and doubts, writes nothing, and
+    exits 0 where nothing is read wrong, 1 where something is: a truth whose bar is given
+    10 % long makes a right reading wrong.  A file psdwatch cannot read counts as flagged,
+    with its reason.  A folder without truth.json, or a truth naming a file not there or
+    giving no bar length, is refused in one line (exit 2) before any image is read."""
     names = ["xl30_databar_silica_2um.png", "tem_insitu_npgold_50nm.png"]
     real_truth = truth()
     given = {name: real_truth[name] for name in names}
-    given["long.png"] = {**real_truth[names[0]], "bar_px": round(1.1 * real_truth[names[0]]["bar_px"])}
     for name in names:
         shutil.copy(REAL / name, tmp_path / name)
+    script = Path(__file__).resolve().parents[1] / "bench" / "scale_bars.py"
+    written = sorted(p.stat().st_mtime_ns for p in script.parent.glob("*.json"))
+
+    def bench(folder: Path, truth_of: dict | None) -> subprocess.CompletedProcess:
+        if truth_of is not None:
+            (folder / "truth.json").write_text(json.dumps(truth_of))
+        return subprocess.run([sys.executable, str(script), "--real", str(folder)],
+                              capture_output=True, text=True, timeout=600)
+
+    run = bench(tmp_path, given)
+    assert run.returncode == 0 and json.loads(run.stdout.splitlines()[-1]) == {"right": 2, "flagged": 0, "wrong": 0}, \
+        run.stdout + run.stderr
     shutil.copy(REAL / names[0], tmp_path / "long.png")
-    (tmp_path / "truth.json").write_text(json.dumps(given))
-    script = str(Path(__file__).resolve().parents[1] / "bench" / "scale_bars.py")
-    run = subprocess.run([sys.executable, script, "--real", str(tmp_path)], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 1, run.stdout + run.stderr
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    run = bench(tmp_path, {**given, "long.png": {**given[names[0]], "bar_px": round(1.1 * given[names[0]]["bar_px"])},
+                           "broken.png": given[names[1]]})
     lines = run.stdout.strip().splitlines()
-    assert json.loads(lines[-1]) == {"right": 2, "flagged": 0, "wrong": 1}, run.stdout
-    assert any(line.startswith("wrong") and "long.png" in line and "'2 um'" in line for line in lines), run.stdout
+    assert run.returncode == 1 and json.loads(lines[-1]) == {"right": 2, "flagged": 1, "wrong": 1}, run.stdout + run.stderr
+    assert any(line.startswith("wrong") and "long.png" in line for line in lines), run.stdout
+    assert any(line.startswith("flagged") and "broken.png" in line and "unreadable" in line for line in lines), run.stdout
+    assert sorted(p.stat().st_mtime_ns for p in script.parent.glob("*.json")) == written  # nothing written
     empty = tmp_path / "empty"
     empty.mkdir()
-    run = subprocess.run([sys.executable, script, "--real", str(empty)], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 2 and "has no truth.json" in run.stderr.strip().splitlines()[-1], run.stderr
-    (empty / "truth.json").write_text(json.dumps({"gone.png": given[names[0]]}))
-    run = subprocess.run([sys.executable, script, "--real", str(empty)], capture_output=True, text=True, timeout=600)
-    assert run.returncode == 2 and "gone.png: no such file" in run.stderr.strip().splitlines()[-1], run.stderr
+    for truth_of, reason in ((None, "has no truth.json"), ({"gone.png": given[names[0]]}, "gone.png: no such file"),
+                             ({names[0]: {**given[names[0]], "bar_px": "162"}}, "needs value and bar_px")):
+        if truth_of and names[0] in truth_of:
+            shutil.copy(REAL / names[0], empty / names[0])
+        run = bench(empty, truth_of)
+        assert run.returncode == 2 and reason in run.stderr.strip().splitlines()[-1], run.stderr
 
 
 def test_hitachi_ruler_over_a_row_of_fields() -> None:
