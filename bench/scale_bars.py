@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))  # tests/heldout_figures.py: figures the project's
 from psdwatch.pipeline.scale.corpus import LAYOUTS, corpus_frame
 from psdwatch.pipeline.analyse import read_scale_bar
 from psdwatch.pipeline.io.image import UnreadableImage, load_image
+from psdwatch.pipeline.scale.parse import NM
 from psdwatch.pipeline.scale.reader import find_scale_bar
 from psdwatch.pipeline.runtime.cpu import describe as describe_cpu
 
@@ -71,30 +72,38 @@ def corpus(per_layout: int) -> dict:
 
 REAL_SET = REPO.parent / "shared" / "data" / "scalebars-real"
 REAL_TOLERANCE = 0.02  # the truth's bar_px is itself read off soft ends at half contrast
-_UNIT_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3, "mm": 1e6, "pm": 1e-3, "Å": 0.1}
+_UNIT_NM = {**NM, "um": NM["µm"], "μm": NM["µm"]}  # the reader's units, and the micro sign's other spellings
+
+
+class TruthError(ValueError):
+    """A folder's truth.json that cannot be measured against (real_truth), in one line."""
+
+
+def _positive(v: object) -> bool:
+    """A positive number, not a bool (JSON's true would pass as 1)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
 
 
 def real_truth(folder: Path) -> dict[str, dict]:
     """``folder``'s truth.json, checked whole before any image is read: a non-empty object
     of file name -> {value, unit, bar_px}, value and bar_px positive numbers, the unit one
-    of _UNIT_NM, every file there.  ValueError with a one-line reason otherwise."""
+    of _UNIT_NM, every file there.  TruthError with a one-line reason otherwise."""
     truth_file = folder / "truth.json"
     if not truth_file.is_file():
-        raise ValueError(f"{folder} has no truth.json (file -> value, unit, bar_px)")
+        raise TruthError(f"{folder} has no truth.json (file -> value, unit, bar_px)")
     try:
         truth = json.loads(truth_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{truth_file}: not readable JSON ({e})") from None
+        raise TruthError(f"{truth_file}: not readable JSON ({e})") from None
     if not isinstance(truth, dict) or not truth:
-        raise ValueError(f"{truth_file}: must be a non-empty object of file name -> value, unit, bar_px")
+        raise TruthError(f"{truth_file}: must be a non-empty object of file name -> value, unit, bar_px")
     for name, t in truth.items():
-        number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0  # noqa: E731
-        if not isinstance(t, dict) or t.get("unit") not in _UNIT_NM or not number(t.get("value")) \
-                or not number(t.get("bar_px")):
-            raise ValueError(f"{truth_file}: {name}: needs value and bar_px (positive numbers) and unit "
+        if not isinstance(t, dict) or t.get("unit") not in _UNIT_NM or not _positive(t.get("value")) \
+                or not _positive(t.get("bar_px")):
+            raise TruthError(f"{truth_file}: {name}: needs value and bar_px (positive numbers) and unit "
                              f"(one of {', '.join(_UNIT_NM)})")
         if not (folder / name).is_file():
-            raise ValueError(f"{truth_file}: {name}: no such file in {folder}")
+            raise TruthError(f"{truth_file}: {name}: no such file in {folder}")
     return truth
 
 
@@ -107,10 +116,8 @@ def real_set(folder: Path = REAL_SET, detail: bool = False) -> dict:
     Any folder of that form is measured alike (``--real DIR``): a lab's own micrographs,
     or real ones kept out of the repo for their licences, are how the reader is judged
     on frames it was not tuned on.  ``detail`` prints each file's reading, its error
-    and its doubts, and returns them with the verdicts."""
-    if not (folder / "truth.json").is_file():
-        return {}
-    rows, details = {}, {}
+    and its doubts beside its verdict."""
+    rows = {}
     for name, t in sorted(real_truth(folder).items()):
         npp = t["value"] * _UNIT_NM[t["unit"]] / t["bar_px"]
         try:
@@ -123,14 +130,11 @@ def real_set(folder: Path = REAL_SET, detail: bool = False) -> dict:
         rows[name] = verdict(result, npp, REAL_TOLERANCE)
         line = f"{rows[name]:8s} {name}"
         if detail:
-            details[name] = {"read": result and result.text, "found_by": result and result.found_by,
-                             "error_pct": result and round(100 * (result.nm_per_px / npp - 1), 2),
-                             "doubts": list(result.reasons) if result else [why]}
-            line += f"  {details[name]['read']!r} {details[name]['error_pct']} % {details[name]['doubts'][:3]}"
+            error = result and round(100 * (result.nm_per_px / npp - 1), 2)
+            line += f"  {result and result.text!r} {error} % {(list(result.reasons) if result else [why])[:3]}"
         print(line, flush=True)
     counts = collections.Counter(rows.values())
-    return {"files": rows, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")},
-            **({"details": details} if detail else {})}
+    return {"files": rows, "counts": {k: counts[k] for k in ("right", "flagged", "wrong")}}
 
 
 def resampled_set() -> dict:
@@ -325,10 +329,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.real is not None:
         try:
-            real_truth(args.real)  # the whole truth checked before any image is read
-        except ValueError as e:
+            counts = real_set(args.real, detail=True)["counts"]  # its truth checked whole before any image is read
+        except TruthError as e:
             parser.error(str(e))
-        counts = real_set(args.real, detail=True)["counts"]
         print(json.dumps(counts))
         return 1 if counts["wrong"] else 0
     from benchmarks_page import bench_run
@@ -340,7 +343,8 @@ def main() -> int:
                # the optional `[ocr]` extra changes the held-out and real counts: say whether it ran
                "second_reader": "rapidocr-onnxruntime" if available() else None,
                **corpus(args.per_layout),
-               "real_fei_files": real_files(), "real_set": real_set(), "real_resampled": resampled_set(),
+               "real_fei_files": real_files(),
+               "real_set": real_set() if (REAL_SET / "truth.json").is_file() else {}, "real_resampled": resampled_set(),
                "heldout_figures": heldout_set(), "font_sweep": font_sweep(),
                "noisy_figures": noisy_set(), "decimal_labels": decimal_set(), "coloured_figures": colour_set(),
                "outlined_figures": outlined_set(), "blurred_figures": blurred_set(), "enlarged_figures": enlarged_set(),
